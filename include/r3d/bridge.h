@@ -1,0 +1,163 @@
+/*
+ * bridge.h: the only door to DCMTK. Everything DICOM (networking, parsing,
+ * decoding, writing) that recon3d does goes through the functions declared
+ * here; they are implemented in C++17 under src/bridge/ and no C++ exception
+ * crosses this header. Nothing else in the project includes a DCMTK header.
+ *
+ * Strings are NUL-terminated UTF-8 or ASCII; UIDs are at most 64 characters.
+ * Every function that can fail takes a struct r3d_err first.
+ */
+#ifndef R3D_BRIDGE_H
+#define R3D_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r3d/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BRIDGE_UID_MAX 64   /* DICOM UI values are at most 64 characters */
+#define BRIDGE_AE_MAX 16    /* AE titles are at most 16 characters */
+#define BRIDGE_HOST_MAX 64
+
+/* Once per process, before any thread starts: loads the data dictionary,
+ * registers the decoders, and asks DCMTK to set TCP_NODELAY on every socket
+ * it opens or accepts. */
+bool bridge_init(struct r3d_err *err);
+/* Once at exit, after every thread using the bridge has stopped. */
+void bridge_cleanup(void);
+
+/* ===================================================================== */
+/* Network: the storage SCP (receive thread and association threads)     */
+/* ===================================================================== */
+
+struct bridge_net;   /* a listening DICOM acceptor; main thread only */
+struct bridge_assoc; /* one association; one thread at a time */
+
+struct bridge_assoc_info {
+	char calling_ae[BRIDGE_AE_MAX + 1];
+	char called_ae[BRIDGE_AE_MAX + 1];
+	char peer_host[BRIDGE_HOST_MAX];   /* numeric address of the peer */
+	unsigned proposed_contexts;
+};
+
+enum bridge_reject_reason {
+	BRIDGE_REJECT_CALLING_AE,   /* permanent: calling AE title not recognised */
+	BRIDGE_REJECT_CALLED_AE,    /* permanent: called AE title not recognised */
+	BRIDGE_REJECT_BUSY,         /* transient: local limit exceeded */
+	BRIDGE_REJECT_NO_REASON,    /* permanent: no reason given */
+};
+
+/* Opens a listening socket on bind:port. On success the caller owns *out and
+ * closes it with bridge_net_close(). */
+bool bridge_net_open(struct r3d_err *err, const char *bind, int port, int max_pdu,
+		     struct bridge_net **out);
+void bridge_net_close(struct bridge_net *net);
+
+/* Waits up to timeout_ms for an association request and reads it. Returns 1
+ * with *out and *info set (the caller owns *out and must accept or reject it),
+ * 0 when nothing arrived in time, -1 on error (err set; the acceptor stays
+ * usable). */
+int bridge_net_accept(struct r3d_err *err, struct bridge_net *net, int timeout_ms,
+		      struct bridge_assoc **out, struct bridge_assoc_info *info);
+
+/* Sends A-ASSOCIATE-RJ with the reason, closes and frees the association. */
+void bridge_assoc_reject(struct bridge_assoc *assoc, enum bridge_reject_reason why);
+
+/* Accepts Verification and every storage SOP class, each in the first
+ * transfer syntax the peer proposes that recon3d stores (so that an instance
+ * is kept as the sender has it), and sends A-ASSOCIATE-AC. *accepted is the
+ * number of accepted presentation contexts. On failure the association is
+ * aborted and freed. */
+bool bridge_assoc_accept(struct r3d_err *err, struct bridge_assoc *assoc, unsigned *accepted);
+
+/* What the storage callback is told about one received C-STORE. */
+struct bridge_store_req {
+	char sop_class_uid[BRIDGE_UID_MAX + 1];    /* from the command */
+	char sop_instance_uid[BRIDGE_UID_MAX + 1]; /* from the command */
+	char transfer_syntax[BRIDGE_UID_MAX + 1];  /* of the presentation context */
+	const char *tmp_path;  /* the received file: meta header + dataset as received */
+	uint64_t bytes;        /* size of tmp_path */
+};
+
+/* DIMSE status codes the callback may return. */
+#define BRIDGE_STATUS_SUCCESS 0x0000
+#define BRIDGE_STATUS_OUT_OF_RESOURCES 0xA700
+#define BRIDGE_STATUS_DATASET_MISMATCH 0xA900
+#define BRIDGE_STATUS_CANNOT_UNDERSTAND 0xC000
+#define BRIDGE_STATUS_PROCESSING_FAILURE 0x0110
+
+struct bridge_serve_ops {
+	/* Called once the dataset is in req->tmp_path. Returns the DIMSE status
+	 * to answer with; on success the callee has moved or removed tmp_path,
+	 * otherwise the bridge removes it. */
+	uint16_t (*store)(void *ctx, const struct bridge_store_req *req);
+	/* Polled between messages and while waiting: true ends the association
+	 * (A-ABORT) because the daemon is stopping. */
+	bool (*stopping)(void *ctx);
+	void *ctx;
+};
+
+struct bridge_serve_stats {
+	unsigned echoes;
+	unsigned stores_ok;
+	unsigned stores_failed;
+	bool released;  /* peer released normally (false: aborted or error) */
+};
+
+/* Serves C-ECHO and C-STORE on an accepted association until the peer
+ * releases or aborts it, the link fails, idle_timeout_s passes without a
+ * message, or ops->stopping() says so. Incoming datasets are written to
+ * unique files in tmp_dir. Frees the association. Returns false with err set
+ * only for a link or protocol failure. */
+bool bridge_assoc_serve(struct r3d_err *err, struct bridge_assoc *assoc, const char *tmp_dir,
+			int idle_timeout_s, const struct bridge_serve_ops *ops,
+			struct bridge_serve_stats *stats);
+
+/* ===================================================================== */
+/* Index attributes of a stored instance (association threads)           */
+/* ===================================================================== */
+
+struct bridge_instance_attrs {
+	char study_uid[BRIDGE_UID_MAX + 1];
+	char series_uid[BRIDGE_UID_MAX + 1];
+	char sop_instance_uid[BRIDGE_UID_MAX + 1];
+	char sop_class_uid[BRIDGE_UID_MAX + 1];
+	char transfer_syntax[BRIDGE_UID_MAX + 1];
+	char modality[17];
+	char series_description[65];   /* not patient data; may be empty */
+	long series_number;            /* -1 when absent */
+	long number_of_frames;         /* 1 when absent */
+	long rows, columns;            /* 0 when absent */
+};
+
+/* Reads the attributes the index needs from a DICOM file without loading
+ * its pixel data. Fails with R3D_EINVAL when the file cannot be parsed or a
+ * Study, Series or SOP Instance UID is missing or malformed. */
+bool bridge_read_instance_attrs(struct r3d_err *err, const char *path,
+				struct bridge_instance_attrs *out);
+
+/* True when uid is a syntactically valid DICOM UID (digits and dots, 1..64). */
+bool bridge_uid_valid(const char *uid);
+
+/* ===================================================================== */
+/* Series for the pipeline: slice headers and decoded frames (issue 3)   */
+/* ===================================================================== */
+
+/* (reserved: the volume stage's reading functions go here) */
+
+/* ===================================================================== */
+/* Writing DICOM objects: phantoms and results (issues 3 and 4)          */
+/* ===================================================================== */
+
+/* (reserved: writers go here) */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
