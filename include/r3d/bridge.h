@@ -93,9 +93,14 @@ struct bridge_store_req {
 
 struct bridge_serve_ops {
 	/* Called once the dataset is in req->tmp_path. Returns the DIMSE status
-	 * to answer with; on success the callee has moved or removed tmp_path,
-	 * otherwise the bridge removes it. */
-	uint16_t (*store)(void *ctx, const struct bridge_store_req *req);
+	 * to answer with, and for a failure a short reason in comment (sent to
+	 * the peer as Error Comment, at most 64 characters). On success the
+	 * callee has moved tmp_path away; otherwise the bridge removes it. */
+	uint16_t (*store)(void *ctx, const struct bridge_store_req *req, char *comment,
+			  size_t comment_size);
+	/* Called before a dataset is received: false answers Out of Resources
+	 * (0xA700) without writing anything, e.g. when the disk is nearly full. */
+	bool (*can_store)(void *ctx, char *comment, size_t comment_size);
 	/* Polled between messages and while waiting: true ends the association
 	 * (A-ABORT) because the daemon is stopping. */
 	bool (*stopping)(void *ctx);
@@ -154,7 +159,55 @@ bool bridge_uid_valid(const char *uid);
 /* Writing DICOM objects: phantoms and results (issues 3 and 4)          */
 /* ===================================================================== */
 
-/* (reserved: writers go here) */
+/* Transfer syntaxes the writers produce. JPEG-LS, JPEG lossless and
+ * JPEG 2000 (reversible) are lossless; BRIDGE_TS_J2K_LOSSY is not. */
+enum bridge_ts {
+	BRIDGE_TS_IMPLICIT_LE, /* 1.2.840.10008.1.2 */
+	BRIDGE_TS_EXPLICIT_LE, /* 1.2.840.10008.1.2.1 */
+	BRIDGE_TS_EXPLICIT_BE, /* 1.2.840.10008.1.2.2 (retired, still received) */
+	BRIDGE_TS_DEFLATE,     /* 1.2.840.10008.1.2.1.99 */
+	BRIDGE_TS_RLE,         /* 1.2.840.10008.1.2.5 */
+	BRIDGE_TS_JPEG_LL,     /* 1.2.840.10008.1.2.4.70 JPEG lossless SV1 */
+	BRIDGE_TS_JPEGLS,      /* 1.2.840.10008.1.2.4.80 JPEG-LS lossless */
+	BRIDGE_TS_J2K,         /* 1.2.840.10008.1.2.4.90 JPEG 2000 lossless, via OpenJPEG */
+	BRIDGE_TS_J2K_LOSSY,   /* 1.2.840.10008.1.2.4.91 JPEG 2000 irreversible */
+};
+
+/* Parses a short name: implicit, explicit, big, deflate, rle, jpegll,
+ * jpegls, j2k, j2k-lossy. */
+bool bridge_ts_parse(struct r3d_err *err, const char *name, enum bridge_ts *out);
+const char *bridge_ts_name(enum bridge_ts ts);
+
+/* Writes a fresh UID (DCMTK's root + host/process/time/counter) into out.
+ * Thread-safe. */
+void bridge_uid_generate(char out[BRIDGE_UID_MAX + 1]);
+
+/* One CT Image Storage instance (one slice). Strings may be NULL (written
+ * empty where the attribute is type 2). Pixels: rows*columns 16-bit stored
+ * values, x fastest; reinterpreted as int16 when is_signed. */
+struct bridge_ct_image {
+	const char *patient_name, *patient_id;   /* synthetic only: PHANTOM^ONE */
+	const char *study_uid, *series_uid, *sop_instance_uid, *frame_of_reference_uid;
+	const char *study_date, *study_time;     /* DA YYYYMMDD, TM HHMMSS */
+	const char *study_id, *series_description, *manufacturer;
+	long series_number, instance_number;
+	uint32_t rows, columns;
+	double position[3];       /* Image Position (Patient), LPS mm */
+	double orientation[6];    /* Image Orientation (Patient): row, then column cosines */
+	double pixel_spacing[2];  /* DICOM order: between rows, between columns (mm) */
+	double slice_thickness;   /* mm */
+	double gantry_tilt_deg;   /* Gantry/Detector Tilt */
+	unsigned bits_stored;     /* 12..16 */
+	bool is_signed;           /* Pixel Representation 1 */
+	double rescale_slope, rescale_intercept;
+	const uint16_t *pixels;
+};
+
+/* Writes img as a Part 10 file at path in transfer syntax ts (the file is
+ * written under a temporary name and renamed). Any thread; registers the
+ * encoders it needs on first use. */
+bool bridge_ct_write(struct r3d_err *err, const char *path, const struct bridge_ct_image *img,
+		     enum bridge_ts ts);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,76 @@
+/*
+ * config.h: recon3d's configuration: one INI file, every key in one table
+ * (name, default, bounds, validator, one-line comment) that also generates
+ * the documented sample conf/recon3d.conf. Loaded once by the main thread
+ * before any other thread starts; read-only afterwards.
+ */
+#ifndef R3D_CONFIG_H
+#define R3D_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "r3d/err.h"
+#include "r3d/log.h"
+
+#define CONFIG_AE_MAX 16
+#define CONFIG_HOST_MAX 256
+#define CONFIG_MAX_CALLERS 256
+#define CONFIG_MAX_CALLER_ADDRS 8
+
+/* One allowed calling AE title and the numeric addresses it may come from. */
+struct config_caller {
+	char ae_title[CONFIG_AE_MAX + 1];
+	char host[CONFIG_HOST_MAX];   /* as written, or "*" for any host */
+	int naddrs;
+	char addrs[CONFIG_MAX_CALLER_ADDRS][64];
+};
+
+struct config {
+	/* [dicom] */
+	char ae_title[CONFIG_AE_MAX + 1];
+	char dicom_bind[CONFIG_HOST_MAX];
+	int dicom_port;
+	int max_associations;
+	bool any_caller;
+	int ncallers;
+	struct config_caller callers[CONFIG_MAX_CALLERS];
+	int max_pdu;
+	int idle_timeout_s;
+	int shutdown_grace_s;
+	/* [storage] */
+	char storage_dir[PATH_MAX];
+	char database[PATH_MAX];
+	long min_free_mb;
+	bool fsync;
+	/* [pipeline] */
+	int stable_seconds;
+	int workers;
+	int min_slices;
+	/* [http] */
+	char http_bind[CONFIG_HOST_MAX];
+	int http_port;
+	/* [log] */
+	enum log_level log_level;
+};
+
+/* Fills cfg with the embedded defaults. */
+void config_defaults(struct config *cfg);
+
+/* Loads path on top of the defaults. Fails naming the line, section and key,
+ * and the reason: unknown key, bad value, unreadable file. */
+bool config_load(struct r3d_err *err, const char *path, struct config *cfg);
+
+/* Checks what can only be checked on this machine: the storage folder and
+ * the database folder exist (or can be created) and are readable and
+ * writable. Creates nothing. */
+bool config_check_paths(struct r3d_err *err, const struct config *cfg);
+
+/* Writes the documented sample config (every key, default, comment). */
+void config_write_sample(FILE *out);
+
+/* True when a calling AE title from peer_host may associate. */
+bool config_caller_allowed(const struct config *cfg, const char *calling_ae, const char *peer_host);
+
+#endif

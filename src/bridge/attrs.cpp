@@ -1,0 +1,99 @@
+/*
+ * attrs.cpp: reads the attributes the index needs from a received DICOM file
+ * without loading its pixel data (see r3d/bridge.h). Association threads.
+ */
+#include "r3d/bridge.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcmetinf.h"
+
+/* Values longer than this are left on disk while parsing. */
+#define ATTRS_MAX_READ_LENGTH 256
+
+static void get_str(DcmItem *item, const DcmTagKey &tag, char *dst, size_t size)
+{
+	OFString v;
+
+	dst[0] = '\0';
+	if (item->findAndGetOFString(tag, v).good()) {
+		snprintf(dst, size, "%s", v.c_str());
+		/* trailing spaces/NUL padding are not part of the value */
+		size_t n = strlen(dst);
+		while (n > 0 && (dst[n - 1] == ' ' || dst[n - 1] == '\0'))
+			dst[--n] = '\0';
+	}
+}
+
+static long get_long(DcmItem *item, const DcmTagKey &tag, long fallback)
+{
+	OFString v;
+	long out;
+	char *end = NULL;
+
+	if (item->findAndGetOFString(tag, v).bad() || v.empty())
+		return fallback;
+	out = strtol(v.c_str(), &end, 10);
+	if (end == v.c_str())
+		return fallback;
+	return out;
+}
+
+static long get_us(DcmItem *item, const DcmTagKey &tag)
+{
+	Uint16 v = 0;
+
+	if (item->findAndGetUint16(tag, v).bad())
+		return 0;
+	return (long)v;
+}
+
+extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path,
+					   struct bridge_instance_attrs *out)
+{
+	memset(out, 0, sizeof(*out));
+	try {
+		DcmFileFormat ff;
+		OFCondition cond = ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange,
+					       ATTRS_MAX_READ_LENGTH, ERM_autoDetect);
+		if (cond.bad())
+			return r3d_err_set(err, R3D_EINVAL, "cannot parse dataset: %s", cond.text());
+		DcmDataset *ds = ff.getDataset();
+		DcmMetaInfo *meta = ff.getMetaInfo();
+		get_str(ds, DCM_StudyInstanceUID, out->study_uid, sizeof(out->study_uid));
+		get_str(ds, DCM_SeriesInstanceUID, out->series_uid, sizeof(out->series_uid));
+		get_str(ds, DCM_SOPInstanceUID, out->sop_instance_uid, sizeof(out->sop_instance_uid));
+		get_str(ds, DCM_SOPClassUID, out->sop_class_uid, sizeof(out->sop_class_uid));
+		if (meta != NULL)
+			get_str(meta, DCM_TransferSyntaxUID, out->transfer_syntax,
+				sizeof(out->transfer_syntax));
+		get_str(ds, DCM_Modality, out->modality, sizeof(out->modality));
+		get_str(ds, DCM_SeriesDescription, out->series_description,
+			sizeof(out->series_description));
+		out->series_number = get_long(ds, DCM_SeriesNumber, -1);
+		out->number_of_frames = get_long(ds, DCM_NumberOfFrames, 1);
+		if (out->number_of_frames < 1)
+			out->number_of_frames = 1;
+		out->rows = get_us(ds, DCM_Rows);
+		out->columns = get_us(ds, DCM_Columns);
+	} catch (...) {
+		return r3d_err_set(err, R3D_EINVAL, "cannot parse dataset");
+	}
+	if (out->study_uid[0] == '\0')
+		return r3d_err_set(err, R3D_EINVAL, "Study Instance UID (0020,000D) missing");
+	if (out->series_uid[0] == '\0')
+		return r3d_err_set(err, R3D_EINVAL, "Series Instance UID (0020,000E) missing");
+	if (out->sop_instance_uid[0] == '\0')
+		return r3d_err_set(err, R3D_EINVAL, "SOP Instance UID (0008,0018) missing");
+	if (!bridge_uid_valid(out->study_uid))
+		return r3d_err_set(err, R3D_EINVAL, "Study Instance UID is not a valid UID");
+	if (!bridge_uid_valid(out->series_uid))
+		return r3d_err_set(err, R3D_EINVAL, "Series Instance UID is not a valid UID");
+	if (!bridge_uid_valid(out->sop_instance_uid))
+		return r3d_err_set(err, R3D_EINVAL, "SOP Instance UID is not a valid UID");
+	return true;
+}

@@ -1,0 +1,579 @@
+/*
+ * net.cpp: the storage SCP side of the DICOM bridge (see r3d/bridge.h):
+ * process-wide initialisation, the acceptor, association negotiation and the
+ * C-ECHO / C-STORE loop. Datasets are streamed to disk exactly as received
+ * (bit for bit) with DCMTK's file-stream receiver; nothing here parses them.
+ *
+ * Threads: bridge_init/bridge_cleanup and the acceptor functions run on the
+ * receiver's thread; each association is then served by one association
+ * thread. No exception leaves this file.
+ */
+#include "r3d/bridge.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdict.h"
+#include "dcmtk/dcmdata/dcostrmf.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
+#include "dcmtk/dcmnet/assoc.h"
+#include "dcmtk/dcmnet/dimse.h"
+#include "dcmtk/dcmnet/dul.h"
+#include "dcmtk/oflog/oflog.h"
+
+#define NET_ACSE_TIMEOUT_S 30   /* to read an A-ASSOCIATE-RQ after the connect */
+#define NET_POLL_S 1            /* how often a waiting thread looks at stopping() */
+
+struct bridge_net {
+	T_ASC_Network *net;
+	int listen_fd;
+	int max_pdu;
+};
+
+struct bridge_assoc {
+	T_ASC_Association *assoc;
+};
+
+/* Transfer syntaxes recon3d stores, in no particular order: the peer's
+ * order of preference decides (see bridge_assoc_accept). */
+static const char *const stored_transfer_syntaxes[] = {
+	UID_LittleEndianImplicitTransferSyntax,
+	UID_LittleEndianExplicitTransferSyntax,
+	UID_BigEndianExplicitTransferSyntax,
+	UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+	UID_JPEGProcess1TransferSyntax,
+	UID_JPEGProcess2_4TransferSyntax,
+	UID_JPEGProcess6_8TransferSyntax,
+	UID_JPEGProcess10_12TransferSyntax,
+	UID_JPEGProcess14TransferSyntax,
+	UID_JPEGProcess14SV1TransferSyntax,
+	UID_JPEGLSLosslessTransferSyntax,
+	UID_JPEGLSLossyTransferSyntax,
+	UID_JPEG2000LosslessOnlyTransferSyntax,
+	UID_JPEG2000TransferSyntax,
+	UID_RLELosslessTransferSyntax,
+};
+
+static std::atomic<unsigned long> tmp_counter{0};
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	if (size == 0)
+		return;
+	snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+/* Trims the spaces DICOM pads AE titles with. */
+static void trim(char *s)
+{
+	size_t n = strlen(s);
+	size_t i = 0;
+
+	while (n > 0 && s[n - 1] == ' ')
+		s[--n] = '\0';
+	while (s[i] == ' ')
+		i++;
+	if (i > 0)
+		memmove(s, s + i, n - i + 1);
+}
+
+extern "C" bool bridge_init(struct r3d_err *err)
+{
+	try {
+		/* DCMTK reads TCP_NODELAY for every socket it opens or accepts:
+		 * without it each C-STORE waits ~40 ms on delayed ACKs. */
+		if (setenv("TCP_NODELAY", "1", 1) != 0)
+			return r3d_err_set(err, R3D_EIO, "cannot set TCP_NODELAY: %s", strerror(errno));
+		/* Peers are logged by address; a reverse lookup can stall accept. */
+		dcmDisableGethostbyaddr.set(OFTrue);
+		/* DCMTK's own log would not follow our one-line format; errors
+		 * reach our log through the conditions we return. */
+		OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+		if (!dcmDataDict.isDictionaryLoaded())
+			return r3d_err_set(err, R3D_EIO,
+					   "DICOM data dictionary not loaded (check DCMDICTPATH)");
+		DJDecoderRegistration::registerCodecs();
+		DJLSDecoderRegistration::registerCodecs();
+		DcmRLEDecoderRegistration::registerCodecs();
+	} catch (...) {
+		return r3d_err_set(err, R3D_EIO, "DICOM toolkit initialisation failed");
+	}
+	return true;
+}
+
+extern "C" void bridge_cleanup(void)
+{
+	try {
+		DJDecoderRegistration::cleanup();
+		DJLSDecoderRegistration::cleanup();
+		DcmRLEDecoderRegistration::cleanup();
+	} catch (...) {
+	}
+}
+
+extern "C" bool bridge_uid_valid(const char *uid)
+{
+	size_t n;
+
+	if (uid == NULL)
+		return false;
+	n = strlen(uid);
+	if (n == 0 || n > BRIDGE_UID_MAX || uid[0] == '.' || uid[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (uid[i] == '.') {
+			if (uid[i + 1] == '.')
+				return false;
+		} else if (uid[i] < '0' || uid[i] > '9') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Our own listening socket, so that [dicom] bind is honoured: DCMTK 3.6.7
+ * would listen on every interface. */
+static int listen_socket(struct r3d_err *err, const char *bind_addr, int port)
+{
+	struct addrinfo hints;
+	struct addrinfo *res = NULL;
+	char service[16];
+	int fd = -1;
+	int one = 1;
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(service, sizeof(service), "%d", port);
+	rc = getaddrinfo(bind_addr, service, &hints, &res);
+	if (rc != 0) {
+		r3d_err_set(err, R3D_EINVAL, "cannot resolve bind address '%s': %s", bind_addr,
+			    gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	if (fd < 0) {
+		r3d_err_set(err, R3D_EIO, "socket: %s", strerror(errno));
+		goto out;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+		r3d_err_set(err, R3D_EIO, "cannot listen on %s:%d: %s", bind_addr, port,
+			    strerror(errno));
+		close(fd);
+		fd = -1;
+		goto out;
+	}
+	if (listen(fd, 64) != 0) {
+		r3d_err_set(err, R3D_EIO, "listen on %s:%d: %s", bind_addr, port, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+out:
+	freeaddrinfo(res);
+	return fd;
+}
+
+extern "C" bool bridge_net_open(struct r3d_err *err, const char *bind_addr, int port, int max_pdu,
+				struct bridge_net **out)
+{
+	struct bridge_net *bn = NULL;
+	int fd;
+
+	*out = NULL;
+	fd = listen_socket(err, bind_addr, port);
+	if (fd < 0)
+		return false;
+	try {
+		bn = new (std::nothrow) bridge_net;
+		if (bn == NULL) {
+			close(fd);
+			return r3d_err_set(err, R3D_ENOMEM, "out of memory");
+		}
+		bn->listen_fd = fd;
+		bn->max_pdu = max_pdu;
+		bn->net = NULL;
+		dcmExternalSocketHandle.set(fd);
+		OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, port, NET_ACSE_TIMEOUT_S,
+							 &bn->net);
+		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+		if (cond.bad()) {
+			r3d_err_set(err, R3D_EIO, "DICOM network: %s", cond.text());
+			close(fd);
+			delete bn;
+			return false;
+		}
+	} catch (...) {
+		close(fd);
+		delete bn;
+		return r3d_err_set(err, R3D_EIO, "DICOM network initialisation failed");
+	}
+	*out = bn;
+	return true;
+}
+
+extern "C" void bridge_net_close(struct bridge_net *bn)
+{
+	if (bn == NULL)
+		return;
+	try {
+		ASC_dropNetwork(&bn->net);
+	} catch (...) {
+	}
+	/* DCMTK closes an external listening socket itself in 3.6.7; make sure. */
+	close(bn->listen_fd);
+	delete bn;
+}
+
+static void assoc_free(T_ASC_Association **a)
+{
+	if (*a == NULL)
+		return;
+	try {
+		ASC_dropSCPAssociation(*a);
+		ASC_destroyAssociation(a);
+	} catch (...) {
+	}
+	*a = NULL;
+}
+
+extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int timeout_ms,
+				 struct bridge_assoc **out, struct bridge_assoc_info *info)
+{
+	T_ASC_Association *a = NULL;
+	int timeout_s = (timeout_ms + 999) / 1000;
+
+	*out = NULL;
+	memset(info, 0, sizeof(*info));
+	try {
+		if (!ASC_associationWaiting(bn->net, timeout_s < 1 ? 1 : timeout_s))
+			return 0;
+		OFCondition cond = ASC_receiveAssociation(bn->net, &a, bn->max_pdu, NULL, NULL,
+							  OFFalse, DUL_NOBLOCK, NET_ACSE_TIMEOUT_S);
+		if (cond == DUL_NOASSOCIATIONREQUEST) {
+			assoc_free(&a);
+			return 0;
+		}
+		if (cond.bad()) {
+			r3d_err_set(err, R3D_ENET, "receiving association request: %s", cond.text());
+			assoc_free(&a);
+			return -1;
+		}
+		char calling[64] = "", called[64] = "", addr[BRIDGE_HOST_MAX] = "";
+		ASC_getAPTitles(a->params, calling, sizeof(calling), called, sizeof(called), NULL, 0);
+		ASC_getPresentationAddresses(a->params, addr, sizeof(addr), NULL, 0);
+		trim(calling);
+		trim(called);
+		copy_str(info->calling_ae, sizeof(info->calling_ae), calling);
+		copy_str(info->called_ae, sizeof(info->called_ae), called);
+		copy_str(info->peer_host, sizeof(info->peer_host), addr);
+		info->proposed_contexts = (unsigned)ASC_countPresentationContexts(a->params);
+		struct bridge_assoc *ba = new (std::nothrow) bridge_assoc;
+		if (ba == NULL) {
+			assoc_free(&a);
+			r3d_err_set(err, R3D_ENOMEM, "out of memory");
+			return -1;
+		}
+		ba->assoc = a;
+		*out = ba;
+		return 1;
+	} catch (...) {
+		assoc_free(&a);
+		r3d_err_set(err, R3D_EIO, "unexpected error while accepting an association");
+		return -1;
+	}
+}
+
+extern "C" void bridge_assoc_reject(struct bridge_assoc *ba, enum bridge_reject_reason why)
+{
+	T_ASC_RejectParameters rej;
+
+	switch (why) {
+	case BRIDGE_REJECT_CALLING_AE:
+		rej = {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+		       ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED};
+		break;
+	case BRIDGE_REJECT_CALLED_AE:
+		rej = {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+		       ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED};
+		break;
+	case BRIDGE_REJECT_BUSY:
+		rej = {ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+		       ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
+		break;
+	default:
+		rej = {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER, ASC_REASON_SU_NOREASON};
+		break;
+	}
+	try {
+		ASC_rejectAssociation(ba->assoc, &rej);
+	} catch (...) {
+	}
+	assoc_free(&ba->assoc);
+	delete ba;
+}
+
+static bool is_storage_or_verification(const char *abstract)
+{
+	if (strcmp(abstract, UID_VerificationSOPClass) == 0)
+		return true;
+	for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; i++) {
+		if (strcmp(abstract, dcmAllStorageSOPClassUIDs[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool is_stored_syntax(const char *ts)
+{
+	for (const char *s : stored_transfer_syntaxes) {
+		if (strcmp(ts, s) == 0)
+			return true;
+	}
+	return false;
+}
+
+extern "C" bool bridge_assoc_accept(struct r3d_err *err, struct bridge_assoc *ba, unsigned *accepted)
+{
+	unsigned n_ok = 0;
+
+	*accepted = 0;
+	try {
+		T_ASC_Parameters *params = ba->assoc->params;
+		int n = ASC_countPresentationContexts(params);
+		for (int i = 0; i < n; i++) {
+			T_ASC_PresentationContext pc;
+			if (ASC_getPresentationContext(params, i, &pc).bad())
+				continue;
+			if (!is_storage_or_verification(pc.abstractSyntax)) {
+				ASC_refusePresentationContext(params, pc.presentationContextID,
+							      ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
+				continue;
+			}
+			/* The first syntax the peer proposes that we store: the
+			 * instance is kept as the sender has it. */
+			const char *chosen = NULL;
+			for (int t = 0; t < pc.transferSyntaxCount && chosen == NULL; t++) {
+				if (is_stored_syntax(pc.proposedTransferSyntaxes[t]))
+					chosen = pc.proposedTransferSyntaxes[t];
+			}
+			if (chosen == NULL) {
+				ASC_refusePresentationContext(params, pc.presentationContextID,
+							      ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+				continue;
+			}
+			if (ASC_acceptPresentationContext(params, pc.presentationContextID, chosen)
+				    .good())
+				n_ok++;
+		}
+		OFCondition cond = ASC_acknowledgeAssociation(ba->assoc);
+		if (cond.bad()) {
+			r3d_err_set(err, R3D_ENET, "acknowledging association: %s", cond.text());
+			ASC_abortAssociation(ba->assoc);
+			assoc_free(&ba->assoc);
+			delete ba;
+			return false;
+		}
+	} catch (...) {
+		assoc_free(&ba->assoc);
+		delete ba;
+		return r3d_err_set(err, R3D_EIO, "unexpected error while accepting an association");
+	}
+	*accepted = n_ok;
+	return true;
+}
+
+static uint16_t send_store_response(T_ASC_Association *a, T_ASC_PresentationContextID pres_id,
+				    T_DIMSE_C_StoreRQ *req, uint16_t status, const char *comment,
+				    OFCondition *cond)
+{
+	T_DIMSE_C_StoreRSP rsp;
+	DcmDataset *detail = NULL;
+
+	memset(&rsp, 0, sizeof(rsp));
+	rsp.MessageIDBeingRespondedTo = req->MessageID;
+	rsp.DimseStatus = status;
+	rsp.DataSetType = DIMSE_DATASET_NULL;
+	copy_str(rsp.AffectedSOPClassUID, sizeof(rsp.AffectedSOPClassUID), req->AffectedSOPClassUID);
+	copy_str(rsp.AffectedSOPInstanceUID, sizeof(rsp.AffectedSOPInstanceUID),
+		 req->AffectedSOPInstanceUID);
+	rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
+	if (status != BRIDGE_STATUS_SUCCESS && comment != NULL && comment[0] != '\0') {
+		detail = new (std::nothrow) DcmDataset;
+		if (detail != NULL) {
+			char c[65];
+			copy_str(c, sizeof(c), comment);
+			detail->putAndInsertString(DCM_ErrorComment, c);
+		}
+	}
+	*cond = DIMSE_sendStoreResponse(a, pres_id, req, &rsp, detail);
+	delete detail;
+	return status;
+}
+
+/* Receives one C-STORE dataset into a fresh temporary file and answers it. */
+static OFCondition serve_store(T_ASC_Association *a, T_ASC_PresentationContextID pres_id,
+			       T_DIMSE_C_StoreRQ *req, const char *tmp_dir,
+			       const struct bridge_serve_ops *ops, struct bridge_serve_stats *stats)
+{
+	char tmp_path[4096];
+	char comment[128] = "";
+	struct bridge_store_req sreq;
+	DcmOutputFileStream *fs = NULL;
+	T_ASC_PresentationContextID data_pres_id = 0;
+	uint16_t status;
+	OFCondition cond;
+	struct stat st;
+
+	memset(&sreq, 0, sizeof(sreq));
+	if (ops->can_store != NULL && !ops->can_store(ops->ctx, comment, sizeof(comment))) {
+		DIC_UL bytes = 0, pdvs = 0;
+		cond = DIMSE_ignoreDataSet(a, DIMSE_BLOCKING, 0, &bytes, &pdvs);
+		if (cond.bad())
+			return cond;
+		stats->stores_failed++;
+		send_store_response(a, pres_id, req, BRIDGE_STATUS_OUT_OF_RESOURCES, comment, &cond);
+		return cond;
+	}
+	snprintf(tmp_path, sizeof(tmp_path), "%s/rcv-%ld-%lu.part", tmp_dir, (long)getpid(),
+		 tmp_counter.fetch_add(1));
+	cond = DIMSE_createFilestream(OFFilename(tmp_path), req, a, pres_id, OFTrue, &fs);
+	if (cond.bad()) {
+		DIC_UL bytes = 0, pdvs = 0;
+		OFCondition c2 = DIMSE_ignoreDataSet(a, DIMSE_BLOCKING, 0, &bytes, &pdvs);
+		if (c2.bad())
+			return c2;
+		stats->stores_failed++;
+		send_store_response(a, pres_id, req, BRIDGE_STATUS_OUT_OF_RESOURCES,
+				    "cannot create file", &cond);
+		return cond;
+	}
+	cond = DIMSE_receiveDataSetInFile(a, DIMSE_BLOCKING, 0, &data_pres_id, fs, NULL, NULL);
+	bool write_ok = fs->good();
+	delete fs;
+	if (cond.bad()) {
+		unlink(tmp_path);
+		return cond;   /* the link is gone or out of step: end the association */
+	}
+	if (!write_ok || stat(tmp_path, &st) != 0) {
+		unlink(tmp_path);
+		stats->stores_failed++;
+		send_store_response(a, pres_id, req, BRIDGE_STATUS_OUT_OF_RESOURCES,
+				    "cannot write file", &cond);
+		return cond;
+	}
+	copy_str(sreq.sop_class_uid, sizeof(sreq.sop_class_uid), req->AffectedSOPClassUID);
+	copy_str(sreq.sop_instance_uid, sizeof(sreq.sop_instance_uid), req->AffectedSOPInstanceUID);
+	T_ASC_PresentationContext pc;
+	if (ASC_findAcceptedPresentationContext(a->params, pres_id, &pc).good())
+		copy_str(sreq.transfer_syntax, sizeof(sreq.transfer_syntax), pc.acceptedTransferSyntax);
+	sreq.tmp_path = tmp_path;
+	sreq.bytes = (uint64_t)st.st_size;
+	status = ops->store(ops->ctx, &sreq, comment, sizeof(comment));
+	if (status == BRIDGE_STATUS_SUCCESS) {
+		stats->stores_ok++;
+	} else {
+		unlink(tmp_path);
+		stats->stores_failed++;
+	}
+	send_store_response(a, pres_id, req, status, comment, &cond);
+	return cond;
+}
+
+extern "C" bool bridge_assoc_serve(struct r3d_err *err, struct bridge_assoc *ba, const char *tmp_dir,
+				   int idle_timeout_s, const struct bridge_serve_ops *ops,
+				   struct bridge_serve_stats *stats)
+{
+	bool ok = true;
+	int idle_s = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	try {
+		T_ASC_Association *a = ba->assoc;
+		for (;;) {
+			if (ops->stopping != NULL && ops->stopping(ops->ctx)) {
+				ASC_abortAssociation(a);
+				r3d_err_set(err, R3D_ESTOP, "aborted: the node is stopping");
+				ok = false;
+				break;
+			}
+			T_ASC_PresentationContextID pres_id = 0;
+			T_DIMSE_Message msg;
+			memset(&msg, 0, sizeof(msg));
+			OFCondition cond = DIMSE_receiveCommand(a, DIMSE_NONBLOCKING, NET_POLL_S,
+								&pres_id, &msg, NULL);
+			if (cond == DIMSE_NODATAAVAILABLE) {
+				idle_s += NET_POLL_S;
+				if (idle_timeout_s > 0 && idle_s >= idle_timeout_s) {
+					ASC_abortAssociation(a);
+					r3d_err_set(err, R3D_ENET, "aborted after %d s without a message",
+						    idle_s);
+					ok = false;
+					break;
+				}
+				continue;
+			}
+			idle_s = 0;
+			if (cond == DUL_PEERREQUESTEDRELEASE) {
+				ASC_acknowledgeRelease(a);
+				stats->released = true;
+				break;
+			}
+			if (cond == DUL_PEERABORTEDASSOCIATION) {
+				r3d_err_set(err, R3D_ENET, "peer aborted the association");
+				ok = false;
+				break;
+			}
+			if (cond.bad()) {
+				r3d_err_set(err, R3D_ENET, "receiving command: %s", cond.text());
+				ASC_abortAssociation(a);
+				ok = false;
+				break;
+			}
+			if (msg.CommandField == DIMSE_C_ECHO_RQ) {
+				cond = DIMSE_sendEchoResponse(a, pres_id, &msg.msg.CEchoRQ,
+							      STATUS_Success, NULL);
+				stats->echoes++;
+			} else if (msg.CommandField == DIMSE_C_STORE_RQ) {
+				cond = serve_store(a, pres_id, &msg.msg.CStoreRQ, tmp_dir, ops, stats);
+			} else {
+				r3d_err_set(err, R3D_EINVAL,
+					    "unsupported DIMSE command 0x%04x: association aborted",
+					    (unsigned)msg.CommandField);
+				ASC_abortAssociation(a);
+				ok = false;
+				break;
+			}
+			if (cond.bad()) {
+				r3d_err_set(err, R3D_ENET, "%s", cond.text());
+				ASC_abortAssociation(a);
+				ok = false;
+				break;
+			}
+		}
+	} catch (...) {
+		r3d_err_set(err, R3D_EIO, "unexpected error while serving an association");
+		ok = false;
+	}
+	assoc_free(&ba->assoc);
+	delete ba;
+	return ok;
+}

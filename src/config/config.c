@@ -1,0 +1,483 @@
+/*
+ * config.c: the configuration key table, the INI loader (inih) and the
+ * sample-config generator (see r3d/config.h). Main thread, before any other
+ * thread starts; config_caller_allowed() is read-only and any thread may call it.
+ */
+#include "r3d/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <netdb.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "r3d/util.h"
+
+/* ------------------------------------------------------------------ */
+/* The key table                                                       */
+/* ------------------------------------------------------------------ */
+
+enum key_type { KEY_STR, KEY_INT, KEY_LONG, KEY_BOOL, KEY_SPECIAL };
+
+struct config_key;
+typedef bool (*key_setter)(struct r3d_err *err, const struct config_key *key, const char *value,
+			   struct config *cfg, bool append);
+
+struct config_key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	const char *def;      /* default, as it would be written in the file */
+	long min, max;        /* bounds for numbers */
+	size_t offset;        /* where the value lives in struct config */
+	size_t size;          /* for strings: the buffer size */
+	key_setter special;   /* for KEY_SPECIAL, or an extra validator */
+	const char *comment;  /* one line for the sample config */
+};
+
+static bool set_ae_title(struct r3d_err *err, const struct config_key *key, const char *value,
+			 struct config *cfg, bool append);
+static bool set_callers(struct r3d_err *err, const struct config_key *key, const char *value,
+			struct config *cfg, bool append);
+static bool set_log_level(struct r3d_err *err, const struct config_key *key, const char *value,
+			  struct config *cfg, bool append);
+static bool check_nonempty(struct r3d_err *err, const struct config_key *key, const char *value,
+			   struct config *cfg, bool append);
+
+#define STR_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define NUM_FIELD(f) offsetof(struct config, f), 0
+
+static const struct config_key config_keys[] = {
+	{"dicom", "ae_title", KEY_SPECIAL, "RECON3D", 0, 0, STR_FIELD(ae_title), set_ae_title,
+	 "AE title recon3d answers to; associations called with another title are rejected"},
+	{"dicom", "bind", KEY_STR, "0.0.0.0", 0, 0, STR_FIELD(dicom_bind), check_nonempty,
+	 "address the DICOM listener binds to (0.0.0.0: every IPv4 interface)"},
+	{"dicom", "port", KEY_INT, "11112", 1, 65535, NUM_FIELD(dicom_port), NULL,
+	 "TCP port of the DICOM listener"},
+	{"dicom", "max_associations", KEY_INT, "16", 1, 1000, NUM_FIELD(max_associations), NULL,
+	 "associations served at once; one more is rejected (transient, local limit exceeded)"},
+	{"dicom", "allowed_callers", KEY_SPECIAL, "any", 0, 0, NUM_FIELD(any_caller), set_callers,
+	 "'any', or calling AE titles as AETITLE@host (host: address, name or *), space separated"},
+	{"dicom", "max_pdu", KEY_INT, "131072", 4096, 131072, NUM_FIELD(max_pdu), NULL,
+	 "largest PDU recon3d receives, in bytes"},
+	{"dicom", "idle_timeout_s", KEY_INT, "60", 0, 86400, NUM_FIELD(idle_timeout_s), NULL,
+	 "an association silent this long is aborted (0: never)"},
+	{"dicom", "shutdown_grace_s", KEY_INT, "10", 0, 600, NUM_FIELD(shutdown_grace_s), NULL,
+	 "on SIGTERM, open associations may finish for this long before they are aborted"},
+	{"storage", "dir", KEY_STR, "var/instances", 0, 0, STR_FIELD(storage_dir), check_nonempty,
+	 "folder for received instances (relative paths start at the working directory)"},
+	{"storage", "database", KEY_STR, "var/recon3d.db", 0, 0, STR_FIELD(database), check_nonempty,
+	 "SQLite index file (WAL mode)"},
+	{"storage", "min_free_mb", KEY_LONG, "512", 0, 1048576, NUM_FIELD(min_free_mb), NULL,
+	 "below this much free space in dir, C-STORE is answered Out of Resources (0xA700)"},
+	{"storage", "fsync", KEY_BOOL, "false", 0, 0, NUM_FIELD(fsync), NULL,
+	 "true: flush each instance to the disk before answering success (survives power loss; slower)"},
+	{"pipeline", "stable_seconds", KEY_INT, "20", 1, 86400, NUM_FIELD(stable_seconds), NULL,
+	 "a study that received nothing for this long is complete and its series become jobs"},
+	{"pipeline", "workers", KEY_INT, "2", 1, 64, NUM_FIELD(workers), NULL,
+	 "reconstruction jobs run at once"},
+	{"pipeline", "min_slices", KEY_INT, "20", 1, 4096, NUM_FIELD(min_slices), NULL,
+	 "a single-frame CT series needs at least this many images to become a job"},
+	{"http", "bind", KEY_STR, "127.0.0.1", 0, 0, STR_FIELD(http_bind), check_nonempty,
+	 "address of the status endpoint (/healthz, /status, /metrics)"},
+	{"http", "port", KEY_INT, "8480", 0, 65535, NUM_FIELD(http_port), NULL,
+	 "TCP port of the status endpoint (0: no status endpoint)"},
+	{"log", "level", KEY_SPECIAL, "info", 0, 0, NUM_FIELD(log_level), set_log_level,
+	 "debug, info, warn or error; patient data is never logged at info or above"},
+};
+
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/* ------------------------------------------------------------------ */
+/* Setters and validators                                              */
+/* ------------------------------------------------------------------ */
+
+static bool ae_title_valid(const char *s)
+{
+	size_t n = strlen(s);
+	bool nonspace = false;
+
+	if (n == 0 || n > CONFIG_AE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c > 0x7e || c == '\\')
+			return false;
+		if (c != ' ')
+			nonspace = true;
+	}
+	return nonspace;
+}
+
+static bool set_ae_title(struct r3d_err *err, const struct config_key *key, const char *value,
+			 struct config *cfg, bool append)
+{
+	(void)append;
+	if (!ae_title_valid(value))
+		return r3d_err_set(err, R3D_EINVAL,
+				   "'%s' is not an AE title (1 to 16 printable characters, no backslash)",
+				   value);
+	snprintf((char *)cfg + key->offset, key->size, "%s", value);
+	return true;
+}
+
+static bool check_nonempty(struct r3d_err *err, const struct config_key *key, const char *value,
+			   struct config *cfg, bool append)
+{
+	(void)key;
+	(void)cfg;
+	(void)append;
+	if (value[0] == '\0')
+		return r3d_err_set(err, R3D_EINVAL, "must not be empty");
+	return true;
+}
+
+static bool set_log_level(struct r3d_err *err, const struct config_key *key, const char *value,
+			  struct config *cfg, bool append)
+{
+	(void)key;
+	(void)append;
+	if (!log_level_parse(value, &cfg->log_level))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not one of debug, info, warn, error",
+				   value);
+	return true;
+}
+
+/* Resolves host to numeric addresses, so that matching an association is a
+ * string comparison with no lookup on the accept path. */
+static bool caller_resolve(struct r3d_err *err, struct config_caller *c)
+{
+	struct addrinfo hints;
+	struct addrinfo *res = NULL;
+	int rc;
+
+	c->naddrs = 0;
+	if (strcmp(c->host, "*") == 0)
+		return true;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(c->host, NULL, &hints, &res);
+	if (rc != 0)
+		return r3d_err_set(err, R3D_EINVAL, "cannot resolve host '%s': %s", c->host,
+				   gai_strerror(rc));
+	for (struct addrinfo *ai = res; ai != NULL && c->naddrs < CONFIG_MAX_CALLER_ADDRS;
+	     ai = ai->ai_next) {
+		char buf[64];
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, buf, sizeof(buf), NULL, 0,
+				NI_NUMERICHOST) != 0)
+			continue;
+		bool dup = false;
+		for (int i = 0; i < c->naddrs; i++)
+			dup = dup || strcmp(c->addrs[i], buf) == 0;
+		if (!dup)
+			snprintf(c->addrs[c->naddrs++], sizeof(c->addrs[0]), "%s", buf);
+	}
+	freeaddrinfo(res);
+	return true;
+}
+
+static bool set_callers(struct r3d_err *err, const struct config_key *key, const char *value,
+			struct config *cfg, bool append)
+{
+	char buf[4096];
+	char *save = NULL;
+
+	(void)key;
+	if (!append) {
+		cfg->any_caller = false;
+		cfg->ncallers = 0;
+	}
+	if (strlen(value) >= sizeof(buf))
+		return r3d_err_set(err, R3D_EINVAL, "list too long; continue it on indented lines");
+	snprintf(buf, sizeof(buf), "%s", value);
+	for (char *tok = strtok_r(buf, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		if (strcasecmp(tok, "any") == 0) {
+			cfg->any_caller = true;
+			continue;
+		}
+		char *at = strrchr(tok, '@');
+		if (at == NULL || at == tok || at[1] == '\0')
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not AETITLE@host", tok);
+		*at = '\0';
+		if (!ae_title_valid(tok))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an AE title", tok);
+		if (cfg->ncallers >= CONFIG_MAX_CALLERS)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d callers", CONFIG_MAX_CALLERS);
+		struct config_caller *c = &cfg->callers[cfg->ncallers];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->ae_title, sizeof(c->ae_title), "%s", tok);
+		snprintf(c->host, sizeof(c->host), "%s", at + 1);
+		if (!caller_resolve(err, c))
+			return false;
+		cfg->ncallers++;
+	}
+	if (!cfg->any_caller && cfg->ncallers == 0)
+		return r3d_err_set(err, R3D_EINVAL, "empty list: write 'any' or AETITLE@host entries");
+	return true;
+}
+
+static bool key_set(struct r3d_err *err, const struct config_key *key, const char *value,
+		    struct config *cfg, bool append)
+{
+	char *base = (char *)cfg;
+	long v = 0;
+	bool b = false;
+
+	switch (key->type) {
+	case KEY_STR:
+		if (key->special != NULL && !key->special(err, key, value, cfg, append))
+			return false;
+		if (strlen(value) >= key->size)
+			return r3d_err_set(err, R3D_EINVAL, "value longer than %zu characters",
+					   key->size - 1);
+		snprintf(base + key->offset, key->size, "%s", value);
+		return true;
+	case KEY_INT:
+		if (!parse_long(err, value, key->min, key->max, &v))
+			return false;
+		*(int *)(void *)(base + key->offset) = (int)v;
+		return true;
+	case KEY_LONG:
+		if (!parse_long(err, value, key->min, key->max, &v))
+			return false;
+		*(long *)(void *)(base + key->offset) = v;
+		return true;
+	case KEY_BOOL:
+		if (!parse_bool(err, value, &b))
+			return false;
+		*(bool *)(void *)(base + key->offset) = b;
+		return true;
+	case KEY_SPECIAL:
+		return key->special(err, key, value, cfg, append);
+	}
+	return r3d_err_set(err, R3D_EINVAL, "internal: bad key type");
+}
+
+static const struct config_key *key_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		if (strcmp(config_keys[i].section, section) == 0 &&
+		    strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+static bool section_known(const char *section)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		if (strcmp(config_keys[i].section, section) == 0)
+			return true;
+	}
+	return false;
+}
+
+void config_defaults(struct config *cfg)
+{
+	struct r3d_err err;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		/* Defaults are compile-time constants checked by the unit test. */
+		if (!key_set(&err, &config_keys[i], config_keys[i].def, cfg, false))
+			log_error("config", "internal: default of [%s] %s: %s", config_keys[i].section,
+				  config_keys[i].name, err.msg);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading                                                             */
+/* ------------------------------------------------------------------ */
+
+struct load_ctx {
+	struct config *cfg;
+	struct r3d_err *err;
+	bool failed;
+	char last_section[64];
+	char last_name[64];
+	int line;
+};
+
+static int load_handler(void *user, const char *section, const char *name, const char *value
+#if INI_HANDLER_LINENO
+			, int lineno
+#endif
+)
+{
+	struct load_ctx *ctx = user;
+	const struct config_key *key;
+	bool append;
+
+#if INI_HANDLER_LINENO
+	ctx->line = lineno;
+#endif
+	if (ctx->failed)
+		return 0;
+	key = key_find(section, name);
+	if (key == NULL) {
+		ctx->failed = true;
+		if (section[0] == '\0')
+			r3d_err_set(ctx->err, R3D_EINVAL, "key '%s' is outside any [section]", name);
+		else if (!section_known(section))
+			r3d_err_set(ctx->err, R3D_EINVAL, "[%s] %s: unknown section [%s]", section, name,
+				    section);
+		else
+			r3d_err_set(ctx->err, R3D_EINVAL, "[%s] %s: unknown key", section, name);
+		return 0;
+	}
+	/* inih hands an indented continuation line over as the same key again. */
+	append = strcmp(ctx->last_section, section) == 0 && strcmp(ctx->last_name, name) == 0;
+	snprintf(ctx->last_section, sizeof(ctx->last_section), "%s", section);
+	snprintf(ctx->last_name, sizeof(ctx->last_name), "%s", name);
+	if (!key_set(ctx->err, key, value, ctx->cfg, append)) {
+		ctx->failed = true;
+		r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+		return 0;
+	}
+	return 1;
+}
+
+bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
+{
+	struct load_ctx ctx;
+	FILE *f;
+	int rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = cfg;
+	ctx.err = err;
+	f = fopen(path, "r");
+	if (f == NULL)
+		return r3d_err_set(err, R3D_EIO, "cannot read config file '%s': %s", path,
+				   strerror(errno));
+	rc = ini_parse_file(f, load_handler, &ctx);
+	fclose(f);
+	if (ctx.failed)
+		return r3d_err_prefix(err, "%s:%d", path, rc);
+	if (rc != 0)
+		return r3d_err_set(err, R3D_EINVAL, "%s:%d: syntax error (expected [section] or key = value)",
+				   path, rc);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Checks that need the machine                                        */
+/* ------------------------------------------------------------------ */
+
+/* A folder we will write to must be a readable, writable directory, or not
+ * exist yet under a parent we can write to. */
+static bool check_dir(struct r3d_err *err, const char *what, const char *dir)
+{
+	struct stat st;
+	char parent[PATH_MAX];
+
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return r3d_err_set(err, R3D_EINVAL, "%s: '%s' is not a directory", what, dir);
+		if (access(dir, R_OK | W_OK | X_OK) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "%s: '%s' is not readable and writable: %s",
+					   what, dir, strerror(errno));
+		return true;
+	}
+	if (errno != ENOENT)
+		return r3d_err_set(err, R3D_EINVAL, "%s: cannot access '%s': %s", what, dir,
+				   strerror(errno));
+	/* Walk up to the first existing ancestor: it must let us create the rest. */
+	snprintf(parent, sizeof(parent), "%s", dir);
+	for (;;) {
+		char *slash = strrchr(parent, '/');
+		if (slash == NULL) {
+			snprintf(parent, sizeof(parent), ".");
+		} else if (slash == parent) {
+			parent[1] = '\0';
+		} else {
+			*slash = '\0';
+		}
+		if (stat(parent, &st) == 0)
+			break;
+		if (errno != ENOENT || strcmp(parent, ".") == 0 || strcmp(parent, "/") == 0)
+			return r3d_err_set(err, R3D_EINVAL, "%s: cannot access '%s': %s", what, parent,
+					   strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return r3d_err_set(err, R3D_EINVAL, "%s: '%s' is not a directory", what, parent);
+	if (access(parent, W_OK | X_OK) != 0)
+		return r3d_err_set(err, R3D_EINVAL, "%s: cannot create '%s' in '%s': %s", what, dir,
+				   parent, strerror(errno));
+	return true;
+}
+
+bool config_check_paths(struct r3d_err *err, const struct config *cfg)
+{
+	char dbdir[PATH_MAX];
+	char *slash;
+
+	if (!check_dir(err, "[storage] dir", cfg->storage_dir))
+		return false;
+	snprintf(dbdir, sizeof(dbdir), "%s", cfg->database);
+	slash = strrchr(dbdir, '/');
+	if (slash == NULL)
+		snprintf(dbdir, sizeof(dbdir), ".");
+	else if (slash == dbdir)
+		dbdir[1] = '\0';
+	else
+		*slash = '\0';
+	if (!check_dir(err, "[storage] database", dbdir))
+		return false;
+	struct stat st;
+	if (stat(cfg->database, &st) == 0 &&
+	    (!S_ISREG(st.st_mode) || access(cfg->database, R_OK | W_OK) != 0))
+		return r3d_err_set(err, R3D_EINVAL, "[storage] database: '%s' is not a readable, writable file",
+				   cfg->database);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sample config and caller policy                                     */
+/* ------------------------------------------------------------------ */
+
+void config_write_sample(FILE *out)
+{
+	const char *section = "";
+
+	fprintf(out, "# recon3d configuration: every key, its default and what it does.\n"
+		     "# Generated by `recon3d --print-default-config`; check a file with\n"
+		     "# `recon3d -c FILE --check-config`. Relative paths start at the working\n"
+		     "# directory. A list may go on over indented lines.\n");
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		if (strcmp(section, k->section) != 0) {
+			section = k->section;
+			fprintf(out, "\n[%s]\n", section);
+		}
+		fprintf(out, "# %s", k->comment);
+		if (k->type == KEY_INT || k->type == KEY_LONG)
+			fprintf(out, " (%ld to %ld)", k->min, k->max);
+		fprintf(out, "\n%s = %s\n", k->name, k->def);
+	}
+}
+
+bool config_caller_allowed(const struct config *cfg, const char *calling_ae, const char *peer_host)
+{
+	if (cfg->any_caller)
+		return true;
+	for (int i = 0; i < cfg->ncallers; i++) {
+		const struct config_caller *c = &cfg->callers[i];
+		if (strcmp(c->ae_title, calling_ae) != 0)
+			continue;
+		if (strcmp(c->host, "*") == 0)
+			return true;
+		for (int j = 0; j < c->naddrs; j++) {
+			if (strcmp(c->addrs[j], peer_host) == 0)
+				return true;
+		}
+	}
+	return false;
+}
