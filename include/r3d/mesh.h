@@ -1,0 +1,164 @@
+/*
+ * mesh.h: the mesh stage of recon3d: a scalar volume in, watertight surface
+ * models out. It knows nothing of DICOM, SQLite or the network: it takes a
+ * plain volume and returns a plain struct mesh.
+ *
+ * Pipeline, one function per step, one step per file under src/mesh/:
+ *
+ *   mesh_isosurface()        isosurface.c  volume -> mesh, voxel-index frame
+ *   mesh_transform()         transform.c   voxel index -> patient LPS mm
+ *   mesh_smooth()            smooth.c      Taubin lambda/mu, volume preserving
+ *   mesh_weld()              decimate.c    merge vertices with equal positions
+ *   mesh_remove_degenerate() decimate.c    drop triangles with repeated vertices
+ *   mesh_decimate()          decimate.c    meshoptimizer, to a triangle budget
+ *   mesh_check()             meshcheck.c   closed, 2-manifold, Euler, volume...
+ *   mesh_stl_write()         stl.c         one structure, binary STL
+ *   mesh_obj_write()         obj.c         several structures, OBJ + MTL
+ *
+ * Memory order: volumes are x fastest, then y, then z:
+ * value(x, y, z) = data[x + nx * (y + ny * z)].
+ * Coordinate frames: mesh_isosurface() returns vertices in voxel-index
+ * coordinates (the centre of voxel (i, j, k) is the point (i, j, k));
+ * mesh_transform() maps them to patient LPS millimetres with the series'
+ * 4x4 voxel-to-LPS affine. Every other step works in whatever frame the
+ * mesh is in; mesh_check() reports volume in that frame's units cubed.
+ *
+ * Orientation: triangles are counter-clockwise seen from outside, so the
+ * right-hand normal points out of the region "value > iso", and the signed
+ * volume of a closed surface is positive.
+ *
+ * Threads: every function may be called from any thread; a struct mesh is
+ * used by one thread at a time. mesh_isosurface() starts its own worker
+ * threads (pthreads) and joins them before it returns.
+ */
+#ifndef R3D_MESH_H
+#define R3D_MESH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r3d/err.h"
+
+/* Input bounds. */
+#define MESH_MAX_DIM 4096          /* voxels along any axis */
+#define MESH_MAX_THREADS 64        /* worker threads of mesh_isosurface() */
+#define MESH_MAX_VERTICES 0x7fffffffu /* indices are uint32 */
+#define MESH_MAX_SMOOTH_ITER 1000
+#define MESH_NAME_MAX 64           /* structure names in STL/OBJ, with the NUL */
+#define MESH_MAX_PARTS 64          /* structures in one OBJ file */
+
+/* A triangle mesh. xyz holds 3 floats per vertex, tri 3 vertex indices per
+ * triangle. The two buffers are owned by the mesh (see mesh_destroy()). */
+struct mesh {
+	float *xyz;
+	uint32_t *tri;
+	size_t nvert;
+	size_t ntri;
+	size_t xyz_bytes; /* allocation sizes; internal */
+	size_t tri_bytes;
+};
+
+enum mesh_scalar {
+	MESH_SCALAR_U8,  /* masks: 0 or 1, iso 0.5 */
+	MESH_SCALAR_I16, /* HU volumes: iso a half-integer such as 299.5 */
+};
+
+/* A scalar volume, x fastest (see above). The mesh stage only reads it. */
+struct mesh_volume {
+	const void *data;
+	enum mesh_scalar type;
+	size_t nx, ny, nz;
+};
+
+/* Creates an empty mesh with room for nvert vertices and ntri triangles
+ * (both set as the counts; contents zeroed). The caller owns the result
+ * and frees it with mesh_destroy(). */
+struct mesh *mesh_create(struct r3d_err *err, size_t nvert, size_t ntri);
+void mesh_destroy(struct mesh *m);
+
+/* Extracts the surface { value = iso } of the region { value > iso } by
+ * marching cubes, organised Flying-Edges style (bit-packed x rows, one pass
+ * to count, one to write), threaded over z slabs with nthreads threads
+ * (1..MESH_MAX_THREADS).
+ * - Watertight by construction: the volume is padded by one voxel of
+ *   "outside" on every side, so a region touching the border still closes;
+ *   a vertex between a border voxel and the padding lies half a voxel out.
+ * - Each crossed voxel edge gets exactly one vertex, shared by every triangle
+ *   that uses it. Face ambiguities are resolved by separating the corners
+ *   above iso (the same choice as VTK's table), identically in both cubes
+ *   that share a face, so the surface is closed and 2-manifold.
+ * - Vertices are in voxel-index coordinates; memory order x fastest.
+ * On success the caller owns *out and frees it with mesh_destroy(). */
+bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double iso,
+		     int nthreads, struct mesh **out);
+
+/* Maps every vertex p to A * (p, 1), where A is a row-major 4x4 affine
+ * (last row 0 0 0 1), normally voxel index -> patient LPS millimetres; it
+ * may be sheared (gantry tilt). When the 3x3 part has a negative determinant
+ * the winding of every triangle is reversed so that normals stay outward.
+ * Fails on a singular or non-finite matrix. */
+bool mesh_transform(struct r3d_err *err, struct mesh *m, const double affine[16]);
+
+struct mesh_smooth_params {
+	int iterations; /* lambda/mu pairs, 0..MESH_MAX_SMOOTH_ITER */
+	double lambda;  /* shrink step, e.g. 0.5 */
+	double mu;      /* inflate step, negative, |mu| > lambda, e.g. -0.53 */
+};
+/* Sensible defaults for a marching-cubes surface (10 pairs, 0.5, -0.53). */
+void mesh_smooth_defaults(struct mesh_smooth_params *p);
+/* Taubin lambda/mu smoothing with uniform (umbrella) weights: a low-pass
+ * filter that removes the voxel staircase while keeping the enclosed
+ * volume nearly unchanged. Topology is unchanged. */
+bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_params *p);
+
+/* Merges vertices with bit-identical positions and drops unreferenced
+ * vertices; triangle indices are remapped. */
+bool mesh_weld(struct r3d_err *err, struct mesh *m);
+/* Removes triangles that use one vertex twice; returns how many. */
+size_t mesh_remove_degenerate(struct mesh *m);
+/* Welds, then simplifies with meshoptimizer's meshopt_simplify to at most
+ * target_tri triangles where it can without exceeding max_error (relative
+ * to the mesh extent, e.g. 0.01), then drops degenerate triangles and
+ * unused vertices. A mesh already within budget is only welded. */
+bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error);
+
+struct mesh_stats {
+	size_t nvert;             /* vertices used by at least one triangle */
+	size_t ntri;
+	size_t nedge;             /* undirected edges */
+	size_t boundary_edges;    /* edges in one triangle */
+	size_t nonmanifold_edges; /* edges in three or more triangles */
+	size_t misoriented_edges; /* edges used twice in the same direction */
+	size_t degenerate_tri;    /* triangles that use one vertex twice */
+	bool closed;              /* no boundary edge */
+	bool manifold;            /* every edge in exactly two triangles, oriented */
+	long euler;               /* V - E + F: 2 for a sphere, 0 for a torus */
+	double volume;            /* signed enclosed volume, frame units cubed */
+	double volume_ml;         /* volume / 1000, when the frame is millimetres */
+	double area;              /* frame units squared (mm2 in LPS) */
+	double centroid[3];       /* centroid of the enclosed solid */
+};
+/* Fills *st. Fails only on bad input (an index out of range) or no memory. */
+bool mesh_check(struct r3d_err *err, const struct mesh *m, struct mesh_stats *st);
+
+/* Writes one structure as binary STL (little-endian, facet normals from the
+ * winding), atomically: a temporary file in the same folder, then rename.
+ * name goes in the 80-byte header. */
+bool mesh_stl_write(struct r3d_err *err, const char *path, const struct mesh *m,
+		    const char *name);
+
+/* One named, coloured structure of an OBJ file. name: 1..MESH_NAME_MAX-1
+ * characters from [A-Za-z0-9_.-]; rgb in [0, 1]. */
+struct mesh_obj_part {
+	const char *name;
+	const struct mesh *mesh;
+	float rgb[3];
+};
+/* Writes every part into obj_path as its own object with its own material,
+ * and the materials into mtl_path (referenced from the OBJ by its base
+ * name, so keep both in one folder). Both files are written atomically. */
+bool mesh_obj_write(struct r3d_err *err, const char *obj_path, const char *mtl_path,
+		    const struct mesh_obj_part *parts, size_t nparts);
+
+#endif

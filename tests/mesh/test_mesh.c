@@ -1,0 +1,496 @@
+/*
+ * test_mesh.c: unit tests of the mesh stage against analytic truth:
+ * spheres, ellipsoids and a torus rasterised in memory, their enclosed
+ * volume, topology (closed, 2-manifold, Euler characteristic), orientation
+ * and centroid, before and after the voxel-to-LPS transform, smoothing and
+ * decimation; the STL and OBJ writers read back. Single-threaded test
+ * driver (the isosurface starts its own threads).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "r3d/mesh.h"
+#include "r3d/test.h"
+
+#define PI 3.14159265358979323846
+#define SUPERSAMPLE 6 /* per axis, for partial-volume voxels */
+
+/* An analytic solid in voxel-index coordinates: inside(p) < 0. */
+struct solid {
+	int kind; /* 0 ellipsoid (c, r[3]), 1 torus about z (c, R = r[0], tube r[1]) */
+	double c[3];
+	double r[3];
+};
+
+static double solid_f(const struct solid *s, double x, double y, double z)
+{
+	double dx = x - s->c[0], dy = y - s->c[1], dz = z - s->c[2];
+
+	if (s->kind == 0)
+		return dx * dx / (s->r[0] * s->r[0]) + dy * dy / (s->r[1] * s->r[1]) +
+		       dz * dz / (s->r[2] * s->r[2]) - 1.0;
+	double q = sqrt(dx * dx + dy * dy) - s->r[0];
+	return (q * q + dz * dz) / (s->r[1] * s->r[1]) - 1.0;
+}
+
+static double solid_volume(const struct solid *s)
+{
+	if (s->kind == 0)
+		return 4.0 / 3.0 * PI * s->r[0] * s->r[1] * s->r[2];
+	return 2.0 * PI * PI * s->r[0] * s->r[1] * s->r[1];
+}
+
+/* Fraction of voxel (x, y, z) inside the solid, by supersampling where the
+ * voxel may straddle the surface. */
+static double solid_fraction(const struct solid *s, int x, int y, int z)
+{
+	double f = solid_f(s, x, y, z);
+	int in = 0;
+
+	/* Far from the surface for the sizes used here (radii >= 7). */
+	if (fabs(f) > 0.35)
+		return f < 0 ? 1.0 : 0.0;
+	for (int a = 0; a < SUPERSAMPLE; a++)
+		for (int b = 0; b < SUPERSAMPLE; b++)
+			for (int c = 0; c < SUPERSAMPLE; c++) {
+				double px = x - 0.5 + (a + 0.5) / SUPERSAMPLE;
+				double py = y - 0.5 + (b + 0.5) / SUPERSAMPLE;
+				double pz = z - 0.5 + (c + 0.5) / SUPERSAMPLE;
+				in += solid_f(s, px, py, pz) < 0.0;
+			}
+	return (double)in / (SUPERSAMPLE * SUPERSAMPLE * SUPERSAMPLE);
+}
+
+/* int16 volume: 0 outside, 1000 inside, partial volume in between. */
+static int16_t *raster_i16(const struct solid *s, size_t nx, size_t ny, size_t nz)
+{
+	int16_t *v = malloc(nx * ny * nz * sizeof(*v));
+
+	for (size_t z = 0; z < nz; z++)
+		for (size_t y = 0; y < ny; y++)
+			for (size_t x = 0; x < nx; x++)
+				v[x + nx * (y + ny * z)] =
+					(int16_t)lround(1000.0 * solid_fraction(s, (int)x, (int)y, (int)z));
+	return v;
+}
+
+/* uint8 mask: 1 where the voxel centre is inside. */
+static uint8_t *raster_u8(const struct solid *s, size_t nx, size_t ny, size_t nz)
+{
+	uint8_t *v = malloc(nx * ny * nz);
+
+	for (size_t z = 0; z < nz; z++)
+		for (size_t y = 0; y < ny; y++)
+			for (size_t x = 0; x < nx; x++)
+				v[x + nx * (y + ny * z)] = solid_f(s, x, y, z) < 0.0;
+	return v;
+}
+
+static struct mesh *iso(const void *data, enum mesh_scalar type, size_t nx, size_t ny, size_t nz,
+			double isoval, int threads)
+{
+	struct r3d_err err = {0};
+	struct mesh_volume vol = {data, type, nx, ny, nz};
+	struct mesh *m = NULL;
+
+	if (!mesh_isosurface(&err, &vol, isoval, threads, &m)) {
+		fprintf(stderr, "isosurface: %s\n", err.msg);
+		return NULL;
+	}
+	return m;
+}
+
+static struct mesh_stats stats(const struct mesh *m)
+{
+	struct r3d_err err = {0};
+	struct mesh_stats st;
+
+	if (!mesh_check(&err, m, &st)) {
+		fprintf(stderr, "check: %s\n", err.msg);
+		memset(&st, 0, sizeof(st));
+	}
+	return st;
+}
+
+static bool closed_manifold(const struct mesh_stats *st)
+{
+	if (!st->closed || !st->manifold)
+		fprintf(stderr, "  boundary %zu nonmanifold %zu misoriented %zu degenerate %zu\n",
+			st->boundary_edges, st->nonmanifold_edges, st->misoriented_edges,
+			st->degenerate_tri);
+	return st->closed && st->manifold;
+}
+
+/* One voxel: an octahedron with vertices half a voxel out. */
+static void test_single_voxel(void)
+{
+	uint8_t one = 1;
+	struct mesh *m = iso(&one, MESH_SCALAR_U8, 1, 1, 1, 0.5, 1);
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		return;
+	struct mesh_stats st = stats(m);
+	CHECK(m->nvert == 6);
+	CHECK(m->ntri == 8);
+	CHECK(closed_manifold(&st));
+	CHECK(st.euler == 2);
+	CHECK_NEAR(st.volume, 4.0 / 3.0 * 0.125, 1e-6);
+	CHECK_NEAR(st.centroid[0], 0.0, 1e-6);
+	mesh_destroy(m);
+}
+
+/* A mask filling its whole box still closes thanks to the padding. */
+static void test_full_box(void)
+{
+	size_t nx = 70, ny = 5, nz = 4;
+	uint8_t *v = malloc(nx * ny * nz);
+	memset(v, 1, nx * ny * nz);
+	struct mesh *m = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 2);
+
+	CHECK(m != NULL);
+	if (m != NULL) {
+		struct mesh_stats st = stats(m);
+		CHECK(closed_manifold(&st));
+		CHECK(st.euler == 2);
+		CHECK(st.volume > 0.0);
+		/* Box [-0.5, n-0.5] with its 12 edges and 8 corners chamfered. */
+		CHECK(st.volume < (double)(nx * ny * nz));
+		CHECK(st.volume > (double)(nx * ny * nz) * 0.9);
+		CHECK_NEAR(st.centroid[0], (nx - 1) / 2.0, 1e-3);
+		CHECK_NEAR(st.centroid[1], (ny - 1) / 2.0, 1e-3);
+		CHECK_NEAR(st.centroid[2], (nz - 1) / 2.0, 1e-3);
+	}
+	mesh_destroy(m);
+	free(v);
+}
+
+/* Sphere from a binary mask: topology, orientation, determinism across
+ * thread counts; its volume is close to the voxel count. */
+static void test_sphere_mask(void)
+{
+	struct solid s = {0, {40.3, 38.7, 37.2}, {30, 30, 30}};
+	size_t nx = 81, ny = 78, nz = 76;
+	uint8_t *v = raster_u8(&s, nx, ny, nz);
+	struct mesh *m1 = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 1);
+	struct mesh *m3 = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 3);
+
+	CHECK(m1 != NULL && m3 != NULL);
+	if (m1 != NULL && m3 != NULL) {
+		struct mesh_stats st = stats(m1);
+		CHECK(closed_manifold(&st));
+		CHECK(st.euler == 2);
+		CHECK(st.volume > 0.0);
+		printf("sphere mask r=30: volume %.1f analytic %.1f (%.2f %%)\n", st.volume,
+		       solid_volume(&s), 100.0 * (st.volume / solid_volume(&s) - 1.0));
+		CHECK(fabs(st.volume / solid_volume(&s) - 1.0) < 0.01);
+		CHECK(fabs(st.area / (4 * PI * 900.0) - 1.0) < 0.1);
+		for (int d = 0; d < 3; d++)
+			CHECK_NEAR(st.centroid[d], s.c[d], 0.1);
+		CHECK(m1->nvert == m3->nvert && m1->ntri == m3->ntri);
+		if (m1->nvert == m3->nvert && m1->ntri == m3->ntri) {
+			CHECK(memcmp(m1->xyz, m3->xyz, 12 * m1->nvert) == 0);
+			CHECK(memcmp(m1->tri, m3->tri, 12 * m1->ntri) == 0);
+		}
+	}
+	mesh_destroy(m1);
+	mesh_destroy(m3);
+	free(v);
+}
+
+/* Partial-volume int16 ellipsoid: volume within 1 %, then the transform to
+ * LPS with an oblique rotation, anisotropic spacing and a shear (gantry
+ * tilt) and a mirror: centroid within 0.5 mm, volume scaled by |det|. */
+static void test_ellipsoid_transform(void)
+{
+	struct solid s = {0, {35.4, 30.2, 26.9}, {27, 21, 16}};
+	size_t nx = 71, ny = 61, nz = 54;
+	int16_t *v = raster_i16(&s, nx, ny, nz);
+	double ca = cos(0.5), sa = sin(0.5), cb = cos(0.3), sb = sin(0.3);
+	/* Rotation about z by 0.5 rad, then about x by 0.3 rad; spacing 0.7,
+	 * 0.8, 1.25 mm; shear of z into y (tilt 15 degrees); translation. */
+	double rz[3][3] = {{ca, -sa, 0}, {sa, ca, 0}, {0, 0, 1}};
+	double rx[3][3] = {{1, 0, 0}, {0, cb, -sb}, {0, sb, cb}};
+	double sp[3] = {0.7, 0.8, 1.25}, tilt = tan(15.0 * PI / 180.0);
+	double sh[3][3] = {{sp[0], 0, 0}, {0, sp[1], tilt * sp[2]}, {0, 0, sp[2]}};
+	double r[3][3], a3[3][3];
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++) {
+			r[i][j] = 0;
+			for (int k = 0; k < 3; k++)
+				r[i][j] += rx[i][k] * rz[k][j];
+		}
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++) {
+			a3[i][j] = 0;
+			for (int k = 0; k < 3; k++)
+				a3[i][j] += r[i][k] * sh[k][j];
+		}
+	double det = a3[0][0] * (a3[1][1] * a3[2][2] - a3[1][2] * a3[2][1]) -
+		     a3[0][1] * (a3[1][0] * a3[2][2] - a3[1][2] * a3[2][0]) +
+		     a3[0][2] * (a3[1][0] * a3[2][1] - a3[1][1] * a3[2][0]);
+	double t[3] = {-120.5, 84.25, -310.0};
+
+	for (int mirror = 0; mirror < 2; mirror++) {
+		struct mesh *m = iso(v, MESH_SCALAR_I16, nx, ny, nz, 499.5, 2);
+		double A[16] = {0};
+		struct r3d_err err = {0};
+
+		CHECK(m != NULL);
+		if (m == NULL)
+			continue;
+		struct mesh_stats st = stats(m);
+		CHECK(closed_manifold(&st));
+		CHECK(st.euler == 2);
+		printf("ellipsoid i16: volume %.1f analytic %.1f (%.3f %%)\n", st.volume,
+		       solid_volume(&s), 100.0 * (st.volume / solid_volume(&s) - 1.0));
+		CHECK(fabs(st.volume / solid_volume(&s) - 1.0) < 0.01);
+		for (int d = 0; d < 3; d++)
+			CHECK_NEAR(st.centroid[d], s.c[d], 0.05);
+
+		for (int i = 0; i < 3; i++) {
+			for (int j = 0; j < 3; j++)
+				A[4 * i + j] = a3[i][j] * (mirror && j == 0 ? -1.0 : 1.0);
+			A[4 * i + 3] = t[i];
+		}
+		A[15] = 1.0;
+		CHECK(mesh_transform(&err, m, A));
+		struct mesh_stats sl = stats(m);
+		double truth[3];
+		for (int i = 0; i < 3; i++)
+			truth[i] = A[4 * i] * s.c[0] + A[4 * i + 1] * s.c[1] + A[4 * i + 2] * s.c[2] +
+				   A[4 * i + 3];
+		CHECK(closed_manifold(&sl));
+		CHECK(sl.volume > 0.0);
+		printf("ellipsoid LPS (mirror %d): %.3f mL, analytic %.3f mL; centroid off by"
+		       " %.3f %.3f %.3f mm\n", mirror, sl.volume_ml,
+		       solid_volume(&s) * fabs(det) / 1000.0, sl.centroid[0] - truth[0],
+		       sl.centroid[1] - truth[1], sl.centroid[2] - truth[2]);
+		CHECK(fabs(sl.volume / (solid_volume(&s) * fabs(det)) - 1.0) < 0.01);
+		for (int d = 0; d < 3; d++)
+			CHECK_NEAR(sl.centroid[d], truth[d], 0.5);
+		mesh_destroy(m);
+	}
+	free(v);
+}
+
+/* Torus: genus 1, Euler characteristic 0. */
+static void test_torus(void)
+{
+	struct solid s = {1, {30.5, 29.5, 12.3}, {18, 7, 0}};
+	size_t nx = 62, ny = 60, nz = 26;
+	int16_t *v = raster_i16(&s, nx, ny, nz);
+	struct mesh *m = iso(v, MESH_SCALAR_I16, nx, ny, nz, 499.5, 2);
+
+	CHECK(m != NULL);
+	if (m != NULL) {
+		struct mesh_stats st = stats(m);
+		CHECK(closed_manifold(&st));
+		CHECK(st.euler == 0);
+		CHECK(fabs(st.volume / solid_volume(&s) - 1.0) < 0.01);
+	}
+	mesh_destroy(m);
+	free(v);
+}
+
+/* Smoothing keeps the volume within 1 %; decimation to 10 % keeps the
+ * surface closed, manifold, and its volume within 1 %. */
+static void test_smooth_decimate(void)
+{
+	struct solid s = {0, {40.3, 38.7, 37.2}, {32, 28, 25}};
+	size_t nx = 81, ny = 78, nz = 76;
+	uint8_t *v = raster_u8(&s, nx, ny, nz);
+	struct mesh *m = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 2);
+	struct mesh_smooth_params sp;
+	struct r3d_err err = {0};
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		goto out;
+	struct mesh_stats s0 = stats(m);
+	mesh_smooth_defaults(&sp);
+	CHECK(mesh_smooth(&err, m, &sp));
+	struct mesh_stats s1 = stats(m);
+	printf("smooth: volume %.1f -> %.1f (analytic %.1f)\n", s0.volume, s1.volume,
+	       solid_volume(&s));
+	CHECK(closed_manifold(&s1));
+	CHECK(fabs(s1.volume / s0.volume - 1.0) < 0.01);
+	CHECK(fabs(s1.volume / solid_volume(&s) - 1.0) < 0.01);
+	CHECK(s1.area < s0.area); /* the staircase is gone */
+
+	size_t target = m->ntri / 10;
+	CHECK(mesh_decimate(&err, m, target, 0.01f));
+	struct mesh_stats s2 = stats(m);
+	printf("decimate: %zu -> %zu triangles (target %zu), volume %.1f\n", s1.ntri, s2.ntri,
+	       target, s2.volume);
+	CHECK(s2.ntri <= target + target / 20);
+	CHECK(s2.ntri > target / 2);
+	CHECK(closed_manifold(&s2));
+	CHECK(s2.euler == 2);
+	CHECK(s2.nvert == m->nvert); /* no unused vertex left */
+	CHECK(fabs(s2.volume / s1.volume - 1.0) < 0.01);
+
+	/* Bad parameters are refused. */
+	sp.mu = 0.2;
+	CHECK(!mesh_smooth(&err, m, &sp) && err.code == R3D_EINVAL);
+	CHECK(!mesh_decimate(&err, m, 0, 0.01f) && err.code == R3D_EINVAL);
+out:
+	mesh_destroy(m);
+	free(v);
+}
+
+/* A noisy field with many ambiguous faces still gives a closed 2-manifold. */
+static void test_noise(void)
+{
+	size_t nx = 67, ny = 40, nz = 33;
+	int16_t *v = malloc(nx * ny * nz * sizeof(*v));
+	uint32_t seed = 12345;
+
+	for (size_t i = 0; i < nx * ny * nz; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		v[i] = (int16_t)((int)(seed >> 16) % 2000 - 1000);
+	}
+	for (int threads = 1; threads <= 2; threads++) {
+		struct mesh *m = iso(v, MESH_SCALAR_I16, nx, ny, nz, 0.5, threads);
+		CHECK(m != NULL);
+		if (m != NULL) {
+			struct mesh_stats st = stats(m);
+			CHECK(closed_manifold(&st));
+			CHECK(st.volume > 0.0);
+		}
+		mesh_destroy(m);
+	}
+	free(v);
+}
+
+/* Refusals: a clear EINVAL, no crash. */
+static void test_refusals(void)
+{
+	struct r3d_err err = {0};
+	uint8_t one = 1;
+	struct mesh_volume vol = {&one, MESH_SCALAR_U8, 1, 1, 1};
+	struct mesh *m = NULL;
+	double sing[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+	CHECK(!mesh_isosurface(&err, &vol, 0.5, 0, &m) && err.code == R3D_EINVAL && m == NULL);
+	CHECK(!mesh_isosurface(&err, &vol, 300.0, 1, &m) && err.code == R3D_EINVAL);
+	CHECK(!mesh_isosurface(&err, &vol, NAN, 1, &m) && err.code == R3D_EINVAL);
+	vol.nx = 0;
+	CHECK(!mesh_isosurface(&err, &vol, 0.5, 1, &m) && err.code == R3D_EINVAL);
+	vol.nx = MESH_MAX_DIM + 1;
+	CHECK(!mesh_isosurface(&err, &vol, 0.5, 1, &m) && err.code == R3D_EINVAL);
+	vol.nx = 1;
+	one = 0;
+	CHECK(mesh_isosurface(&err, &vol, 0.5, 1, &m));
+	CHECK(m != NULL && m->ntri == 0 && m->nvert == 0);
+	if (m != NULL)
+		CHECK(!mesh_transform(&err, m, sing) && err.code == R3D_EINVAL);
+	mesh_destroy(m);
+}
+
+static long file_size(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	if (f == NULL)
+		return -1;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fclose(f);
+	return n;
+}
+
+static void test_writers(void)
+{
+	struct solid s = {0, {10.2, 9.7, 8.9}, {6, 5, 4}};
+	size_t nx = 21, ny = 20, nz = 18;
+	uint8_t *v = raster_u8(&s, nx, ny, nz);
+	struct mesh *a = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 1);
+	struct mesh *b = iso(v, MESH_SCALAR_U8, 3, 3, 3, 0.5, 1);
+	struct r3d_err err = {0};
+	char dir[] = "/tmp/r3d_mesh_test_XXXXXX", stl[64], obj[64], mtl[64], line[256];
+
+	CHECK(a != NULL && b != NULL && mkdtemp(dir) != NULL);
+	if (a == NULL || b == NULL)
+		goto out;
+	snprintf(stl, sizeof(stl), "%s/a.stl", dir);
+	snprintf(obj, sizeof(obj), "%s/model.obj", dir);
+	snprintf(mtl, sizeof(mtl), "%s/model.mtl", dir);
+
+	CHECK(mesh_stl_write(&err, stl, a, "bone"));
+	CHECK(file_size(stl) == 84 + 50 * (long)a->ntri);
+	FILE *f = fopen(stl, "rb");
+	unsigned char head[84 + 50];
+	CHECK(f != NULL && fread(head, 1, sizeof(head), f) == sizeof(head));
+	if (f != NULL)
+		fclose(f);
+	CHECK(memcmp(head, "solid", 5) != 0);
+	CHECK((head[80] | head[81] << 8 | head[82] << 16 | (uint32_t)head[83] << 24) == a->ntri);
+	float first[12];
+	memcpy(first, head + 84, sizeof(first)); /* little-endian host */
+	for (int d = 0; d < 3; d++)
+		CHECK(first[3 + d] == a->xyz[3 * (size_t)a->tri[0] + d]);
+	CHECK(!mesh_stl_write(&err, stl, a, "bad name") && err.code == R3D_EINVAL);
+
+	struct mesh_obj_part parts[2] = {
+		{"bone", a, {0.9f, 0.85f, 0.7f}},
+		{"skin", b, {0.8f, 0.6f, 0.5f}},
+	};
+	CHECK(mesh_obj_write(&err, obj, mtl, parts, 2));
+	f = fopen(obj, "r");
+	size_t nv = 0, nf = 0, no = 0, maxidx = 0;
+	bool mtllib = false;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		unsigned long i0, i1, i2;
+		nv += line[0] == 'v' && line[1] == ' ';
+		no += line[0] == 'o' && line[1] == ' ';
+		mtllib = mtllib || strcmp(line, "mtllib model.mtl\n") == 0;
+		if (sscanf(line, "f %lu %lu %lu", &i0, &i1, &i2) == 3) {
+			nf++;
+			maxidx = i0 > maxidx ? i0 : maxidx;
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+	CHECK(mtllib);
+	CHECK(no == 2);
+	CHECK(nv == a->nvert + b->nvert);
+	CHECK(nf == a->ntri + b->ntri);
+	CHECK(maxidx <= nv);
+	f = fopen(mtl, "r");
+	int nmtl = 0;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		nmtl += strncmp(line, "newmtl ", 7) == 0;
+	if (f != NULL)
+		fclose(f);
+	CHECK(nmtl == 2);
+	parts[1].name = "bone";
+	CHECK(!mesh_obj_write(&err, obj, mtl, parts, 2) && err.code == R3D_EINVAL);
+	unlink(stl);
+	unlink(obj);
+	unlink(mtl);
+	rmdir(dir);
+out:
+	mesh_destroy(a);
+	mesh_destroy(b);
+	free(v);
+}
+
+int main(void)
+{
+	test_single_voxel();
+	test_full_box();
+	test_sphere_mask();
+	test_ellipsoid_transform();
+	test_torus();
+	test_smooth_decimate();
+	test_noise();
+	test_refusals();
+	test_writers();
+	return test_summary();
+}
