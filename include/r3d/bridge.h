@@ -114,6 +114,9 @@ struct bridge_serve_stats {
 	bool released;  /* peer released normally (false: aborted or error) */
 };
 
+/* Sends A-ABORT, closes and frees an accepted association. */
+void bridge_assoc_abort(struct bridge_assoc *assoc);
+
 /* Serves C-ECHO and C-STORE on an accepted association until the peer
  * releases or aborts it, the link fails, idle_timeout_s passes without a
  * message, or ops->stopping() says so. Incoming datasets are written to
@@ -153,7 +156,58 @@ bool bridge_uid_valid(const char *uid);
 /* Series for the pipeline: slice headers and decoded frames (issue 3)   */
 /* ===================================================================== */
 
-/* (reserved: the volume stage's reading functions go here) */
+#define BRIDGE_SCAN_MAX_FILES 200000  /* files looked at under one folder */
+#define BRIDGE_SCAN_MAX_DEPTH 16       /* folder nesting followed */
+
+struct volume_slice;  /* r3d/volume.h: the plain slice record the volume stage takes */
+
+/* One series found by bridge_scan_dir(). */
+struct bridge_series_info {
+	char series_uid[BRIDGE_UID_MAX + 1];
+	char study_uid[BRIDGE_UID_MAX + 1];
+	char frame_of_reference_uid[BRIDGE_UID_MAX + 1];  /* empty when absent */
+	char sop_class_uid[BRIDGE_UID_MAX + 1];           /* of its first instance */
+	char modality[17];
+	char series_description[65];
+	long series_number;   /* -1 when absent */
+	size_t instances;     /* files */
+	size_t frames;        /* sum of Number of Frames (1 when absent) */
+};
+
+struct bridge_scan;    /* the series under a folder; read-only once made */
+struct bridge_series;  /* the decoded frames of one series */
+
+/* Scans dir and its subfolders (symbolic links are not followed) for DICOM
+ * files and groups them by Series Instance UID; files that are not DICOM or
+ * have no Series Instance UID are counted as skipped. Series are listed
+ * largest (most frames) first. Pixel data is not read. On success the caller
+ * owns *out and frees it with bridge_scan_free(). Any thread. */
+bool bridge_scan_dir(struct r3d_err *err, const char *dir, struct bridge_scan **out);
+size_t bridge_scan_count(const struct bridge_scan *scan);
+const struct bridge_series_info *bridge_scan_series(const struct bridge_scan *scan, size_t i);
+size_t bridge_scan_skipped(const struct bridge_scan *scan);
+void bridge_scan_free(struct bridge_scan *scan);
+
+/* Reads every instance of series i of scan and decodes every frame, one
+ * struct volume_slice per frame (Enhanced CT frames take their geometry and
+ * rescale from the per-frame, then shared, functional groups). Decodes
+ * uncompressed LE/BE, deflate, RLE, JPEG (baseline, extended, lossless, SV1,
+ * spectral, progressive), JPEG-LS through DCMTK and JPEG 2000 through
+ * OpenJPEG. A frame that cannot be decoded fails the whole call with the file
+ * and the reason. On success the caller owns *out and frees it with
+ * bridge_series_free(). Any thread. */
+bool bridge_series_load(struct r3d_err *err, const struct bridge_scan *scan, size_t i,
+			struct bridge_series **out);
+/* Same, for the frames of one file. */
+bool bridge_file_load(struct r3d_err *err, const char *path, struct bridge_series **out);
+
+/* The decoded slices (file order, then frame order); pixels and labels stay
+ * valid until bridge_series_free(). */
+const struct volume_slice *bridge_series_slices(const struct bridge_series *s, size_t *count);
+/* SOP Instance UID and transfer syntax UID of the instance slice i came from. */
+const char *bridge_series_sop_uid(const struct bridge_series *s, size_t i);
+const char *bridge_series_transfer_syntax(const struct bridge_series *s, size_t i);
+void bridge_series_free(struct bridge_series *s);
 
 /* ===================================================================== */
 /* Writing DICOM objects: phantoms and results (issues 3 and 4)          */

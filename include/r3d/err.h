@@ -11,6 +11,10 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum r3d_code {
 	R3D_OK = 0,
 	R3D_EINVAL,   /* invalid input: retrying the same input cannot help */
@@ -46,5 +50,9 @@ bool r3d_err_retryable(const struct r3d_err *err);
 
 /* Short stable name of a code ("invalid", "nospace", ...), for logs and rows. */
 const char *r3d_code_name(int code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

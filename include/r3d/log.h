@@ -11,6 +11,10 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Parses "debug", "info", "warn" or "error". */
@@ -27,5 +31,9 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 #define log_info(mod, ...) log_msg(LOG_INFO, mod, __VA_ARGS__)
 #define log_warn(mod, ...) log_msg(LOG_WARN, mod, __VA_ARGS__)
 #define log_error(mod, ...) log_msg(LOG_ERROR, mod, __VA_ARGS__)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

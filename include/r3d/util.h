@@ -12,6 +12,10 @@
 
 #include "r3d/err.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* *out = a * b; false on overflow. */
 bool size_mul(size_t a, size_t b, size_t *out);
 /* *out = a * b * c; false on overflow. */
@@ -36,5 +40,9 @@ void bigbuf_free(void *p, size_t size);
 
 /* Creates a directory and its parents (mode 0750); true if it exists at the end. */
 bool mkdir_p(struct r3d_err *err, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -20,6 +20,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -96,8 +98,9 @@ static void trim(char *s)
 extern "C" bool bridge_init(struct r3d_err *err)
 {
 	try {
-		/* DCMTK reads TCP_NODELAY for every socket it opens or accepts:
-		 * without it each C-STORE waits ~40 ms on delayed ACKs. */
+		/* DCMTK reads TCP_NODELAY for every socket it opens or is handed
+		 * (we also set it on each accepted socket ourselves): without it
+		 * each C-STORE waits ~40 ms on delayed ACKs. */
 		if (setenv("TCP_NODELAY", "1", 1) != 0)
 			return r3d_err_set(err, R3D_EIO, "cannot set TCP_NODELAY: %s", strerror(errno));
 		/* Peers are logged by address; a reverse lookup can stall accept. */
@@ -148,7 +151,8 @@ extern "C" bool bridge_uid_valid(const char *uid)
 }
 
 /* Our own listening socket, so that [dicom] bind is honoured: DCMTK 3.6.7
- * would listen on every interface. */
+ * would listen on every interface. We accept() on it ourselves and hand each
+ * connection to DCMTK through dcmExternalSocketHandle (its inetd mode). */
 static int listen_socket(struct r3d_err *err, const char *bind_addr, int port)
 {
 	struct addrinfo hints;
@@ -159,7 +163,8 @@ static int listen_socket(struct r3d_err *err, const char *bind_addr, int port)
 	int rc;
 
 	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
+	/* DCMTK 3.6.7 formats peer addresses as IPv4 only. */
+	hints.ai_family = AF_INET;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	snprintf(service, sizeof(service), "%d", port);
@@ -211,6 +216,7 @@ extern "C" bool bridge_net_open(struct r3d_err *err, const char *bind_addr, int 
 		bn->listen_fd = fd;
 		bn->max_pdu = max_pdu;
 		bn->net = NULL;
+		/* With an external socket set, DCMTK opens no listener of its own. */
 		dcmExternalSocketHandle.set(fd);
 		OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, port, NET_ACSE_TIMEOUT_S,
 							 &bn->net);
@@ -259,19 +265,29 @@ extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int
 				 struct bridge_assoc **out, struct bridge_assoc_info *info)
 {
 	T_ASC_Association *a = NULL;
-	int timeout_s = (timeout_ms + 999) / 1000;
 
 	*out = NULL;
 	memset(info, 0, sizeof(*info));
-	try {
-		if (!ASC_associationWaiting(bn->net, timeout_s < 1 ? 1 : timeout_s))
+	struct pollfd pfd = {bn->listen_fd, POLLIN, 0};
+	int prc = poll(&pfd, 1, timeout_ms);
+	if (prc <= 0)
+		return 0;
+	int fd = accept4(bn->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 			return 0;
+		r3d_err_set(err, R3D_ENET, "accept: %s", strerror(errno));
+		return -1;
+	}
+	/* Without it each C-STORE response waits ~40 ms for a delayed ACK. */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	try {
+		/* The connection is handed over; DCMTK owns and closes fd from here. */
+		dcmExternalSocketHandle.set(fd);
 		OFCondition cond = ASC_receiveAssociation(bn->net, &a, bn->max_pdu, NULL, NULL,
 							  OFFalse, DUL_NOBLOCK, NET_ACSE_TIMEOUT_S);
-		if (cond == DUL_NOASSOCIATIONREQUEST) {
-			assoc_free(&a);
-			return 0;
-		}
+		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
 		if (cond.bad()) {
 			r3d_err_set(err, R3D_ENET, "receiving association request: %s", cond.text());
 			assoc_free(&a);
@@ -296,6 +312,7 @@ extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int
 		*out = ba;
 		return 1;
 	} catch (...) {
+		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
 		assoc_free(&a);
 		r3d_err_set(err, R3D_EIO, "unexpected error while accepting an association");
 		return -1;
@@ -399,6 +416,16 @@ extern "C" bool bridge_assoc_accept(struct r3d_err *err, struct bridge_assoc *ba
 	}
 	*accepted = n_ok;
 	return true;
+}
+
+extern "C" void bridge_assoc_abort(struct bridge_assoc *ba)
+{
+	try {
+		ASC_abortAssociation(ba->assoc);
+	} catch (...) {
+	}
+	assoc_free(&ba->assoc);
+	delete ba;
 }
 
 static uint16_t send_store_response(T_ASC_Association *a, T_ASC_PresentationContextID pres_id,

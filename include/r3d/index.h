@@ -1,0 +1,79 @@
+/*
+ * index.h: the SQLite index of received studies, series and instances, and
+ * the job queue that stable studies feed (WAL mode; everything that must
+ * survive a crash is a row here).
+ *
+ * One struct index is shared by the association threads, the queue thread
+ * and the status thread; every function takes its lock, so any thread may
+ * call any function.
+ */
+#ifndef R3D_INDEX_H
+#define R3D_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r3d/bridge.h"
+#include "r3d/err.h"
+
+struct index;
+
+enum job_state {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_SKIPPED,
+	JOB_SUPERSEDED,
+	JOB_NSTATES
+};
+
+const char *job_state_name(enum job_state s);
+
+/* Opens (creating or migrating the schema) the index at path. On success the
+ * caller owns *out and closes it with index_close(). */
+bool index_open(struct r3d_err *err, const char *path, struct index **out);
+void index_close(struct index *idx);
+
+/* Records a stored instance at path (bytes long) in one transaction,
+ * creating its study and series as needed. A SOP Instance UID already
+ * indexed is replaced, without a second row; when its earlier file was at
+ * another path, that path is copied to old_path (the caller removes the
+ * file), else old_path is set to "". */
+bool index_put_instance(struct r3d_err *err, struct index *idx,
+			const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
+			const char *calling_ae, double now, char *old_path, size_t old_path_size);
+
+struct index_counts {
+	int64_t studies, series, instances, bytes;
+	int64_t jobs[JOB_NSTATES];
+	int64_t series_ineligible;
+};
+
+bool index_counts(struct r3d_err *err, struct index *idx, struct index_counts *out);
+
+/* A trivial query: true when the database answers. */
+bool index_ping(struct r3d_err *err, struct index *idx);
+
+/* At start-up: jobs left running by a crash or a stop become queued again.
+ * *requeued is how many. */
+bool index_recover(struct r3d_err *err, struct index *idx, int *requeued);
+
+/* What one pass of the stable-study check did. */
+struct queue_pass {
+	int studies_stable;
+	int jobs_queued;
+	int series_ineligible;
+};
+
+/* Every study that has new instances and received nothing since now -
+ * stable_seconds is stable: each of its series with new instances becomes a
+ * queued job if the pipeline can use it (modality CT, CT image instances of
+ * one size, at least min_slices of them or a multi-frame CT), else it is
+ * recorded as ineligible with the reason. A queued job not yet started for
+ * the same series is superseded by the new one. Logs one line per event. */
+bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now, int stable_seconds,
+		       int min_slices, struct queue_pass *pass);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * status.h: the HTTP status endpoint (libmicrohttpd): GET /healthz, /status
+ * (JSON) and /metrics (Prometheus text). Started and stopped by the main
+ * thread; requests are answered on libmicrohttpd's own thread, which only
+ * reads counters and the index.
+ */
+#ifndef R3D_STATUS_H
+#define R3D_STATUS_H
+
+#include <stdbool.h>
+
+#include "r3d/config.h"
+#include "r3d/err.h"
+#include "r3d/index.h"
+#include "r3d/receive.h"
+
+struct status_server;
+
+/* Listens on [http] bind/port. recv may be NULL until the receiver is up
+ * (then /healthz answers 503). On success the caller owns *out. */
+bool status_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
+		  struct status_server **out);
+void status_set_receiver(struct status_server *s, struct receiver *recv);
+void status_stop(struct status_server *s);
+
+/* Renders the bodies; exposed for the unit test. The caller frees the
+ * result with free(). */
+char *status_render_json(struct status_server *s);
+char *status_render_metrics(struct status_server *s);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * main.c: the recon3d daemon. Reads the config, opens the index, starts the
+ * status endpoint and the queue thread, then runs the DICOM receiver on the
+ * main thread until SIGTERM or SIGINT. Signal handlers only set a flag.
+ *
+ *   recon3d [-c FILE] [--check-config] [--print-default-config] [--version]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "r3d/bridge.h"
+#include "r3d/config.h"
+#include "r3d/index.h"
+#include "r3d/log.h"
+#include "r3d/receive.h"
+#include "r3d/status.h"
+#include "r3d/util.h"
+
+#define QUEUE_POLL_MS 250
+
+static atomic_bool stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&stop_requested, true);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: recon3d [-c FILE] [--check-config] [--print-default-config] [--version]\n"
+		"  -c, --config FILE        read FILE (INI); without it the embedded defaults apply\n"
+		"      --check-config       validate the configuration and exit (0: valid)\n"
+		"      --print-default-config  print the documented default configuration\n"
+		"      --version            print the version\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Queue thread: turns stable studies into jobs                        */
+/* ------------------------------------------------------------------ */
+
+struct queue_thread_ctx {
+	const struct config *cfg;
+	struct index *idx;
+};
+
+static void *queue_thread(void *arg)
+{
+	struct queue_thread_ctx *q = arg;
+	struct timespec pause = {0, QUEUE_POLL_MS * 1000000L};
+	bool last_failed = false;
+
+	while (!atomic_load(&stop_requested)) {
+		struct queue_pass pass;
+		struct r3d_err err;
+		if (!queue_scan_stable(&err, q->idx, clock_wall_s(), q->cfg->stable_seconds,
+				       q->cfg->min_slices, &pass)) {
+			if (!last_failed)
+				log_error("queue", "stable-study check failed: %s", err.msg);
+			last_failed = true;
+		} else {
+			last_failed = false;
+		}
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* main                                                                */
+/* ------------------------------------------------------------------ */
+
+static int run_daemon(const struct config *cfg)
+{
+	struct r3d_err err;
+	struct index *idx = NULL;
+	struct status_server *status = NULL;
+	struct receiver *recv = NULL;
+	struct queue_thread_ctx qctx;
+	pthread_t qtid;
+	bool queue_started = false;
+	int requeued = 0;
+	int rc = 1;
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("main", "recon3d %s starting ae_title=%s", R3D_VERSION, cfg->ae_title);
+	if (!bridge_init(&err)) {
+		log_error("main", "%s", err.msg);
+		return 1;
+	}
+	if (!config_check_paths(&err, cfg)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
+	if (!mkdir_p(&err, cfg->storage_dir)) {
+		log_error("main", "[storage] dir: %s", err.msg);
+		goto out;
+	}
+	if (!index_open(&err, cfg->database, &idx)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
+	if (!index_recover(&err, idx, &requeued)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
+	if (requeued > 0)
+		log_info("main", "%d interrupted jobs queued again", requeued);
+	if (!status_start(&err, cfg, idx, &status)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
+	qctx.cfg = cfg;
+	qctx.idx = idx;
+	if (pthread_create(&qtid, NULL, queue_thread, &qctx) != 0) {
+		log_error("main", "cannot start the queue thread");
+		goto out;
+	}
+	queue_started = true;
+	if (!receiver_open(&err, cfg, idx, &recv)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
+	status_set_receiver(status, recv);
+	sd_notifyf(0, "READY=1\nSTATUS=listening on port %d as %s", cfg->dicom_port, cfg->ae_title);
+	log_info("main", "ready");
+	receiver_run(recv, &stop_requested);
+	rc = 0;
+	log_info("main", "stopping");
+	sd_notify(0, "STOPPING=1");
+out:
+	atomic_store(&stop_requested, true);
+	if (recv != NULL) {
+		receiver_shutdown(recv, cfg->shutdown_grace_s);
+		if (status != NULL)
+			status_set_receiver(status, NULL);
+	}
+	if (queue_started)
+		pthread_join(qtid, NULL);
+	status_stop(status);
+	receiver_free(recv);
+	index_close(idx);
+	bridge_cleanup();
+	log_info("main", "stopped");
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'k'},
+		{"print-default-config", no_argument, NULL, 'p'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct config cfg;   /* large: keep it off the stack */
+	const char *config_path = NULL;
+	bool check_only = false;
+	struct r3d_err err;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'k':
+			check_only = true;
+			break;
+		case 'p':
+			config_write_sample(stdout);
+			return 0;
+		case 'V':
+			printf("recon3d %s\n", R3D_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	config_defaults(&cfg);
+	if (config_path != NULL && !config_load(&err, config_path, &cfg)) {
+		fprintf(stderr, "recon3d: config: %s\n", err.msg);
+		return 1;
+	}
+	if (check_only) {
+		if (!config_check_paths(&err, &cfg)) {
+			fprintf(stderr, "recon3d: config: %s\n", err.msg);
+			return 1;
+		}
+		printf("recon3d: configuration %s is valid\n", config_path ? config_path : "(defaults)");
+		return 0;
+	}
+	log_set_level(cfg.log_level);
+	return run_daemon(&cfg);
+}

@@ -1,0 +1,436 @@
+/*
+ * index.c: the SQLite index: schema and migrations, instance upserts,
+ * counters and recovery (see r3d/index.h). Any thread; one mutex serialises
+ * the single connection.
+ */
+#include "r3d/index.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_internal.h"
+#include "r3d/log.h"
+
+#define INDEX_BUSY_TIMEOUT_MS 5000
+
+/* Each entry moves the schema from version i to i + 1. Never edit a shipped
+ * entry: append a new one. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE studies ("
+	"  id INTEGER PRIMARY KEY,"
+	"  study_uid TEXT NOT NULL UNIQUE,"
+	"  instances INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  first_received REAL NOT NULL,"
+	"  last_received REAL NOT NULL,"
+	"  calling_ae TEXT,"
+	"  pending INTEGER NOT NULL DEFAULT 1,"
+	"  stable_at REAL);"
+	"CREATE TABLE series ("
+	"  id INTEGER PRIMARY KEY,"
+	"  study_id INTEGER NOT NULL REFERENCES studies(id),"
+	"  series_uid TEXT NOT NULL UNIQUE,"
+	"  modality TEXT,"
+	"  series_description TEXT,"
+	"  series_number INTEGER,"
+	"  instances INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  first_received REAL NOT NULL,"
+	"  last_received REAL NOT NULL,"
+	"  calling_ae TEXT,"
+	"  pending INTEGER NOT NULL DEFAULT 1,"
+	"  status TEXT NOT NULL DEFAULT 'receiving',"
+	"  reason TEXT);"
+	"CREATE INDEX series_study ON series(study_id);"
+	"CREATE TABLE instances ("
+	"  id INTEGER PRIMARY KEY,"
+	"  series_id INTEGER NOT NULL REFERENCES series(id),"
+	"  sop_uid TEXT NOT NULL UNIQUE,"
+	"  sop_class_uid TEXT,"
+	"  transfer_syntax TEXT,"
+	"  frames INTEGER NOT NULL DEFAULT 1,"
+	"  rows INTEGER, columns INTEGER,"
+	"  bytes INTEGER NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  received_at REAL NOT NULL,"
+	"  calling_ae TEXT);"
+	"CREATE INDEX instances_series ON instances(series_id);"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  series_id INTEGER NOT NULL REFERENCES series(id),"
+	"  state TEXT NOT NULL,"
+	"  reason TEXT,"
+	"  instances INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  created_at REAL NOT NULL,"
+	"  updated_at REAL NOT NULL,"
+	"  next_attempt_at REAL);"
+	"CREATE INDEX jobs_state ON jobs(state);"
+	"CREATE INDEX jobs_series ON jobs(series_id);",
+};
+
+#define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static const char *const job_state_names[JOB_NSTATES] = {
+	"queued", "running", "done", "failed", "skipped", "superseded",
+};
+
+const char *job_state_name(enum job_state s)
+{
+	if ((int)s < 0 || s >= JOB_NSTATES)
+		return "unknown";
+	return job_state_names[s];
+}
+
+bool index_sql_fail(struct r3d_err *err, struct index *idx, const char *what)
+{
+	int rc = sqlite3_extended_errcode(idx->db);
+	int code = R3D_EIO;
+
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		code = R3D_EBUSY;
+	else if ((rc & 0xff) == SQLITE_FULL)
+		code = R3D_ENOSPC;
+	return r3d_err_set(err, code, "index: %s: %s", what, sqlite3_errmsg(idx->db));
+}
+
+bool index_exec(struct r3d_err *err, struct index *idx, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(idx->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		bool r = index_sql_fail(err, idx, sql);
+		sqlite3_free(msg);
+		return r;
+	}
+	return true;
+}
+
+static bool migrate(struct r3d_err *err, struct index *idx)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0;
+
+	if (sqlite3_prepare_v2(idx->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return index_sql_fail(err, idx, "reading schema version");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > INDEX_SCHEMA_VERSION)
+		return r3d_err_set(err, R3D_EINVAL,
+				   "index schema version %d is newer than this recon3d (%d)", version,
+				   INDEX_SCHEMA_VERSION);
+	while (version < INDEX_SCHEMA_VERSION) {
+		char setv[64];
+		if (!index_exec(err, idx, "BEGIN IMMEDIATE"))
+			return false;
+		snprintf(setv, sizeof(setv), "PRAGMA user_version = %d", version + 1);
+		if (!index_exec(err, idx, migrations[version]) || !index_exec(err, idx, setv)) {
+			index_exec(NULL, idx, "ROLLBACK");
+			return r3d_err_prefix(err, "migrating the index to version %d", version + 1);
+		}
+		if (!index_exec(err, idx, "COMMIT"))
+			return false;
+		log_info("index", "schema migrated to version %d", version + 1);
+		version++;
+	}
+	return true;
+}
+
+static const char *const stmt_sql[STMT_COUNT] = {
+	[STMT_STUDY_UPSERT] =
+		"INSERT INTO studies(study_uid, first_received, last_received, calling_ae, pending)"
+		" VALUES(?1, ?2, ?2, ?3, 1)"
+		" ON CONFLICT(study_uid) DO UPDATE SET last_received = max(last_received, ?2),"
+		" calling_ae = ?3, pending = 1 RETURNING id",
+	[STMT_SERIES_UPSERT] =
+		"INSERT INTO series(study_id, series_uid, modality, series_description, series_number,"
+		" first_received, last_received, calling_ae, pending)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1)"
+		" ON CONFLICT(series_uid) DO UPDATE SET last_received = max(last_received, ?6),"
+		" modality = coalesce(nullif(?3, ''), modality),"
+		" series_description = coalesce(nullif(?4, ''), series_description),"
+		" series_number = coalesce(?5, series_number), calling_ae = ?7, pending = 1"
+		" RETURNING id",
+	[STMT_INSTANCE_FIND] =
+		"SELECT i.id, i.series_id, i.bytes, i.path, s.study_id FROM instances i"
+		" JOIN series s ON s.id = i.series_id WHERE i.sop_uid = ?1",
+	[STMT_INSTANCE_INSERT] =
+		"INSERT INTO instances(series_id, sop_uid, sop_class_uid, transfer_syntax, frames,"
+		" rows, columns, bytes, path, received_at, calling_ae)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[STMT_INSTANCE_UPDATE] =
+		"UPDATE instances SET series_id = ?1, sop_class_uid = ?3, transfer_syntax = ?4,"
+		" frames = ?5, rows = ?6, columns = ?7, bytes = ?8, path = ?9, received_at = ?10,"
+		" calling_ae = ?11 WHERE sop_uid = ?2",
+	[STMT_SERIES_ADD] =
+		"UPDATE series SET instances = instances + ?2, bytes = bytes + ?3 WHERE id = ?1",
+	[STMT_STUDY_ADD] =
+		"UPDATE studies SET instances = instances + ?2, bytes = bytes + ?3 WHERE id = ?1",
+};
+
+static bool prepare_all(struct r3d_err *err, struct index *idx)
+{
+	for (int i = 0; i < STMT_COUNT; i++) {
+		if (sqlite3_prepare_v3(idx->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &idx->stmt[i], NULL) != SQLITE_OK)
+			return index_sql_fail(err, idx, "preparing statements");
+	}
+	return true;
+}
+
+bool index_open(struct r3d_err *err, const char *path, struct index **out)
+{
+	struct index *idx;
+
+	*out = NULL;
+	idx = calloc(1, sizeof(*idx));
+	if (idx == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "index: out of memory");
+	pthread_mutex_init(&idx->lock, NULL);
+	if (sqlite3_open_v2(path, &idx->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK) {
+		r3d_err_set(err, R3D_EIO, "index: cannot open '%s': %s", path,
+			    idx->db != NULL ? sqlite3_errmsg(idx->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(idx->db, INDEX_BUSY_TIMEOUT_MS);
+	/* WAL with synchronous=NORMAL: a commit survives a crash of the process;
+	 * [storage] fsync adds the file flush for power loss. */
+	if (!index_exec(err, idx, "PRAGMA journal_mode = WAL") ||
+	    !index_exec(err, idx, "PRAGMA synchronous = NORMAL") ||
+	    !index_exec(err, idx, "PRAGMA foreign_keys = ON") || !migrate(err, idx) ||
+	    !prepare_all(err, idx))
+		goto fail;
+	*out = idx;
+	return true;
+fail:
+	index_close(idx);
+	return false;
+}
+
+void index_close(struct index *idx)
+{
+	if (idx == NULL)
+		return;
+	for (int i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(idx->stmt[i]);
+	sqlite3_close(idx->db);
+	pthread_mutex_destroy(&idx->lock);
+	free(idx);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL || s[0] == '\0')
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+/* Runs a statement that returns one integer id; the statement is reset. */
+static bool step_id(struct r3d_err *err, struct index *idx, sqlite3_stmt *st, int64_t *id)
+{
+	int rc = sqlite3_step(st);
+	bool ok = rc == SQLITE_ROW;
+
+	if (ok)
+		*id = sqlite3_column_int64(st, 0);
+	else
+		index_sql_fail(err, idx, "upsert");
+	while (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ok;
+}
+
+static bool step_done(struct r3d_err *err, struct index *idx, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return index_sql_fail(err, idx, what);
+	return true;
+}
+
+static bool add_counts(struct r3d_err *err, struct index *idx, enum index_stmt which, int64_t id,
+		       int64_t n, int64_t bytes)
+{
+	sqlite3_stmt *st = idx->stmt[which];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, n);
+	sqlite3_bind_int64(st, 3, bytes);
+	return step_done(err, idx, st, "updating counters");
+}
+
+static bool put_locked(struct r3d_err *err, struct index *idx, const struct bridge_instance_attrs *a,
+		       const char *path, uint64_t bytes, const char *calling_ae, double now,
+		       char *old_path, size_t old_path_size)
+{
+	sqlite3_stmt *st;
+	int64_t study_id = 0, series_id = 0;
+	int64_t old_series = 0, old_study = 0, old_bytes = 0;
+	bool existed = false;
+
+	st = idx->stmt[STMT_STUDY_UPSERT];
+	sqlite3_bind_text(st, 1, a->study_uid, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 2, now);
+	bind_text_or_null(st, 3, calling_ae);
+	if (!step_id(err, idx, st, &study_id))
+		return false;
+
+	st = idx->stmt[STMT_SERIES_UPSERT];
+	sqlite3_bind_int64(st, 1, study_id);
+	sqlite3_bind_text(st, 2, a->series_uid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, a->modality, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, a->series_description, -1, SQLITE_STATIC);
+	if (a->series_number >= 0)
+		sqlite3_bind_int64(st, 5, a->series_number);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_double(st, 6, now);
+	bind_text_or_null(st, 7, calling_ae);
+	if (!step_id(err, idx, st, &series_id))
+		return false;
+
+	st = idx->stmt[STMT_INSTANCE_FIND];
+	sqlite3_bind_text(st, 1, a->sop_instance_uid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		existed = true;
+		old_series = sqlite3_column_int64(st, 1);
+		old_bytes = sqlite3_column_int64(st, 2);
+		const unsigned char *p = sqlite3_column_text(st, 3);
+		old_study = sqlite3_column_int64(st, 4);
+		if (p != NULL && strcmp((const char *)p, path) != 0)
+			snprintf(old_path, old_path_size, "%s", (const char *)p);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+
+	st = idx->stmt[existed ? STMT_INSTANCE_UPDATE : STMT_INSTANCE_INSERT];
+	sqlite3_bind_int64(st, 1, series_id);
+	sqlite3_bind_text(st, 2, a->sop_instance_uid, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 3, a->sop_class_uid);
+	bind_text_or_null(st, 4, a->transfer_syntax);
+	sqlite3_bind_int64(st, 5, a->number_of_frames);
+	sqlite3_bind_int64(st, 6, a->rows);
+	sqlite3_bind_int64(st, 7, a->columns);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)bytes);
+	sqlite3_bind_text(st, 9, path, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 10, now);
+	bind_text_or_null(st, 11, calling_ae);
+	if (!step_done(err, idx, st, "storing instance"))
+		return false;
+
+	if (existed) {
+		if (!add_counts(err, idx, STMT_SERIES_ADD, old_series, -1, -old_bytes) ||
+		    !add_counts(err, idx, STMT_STUDY_ADD, old_study, -1, -old_bytes))
+			return false;
+	}
+	return add_counts(err, idx, STMT_SERIES_ADD, series_id, 1, (int64_t)bytes) &&
+	       add_counts(err, idx, STMT_STUDY_ADD, study_id, 1, (int64_t)bytes);
+}
+
+bool index_put_instance(struct r3d_err *err, struct index *idx,
+			const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
+			const char *calling_ae, double now, char *old_path, size_t old_path_size)
+{
+	bool ok;
+
+	old_path[0] = '\0';
+	pthread_mutex_lock(&idx->lock);
+	ok = index_exec(err, idx, "BEGIN IMMEDIATE");
+	if (ok) {
+		ok = put_locked(err, idx, a, path, bytes, calling_ae, now, old_path, old_path_size);
+		if (ok)
+			ok = index_exec(err, idx, "COMMIT");
+		if (!ok) {
+			index_exec(NULL, idx, "ROLLBACK");
+			old_path[0] = '\0';
+		}
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
+
+static bool count_query(struct r3d_err *err, struct index *idx, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+
+	if (sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return index_sql_fail(err, idx, "counting");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		ok = true;
+	} else {
+		index_sql_fail(err, idx, "counting");
+	}
+	sqlite3_finalize(st);
+	return ok;
+}
+
+bool index_counts(struct r3d_err *err, struct index *idx, struct index_counts *out)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&idx->lock);
+	ok = count_query(err, idx, "SELECT count(*) FROM studies", &out->studies) &&
+	     count_query(err, idx, "SELECT count(*) FROM series", &out->series) &&
+	     count_query(err, idx, "SELECT count(*) FROM instances", &out->instances) &&
+	     count_query(err, idx, "SELECT coalesce(sum(bytes), 0) FROM studies", &out->bytes) &&
+	     count_query(err, idx, "SELECT count(*) FROM series WHERE status = 'ineligible'",
+			 &out->series_ineligible);
+	if (ok && sqlite3_prepare_v2(idx->db, "SELECT state, count(*) FROM jobs GROUP BY state", -1,
+				     &st, NULL) != SQLITE_OK)
+		ok = index_sql_fail(err, idx, "counting jobs");
+	while (ok && sqlite3_step(st) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+		for (int i = 0; state != NULL && i < JOB_NSTATES; i++) {
+			if (strcmp(state, job_state_names[i]) == 0)
+				out->jobs[i] = sqlite3_column_int64(st, 1);
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
+
+bool index_ping(struct r3d_err *err, struct index *idx)
+{
+	int64_t one = 0;
+	bool ok;
+
+	pthread_mutex_lock(&idx->lock);
+	ok = count_query(err, idx, "SELECT 1", &one) && one == 1;
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
+
+bool index_recover(struct r3d_err *err, struct index *idx, int *requeued)
+{
+	bool ok;
+
+	*requeued = 0;
+	pthread_mutex_lock(&idx->lock);
+	ok = index_exec(err, idx,
+			"UPDATE jobs SET state = 'queued', updated_at = strftime('%s','now'),"
+			" reason = 'interrupted by a stop or crash; taken up again'"
+			" WHERE state = 'running'");
+	if (ok)
+		*requeued = sqlite3_changes(idx->db);
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}

@@ -1,0 +1,279 @@
+/*
+ * queue.c: stable-study detection. A study that has received nothing for
+ * [pipeline] stable_seconds is complete: each of its series with new
+ * instances becomes one queued job, or is recorded as ineligible with the
+ * reason (see queue_scan_stable in r3d/index.h). Called by the queue thread;
+ * takes the index lock.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_internal.h"
+#include "r3d/log.h"
+
+#define QUEUE_REASON_MAX 200
+
+/* CT Image, Enhanced CT Image, Legacy Converted Enhanced CT Image Storage. */
+#define CT_SOP_CLASSES                                                               \
+	"('1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.5.1.4.1.1.2.1',"              \
+	" '1.2.840.10008.5.1.4.1.1.2.2')"
+
+struct id_list {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static bool ids_push(struct id_list *l, int64_t id)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		int64_t *p = realloc(l->ids, cap * sizeof(*p));
+		if (p == NULL)
+			return false;
+		l->ids = p;
+		l->cap = cap;
+	}
+	l->ids[l->n++] = id;
+	return true;
+}
+
+/* Collects the first integer column of every row of st (bound by the caller). */
+static bool collect_ids(struct r3d_err *err, struct index *idx, sqlite3_stmt *st, struct id_list *l)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!ids_push(l, sqlite3_column_int64(st, 0)))
+			return r3d_err_set(err, R3D_ENOMEM, "queue: out of memory");
+	}
+	if (rc != SQLITE_DONE)
+		return index_sql_fail(err, idx, "scanning studies");
+	return true;
+}
+
+struct series_facts {
+	char uid[65];
+	char modality[17];
+	int64_t ct_images;
+	int64_t max_frames;
+	int64_t sizes;       /* distinct rows x columns among the CT images */
+	int64_t instances;   /* all instances, CT or not */
+};
+
+static bool series_facts_get(struct r3d_err *err, struct index *idx, int64_t series_id,
+			     struct series_facts *f)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+	const char *sql =
+		"SELECT s.series_uid, coalesce(s.modality, ''), s.instances,"
+		" (SELECT count(*) FROM instances i WHERE i.series_id = s.id AND i.sop_class_uid IN "
+		CT_SOP_CLASSES "),"
+		" (SELECT coalesce(max(frames), 0) FROM instances i WHERE i.series_id = s.id"
+		"  AND i.sop_class_uid IN " CT_SOP_CLASSES "),"
+		" (SELECT count(DISTINCT rows || 'x' || columns) FROM instances i"
+		"  WHERE i.series_id = s.id AND i.sop_class_uid IN " CT_SOP_CLASSES ")"
+		" FROM series s WHERE s.id = ?1";
+
+	memset(f, 0, sizeof(*f));
+	if (sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return index_sql_fail(err, idx, "reading series");
+	sqlite3_bind_int64(st, 1, series_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(f->uid, sizeof(f->uid), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(f->modality, sizeof(f->modality), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		f->instances = sqlite3_column_int64(st, 2);
+		f->ct_images = sqlite3_column_int64(st, 3);
+		f->max_frames = sqlite3_column_int64(st, 4);
+		f->sizes = sqlite3_column_int64(st, 5);
+		ok = true;
+	} else {
+		index_sql_fail(err, idx, "reading series");
+	}
+	sqlite3_finalize(st);
+	return ok;
+}
+
+/* Fills reason and returns false when the pipeline cannot use the series. */
+static bool series_eligible(const struct series_facts *f, int min_slices, char *reason, size_t size)
+{
+	if (strcmp(f->modality, "CT") != 0) {
+		snprintf(reason, size, "modality '%s' is not CT", f->modality);
+		return false;
+	}
+	if (f->ct_images == 0) {
+		snprintf(reason, size, "no CT image instances (%lld instances of other SOP classes)",
+			 (long long)f->instances);
+		return false;
+	}
+	if (f->sizes > 1) {
+		snprintf(reason, size, "mixed image sizes (%lld different rows x columns)",
+			 (long long)f->sizes);
+		return false;
+	}
+	if (f->max_frames > 1)
+		return true;   /* a multi-frame (Enhanced) CT holds its slices in frames */
+	if (f->ct_images < min_slices) {
+		snprintf(reason, size, "%lld CT images, fewer than min_slices = %d",
+			 (long long)f->ct_images, min_slices);
+		return false;
+	}
+	return true;
+}
+
+static bool run(struct r3d_err *err, struct index *idx, const char *sql, int64_t a, double d,
+		const char *text)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return index_sql_fail(err, idx, "preparing");
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_double(st, 2, d);
+	if (text != NULL)
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return index_sql_fail(err, idx, "updating the queue");
+	return true;
+}
+
+static bool queue_series(struct r3d_err *err, struct index *idx, int64_t series_id, double now,
+			 int min_slices, struct queue_pass *pass, int *jobs_in_study)
+{
+	struct series_facts f;
+	char reason[QUEUE_REASON_MAX];
+
+	if (!series_facts_get(err, idx, series_id, &f))
+		return false;
+	if (!series_eligible(&f, min_slices, reason, sizeof(reason))) {
+		if (!run(err, idx,
+			 "UPDATE series SET pending = 0, status = 'ineligible', reason = ?3"
+			 " WHERE id = ?1 AND ?2 = ?2",
+			 series_id, now, reason))
+			return false;
+		pass->series_ineligible++;
+		log_info("queue", "series not eligible series=%s reason=\"%s\"", f.uid, reason);
+		return true;
+	}
+	/* A job not started yet would do the same work on fewer instances. */
+	if (!run(err, idx,
+		 "UPDATE jobs SET state = 'superseded', updated_at = ?2,"
+		 " reason = 'superseded by a newer job for the same series'"
+		 " WHERE series_id = ?1 AND state = 'queued'",
+		 series_id, now, NULL))
+		return false;
+	int superseded = sqlite3_changes(idx->db);
+	if (!run(err, idx,
+		 "INSERT INTO jobs(series_id, state, instances, created_at, updated_at)"
+		 " SELECT id, 'queued', instances, ?2, ?2 FROM series WHERE id = ?1",
+		 series_id, now, NULL))
+		return false;
+	int64_t job_id = sqlite3_last_insert_rowid(idx->db);
+	if (!run(err, idx,
+		 "UPDATE series SET pending = 0, status = 'queued', reason = NULL WHERE id = ?1"
+		 " AND ?2 = ?2",
+		 series_id, now, NULL))
+		return false;
+	pass->jobs_queued++;
+	(*jobs_in_study)++;
+	log_info("queue", "job queued job=%lld series=%s instances=%lld%s", (long long)job_id, f.uid,
+		 (long long)f.instances, superseded > 0 ? " (supersedes a queued job)" : "");
+	return true;
+}
+
+static bool scan_locked(struct r3d_err *err, struct index *idx, double now, int stable_seconds,
+			int min_slices, struct queue_pass *pass)
+{
+	struct id_list studies = {0};
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT id FROM studies WHERE pending = 1 AND last_received <= ?1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "scanning studies");
+		goto out;
+	}
+	sqlite3_bind_double(st, 1, now - (double)stable_seconds);
+	if (!collect_ids(err, idx, st, &studies))
+		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+
+	for (size_t i = 0; i < studies.n; i++) {
+		struct id_list series = {0};
+		char study_uid[65] = "";
+		int jobs = 0;
+		bool sok;
+
+		if (sqlite3_prepare_v2(idx->db,
+				       "SELECT s.id, st.study_uid FROM series s JOIN studies st"
+				       " ON st.id = s.study_id WHERE s.study_id = ?1 AND s.pending = 1",
+				       -1, &st, NULL) != SQLITE_OK) {
+			index_sql_fail(err, idx, "scanning series");
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, studies.ids[i]);
+		int rc;
+		sok = true;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			snprintf(study_uid, sizeof(study_uid), "%s",
+				 (const char *)sqlite3_column_text(st, 1));
+			if (!ids_push(&series, sqlite3_column_int64(st, 0))) {
+				sok = r3d_err_set(err, R3D_ENOMEM, "queue: out of memory");
+				break;
+			}
+		}
+		if (sok && rc != SQLITE_DONE)
+			sok = index_sql_fail(err, idx, "scanning series");
+		sqlite3_finalize(st);
+		st = NULL;
+		for (size_t j = 0; sok && j < series.n; j++)
+			sok = queue_series(err, idx, series.ids[j], now, min_slices, pass, &jobs);
+		free(series.ids);
+		if (!sok)
+			goto out;
+		if (!run(err, idx, "UPDATE studies SET pending = 0, stable_at = ?2 WHERE id = ?1",
+			 studies.ids[i], now, NULL))
+			goto out;
+		pass->studies_stable++;
+		if (study_uid[0] != '\0')
+			log_info("queue", "study stable study=%s series=%zu jobs=%d", study_uid, series.n,
+				 jobs);
+	}
+	ok = true;
+out:
+	sqlite3_finalize(st);
+	free(studies.ids);
+	return ok;
+}
+
+bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now, int stable_seconds,
+		       int min_slices, struct queue_pass *pass)
+{
+	bool ok;
+
+	memset(pass, 0, sizeof(*pass));
+	pthread_mutex_lock(&idx->lock);
+	/* Inside one write transaction, an instance stored meanwhile either
+	 * lands before (and the study is not stable yet) or after (and sets
+	 * pending again): none is lost. */
+	ok = index_exec(err, idx, "BEGIN IMMEDIATE");
+	if (ok) {
+		ok = scan_locked(err, idx, now, stable_seconds, min_slices, pass);
+		if (ok)
+			ok = index_exec(err, idx, "COMMIT");
+		if (!ok) {
+			index_exec(NULL, idx, "ROLLBACK");
+			memset(pass, 0, sizeof(*pass));
+		}
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}

@@ -1,0 +1,287 @@
+/*
+ * status.c: /healthz, /status and /metrics over libmicrohttpd (see
+ * r3d/status.h). Counters come from the receiver (atomics) and the index
+ * (its own lock); nothing here holds patient data.
+ */
+#include "r3d/status.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+
+#include "r3d/log.h"
+#include "r3d/util.h"
+
+#define STATUS_METRICS_MAX 16384
+
+struct status_server {
+	const struct config *cfg;
+	struct index *idx;
+	_Atomic(struct receiver *) recv;
+	struct MHD_Daemon *mhd;
+	double started_mono;
+	struct addrinfo *addr;
+};
+
+struct snapshot {
+	struct index_counts idx;
+	bool idx_ok;
+	struct receive_stats recv;
+	bool recv_up;
+	int64_t storage_free_bytes;
+	double uptime_s;
+};
+
+static void snapshot_take(struct status_server *s, struct snapshot *snap)
+{
+	struct r3d_err err;
+	struct receiver *recv = atomic_load(&s->recv);
+	struct statvfs vfs;
+	const char *dir;
+
+	memset(snap, 0, sizeof(*snap));
+	snap->uptime_s = clock_mono_s() - s->started_mono;
+	snap->idx_ok = index_counts(&err, s->idx, &snap->idx);
+	if (recv != NULL) {
+		receiver_stats(recv, &snap->recv);
+		snap->recv_up = snap->recv.listening;
+	}
+	dir = recv != NULL ? receiver_storage_dir(recv) : s->cfg->storage_dir;
+	if (statvfs(dir, &vfs) == 0)
+		snap->storage_free_bytes = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	else
+		snap->storage_free_bytes = -1;
+}
+
+char *status_render_json(struct status_server *s)
+{
+	struct snapshot snap;
+	json_t *root, *jobs;
+	char *out;
+
+	snapshot_take(s, &snap);
+	jobs = json_object();
+	for (int i = 0; i < JOB_NSTATES; i++)
+		json_object_set_new(jobs, job_state_name((enum job_state)i),
+				    json_integer(snap.idx.jobs[i]));
+	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I,"
+			 " s:{s:I, s:I, s:I, s:I}}",
+			 "version", R3D_VERSION,
+			 "ae_title", s->cfg->ae_title,
+			 "uptime_s", snap.uptime_s,
+			 "receiver_up", snap.recv_up,
+			 "database_up", snap.idx_ok,
+			 "associations_open", (json_int_t)snap.recv.associations_open,
+			 "associations_total", (json_int_t)snap.recv.associations_total,
+			 "associations_rejected", (json_int_t)snap.recv.associations_rejected,
+			 "studies", (json_int_t)snap.idx.studies,
+			 "series", (json_int_t)snap.idx.series,
+			 "series_ineligible", (json_int_t)snap.idx.series_ineligible,
+			 "instances", (json_int_t)snap.idx.instances,
+			 "stored_bytes", (json_int_t)snap.idx.bytes,
+			 "jobs", jobs,
+			 "storage_free_bytes", (json_int_t)snap.storage_free_bytes,
+			 "received",
+			 "instances_ok", (json_int_t)snap.recv.instances_stored,
+			 "instances_failed", (json_int_t)snap.recv.instances_failed,
+			 "echoes", (json_int_t)snap.recv.echoes,
+			 "bytes", (json_int_t)snap.recv.bytes_received);
+	if (root == NULL)
+		return NULL;
+	out = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	json_decref(root);
+	return out;
+}
+
+/* Appends one line to the metrics buffer; silently stops at the end. */
+static void metric(char *buf, size_t *len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void metric(char *buf, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*len >= STATUS_METRICS_MAX)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, STATUS_METRICS_MAX - *len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*len += (size_t)n;
+}
+
+#define GAUGE(name, help, value)                                                                \
+	metric(buf, &len, "# HELP recon3d_" name " " help "\n# TYPE recon3d_" name " gauge\n"   \
+			  "recon3d_" name " %lld\n", (long long)(value))
+#define COUNTER(name, help, value)                                                              \
+	metric(buf, &len, "# HELP recon3d_" name " " help "\n# TYPE recon3d_" name " counter\n" \
+			  "recon3d_" name " %lld\n", (long long)(value))
+
+char *status_render_metrics(struct status_server *s)
+{
+	struct snapshot snap;
+	char *buf = malloc(STATUS_METRICS_MAX + 1);
+	size_t len = 0;
+
+	if (buf == NULL)
+		return NULL;
+	snapshot_take(s, &snap);
+	metric(buf, &len, "# HELP recon3d_info Version of this node.\n# TYPE recon3d_info gauge\n"
+			  "recon3d_info{version=\"%s\"} 1\n", R3D_VERSION);
+	metric(buf, &len, "# HELP recon3d_uptime_seconds Seconds since start.\n"
+			  "# TYPE recon3d_uptime_seconds gauge\nrecon3d_uptime_seconds %.3f\n",
+	       snap.uptime_s);
+	GAUGE("receiver_up", "1 while the DICOM listener accepts associations.", snap.recv_up);
+	GAUGE("database_up", "1 while the index answers.", snap.idx_ok);
+	GAUGE("associations_open", "Associations being served.", snap.recv.associations_open);
+	COUNTER("associations_total", "Associations accepted.", snap.recv.associations_total);
+	COUNTER("associations_rejected_total", "Associations rejected.",
+		snap.recv.associations_rejected);
+	GAUGE("studies", "Studies in the index.", snap.idx.studies);
+	GAUGE("series", "Series in the index.", snap.idx.series);
+	GAUGE("series_ineligible", "Series the pipeline cannot use.", snap.idx.series_ineligible);
+	GAUGE("instances", "Instances in the index.", snap.idx.instances);
+	GAUGE("stored_bytes", "Bytes of indexed instances.", snap.idx.bytes);
+	metric(buf, &len, "# HELP recon3d_jobs Jobs by state.\n# TYPE recon3d_jobs gauge\n");
+	for (int i = 0; i < JOB_NSTATES; i++)
+		metric(buf, &len, "recon3d_jobs{state=\"%s\"} %lld\n",
+		       job_state_name((enum job_state)i), (long long)snap.idx.jobs[i]);
+	GAUGE("storage_free_bytes", "Free bytes in the storage folder.", snap.storage_free_bytes);
+	COUNTER("instances_received_total", "C-STORE requests answered success.",
+		snap.recv.instances_stored);
+	COUNTER("instances_failed_total", "C-STORE requests answered with a failure.",
+		snap.recv.instances_failed);
+	COUNTER("echoes_total", "C-ECHO requests answered.", snap.recv.echoes);
+	COUNTER("received_bytes_total", "Bytes of instances stored.", snap.recv.bytes_received);
+	buf[len < STATUS_METRICS_MAX ? len : STATUS_METRICS_MAX] = '\0';
+	return buf;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *type,
+			     char *body)
+{
+	struct MHD_Response *rsp;
+	enum MHD_Result ret;
+
+	if (body == NULL)
+		return MHD_NO;
+	rsp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (rsp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(rsp, "Content-Type", type);
+	MHD_add_response_header(rsp, "Cache-Control", "no-store");
+	ret = MHD_queue_response(conn, code, rsp);
+	MHD_destroy_response(rsp);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct status_server *s = cls;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+			     strdup("method not allowed\n"));
+	if (strcmp(url, "/healthz") == 0) {
+		struct r3d_err err;
+		struct receiver *recv = atomic_load(&s->recv);
+		struct receive_stats st = {0};
+		if (recv != NULL)
+			receiver_stats(recv, &st);
+		if (!st.listening)
+			return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+				     strdup("receiver not listening\n"));
+		if (!index_ping(&err, s->idx)) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "database: %s\n", err.msg);
+			return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", strdup(msg));
+		}
+		return reply(conn, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
+	}
+	if (strcmp(url, "/status") == 0)
+		return reply(conn, MHD_HTTP_OK, "application/json", status_render_json(s));
+	if (strcmp(url, "/metrics") == 0)
+		return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", status_render_metrics(s));
+	return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", strdup("not found\n"));
+}
+
+bool status_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
+		  struct status_server **out)
+{
+	struct status_server *s;
+	struct addrinfo hints;
+	char service[16];
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "status: out of memory");
+	s->cfg = cfg;
+	s->idx = idx;
+	s->started_mono = clock_mono_s();
+	atomic_store(&s->recv, NULL);
+	if (cfg->http_port == 0) {
+		*out = s;   /* no endpoint, the renderers still work */
+		return true;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(service, sizeof(service), "%d", cfg->http_port);
+	rc = getaddrinfo(cfg->http_bind, service, &hints, &s->addr);
+	if (rc != 0) {
+		r3d_err_set(err, R3D_EINVAL, "[http] bind '%s': %s", cfg->http_bind, gai_strerror(rc));
+		free(s);
+		return false;
+	}
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	if (s->addr->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
+				  MHD_OPTION_SOCK_ADDR, s->addr->ai_addr,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+	if (s->mhd == NULL) {
+		r3d_err_set(err, R3D_EIO, "cannot start the status endpoint on %s:%d (port in use?)",
+			    cfg->http_bind, cfg->http_port);
+		freeaddrinfo(s->addr);
+		free(s);
+		return false;
+	}
+	log_info("status", "status endpoint on http://%s:%d/status", cfg->http_bind, cfg->http_port);
+	*out = s;
+	return true;
+}
+
+void status_set_receiver(struct status_server *s, struct receiver *recv)
+{
+	atomic_store(&s->recv, recv);
+}
+
+void status_stop(struct status_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->mhd != NULL)
+		MHD_stop_daemon(s->mhd);
+	if (s->addr != NULL)
+		freeaddrinfo(s->addr);
+	free(s);
+}
