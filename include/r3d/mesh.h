@@ -29,7 +29,7 @@
  *
  * Threads: every function may be called from any thread; a struct mesh is
  * used by one thread at a time. mesh_isosurface() starts its own worker
- * threads (pthreads) and joins them before it returns.
+ * threads (pthreads) and joins them before it returns; so does mesh_smooth().
  */
 #ifndef R3D_MESH_H
 #define R3D_MESH_H
@@ -104,12 +104,15 @@ struct mesh_smooth_params {
 	int iterations; /* lambda/mu pairs, 0..MESH_MAX_SMOOTH_ITER */
 	double lambda;  /* shrink step, e.g. 0.5 */
 	double mu;      /* inflate step, negative, |mu| > lambda, e.g. -0.53 */
+	int threads;    /* 1..MESH_MAX_THREADS */
 };
-/* Sensible defaults for a marching-cubes surface (10 pairs, 0.5, -0.53). */
+/* Sensible defaults for a marching-cubes surface (10 pairs, 0.5, -0.53,
+ * one thread). */
 void mesh_smooth_defaults(struct mesh_smooth_params *p);
 /* Taubin lambda/mu smoothing with uniform (umbrella) weights: a low-pass
  * filter that removes the voxel staircase while keeping the enclosed
- * volume nearly unchanged. Topology is unchanged. */
+ * volume nearly unchanged. Topology is unchanged. Starts p->threads - 1
+ * pthreads per step and joins them. */
 bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_params *p);
 
 /* Merges vertices with bit-identical positions and drops unreferenced

@@ -38,6 +38,7 @@
  * a cube face, hence every edge has exactly two triangles. This rule gives, for each of
  * the 256 cases, as many triangles as VTK's marching-cubes table.
  */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -502,6 +503,7 @@ static void *iso_pass_emit(void *arg)
 
 		iso_block_fill(jb, k + 1, mx[s1], my[s1], mz[s1], k + 1 < wk->k1);
 		wk->ntri += iso_layer_emit(jb, k, lx, ly, mz[s0], out + 3 * wk->ntri);
+		assert(wk->ntri <= wk->tri_cap); /* the 4-per-vertex bound */
 	}
 out:
 	bigbuf_free(maps, maps_bytes);

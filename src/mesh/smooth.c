@@ -3,11 +3,13 @@
  * Laplacian step (lambda > 0) and an inflating one (mu < -lambda), which
  * together make a low-pass filter that removes the marching-cubes staircase
  * without the shrinkage of plain Laplacian smoothing. Uniform weights over
- * the edge neighbours. Any thread; one thread per mesh.
+ * the edge neighbours. Any thread; one thread per mesh; it starts
+ * threads - 1 pthreads per step and joins them before going on.
  *
  * Frame: any; it is the same before and after.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,30 +21,71 @@ void mesh_smooth_defaults(struct mesh_smooth_params *p)
 	p->iterations = 10;
 	p->lambda = 0.5;
 	p->mu = -0.53;
+	p->threads = 1;
 }
 
-/* p_out = p_in + f * (mean of neighbours - p_in), for every vertex. */
-static void smooth_step(const struct mesh *m, const size_t *first, const uint32_t *nb,
-			const float *in, float *outp, double f)
+struct smooth_worker {
+	const size_t *first;
+	const uint32_t *nb;
+	const float *in;
+	float *out;
+	double f;
+	size_t v0, v1;
+};
+
+/* p_out = p_in + f * (mean of neighbours - p_in), for vertices v0..v1-1. */
+static void *smooth_step(void *arg)
 {
-	for (size_t v = 0; v < m->nvert; v++) {
-		double s[3] = {0, 0, 0};
-		size_t n = first[v + 1] - first[v];
-		const float *p = in + 3 * v;
+	const struct smooth_worker *w = arg;
+
+	for (size_t v = w->v0; v < w->v1; v++) {
+		float s[3] = {0, 0, 0};
+		size_t n = w->first[v + 1] - w->first[v];
+		const float *p = w->in + 3 * v;
 
 		if (n == 0) {
-			memcpy(outp + 3 * v, p, 3 * sizeof(float));
+			memcpy(w->out + 3 * v, p, 3 * sizeof(float));
 			continue;
 		}
-		for (size_t h = first[v]; h < first[v + 1]; h++) {
-			const float *q = in + 3 * (size_t)nb[h];
+		for (size_t h = w->first[v]; h < w->first[v + 1]; h++) {
+			const float *q = w->in + 3 * (size_t)w->nb[h];
 			s[0] += q[0];
 			s[1] += q[1];
 			s[2] += q[2];
 		}
+		float inv = 1.0f / (float)n, f = (float)w->f;
 		for (int d = 0; d < 3; d++)
-			outp[3 * v + d] = (float)(p[d] + f * (s[d] / (double)n - p[d]));
+			w->out[3 * v + d] = p[d] + f * (s[d] * inv - p[d]);
 	}
+	return NULL;
+}
+
+/* One smoothing step over all vertices with n threads. */
+static void smooth_run(int n, struct smooth_worker *wk, const float *in, float *out, double f)
+{
+	pthread_t tid[MESH_MAX_THREADS];
+	bool started[MESH_MAX_THREADS] = {false};
+
+	for (int t = 0; t < n; t++) {
+		wk[t].in = in;
+		wk[t].out = out;
+		wk[t].f = f;
+	}
+	for (int t = 1; t < n; t++)
+		started[t] = pthread_create(&tid[t], NULL, smooth_step, &wk[t]) == 0;
+	smooth_step(&wk[0]);
+	for (int t = 1; t < n; t++) {
+		if (started[t])
+			pthread_join(tid[t], NULL);
+		else
+			smooth_step(&wk[t]);
+	}
+}
+
+static int smooth_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
 }
 
 bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_params *p)
@@ -54,10 +97,10 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 
 	if (p->iterations < 0 || p->iterations > MESH_MAX_SMOOTH_ITER || !isfinite(p->lambda) ||
 	    !isfinite(p->mu) || p->lambda <= 0.0 || p->lambda >= 1.0 || p->mu >= 0.0 ||
-	    p->mu <= -1.0) {
+	    p->mu <= -1.0 || p->threads < 1 || p->threads > MESH_MAX_THREADS) {
 		r3d_err_set(err, R3D_EINVAL,
-			    "smooth: need 0..%d iterations, 0 < lambda < 1, -1 < mu < 0",
-			    MESH_MAX_SMOOTH_ITER);
+			    "smooth: need 0..%d iterations, 0 < lambda < 1, -1 < mu < 0, 1..%d threads",
+			    MESH_MAX_SMOOTH_ITER, MESH_MAX_THREADS);
 		goto out;
 	}
 	if (p->iterations == 0 || m->ntri == 0) {
@@ -75,8 +118,8 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 		r3d_err_set(err, R3D_ENOMEM, "smooth: cannot allocate neighbour lists");
 		goto out;
 	}
-	/* Neighbours through both directions of every triangle edge: on a
-	 * closed surface each neighbour is listed twice, so weights stay equal. */
+	/* Neighbours through both directions of every triangle edge, so that
+	 * boundary vertices see all of theirs; repeats are dropped below. */
 	for (size_t i = 0; i < 3 * m->ntri; i++) {
 		if (m->tri[i] >= m->nvert) {
 			r3d_err_set(err, R3D_EINVAL, "smooth: triangle %zu uses a bad vertex", i / 3);
@@ -93,9 +136,31 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 			nb[first[f[c] + 1]++] = f[(c + 2) % 3];
 		}
 	}
+	/* Keep each neighbour once: sort each short list, drop repeats, and
+	 * pack the lists (first[] moves down as they shrink). */
+	size_t w = 0, begin = 0;
+	for (size_t v = 0; v < m->nvert; v++) {
+		size_t end = first[v + 1];
+		qsort(nb + begin, end - begin, sizeof(*nb), smooth_cmp_u32);
+		first[v] = w;
+		for (size_t h = begin; h < end; h++) {
+			if (h == begin || nb[h] != nb[h - 1])
+				nb[w++] = nb[h];
+		}
+		begin = end;
+	}
+	first[m->nvert] = w;
+
+	struct smooth_worker wk[MESH_MAX_THREADS];
+	for (int t = 0; t < p->threads; t++) {
+		wk[t].first = first;
+		wk[t].nb = nb;
+		wk[t].v0 = m->nvert * (size_t)t / (size_t)p->threads;
+		wk[t].v1 = m->nvert * (size_t)(t + 1) / (size_t)p->threads;
+	}
 	for (int it = 0; it < p->iterations; it++) {
-		smooth_step(m, first, nb, m->xyz, tmp, p->lambda);
-		smooth_step(m, first, nb, tmp, m->xyz, p->mu);
+		smooth_run(p->threads, wk, m->xyz, tmp, p->lambda);
+		smooth_run(p->threads, wk, tmp, m->xyz, p->mu);
 	}
 	ok = true;
 out:

@@ -313,7 +313,14 @@ static void test_smooth_decimate(void)
 		goto out;
 	struct mesh_stats s0 = stats(m);
 	mesh_smooth_defaults(&sp);
+	struct mesh *m1 = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 1);
+	CHECK(m1 != NULL && mesh_smooth(&err, m1, &sp));
+	sp.threads = 2;
 	CHECK(mesh_smooth(&err, m, &sp));
+	/* Each vertex is computed from the same inputs whatever the threads. */
+	CHECK(m1 != NULL && m1->nvert == m->nvert &&
+	      memcmp(m1->xyz, m->xyz, 12 * m->nvert) == 0);
+	mesh_destroy(m1);
 	struct mesh_stats s1 = stats(m);
 	printf("smooth: volume %.1f -> %.1f (analytic %.1f)\n", s0.volume, s1.volume,
 	       solid_volume(&s));

@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""
+mesh_core.py: bench/mesh-core, the benchmark of recon3d's mesh core against
+VTK's vtkFlyingEdges3D and meshoptimizer alone. Run with Debian's python
+(python3-vtk9, numpy), on a release build (-DR3D_SANITIZE=OFF):
+
+    /usr/bin/python3 bench/mesh_core.py --build build-mesh-rel [--reps 5]
+
+1. mesh_bench (ours, C) builds a 512x512x400 int16 CT-like volume, writes
+   it to a temporary raw file, and times our isosurface at iso 299.5 with 1
+   and 2 threads (median of --reps after a warm-up), then our decimation to
+   10 % against meshopt_simplify alone on the same raw mesh.
+2. This script, in a fresh child process per thread count, loads the same
+   raw volume and times vtkFlyingEdges3D on it at the same isovalue (normals,
+   gradients and scalars off: ours computes none of them either), with the
+   same thread count (vtkSMPTools) and the same number of runs.
+Both sides run with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so VTK's malloc
+gets transparent huge pages as our bigbuf_alloc() does (same allocator
+setting). Prints the medians, the ratios ours/VTK, user/sys CPU time and
+peak RSS of each process.
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+NX, NY, NZ = 512, 512, 400
+ISO = 299.5
+ENV = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
+
+
+def vtk_child(raw, threads, reps):
+    import numpy as np
+    import vtk
+    from vtk.util import numpy_support as ns
+
+    smp = vtk.vtkSMPTools()
+    smp.Initialize(threads)
+    vol = np.fromfile(raw, dtype=np.int16)
+    assert vol.size == NX * NY * NZ
+    img = vtk.vtkImageData()
+    img.SetDimensions(NX, NY, NZ)
+    arr = ns.numpy_to_vtk(vol, deep=0, array_type=vtk.VTK_SHORT)
+    img.GetPointData().SetScalars(arr)
+    fe = vtk.vtkFlyingEdges3D()
+    fe.SetInputData(img)
+    fe.SetValue(0, ISO)
+    fe.ComputeNormalsOff()
+    fe.ComputeGradientsOff()
+    fe.ComputeScalarsOff()
+    times = []
+    for r in range(reps + 1):
+        fe.Modified()
+        t0 = time.perf_counter()
+        fe.Update()
+        t = time.perf_counter() - t0
+        if r > 0:
+            times.append(t)
+    out = fe.GetOutput()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"vtk threads {threads} backend {smp.GetBackend()} "
+          f"estimated_threads {smp.GetEstimatedNumberOfThreads()}")
+    print(f"vtk_median_s {statistics.median(times):.4f}")
+    print(f"vtk_counts triangles {out.GetNumberOfPolys()} vertices {out.GetNumberOfPoints()}")
+    print(f"rusage user_s {ru.ru_utime:.2f} sys_s {ru.ru_stime:.2f} "
+          f"peak_rss_mb {ru.ru_maxrss / 1024.0:.1f}")
+
+
+def run(cmd):
+    p = subprocess.run(cmd, env=ENV, check=True, capture_output=True, text=True)
+    sys.stdout.write(p.stdout)
+    return p.stdout.splitlines()
+
+
+def field(lines, key, index):
+    for ln in lines:
+        parts = ln.split()
+        if parts and parts[0] == key:
+            return parts[index]
+    raise KeyError(key)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build-mesh-rel")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--vtk-child", nargs=3, metavar=("RAW", "THREADS", "REPS"))
+    a = ap.parse_args()
+    if a.vtk_child:
+        vtk_child(a.vtk_child[0], int(a.vtk_child[1]), int(a.vtk_child[2]))
+        return 0
+    tool = os.path.join(a.build, "src", "mesh", "mesh_bench")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "vol.raw")
+        print("== ours (mesh_bench) ==")
+        ours = run([tool, "--raw", raw, "--reps", str(a.reps)])
+        vtk = {}
+        for threads in (1, 2):
+            print(f"== VTK vtkFlyingEdges3D, {threads} thread(s) ==")
+            vtk[threads] = run([sys.executable, os.path.abspath(__file__), "--vtk-child",
+                                raw, str(threads), str(a.reps)])
+    print("== summary ==")
+    for threads in (1, 2):
+        o = next(float(ln.split()[3]) for ln in ours
+                 if ln.startswith(f"iso_median_s threads {threads} "))
+        v = float(field(vtk[threads], "vtk_median_s", 1))
+        print(f"isosurface {threads} thread(s): ours {o * 1000:.1f} ms, VTK {v * 1000:.1f} ms, "
+              f"ours/VTK {o / v:.2f}x (goal <= 1.0x)")
+    d = float(field(ours, "decimate_median_s", 1))
+    m = float(field(ours, "meshopt_alone_median_s", 1))
+    print(f"decimation to 10 %: ours {d:.3f} s, meshopt_simplify alone {m:.3f} s, "
+          f"ours/meshopt {d / m:.2f}x")
+    print("ours: user {} s, sys {} s, peak RSS {} MB (whole mesh_bench run)".format(
+        field(ours, "rusage", 2), field(ours, "rusage", 4), field(ours, "rusage", 6)))
+    for threads in (1, 2):
+        lines = vtk[threads]
+        print("VTK {} thread(s): user {} s, sys {} s, peak RSS {} MB".format(
+            threads, field(lines, "rusage", 2), field(lines, "rusage", 4),
+            field(lines, "rusage", 6)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
