@@ -1,0 +1,613 @@
+/*
+ * presets.c: the four segmentation presets (skin, bone, lungs, vessels) built
+ * from the kernels in label.c, morph.c and fill.c, their default parameters,
+ * and the per-grid workspace.
+ *
+ *   body    hu > body_hu; an in-plane opening cuts the thin bridges to the
+ *           table; the largest 6-connected component is the body; its
+ *           holes are filled slice by slice. skin is this mask.
+ *   bone    dense voxels (cortex) inside the body, closed and with marrow
+ *           holes filled slice by slice (small holes of bone-like mean HU
+ *           only, so neither the thorax nor the spinal canal is filled),
+ *           grown a few millimetres into hu > low_hu (partial volume, marrow)
+ *           and cleared of small islands. Contrast blood never reaches the
+ *           dense threshold in bulk, so the aorta and kidneys stay out.
+ *   lungs   air inside the filled body, 6-connected components of lung size
+ *           whose mean HU is that of lung, not of pure bowel gas.
+ *   vessels voxels of contrast-blood density inside the body and away from
+ *           bone; the series counts as contrast-enhanced when an opening
+ *           leaves thick blobs (aorta, heart, kidneys) of enough volume.
+ *
+ * Memory order x fastest; frame: voxel indices, spacing only scales radii and
+ * volumes. One ctx is used by one thread at a time; the kernels start their
+ * own workers (p->threads).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r3d/segment.h"
+#include "r3d/util.h"
+#include "segment_internal.h"
+
+#define SEGMENT_MIN_SPACING_MM 0.01
+#define SEGMENT_MAX_SPACING_MM 100.0
+#define SEGMENT_SCRATCH 3
+
+struct segment_ctx {
+	size_t nx, ny, nz, nvox;
+	uint8_t *buf;                           /* one big buffer for all masks */
+	size_t buf_bytes;
+	uint8_t *mask[SEGMENT_STRUCTURE_COUNT]; /* results */
+	uint8_t *scratch[SEGMENT_SCRATCH];
+	struct segment_cc *cc;
+};
+
+static const char *const structure_names[SEGMENT_STRUCTURE_COUNT] = {
+	"skin", "bone", "lungs", "vessels",
+};
+
+const char *segment_structure_name(enum segment_structure s)
+{
+	return (unsigned)s < SEGMENT_STRUCTURE_COUNT ? structure_names[s] : "unknown";
+}
+
+enum segment_structure segment_structure_from_name(const char *name)
+{
+	int s;
+
+	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+		if (strcmp(name, structure_names[s]) == 0)
+			return (enum segment_structure)s;
+	return SEGMENT_STRUCTURE_COUNT;
+}
+
+void segment_params_default(struct segment_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->skin.body_hu = -399.5;
+	p->skin.open_mm = 3.0;
+	p->skin.min_ml = 100.0;
+
+	p->bone.dense_hu = 299.5;
+	p->bone.low_hu = 99.5;
+	p->bone.contrast_low_hu = 199.5;
+	p->bone.grow_mm = 2.0;
+	p->bone.close_mm = 2.0;
+	p->bone.hole_max_mm2 = 2500.0;
+	p->bone.hole_min_mean_hu = 59.5;
+	p->bone.min_island_ml = 0.5;
+
+	p->lungs.air_hu = -399.5;
+	p->lungs.min_ml = 20.0;
+	p->lungs.gas_hu = -949.5;
+	p->lungs.gas_max_fraction = 0.3;
+
+	p->vessels.low_hu = 149.5;
+	p->vessels.high_hu = 599.5;
+	p->vessels.detect_open_mm = 4.0;
+	p->vessels.detect_min_ml = 20.0;
+	p->vessels.bone_margin_mm = 2.0;
+	p->vessels.min_ml = 1.0;
+
+	p->threads = 2;
+}
+
+bool segment_ctx_create(struct r3d_err *err, size_t nx, size_t ny, size_t nz,
+			struct segment_ctx **out)
+{
+	struct segment_ctx *ctx = NULL;
+	size_t nvox, bytes, i;
+	bool ok = false;
+
+	*out = NULL;
+	if (nx == 0 || ny == 0 || nz == 0 || nx > SEGMENT_MAX_DIM || ny > SEGMENT_MAX_DIM ||
+	    nz > SEGMENT_MAX_DIM || !size_mul3(nx, ny, nz, &nvox) || nvox > SEGMENT_MAX_VOXELS) {
+		r3d_err_set(err, R3D_EINVAL, "bad grid %zux%zux%zu for segmentation", nx, ny, nz);
+		goto out;
+	}
+	if (!size_mul(nvox, SEGMENT_STRUCTURE_COUNT + SEGMENT_SCRATCH, &bytes)) {
+		r3d_err_set(err, R3D_EINVAL, "segmentation buffers overflow");
+		goto out;
+	}
+	ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "no memory for a segmentation context");
+		goto out;
+	}
+	ctx->nx = nx;
+	ctx->ny = ny;
+	ctx->nz = nz;
+	ctx->nvox = nvox;
+	if (!segment_cc_create(err, 1, &ctx->cc))
+		goto out;
+	ctx->buf = bigbuf_alloc(err, bytes);
+	if (ctx->buf == NULL)
+		goto out;
+	ctx->buf_bytes = bytes;
+	for (i = 0; i < SEGMENT_STRUCTURE_COUNT; i++)
+		ctx->mask[i] = ctx->buf + i * nvox;
+	for (i = 0; i < SEGMENT_SCRATCH; i++)
+		ctx->scratch[i] = ctx->buf + (SEGMENT_STRUCTURE_COUNT + i) * nvox;
+	*out = ctx;
+	ctx = NULL;
+	ok = true;
+out:
+	segment_ctx_destroy(ctx);
+	return ok;
+}
+
+void segment_ctx_destroy(struct segment_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	bigbuf_free(ctx->buf, ctx->buf_bytes);
+	segment_cc_destroy(ctx->cc);
+	free(ctx);
+}
+
+/* ---- small threaded voxel loops --------------------------------------- */
+
+enum vox_op {
+	VOX_ABOVE,      /* out = hu > lo (&& within) */
+	VOX_BELOW,      /* out = hu < lo (&& within) */
+	VOX_BAND,       /* out = lo < hu <= hi (&& within) */
+	VOX_AND,        /* out &= a */
+	VOX_ANDNOT,     /* out &= !a */
+	VOX_OR,         /* out |= a */
+};
+
+struct vox_arg {
+	enum vox_op op;
+	const int16_t *hu;
+	const uint8_t *a;       /* within / operand */
+	uint8_t *out;
+	double lo, hi;
+};
+
+static void vox_range(void *p, size_t begin, size_t end, int worker)
+{
+	const struct vox_arg *v = p;
+	const int16_t *hu = v->hu;
+	const uint8_t *a = v->a;
+	uint8_t *o = v->out;
+	size_t i;
+	/* Integer HU against half-integer thresholds: compare in int. */
+	int lo = (int)floor(v->lo), hi = (int)floor(v->hi);
+
+	(void)worker;
+	switch (v->op) {
+	case VOX_ABOVE:
+		for (i = begin; i < end; i++)
+			o[i] = (hu[i] > lo) & (a == NULL || a[i] != 0);
+		break;
+	case VOX_BELOW:
+		lo = (int)ceil(v->lo);
+		for (i = begin; i < end; i++)
+			o[i] = (hu[i] < lo) & (a == NULL || a[i] != 0);
+		break;
+	case VOX_BAND:
+		for (i = begin; i < end; i++)
+			o[i] = (hu[i] > lo) & (hu[i] <= hi) & (a == NULL || a[i] != 0);
+		break;
+	case VOX_AND:
+		for (i = begin; i < end; i++)
+			o[i] &= a[i];
+		break;
+	case VOX_ANDNOT:
+		for (i = begin; i < end; i++)
+			o[i] &= !a[i];
+		break;
+	case VOX_OR:
+		for (i = begin; i < end; i++)
+			o[i] |= a[i];
+		break;
+	}
+}
+
+static void vox_run(int threads, size_t n, enum vox_op op, const int16_t *hu, const uint8_t *a,
+		    uint8_t *out, double lo, double hi)
+{
+	struct vox_arg v = { op, hu, a, out, lo, hi };
+
+	segment_parallel(threads, n, vox_range, &v);
+}
+
+static size_t count_set(const uint8_t *m, size_t n)
+{
+	size_t i, c = 0;
+
+	for (i = 0; i < n; i++)
+		c += m[i];
+	return c;
+}
+
+/* Radius in voxels for mm along an axis of spacing sp (at least 0). */
+static unsigned radius_vox(double mm, double sp)
+{
+	double r = floor(mm / sp + 0.5);
+
+	if (r < 0)
+		return 0;
+	if (r > SEGMENT_MAX_RADIUS_VOX)
+		return SEGMENT_MAX_RADIUS_VOX;
+	return (unsigned)r;
+}
+
+static size_t voxels_for_ml(const struct segment_volume *vol, double ml)
+{
+	double v = vol->spacing_mm[0] * vol->spacing_mm[1] * vol->spacing_mm[2];
+	double n = ceil(ml * 1000.0 / v);
+
+	return n < 1 ? 1 : (size_t)n;
+}
+
+static double ml_of(const struct segment_volume *vol, size_t voxels)
+{
+	return (double)voxels * vol->spacing_mm[0] * vol->spacing_mm[1] * vol->spacing_mm[2] / 1000.0;
+}
+
+/* Opening (open = true) or closing in the xy plane, in place on m. */
+static bool morph_plane(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+			uint8_t *m, uint8_t *tmp, double mm, bool open, int threads)
+{
+	unsigned r[3];
+
+	r[0] = radius_vox(mm, vol->spacing_mm[0]);
+	r[1] = radius_vox(mm, vol->spacing_mm[1]);
+	r[2] = 0;
+	if (r[0] == 0 && r[1] == 0)
+		return true;
+	if (open)
+		return segment_erode(err, m, m, tmp, ctx->nx, ctx->ny, ctx->nz, r, threads) &&
+		       segment_dilate(err, m, m, tmp, ctx->nx, ctx->ny, ctx->nz, r, threads);
+	return segment_dilate(err, m, m, tmp, ctx->nx, ctx->ny, ctx->nz, r, threads) &&
+	       segment_erode(err, m, m, tmp, ctx->nx, ctx->ny, ctx->nz, r, threads);
+}
+
+/* ---- presets ------------------------------------------------------------ */
+
+/* ctx->mask[SKIN] = filled body. False with err on failure; *found false when
+ * there is no body of at least min_ml. */
+static bool run_body(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+		     const struct segment_params *p, bool *found)
+{
+	uint8_t *body = ctx->mask[SEGMENT_SKIN], *t1 = ctx->scratch[0];
+	size_t id;
+
+	*found = false;
+	vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, NULL, body, p->skin.body_hu, 0);
+	if (!morph_plane(err, ctx, vol, body, t1, p->skin.open_mm, true, p->threads))
+		return false;
+	if (!segment_cc_label(err, ctx->cc, body, ctx->nx, ctx->ny, ctx->nz, 6))
+		return false;
+	id = segment_cc_largest(ctx->cc);
+	if (id == 0 || segment_cc_size(ctx->cc, id) < voxels_for_ml(vol, p->skin.min_ml)) {
+		memset(body, 0, ctx->nvox);
+		return true;
+	}
+	{
+		uint8_t *keep = calloc(segment_cc_count(ctx->cc) + 1, 1);
+
+		if (keep == NULL)
+			return r3d_err_set(err, R3D_ENOMEM, "no memory for the body components");
+		keep[id] = 1;
+		segment_cc_paint(ctx->cc, keep, body);
+		free(keep);
+	}
+	if (!segment_fill_holes_2d(err, body, ctx->nx, ctx->ny, ctx->nz, 0, NULL, 0, p->threads))
+		return false;
+	*found = true;
+	return true;
+}
+
+/* Marks the components of m (26-connected) that contain a voxel of seed;
+ * m keeps only those. */
+static bool keep_seeded(struct r3d_err *err, struct segment_ctx *ctx, uint8_t *m, const uint8_t *seed)
+{
+	struct segment_cc *cc = ctx->cc;
+	uint8_t *keep = NULL;
+	size_t r, k, x;
+	bool ok = false;
+
+	if (!segment_cc_label(err, cc, m, ctx->nx, ctx->ny, ctx->nz, 26))
+		goto out;
+	keep = calloc(cc->count + 1, 1);
+	if (keep == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "no memory for the bone components");
+		goto out;
+	}
+	for (r = 0; r < ctx->ny * ctx->nz; r++) {
+		const uint8_t *srow = seed + r * ctx->nx;
+
+		for (k = cc->row_start[r]; k < cc->row_start[r + 1]; k++) {
+			if (keep[cc->parent[k]])
+				continue;
+			for (x = cc->rx0[k]; x < cc->rx1[k]; x++) {
+				if (srow[x]) {
+					keep[cc->parent[k]] = 1;
+					break;
+				}
+			}
+		}
+	}
+	segment_cc_paint(cc, keep, m);
+	ok = true;
+out:
+	free(keep);
+	return ok;
+}
+
+/* Dense voxels, closed in-plane, with the marrow holes filled: the bone core.
+ * Written to ctx->mask[SEGMENT_BONE]; uses scratch 0. */
+static bool bone_core(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+		      const struct segment_params *p, uint8_t *m)
+{
+	const struct segment_bone_params *b = &p->bone;
+	size_t max_hole = (size_t)(b->hole_max_mm2 / (vol->spacing_mm[0] * vol->spacing_mm[1]));
+
+	if (!morph_plane(err, ctx, vol, m, ctx->scratch[0], b->close_mm, false, p->threads))
+		return false;
+	if (!segment_fill_holes_2d(err, m, ctx->nx, ctx->ny, ctx->nz, max_hole == 0 ? 1 : max_hole,
+				   vol->hu, b->hole_min_mean_hu, p->threads))
+		return false;
+	vox_run(p->threads, ctx->nvox, VOX_AND, NULL, ctx->mask[SEGMENT_SKIN], m, 0, 0);
+	return true;
+}
+
+/* Thick blobs of contrast-blood density away from the bone core decide
+ * whether the series is contrast-enhanced. Leaves the bone core in
+ * ctx->mask[SEGMENT_BONE]; uses scratch 0..2. */
+static bool detect_contrast(struct r3d_err *err, struct segment_ctx *ctx,
+			    const struct segment_volume *vol, const struct segment_params *p,
+			    struct segment_result *res)
+{
+	const struct segment_vessel_params *v = &p->vessels;
+	const uint8_t *body = ctx->mask[SEGMENT_SKIN];
+	uint8_t *core = ctx->mask[SEGMENT_BONE], *near = ctx->scratch[1], *blobs = ctx->scratch[2];
+	uint8_t *tmp = ctx->scratch[0];
+	unsigned r[3];
+	int i;
+
+	vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, body, core, p->bone.dense_hu, 0);
+	if (!bone_core(err, ctx, vol, p, core))
+		return false;
+	for (i = 0; i < 3; i++)
+		r[i] = radius_vox(v->bone_margin_mm, vol->spacing_mm[i]);
+	if (!segment_dilate(err, core, near, tmp, ctx->nx, ctx->ny, ctx->nz, r, p->threads))
+		return false;
+	vox_run(p->threads, ctx->nvox, VOX_BAND, vol->hu, body, blobs, v->low_hu, v->high_hu);
+	vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, near, blobs, 0, 0);
+	for (i = 0; i < 3; i++)
+		r[i] = radius_vox(v->detect_open_mm, vol->spacing_mm[i]);
+	if (!segment_erode(err, blobs, blobs, tmp, ctx->nx, ctx->ny, ctx->nz, r, p->threads) ||
+	    !segment_dilate(err, blobs, blobs, tmp, ctx->nx, ctx->ny, ctx->nz, r, p->threads))
+		return false;
+	res->contrast_ml = ml_of(vol, count_set(blobs, ctx->nvox));
+	res->contrast = res->contrast_ml >= v->detect_min_ml;
+	return true;
+}
+
+/* From the core in ctx->mask[SEGMENT_BONE]: the bone mask. */
+static bool run_bone(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+		     const struct segment_params *p, bool contrast)
+{
+	const struct segment_bone_params *b = &p->bone;
+	const uint8_t *body = ctx->mask[SEGMENT_SKIN];
+	uint8_t *bone = ctx->mask[SEGMENT_BONE], *tmp = ctx->scratch[0], *low = ctx->scratch[1];
+	uint8_t *seed = ctx->scratch[2];
+	unsigned step[3] = { 1, 1, 1 };
+	unsigned k, steps;
+
+	if (!contrast) {
+		/* Plain series: nothing but bone is over low_hu next to bone, so
+		 * take every voxel over it that is connected to the core. */
+		memcpy(seed, bone, ctx->nvox);
+		vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, body, bone, b->low_hu, 0);
+		vox_run(p->threads, ctx->nvox, VOX_OR, NULL, seed, bone, 0, 0);
+		if (!keep_seeded(err, ctx, bone, seed))
+			return false;
+	} else {
+		/* Contrast: blood is over low_hu, so grow from the core only a few
+		 * millimetres (partial volume, cortex gaps) into contrast_low_hu. */
+		vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, body, low, b->contrast_low_hu, 0);
+		steps = radius_vox(b->grow_mm, fmin(vol->spacing_mm[0], vol->spacing_mm[1]));
+		step[2] = vol->spacing_mm[2] <= b->grow_mm ? 1 : 0;
+		for (k = 0; k < steps; k++) {
+			if (!segment_dilate(err, bone, seed, tmp, ctx->nx, ctx->ny, ctx->nz, step,
+					    p->threads))
+				return false;
+			vox_run(p->threads, ctx->nvox, VOX_AND, NULL, low, seed, 0, 0);
+			vox_run(p->threads, ctx->nvox, VOX_OR, NULL, seed, bone, 0, 0);
+		}
+	}
+	/* The grown shell may close rings the core left open. */
+	if (!bone_core(err, ctx, vol, p, bone))
+		return false;
+	if (!segment_cc_label(err, ctx->cc, bone, ctx->nx, ctx->ny, ctx->nz, 26))
+		return false;
+	segment_cc_paint_min_size(ctx->cc, voxels_for_ml(vol, b->min_island_ml), bone);
+	return true;
+}
+
+static bool run_lungs(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+		      const struct segment_params *p, size_t *kept)
+{
+	const struct segment_lung_params *l = &p->lungs;
+	struct segment_cc *cc = ctx->cc;
+	uint8_t *lungs = ctx->mask[SEGMENT_LUNGS], *keep = NULL;
+	size_t *gas = NULL;
+	size_t min_vox = voxels_for_ml(vol, l->min_ml), r, k, id, nx = ctx->nx;
+	int gas_lt = (int)ceil(l->gas_hu);
+	bool ok = false;
+
+	*kept = 0;
+	vox_run(p->threads, ctx->nvox, VOX_BELOW, vol->hu, ctx->mask[SEGMENT_SKIN], lungs, l->air_hu, 0);
+	if (!segment_cc_label(err, cc, lungs, ctx->nx, ctx->ny, ctx->nz, 6))
+		goto out;
+	keep = calloc(cc->count + 1, 1);
+	gas = calloc(cc->count + 1, sizeof(*gas));
+	if (keep == NULL || gas == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "no memory for the lung components");
+		goto out;
+	}
+	for (r = 0; r < ctx->ny * ctx->nz; r++) {
+		const int16_t *h = vol->hu + r * nx;
+
+		for (k = cc->row_start[r]; k < cc->row_start[r + 1]; k++) {
+			size_t c = 0;
+			uint32_t x;
+
+			if (cc->sizes[cc->parent[k]] < min_vox)
+				continue;
+			for (x = cc->rx0[k]; x < cc->rx1[k]; x++)
+				c += h[x] < gas_lt;
+			gas[cc->parent[k]] += c;
+		}
+	}
+	for (id = 1; id <= cc->count; id++) {
+		double frac;
+
+		if (cc->sizes[id] < min_vox)
+			continue;
+		frac = (double)gas[id] / (double)cc->sizes[id];
+		if (frac > l->gas_max_fraction)
+			continue;
+		keep[id] = 1;
+		(*kept)++;
+	}
+	segment_cc_paint(cc, keep, lungs);
+	/* Vessels and nodules inside the lung belong to it. */
+	if (!segment_fill_holes_2d(err, lungs, ctx->nx, ctx->ny, ctx->nz, 0, NULL, 0, p->threads))
+		goto out;
+	ok = true;
+out:
+	free(gas);
+	free(keep);
+	return ok;
+}
+
+static bool run_vessels(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+			const struct segment_params *p)
+{
+	const struct segment_vessel_params *v = &p->vessels;
+	uint8_t *ves = ctx->mask[SEGMENT_VESSELS], *near = ctx->scratch[1], *tmp = ctx->scratch[0];
+	unsigned r[3];
+	int i;
+
+	for (i = 0; i < 3; i++)
+		r[i] = radius_vox(v->bone_margin_mm, vol->spacing_mm[i]);
+	if (!segment_dilate(err, ctx->mask[SEGMENT_BONE], near, tmp, ctx->nx, ctx->ny, ctx->nz, r,
+			    p->threads))
+		return false;
+	vox_run(p->threads, ctx->nvox, VOX_BAND, vol->hu, ctx->mask[SEGMENT_SKIN], ves, v->low_hu,
+		v->high_hu);
+	vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, near, ves, 0, 0);
+	if (!segment_cc_label(err, ctx->cc, ves, ctx->nx, ctx->ny, ctx->nz, 26))
+		return false;
+	segment_cc_paint_min_size(ctx->cc, voxels_for_ml(vol, v->min_ml), ves);
+	return true;
+}
+
+static void skip(struct segment_result *res, int s, const char *why)
+{
+	res->mask[s] = NULL;
+	snprintf(res->skipped_reason[s], sizeof(res->skipped_reason[s]), "%s", why);
+}
+
+bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+		 const struct segment_params *p, unsigned structures, struct segment_result *res)
+{
+	bool want[SEGMENT_STRUCTURE_COUNT], found = false, ok = false, have_bone = false;
+	double t0, t1;
+	size_t nlungs = 0;
+	int s;
+
+	memset(res, 0, sizeof(*res));
+	if (vol->hu == NULL || vol->nx != ctx->nx || vol->ny != ctx->ny || vol->nz != ctx->nz) {
+		r3d_err_set(err, R3D_EINVAL, "volume %zux%zux%zu does not match the workspace %zux%zux%zu",
+			    vol->nx, vol->ny, vol->nz, ctx->nx, ctx->ny, ctx->nz);
+		goto out;
+	}
+	for (s = 0; s < 3; s++) {
+		double sp = vol->spacing_mm[s];
+
+		if (!(sp >= SEGMENT_MIN_SPACING_MM && sp <= SEGMENT_MAX_SPACING_MM)) {
+			r3d_err_set(err, R3D_EINVAL, "voxel spacing %g mm out of range", sp);
+			goto out;
+		}
+	}
+	if (p->threads < 1 || p->threads > SEGMENT_MAX_THREADS) {
+		r3d_err_set(err, R3D_EINVAL, "thread count %d not in 1..%d", p->threads,
+			    SEGMENT_MAX_THREADS);
+		goto out;
+	}
+	ctx->cc->threads = p->threads;
+	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++) {
+		want[s] = (structures >> s) & 1u;
+		if (!want[s])
+			skip(res, s, "not requested");
+	}
+
+	t0 = clock_mono_s();
+	if (!run_body(err, ctx, vol, p, &found))
+		goto out;
+	t1 = clock_mono_s();
+	res->body_ms = (t1 - t0) * 1e3;
+	if (!found) {
+		for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+			if (want[s])
+				skip(res, s, "no body found in the field of view");
+		ok = true;
+		goto out;
+	}
+	if (want[SEGMENT_SKIN]) {
+		res->mask[SEGMENT_SKIN] = ctx->mask[SEGMENT_SKIN];
+		res->ms[SEGMENT_SKIN] = res->body_ms;
+	}
+	if (want[SEGMENT_BONE] || want[SEGMENT_VESSELS]) {
+		t0 = clock_mono_s();
+		if (!detect_contrast(err, ctx, vol, p, res))
+			goto out;
+		t1 = clock_mono_s();
+		res->detect_ms = (t1 - t0) * 1e3;
+		if (!run_bone(err, ctx, vol, p, res->contrast))
+			goto out;
+		have_bone = true;
+		res->ms[SEGMENT_BONE] = (clock_mono_s() - t1) * 1e3;
+		if (want[SEGMENT_BONE])
+			res->mask[SEGMENT_BONE] = ctx->mask[SEGMENT_BONE];
+	}
+	if (want[SEGMENT_LUNGS]) {
+		t0 = clock_mono_s();
+		if (!run_lungs(err, ctx, vol, p, &nlungs))
+			goto out;
+		res->ms[SEGMENT_LUNGS] = (clock_mono_s() - t0) * 1e3;
+		if (nlungs > 0)
+			res->mask[SEGMENT_LUNGS] = ctx->mask[SEGMENT_LUNGS];
+		else
+			skip(res, SEGMENT_LUNGS, "no air-filled lung inside the body in the field of view");
+	}
+	if (want[SEGMENT_VESSELS]) {
+		t0 = clock_mono_s();
+		if (!have_bone)
+			goto out;
+		if (res->contrast && !run_vessels(err, ctx, vol, p))
+			goto out;
+		res->ms[SEGMENT_VESSELS] = (clock_mono_s() - t0) * 1e3;
+		if (res->contrast) {
+			res->mask[SEGMENT_VESSELS] = ctx->mask[SEGMENT_VESSELS];
+		} else {
+			snprintf(res->skipped_reason[SEGMENT_VESSELS], SEGMENT_REASON_MAX,
+				 "series is not contrast-enhanced (%.1f ml of thick blood over %.0f HU, %.0f ml needed)",
+				 res->contrast_ml, p->vessels.low_hu, p->vessels.detect_min_ml);
+		}
+	}
+	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+		if (res->mask[s] != NULL)
+			res->voxels[s] = count_set(res->mask[s], ctx->nvox);
+	ok = true;
+out:
+	return ok;
+}
