@@ -379,7 +379,7 @@ static void phantom_build(int16_t *hu, uint8_t *truth, bool contrast)
 							      sq(X + 40) + sq(Y + 10) <= 400)) {
 						t |= PH_LUNG;
 						h = -850 + noise * 3;
-					} else if (sq(X) + sq(Y - 5) <= 64) {
+					} else if (sq(X) + sq(Y - 5) <= 100) {
 						t |= PH_VESSEL;
 						h = (contrast ? 250 : 40) + noise;
 					} else if (sq(X - 40) + sq(Y - 25) + sq(((double)z + 0.5) * PH_SZ - 48) <= 144) {
