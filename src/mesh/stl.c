@@ -7,6 +7,7 @@
  * Frame: the mesh's own (patient LPS millimetres once transformed).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "meshfile.h"
@@ -42,7 +43,7 @@ bool mesh_stl_write(struct r3d_err *err, const char *path, const struct mesh *m,
 {
 	struct meshfile mf = {0};
 	unsigned char head[STL_HEADER_BYTES + 4];
-	static _Thread_local unsigned char chunk[STL_CHUNK_FACETS * STL_FACET_BYTES];
+	unsigned char *chunk = NULL;
 	bool ok = false;
 
 	if (!meshfile_name_ok(name)) {
@@ -58,6 +59,11 @@ bool mesh_stl_write(struct r3d_err *err, const char *path, const struct mesh *m,
 			r3d_err_set(err, R3D_EINVAL, "stl: triangle %zu uses a bad vertex", i / 3);
 			goto out;
 		}
+	}
+	chunk = malloc(STL_CHUNK_FACETS * STL_FACET_BYTES);
+	if (chunk == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "stl: cannot allocate a write buffer");
+		goto out;
 	}
 	if (!meshfile_open(err, &mf, path))
 		goto out;
@@ -82,5 +88,6 @@ io:
 	r3d_err_set(err, R3D_EIO, "stl: cannot write %s", path);
 out:
 	meshfile_abort(&mf);
+	free(chunk);
 	return ok;
 }

@@ -14,10 +14,11 @@ Checks, for each volume:
     voxel of a VTK vertex on the same voxel edge (both interpolate linearly
     along the edge, so the nearest VTK vertex is the one on that edge).
 Volume 1: a smooth analytic field plus a rasterised mask, below iso at the
-border. Volume 2: a field that crosses the volume's border: VTK is given the
-volume padded with one layer of -32768 (our virtual padding is "outside" at
-half a voxel) so the counts still agree; vertices are compared away from
-the padding. Exits non-zero on any failure.
+border, at iso 299.5 (1 and 2 threads) and -400.5. Volume 2: uint8 over
+the whole 0..255 range, iso 171.5 and 60.5. Volume 3: a field that crosses
+the border of the volume: VTK is given the volume padded with one layer of
+-32768 (our virtual padding is "outside", at half a voxel) so the counts
+still agree; vertices are compared away from the padding. Exits non-zero on any failure.
 """
 import os
 import subprocess
@@ -31,14 +32,14 @@ from vtk.util import numpy_support as ns
 TOL_VOXEL = 0.01
 
 
-def vtk_surface(vol, iso, origin=(0.0, 0.0, 0.0)):
+def vtk_surface(vol, iso, origin=(0.0, 0.0, 0.0), vtk_type=vtk.VTK_SHORT):
     """vol is indexed [z, y, x]; returns (points (n,3) x,y,z, triangles (m,3))."""
     nz, ny, nx = vol.shape
     img = vtk.vtkImageData()
     img.SetDimensions(nx, ny, nz)
     img.SetOrigin(*origin)
     arr = ns.numpy_to_vtk(np.ascontiguousarray(vol).ravel(), deep=1,
-                          array_type=vtk.VTK_SHORT)
+                          array_type=vtk_type)
     img.GetPointData().SetScalars(arr)
     fe = vtk.vtkFlyingEdges3D()
     fe.SetInputData(img)
@@ -57,8 +58,9 @@ def our_surface(tool, vol, iso, threads, tmp):
     nz, ny, nx = vol.shape
     raw = os.path.join(tmp, "vol.raw")
     outp = os.path.join(tmp, "mesh.bin")
-    vol.astype(np.int16).tofile(raw)
-    subprocess.run([tool, raw, "i16", str(nx), str(ny), str(nz), repr(iso),
+    vol.tofile(raw)
+    kind = "u8" if vol.dtype == np.uint8 else "i16"
+    subprocess.run([tool, raw, kind, str(nx), str(ny), str(nz), repr(iso),
                     str(threads), outp], check=True)
     with open(outp, "rb") as f:
         nv, nt = np.frombuffer(f.read(16), dtype=np.uint64)
@@ -125,6 +127,18 @@ def field_volume():
     return vol
 
 
+def u8_volume():
+    """Values over the whole 0..255 range, so the unsigned compare matters."""
+    nz, ny, nx = 45, 38, 131
+    z, y, x = np.mgrid[0:nz, 0:ny, 0:nx].astype(np.float64)
+    f = 127.5 + 120.0 * np.sin(x / 4.7) * np.cos(y / 3.9 + 0.2) * np.cos(z / 5.1)
+    vol = np.clip(np.round(f), 0, 255).astype(np.uint8)
+    vol[0, :, :] = vol[-1, :, :] = 0
+    vol[:, 0, :] = vol[:, -1, :] = 0
+    vol[:, :, 0] = vol[:, :, -1] = 0
+    return vol
+
+
 def border_volume():
     nz, ny, nx = 40, 35, 70
     z, y, x = np.mgrid[0:nz, 0:ny, 0:nx].astype(np.float64)
@@ -145,6 +159,17 @@ def main():
         for threads in (1, 2):
             compare(f"field+mask, {threads} thread(s)", our_surface(tool, vol, iso, threads, tmp),
                     theirs, failures)
+
+        # Negative isovalue (air/tissue) on the same int16 field.
+        vol = field_volume()
+        compare("field, iso -400.5", our_surface(tool, vol, -400.5, 2, tmp),
+                vtk_surface(vol, -400.5), failures)
+
+        # uint8, values above 127 inside and outside.
+        vol = u8_volume()
+        for u8_iso in (171.5, 60.5):
+            compare(f"uint8 field, iso {u8_iso}", our_surface(tool, vol, u8_iso, 2, tmp),
+                    vtk_surface(vol, u8_iso, vtk_type=vtk.VTK_UNSIGNED_CHAR), failures)
 
         vol = border_volume()
         padded = np.pad(vol, 1, mode="constant", constant_values=-32768)
