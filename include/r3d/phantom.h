@@ -22,6 +22,10 @@
 
 #include "r3d/err.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define PHANTOM_MAX_SHAPES 16
 #define PHANTOM_MAX_DIM 2048      /* rows or columns */
 #define PHANTOM_MAX_SLICES 4096
@@ -97,5 +101,9 @@ bool phantom_shape_contains(const struct phantom_shape *s, const double x[3]);
 /* Writes the geometry and the analytic truth as JSON to path. */
 bool phantom_truth_write(struct r3d_err *err, const struct phantom *p, const char *path,
 			 const char *series_uid, const char *transfer_syntax);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
