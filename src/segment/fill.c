@@ -1,8 +1,9 @@
 /*
- * fill.c: hole filling. Per axial slice (z constant): a flood from the slice
- * border marks the outside background (4-connected), each remaining
- * background region is a hole and is filled when it passes the size and
- * mean-HU tests; slices are split over worker threads. In 3D: the background
+ * fill.c: hole filling. Per axial slice (z constant): the background is
+ * labelled by runs (4-connected); regions that touch the slice border are
+ * outside, each other region is a hole and is filled when it passes the size
+ * and mean-HU tests; slices are split over worker threads, each with its own
+ * labeller. In 3D: the background
  * is labelled with 6 connectivity and every component that touches no face of
  * the volume is filled.
  *
@@ -16,7 +17,16 @@
 #include "r3d/util.h"
 #include "segment_internal.h"
 
-enum { PX_FG = 0, PX_BG = 1, PX_OUT = 2, PX_DONE = 3 };
+/* One worker's state: its own labeller and per-component buffers. */
+struct fill_worker {
+	struct segment_cc *cc;
+	uint8_t *bg;          /* nx * ny: the slice's background */
+	uint8_t *fill;        /* per component: 1 = outside or kept open, 2 = fill */
+	double *sum;          /* per component: HU sum */
+	size_t cap;
+	struct r3d_err err;
+	bool failed;
+};
 
 struct fill_arg {
 	uint8_t *mask;
@@ -24,126 +34,130 @@ struct fill_arg {
 	size_t nx, ny;
 	size_t max_hole_px;
 	double min_mean_hu;
-	uint8_t *state;     /* per worker: nx * ny */
-	uint32_t *queue;    /* per worker: nx * ny */
+	struct fill_worker *w;
 };
 
-/* Floods state from seed (already in queue[0..n)) over PX_BG pixels, marking
- * them as mark; returns the number of pixels in queue at the end. */
-static size_t flood(uint8_t *state, uint32_t *queue, size_t n, size_t nx, size_t ny,
-		    uint8_t mark)
+static bool worker_reserve(struct fill_worker *w, size_t n)
 {
-	size_t head = 0;
+	uint8_t *f;
+	double *s;
 
-	while (head < n) {
-		uint32_t i = queue[head++];
-		size_t x = i % nx, y = i / nx;
-
-		if (x > 0 && state[i - 1] == PX_BG) {
-			state[i - 1] = mark;
-			queue[n++] = i - 1;
-		}
-		if (x + 1 < nx && state[i + 1] == PX_BG) {
-			state[i + 1] = mark;
-			queue[n++] = i + 1;
-		}
-		if (y > 0 && state[i - nx] == PX_BG) {
-			state[i - nx] = mark;
-			queue[n++] = (uint32_t)(i - nx);
-		}
-		if (y + 1 < ny && state[i + nx] == PX_BG) {
-			state[i + nx] = mark;
-			queue[n++] = (uint32_t)(i + nx);
-		}
-	}
-	return n;
+	if (n <= w->cap)
+		return true;
+	f = realloc(w->fill, n);
+	if (f == NULL)
+		return r3d_err_set(&w->err, R3D_ENOMEM, "no memory for hole filling");
+	w->fill = f;
+	s = realloc(w->sum, n * sizeof(*s));
+	if (s == NULL)
+		return r3d_err_set(&w->err, R3D_ENOMEM, "no memory for hole filling");
+	w->sum = s;
+	w->cap = n;
+	return true;
 }
 
-static void seed(uint8_t *state, uint32_t *queue, size_t *n, size_t i, uint8_t mark)
-{
-	if (state[i] == PX_BG) {
-		state[i] = mark;
-		queue[(*n)++] = (uint32_t)i;
-	}
-}
-
+/* Each slice: label its background (4-connected) by runs; components that
+ * touch the slice border are outside, the others are holes. */
 static void fill_slices(void *p, size_t begin, size_t end, int worker)
 {
 	const struct fill_arg *a = p;
-	size_t nx = a->nx, ny = a->ny, plane = nx * ny, z, i, k, n;
-	uint8_t *state = a->state + (size_t)worker * plane;
-	uint32_t *queue = a->queue + (size_t)worker * plane;
+	struct fill_worker *w = &a->w[worker];
+	struct segment_cc *cc = w->cc;
+	size_t nx = a->nx, ny = a->ny, plane = nx * ny, z, i, r, id;
+	uint32_t k;
 
-	for (z = begin; z < end; z++) {
+	for (z = begin; z < end && !w->failed; z++) {
 		uint8_t *m = a->mask + z * plane;
 		const int16_t *hu = a->hu != NULL ? a->hu + z * plane : NULL;
 
 		for (i = 0; i < plane; i++)
-			state[i] = m[i] ? PX_FG : PX_BG;
-		n = 0;
-		for (i = 0; i < nx; i++) {
-			seed(state, queue, &n, i, PX_OUT);
-			seed(state, queue, &n, (ny - 1) * nx + i, PX_OUT);
+			w->bg[i] = m[i] == 0;
+		if (!segment_cc_label(&w->err, cc, w->bg, nx, ny, 1, 6) ||
+		    !worker_reserve(w, cc->count + 1)) {
+			w->failed = true;
+			break;
 		}
-		for (i = 0; i < ny; i++) {
-			seed(state, queue, &n, i * nx, PX_OUT);
-			seed(state, queue, &n, i * nx + nx - 1, PX_OUT);
-		}
-		(void)flood(state, queue, n, nx, ny, PX_OUT);
-		for (i = 0; i < plane; i++) {
-			double sum = 0;
-			bool fill;
+		memset(w->fill, 0, cc->count + 1);
+		memset(w->sum, 0, (cc->count + 1) * sizeof(*w->sum));
+		for (r = 0; r < ny; r++) {
+			for (k = cc->row_start[r]; k < cc->row_start[r + 1]; k++) {
+				if (r == 0 || r + 1 == ny || cc->rx0[k] == 0 || cc->rx1[k] == nx)
+					w->fill[cc->parent[k]] = 1;
+				if (hu != NULL) {
+					const int16_t *h = hu + r * nx;
+					long s = 0;
+					uint32_t x;
 
-			if (state[i] != PX_BG)
-				continue;
-			n = 0;
-			seed(state, queue, &n, i, PX_DONE);
-			n = flood(state, queue, n, nx, ny, PX_DONE);
-			fill = a->max_hole_px == 0 || n <= a->max_hole_px;
-			if (fill && hu != NULL) {
-				for (k = 0; k < n; k++)
-					sum += hu[queue[k]];
-				fill = sum / (double)n > a->min_mean_hu;
+					for (x = cc->rx0[k]; x < cc->rx1[k]; x++)
+						s += h[x];
+					w->sum[cc->parent[k]] += (double)s;
+				}
 			}
-			if (fill)
-				for (k = 0; k < n; k++)
-					m[queue[k]] = 1;
 		}
+		for (id = 1; id <= cc->count; id++) {
+			size_t n = cc->sizes[id];
+
+			if (w->fill[id] != 0)
+				continue;
+			if (a->max_hole_px != 0 && n > a->max_hole_px)
+				continue;
+			if (hu != NULL && !(w->sum[id] / (double)n > a->min_mean_hu))
+				continue;
+			w->fill[id] = 2;
+		}
+		for (r = 0; r < ny; r++)
+			for (k = cc->row_start[r]; k < cc->row_start[r + 1]; k++)
+				if (w->fill[cc->parent[k]] == 2)
+					memset(m + r * nx + cc->rx0[k], 1, cc->rx1[k] - cc->rx0[k]);
 	}
 }
 
 bool segment_fill_holes_2d(struct r3d_err *err, uint8_t *mask, size_t nx, size_t ny, size_t nz,
 			   size_t max_hole_px, const int16_t *hu, double min_mean_hu, int threads)
 {
+	struct fill_worker w[SEGMENT_MAX_THREADS];
 	struct fill_arg a;
-	size_t plane;
-	int nt = segment_threads_clamp(threads, nz);
+	int i, nt = segment_threads_clamp(threads, nz);
 	bool ok = false;
 
-	memset(&a, 0, sizeof(a));
+	memset(w, 0, sizeof(w));
 	if (nx == 0 || ny == 0 || nz == 0 || nx > SEGMENT_MAX_DIM || ny > SEGMENT_MAX_DIM ||
 	    nz > SEGMENT_MAX_DIM) {
 		r3d_err_set(err, R3D_EINVAL, "bad grid %zux%zux%zu for hole filling", nx, ny, nz);
 		goto out;
 	}
-	plane = nx * ny;
+	for (i = 0; i < nt; i++) {
+		if (!segment_cc_create(err, 1, &w[i].cc))
+			goto out;
+		w[i].bg = malloc(nx * ny);
+		if (w[i].bg == NULL) {
+			r3d_err_set(err, R3D_ENOMEM, "no memory for hole filling");
+			goto out;
+		}
+	}
 	a.mask = mask;
 	a.hu = hu;
 	a.nx = nx;
 	a.ny = ny;
 	a.max_hole_px = max_hole_px;
 	a.min_mean_hu = min_mean_hu;
-	a.state = malloc((size_t)nt * plane);
-	a.queue = malloc((size_t)nt * plane * sizeof(uint32_t));
-	if (a.state == NULL || a.queue == NULL) {
-		r3d_err_set(err, R3D_ENOMEM, "no memory for hole filling");
-		goto out;
-	}
+	a.w = w;
 	segment_parallel(nt, nz, fill_slices, &a);
+	for (i = 0; i < nt; i++) {
+		if (w[i].failed) {
+			if (err != NULL)
+				*err = w[i].err;
+			goto out;
+		}
+	}
 	ok = true;
 out:
-	free(a.queue);
-	free(a.state);
+	for (i = 0; i < nt; i++) {
+		free(w[i].sum);
+		free(w[i].fill);
+		free(w[i].bg);
+		segment_cc_destroy(w[i].cc);
+	}
 	return ok;
 }
 

@@ -76,23 +76,17 @@ static void cut_rows(void *p, size_t begin, size_t end, int worker)
 		const uint8_t *row = a->mask + r * nx;
 		uint32_t k = a->fill ? cc->row_start[r] : 0;
 
-		x = 0;
+		x = segment_row_next(row, 0, nx, true);
 		while (x < nx) {
-			size_t x0;
+			size_t x1 = segment_row_next(row, x, nx, false);
 
-			while (x < nx && row[x] == 0)
-				x++;
-			if (x == nx)
-				break;
-			x0 = x;
-			while (x < nx && row[x] != 0)
-				x++;
 			if (a->fill) {
-				cc->rx0[k] = (uint32_t)x0;
-				cc->rx1[k] = (uint32_t)x;
+				cc->rx0[k] = (uint32_t)x;
+				cc->rx1[k] = (uint32_t)x1;
 				cc->parent[k] = k;
 			}
 			k++;
+			x = segment_row_next(row, x1, nx, true);
 		}
 		if (!a->fill)
 			cc->row_start[r + 1] = k;

@@ -65,29 +65,38 @@ static void sub_row(uint16_t *cnt, const uint8_t *row, size_t len)
 		cnt[k] -= row[k];
 }
 
-/* x pass, slices [begin, end); src and dst may alias (rows are copied). */
+/* x pass, slices [begin, end), run by run: a run [a, b) dilates to
+ * [a - r, b + r) and erodes to [a + r, b - r), clipped windows keeping the
+ * ends that touch the border. src and dst may alias (rows are copied). */
 static void pass_x(void *p, size_t begin, size_t end, int worker)
 {
 	const struct morph_arg *a = p;
 	uint8_t *line = a->scratch + (size_t)worker * a->nx * a->ny;
-	size_t nx = a->nx, r = a->r, rows = (end - begin) * a->ny, j, x;
+	size_t nx = a->nx, r = a->r, rows = (end - begin) * a->ny, j;
 	const uint8_t *src = a->src + begin * a->ny * nx;
 	uint8_t *dst = a->dst + begin * a->ny * nx;
 
 	for (j = 0; j < rows; j++) {
-		unsigned c = 0;
+		uint8_t *out = dst + j * nx;
+		size_t x0, x1;
 
 		memcpy(line, src + j * nx, nx);
-		for (x = 0; x < r && x < nx; x++)
-			c += line[x];
-		for (x = 0; x < nx; x++) {
-			size_t wl = win_len(x, nx, r);
+		memset(out, 0, nx);
+		x0 = segment_row_next(line, 0, nx, true);
+		while (x0 < nx) {
+			size_t lo, hi;
 
-			if (x + r < nx)
-				c += line[x + r];
-			if (x > r)
-				c -= line[x - r - 1];
-			dst[j * nx + x] = a->erode ? c == wl : c != 0;
+			x1 = segment_row_next(line, x0, nx, false);
+			if (a->erode) {
+				lo = x0 == 0 ? 0 : x0 + r;
+				hi = x1 == nx ? nx : (x1 > r ? x1 - r : 0);
+			} else {
+				lo = x0 > r ? x0 - r : 0;
+				hi = x1 + r < nx ? x1 + r : nx;
+			}
+			if (hi > lo)
+				memset(out + lo, 1, hi - lo);
+			x0 = segment_row_next(line, x1, nx, true);
 		}
 	}
 }

@@ -5,6 +5,7 @@
  * does milliseconds of work per range). Any thread may call it.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include "r3d/segment.h"
 #include "segment_internal.h"
@@ -59,4 +60,20 @@ void segment_parallel(int threads, size_t count, segment_par_fn fn, void *arg)
 		else
 			fn(arg, jobs[i].begin, jobs[i].end, jobs[i].worker);
 	}
+}
+
+size_t segment_count_set(const uint8_t *m, size_t n)
+{
+	size_t i = 0, c = 0;
+
+	/* Bytes are 0 or 1: the multiply sums the eight of a word in the top byte. */
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, m + i, sizeof(w));
+		c += (size_t)((w * UINT64_C(0x0101010101010101)) >> 56);
+	}
+	for (; i < n; i++)
+		c += m[i] != 0;
+	return c;
 }

@@ -214,15 +214,6 @@ static void vox_run(int threads, size_t n, enum vox_op op, const int16_t *hu, co
 	segment_parallel(threads, n, vox_range, &v);
 }
 
-static size_t count_set(const uint8_t *m, size_t n)
-{
-	size_t i, c = 0;
-
-	for (i = 0; i < n; i++)
-		c += m[i];
-	return c;
-}
-
 /* Radius in voxels for mm along an axis of spacing sp (at least 0). */
 static unsigned radius_vox(double mm, double sp)
 {
@@ -384,7 +375,7 @@ static bool detect_contrast(struct r3d_err *err, struct segment_ctx *ctx,
 	if (!segment_erode(err, blobs, blobs, tmp, ctx->nx, ctx->ny, ctx->nz, r, p->threads) ||
 	    !segment_dilate(err, blobs, blobs, tmp, ctx->nx, ctx->ny, ctx->nz, r, p->threads))
 		return false;
-	res->contrast_ml = ml_of(vol, count_set(blobs, ctx->nvox));
+	res->contrast_ml = ml_of(vol, segment_count_set(blobs, ctx->nvox));
 	res->contrast = res->contrast_ml >= v->detect_min_ml;
 	return true;
 }
@@ -606,7 +597,7 @@ bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segm
 	}
 	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
 		if (res->mask[s] != NULL)
-			res->voxels[s] = count_set(res->mask[s], ctx->nvox);
+			res->voxels[s] = segment_count_set(res->mask[s], ctx->nvox);
 	ok = true;
 out:
 	return ok;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include <stdint.h>
+#include <string.h>
 
 #include "r3d/err.h"
 
@@ -36,5 +37,32 @@ void segment_parallel(int threads, size_t count, segment_par_fn fn, void *arg);
 
 /* Clamps a thread count to 1..SEGMENT_MAX_THREADS and to the work available. */
 int segment_threads_clamp(int threads, size_t count);
+
+/* First x in [x, n) where row[x] != 0 (want_set) or == 0 (!want_set); n when
+ * none. Masks hold 0 or 1; eight bytes are skipped at a time. */
+static inline size_t segment_row_next(const uint8_t *row, size_t x, size_t n, bool want_set)
+{
+	const uint64_t skip = want_set ? 0 : UINT64_C(0x0101010101010101);
+
+	while (x < n && (x & 7) != 0) {
+		if ((row[x] != 0) == want_set)
+			return x;
+		x++;
+	}
+	while (x + 8 <= n) {
+		uint64_t w;
+
+		memcpy(&w, row + x, sizeof(w));
+		if (w != skip)
+			break;
+		x += 8;
+	}
+	while (x < n && (row[x] != 0) != want_set)
+		x++;
+	return x;
+}
+
+/* Number of non-zero bytes of a 0/1 mask. */
+size_t segment_count_set(const uint8_t *m, size_t n);
 
 #endif
