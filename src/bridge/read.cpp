@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -27,6 +28,8 @@
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
+#include <dcmtk/dcmjpeg/djcparam.h>
+#include <dcmtk/dcmjpeg/djdeclol.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 
@@ -119,6 +122,25 @@ std::string base_name(const std::string &path)
 
 /* ---- scanning ------------------------------------------------------- */
 
+/* A Part 10 file ("DICM" after the preamble) or a bare dataset starting with
+ * a group 0x0002 or 0x0008 element in little endian; anything else (licences,
+ * JSON, DICOMDIR-less junk) is skipped without asking DCMTK, which would log
+ * parse errors for it. */
+bool looks_dicom(const std::string &path)
+{
+	unsigned char buf[132];
+	FILE *f = fopen(path.c_str(), "rb");
+	size_t n;
+
+	if (f == nullptr)
+		return false;
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n == sizeof(buf) && memcmp(buf + 128, "DICM", 4) == 0)
+		return true;
+	return n >= 8 && (buf[0] == 0x02 || buf[0] == 0x08) && buf[1] == 0x00;
+}
+
 bool scan_dir(struct r3d_err *err, const char *dir, bridge_scan &scan)
 {
 	namespace fs = std::filesystem;
@@ -148,6 +170,10 @@ bool scan_dir(struct r3d_err *err, const char *dir, bridge_scan &scan)
 	}
 	std::sort(files.begin(), files.end());  /* stable order whatever the file system */
 	for (const std::string &path : files) {
+		if (!looks_dicom(path)) {
+			scan.skipped++;
+			continue;
+		}
 		DcmFileFormat ff;
 		OFCondition cond = ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange,
 					       READ_HEADER_BYTES, ERM_autoDetect);
@@ -272,7 +298,8 @@ uint16_t stored_norm(long v, const header &h)
 }
 
 bool j2k_decode_frame(struct r3d_err *err, const std::string &label, long frame,
-		      const Uint8 *data, size_t size, const header &h, uint16_t *dst)
+		      const Uint8 *data, size_t size, const header &h, uint16_t *dst,
+		      bool *signed_out)
 {
 	static const Uint8 jp2_sig[12] = {0, 0, 0, 12, 'j', 'P', ' ', ' ', 13, 10, 0x87, 10};
 	mem_src src = {data, size, 0};
@@ -326,15 +353,20 @@ bool j2k_decode_frame(struct r3d_err *err, const std::string &label, long frame,
 	{
 		const opj_image_comp_t &c = image->comps[0];
 		unsigned prec = c.prec > 0 && c.prec <= 31 ? c.prec : 16;
+		/* Some vendors' codestream signedness (SIZ) disagrees with Pixel
+		 * Representation. Negative decoded values can only mean signed
+		 * pixels, so a signed codestream makes the frame signed; an unsigned
+		 * codestream under Pixel Representation 1 is reinterpreted as two's
+		 * complement of its precision. */
+		if (c.sgnd)
+			*signed_out = true;
+		header hs = h;
+		hs.is_signed = h.is_signed || c.sgnd;
 		for (size_t i = 0; i < npix; i++) {
 			long v = c.data[i];
-			/* The codestream's signedness may disagree with Pixel Representation
-			 * (some vendors): the bits are what counts. */
-			if (c.sgnd && !h.is_signed && v < 0)
-				v += 1L << prec;
-			else if (!c.sgnd && h.is_signed && prec < 31 && v >= (1L << (prec - 1)))
+			if (!c.sgnd && hs.is_signed && prec < 31 && v >= (1L << (prec - 1)))
 				v -= 1L << prec;
-			dst[i] = stored_norm(v, h);
+			dst[i] = stored_norm(v, hs);
 		}
 	}
 	ok = true;
@@ -356,7 +388,7 @@ bool is_j2k(E_TransferSyntax x)
 
 /* Splits the encapsulated fragments into frames and decodes each. */
 bool j2k_decode(struct r3d_err *err, DcmDataset *ds, E_TransferSyntax xfer, const std::string &label,
-		const header &h, std::vector<uint16_t> &out)
+		header &h, std::vector<uint16_t> &out)
 {
 	DcmElement *el = nullptr;
 	DcmPixelSequence *seq = nullptr;
@@ -408,10 +440,13 @@ bool j2k_decode(struct r3d_err *err, DcmDataset *ds, E_TransferSyntax xfer, cons
 		return r3d_err_set(err, R3D_EINVAL, "%s: %zu JPEG 2000 codestreams for %ld frames",
 				   label.c_str(), frames.size(), h.frames);
 	out.assign(npix * frames.size(), 0);
+	bool any_signed = false;
 	for (size_t f = 0; f < frames.size(); f++)
 		if (!j2k_decode_frame(err, label, static_cast<long>(f), frames[f].data(),
-				      frames[f].size(), h, out.data() + f * npix))
+				      frames[f].size(), h, out.data() + f * npix, &any_signed))
 			return false;
+	if (any_signed)
+		h.is_signed = true;
 	return true;
 }
 
@@ -446,9 +481,130 @@ bool header_read(struct r3d_err *err, DcmDataset *ds, const std::string &label, 
 	return true;
 }
 
+/* Precision (SOF3) and predictor (SOS Ss) of a lossless JPEG stream; false
+ * when the markers cannot be found. */
+bool jpeg_lossless_params(const Uint8 *d, size_t n, unsigned *precision, unsigned *predictor)
+{
+	bool have_sof = false;
+	size_t i = 2;
+
+	if (n < 4 || d[0] != 0xff || d[1] != 0xd8)
+		return false;
+	while (i + 4 <= n) {
+		if (d[i] != 0xff)
+			return false;
+		unsigned marker = d[i + 1];
+		size_t len = (static_cast<size_t>(d[i + 2]) << 8) | d[i + 3];
+		if (marker == 0xff) {  /* fill byte */
+			i++;
+			continue;
+		}
+		if (len < 2 || i + 2 + len > n)
+			return false;
+		if (marker == 0xc3 && len >= 3) {
+			*precision = d[i + 4];
+			have_sof = true;
+		} else if (marker == 0xda && len >= 3) {
+			size_t ns = d[i + 4];
+			if (len < 3 + 2 * ns + 1)
+				return false;
+			*predictor = d[i + 5 + 2 * ns];
+			return have_sof;
+		}
+		i += 2 + len;
+	}
+	return false;
+}
+
+/* 16-bit lossless JPEG with predictor 6 written by encoders with the known
+ * overflow bug decodes to noise unless DCMTK's workaround is on; that
+ * workaround is per codec parameter, so such files are decoded here with a
+ * private lossless decoder instead of the registered one. Returns 1 when it
+ * decoded, 0 when the file is not of that kind, -1 on error. */
+int jpeg_p6_decode(struct r3d_err *err, DcmDataset *ds, const std::string &label, const header &h,
+		   std::vector<uint16_t> &out)
+{
+	DcmElement *el = nullptr;
+	DcmPixelSequence *seq = nullptr;
+	DcmPixelItem *item = nullptr;
+	Uint8 *data = nullptr;
+	unsigned precision = 0, predictor = 0;
+	size_t npix = static_cast<size_t>(h.rows) * h.columns;
+
+	if (h.bits_allocated != 16 || ds->getOriginalXfer() != EXS_JPEGProcess14)
+		return 0;
+	if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
+		return 0;
+	DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
+	if (pd->getEncapsulatedRepresentation(EXS_JPEGProcess14, nullptr, seq).bad() ||
+	    seq == nullptr || seq->card() < 2 || seq->getItem(item, 1).bad() || item == nullptr ||
+	    item->getUint8Array(data).bad() || data == nullptr)
+		return 0;
+	if (!jpeg_lossless_params(data, item->getLength(), &precision, &predictor) ||
+	    precision != 16 || predictor != 6)
+		return 0;
+	DJCodecParameter cp(ECC_lossyYCbCr, EDC_photometricInterpretation, EUC_default, EPC_default,
+			    OFTrue /* predictor 6 workaround */);
+	DJDecoderLossless codec;
+	std::vector<Uint16> buf(npix);
+	Uint32 start = 0;
+	out.assign(npix * static_cast<size_t>(h.frames), 0);
+	for (long f = 0; f < h.frames; f++) {
+		OFString model;
+		OFCondition cond = codec.decodeFrame(nullptr, seq, &cp, ds, static_cast<Uint32>(f), start,
+						     buf.data(), static_cast<Uint32>(npix * 2), model);
+		if (cond.bad()) {
+			r3d_err_set(err, R3D_EINVAL, "%s frame %ld: cannot decode lossless JPEG: %s",
+				    label.c_str(), f + 1, cond.text());
+			return -1;
+		}
+		for (size_t i = 0; i < npix; i++)
+			out[static_cast<size_t>(f) * npix + i] = stored_norm(static_cast<long>(buf[i]), h);
+	}
+	return 1;
+}
+
+/* Sum of absolute differences between horizontal neighbours. */
+double total_variation(const std::vector<uint16_t> &px, const header &h)
+{
+	double tv = 0;
+
+	for (size_t i = 1; i < px.size(); i++) {
+		double a = h.is_signed ? static_cast<Sint16>(px[i - 1]) : px[i - 1];
+		double b = h.is_signed ? static_cast<Sint16>(px[i]) : px[i];
+		tv += std::fabs(b - a);
+	}
+	return tv;
+}
+
+bool native_decode_registered(struct r3d_err *err, DcmDataset *ds, const std::string &label,
+			      const header &h, std::vector<uint16_t> &out);
+
 bool native_decode(struct r3d_err *err, DcmDataset *ds, const std::string &label, const header &h,
 		   std::vector<uint16_t> &out)
 {
+	std::vector<uint16_t> p6_pixels;
+	struct r3d_err p6_err = {0, {0}};
+	bool p6 = jpeg_p6_decode(&p6_err, ds, label, h, p6_pixels) > 0;
+
+	if (!native_decode_registered(err, ds, label, h, out)) {
+		if (!p6)
+			return false;
+		out.swap(p6_pixels);
+		return true;
+	}
+	/* Predictor 6 at 16 bits is written correctly by some encoders and with
+	 * the overflow bug by others; the wrong reading is wrapped noise, so keep
+	 * the smoother of the two decodings. */
+	if (p6 && total_variation(p6_pixels, h) < total_variation(out, h))
+		out.swap(p6_pixels);
+	return true;
+}
+
+bool native_decode_registered(struct r3d_err *err, DcmDataset *ds, const std::string &label,
+			      const header &h, std::vector<uint16_t> &out)
+{
+
 	size_t npix = static_cast<size_t>(h.rows) * h.columns * static_cast<size_t>(h.frames);
 	E_TransferSyntax xfer = ds->getOriginalXfer();
 	DcmXfer xf(xfer);
