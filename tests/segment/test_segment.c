@@ -8,8 +8,10 @@
  *  - hole filling on known shapes (rings, broken rings, hollow boxes);
  *  - the presets on an in-memory phantom with known truth: a soft-tissue
  *    elliptic cylinder with a rib-like bone ring and a spine (cortex and
- *    marrow), two air lungs, a bowel gas pocket, a contrast vessel, and a
- *    dense table under a foam cushion, joined to the body by a thin bridge.
+ *    rough trabecular marrow of contrast-blood density), two air lungs, a
+ *    bowel gas pocket, a contrast vessel (250 HU), a smooth contrast pool
+ *    denser than the bone seeds (380 HU), and a dense table under a foam
+ *    cushion, joined to the body by a thin bridge; with and without contrast.
  *
  * Single-threaded main; the library starts its own workers.
  */
@@ -374,7 +376,8 @@ static void phantom_build(int16_t *hu, uint8_t *truth, bool contrast)
 						h = 800 + noise;
 					} else if (spine <= 15) {
 						t |= PH_BONE;
-						h = spine >= 12.5 ? 700 + noise : 250 + noise;
+						/* cortex, then trabecular marrow: rough, 100..400 HU */
+						h = spine >= 12.5 ? 700 + noise : 250 + noise * 15;
 					} else if (lung_z && (sq(X - 40) + sq(Y + 10) <= 400 ||
 							      sq(X + 40) + sq(Y + 10) <= 400)) {
 						t |= PH_LUNG;
@@ -382,6 +385,9 @@ static void phantom_build(int16_t *hu, uint8_t *truth, bool contrast)
 					} else if (sq(X) + sq(Y - 5) <= 100) {
 						t |= PH_VESSEL;
 						h = (contrast ? 250 : 40) + noise;
+					} else if (sq(X + 40) + sq(Y - 30) <= 100) {
+						t |= PH_VESSEL;  /* a pool denser than dense_hu */
+						h = (contrast ? 380 : 40) + noise;
 					} else if (sq(X - 40) + sq(Y - 25) + sq(((double)z + 0.5) * PH_SZ - 48) <= 144) {
 						t |= PH_GAS;
 						h = -1000 + noise * 0.2;

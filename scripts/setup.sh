@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages recon3d needs to build, run and test.
+# Idempotent, and silent when everything is already there. Needs root (or sudo)
+# only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake make g++ pkg-config
+  libdcmtk-dev libopenjp2-7-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
+  libmicrohttpd-dev libmeshoptimizer-dev libinih-dev libjansson-dev libsystemd-dev
+  # run
+  dcmtk
+  # test and benchmark peers
+  dicom3tools orthanc python3 python3-numpy python3-vtk9 curl sqlite3 util-linux procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "setup: missing packages (${missing[*]}) and not root: run as root" >&2
+    exit 1
+  fi
+fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
