@@ -107,6 +107,10 @@ struct segment_bone_params {
 	double low_hu;           /* plain series: everything over low_hu connected to a seed */
 	double contrast_low_hu;  /* contrast series: growth into hu > contrast_low_hu ... */
 	double grow_mm;          /* ... at most this far from the seeds (aorta stays out) */
+	double blood_open_mm;    /* contrast series: thick blobs of (contrast_low_hu,
+				  * vessels.high_hu] after this in-plane opening ... */
+	double blood_max_grad_hu;/* ... whose mean |HU step| along x is below this are
+				  * blood (aorta, heart), never bone; marrow is rougher */
 	double close_mm;         /* in-plane closing of the shell before hole filling */
 	double hole_max_mm2;     /* marrow holes up to this area are filled per slice */
 	double hole_min_mean_hu; /* ... when their mean HU is above this */
@@ -116,6 +120,7 @@ struct segment_bone_params {
 struct segment_lung_params {
 	double air_hu;           /* air = hu < air_hu inside the body */
 	double min_ml;           /* smaller air pockets are not lung */
+	double hole_max_mm2;     /* vessels inside the lung up to this area are lung */
 	double gas_hu;           /* pure gas: hu < gas_hu ... */
 	double gas_max_fraction; /* ... pockets with more of it are bowel gas, not lung */
 };

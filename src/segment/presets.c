@@ -6,17 +6,21 @@
  *   body    hu > body_hu; an in-plane opening cuts the thin bridges to the
  *           table; the largest 6-connected component is the body; its
  *           holes are filled slice by slice. skin is this mask.
- *   bone    dense voxels (cortex) inside the body, closed and with marrow
- *           holes filled slice by slice (small holes of bone-like mean HU
- *           only, so neither the thorax nor the spinal canal is filled),
- *           grown a few millimetres into hu > low_hu (partial volume, marrow)
- *           and cleared of small islands. Contrast blood never reaches the
- *           dense threshold in bulk, so the aorta and kidneys stay out.
+ *   bone    dense voxels (cortex) inside the body, closed in-plane and with
+ *           marrow holes filled slice by slice (small holes of bone-like
+ *           mean HU only, so the thorax is not filled). Plain series: every
+ *           voxel over low_hu connected to that core. Contrast series: thick
+ *           smooth blobs of blood density (aorta, heart: mean |HU step| under
+ *           blood_max_grad_hu, where trabecular bone is rough) are taken out,
+ *           and the core grows only grow_mm into contrast_low_hu. Then the
+ *           shell is closed and filled again and small islands removed.
  *   lungs   air inside the filled body, 6-connected components of lung size
- *           whose mean HU is that of lung, not of pure bowel gas.
+ *           with little pure gas (bowel gas is nearly all under gas_hu, lung
+ *           parenchyma is not); small in-plane holes (vessels) filled.
  *   vessels voxels of contrast-blood density inside the body and away from
  *           bone; the series counts as contrast-enhanced when an opening
- *           leaves thick blobs (aorta, heart, kidneys) of enough volume.
+ *           leaves thick blobs (aorta, heart, kidneys) of enough volume away
+ *           from the bone core. Detection runs before bone, which uses it.
  *
  * Memory order x fastest; frame: voxel indices, spacing only scales radii and
  * volumes. One ctx is used by one thread at a time; the kernels start their
@@ -74,6 +78,8 @@ void segment_params_default(struct segment_params *p)
 	p->bone.low_hu = 99.5;
 	p->bone.contrast_low_hu = 199.5;
 	p->bone.grow_mm = 2.0;
+	p->bone.blood_open_mm = 3.0;
+	p->bone.blood_max_grad_hu = 17.5;
 	p->bone.close_mm = 2.0;
 	p->bone.hole_max_mm2 = 2500.0;
 	p->bone.hole_min_mean_hu = 59.5;
@@ -81,6 +87,7 @@ void segment_params_default(struct segment_params *p)
 
 	p->lungs.air_hu = -399.5;
 	p->lungs.min_ml = 20.0;
+	p->lungs.hole_max_mm2 = 300.0;
 	p->lungs.gas_hu = -949.5;
 	p->lungs.gas_max_fraction = 0.3;
 
@@ -380,6 +387,61 @@ static bool detect_contrast(struct r3d_err *err, struct segment_ctx *ctx,
 	return true;
 }
 
+/* blood = thick, smooth blobs of contrast-blood density (aorta, heart, big
+ * veins): an in-plane opening of (contrast_low_hu, vessels.high_hu], then
+ * the 26-connected pieces whose mean |HU step| along x is below
+ * blood_max_grad_hu (cancellous bone of the same density is rougher), grown
+ * by one voxel in-plane to take their rim. Uses scratch 0. */
+static bool blood_blobs(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+			const struct segment_params *p, uint8_t *blood)
+{
+	const struct segment_bone_params *b = &p->bone;
+	struct segment_cc *cc = ctx->cc;
+	uint8_t *keep = NULL;
+	double *grad = NULL;
+	size_t *pairs = NULL, r, k, id;
+	unsigned one[3] = { 1, 1, 0 };
+	bool ok = false;
+
+	vox_run(p->threads, ctx->nvox, VOX_BAND, vol->hu, ctx->mask[SEGMENT_SKIN], blood,
+		b->contrast_low_hu, p->vessels.high_hu);
+	if (!morph_plane(err, ctx, vol, blood, ctx->scratch[0], b->blood_open_mm, true, p->threads))
+		goto out;
+	if (!segment_cc_label(err, cc, blood, ctx->nx, ctx->ny, ctx->nz, 26))
+		goto out;
+	keep = calloc(cc->count + 1, 1);
+	grad = calloc(cc->count + 1, sizeof(*grad));
+	pairs = calloc(cc->count + 1, sizeof(*pairs));
+	if (keep == NULL || grad == NULL || pairs == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "no memory for the blood components");
+		goto out;
+	}
+	for (r = 0; r < ctx->ny * ctx->nz; r++) {
+		const int16_t *h = vol->hu + r * ctx->nx;
+
+		for (k = cc->row_start[r]; k < cc->row_start[r + 1]; k++) {
+			long s = 0;
+			uint32_t x;
+
+			for (x = cc->rx0[k]; x + 1 < cc->rx1[k]; x++)
+				s += labs((long)h[x + 1] - (long)h[x]);
+			grad[cc->parent[k]] += (double)s;
+			pairs[cc->parent[k]] += cc->rx1[k] - cc->rx0[k] - 1;
+		}
+	}
+	for (id = 1; id <= cc->count; id++)
+		keep[id] = pairs[id] > 0 && grad[id] / (double)pairs[id] < b->blood_max_grad_hu;
+	segment_cc_paint(cc, keep, blood);
+	if (!segment_dilate(err, blood, blood, ctx->scratch[0], ctx->nx, ctx->ny, ctx->nz, one, p->threads))
+		goto out;
+	ok = true;
+out:
+	free(pairs);
+	free(grad);
+	free(keep);
+	return ok;
+}
+
 /* From the core in ctx->mask[SEGMENT_BONE]: the bone mask. */
 static bool run_bone(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
 		     const struct segment_params *p, bool contrast)
@@ -387,7 +449,7 @@ static bool run_bone(struct r3d_err *err, struct segment_ctx *ctx, const struct 
 	const struct segment_bone_params *b = &p->bone;
 	const uint8_t *body = ctx->mask[SEGMENT_SKIN];
 	uint8_t *bone = ctx->mask[SEGMENT_BONE], *tmp = ctx->scratch[0], *low = ctx->scratch[1];
-	uint8_t *seed = ctx->scratch[2];
+	uint8_t *seed = ctx->scratch[2], *blood = ctx->mask[SEGMENT_VESSELS];
 	unsigned step[3] = { 1, 1, 1 };
 	unsigned k, steps;
 
@@ -400,9 +462,16 @@ static bool run_bone(struct r3d_err *err, struct segment_ctx *ctx, const struct 
 		if (!keep_seeded(err, ctx, bone, seed))
 			return false;
 	} else {
-		/* Contrast: blood is over low_hu, so grow from the core only a few
-		 * millimetres (partial volume, cortex gaps) into contrast_low_hu. */
+		/* Contrast: blood is over low_hu and may pass dense_hu (aorta,
+		 * heart), so the blood blobs leave the core, and the core grows
+		 * only a few millimetres (partial volume, cortex gaps) into
+		 * contrast_low_hu. The blood mask lives in the vessels buffer
+		 * until run_vessels() overwrites it. */
+		if (!blood_blobs(err, ctx, vol, p, blood))
+			return false;
+		vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, bone, 0, 0);
 		vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, body, low, b->contrast_low_hu, 0);
+		vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, low, 0, 0);
 		steps = radius_vox(b->grow_mm, fmin(vol->spacing_mm[0], vol->spacing_mm[1]));
 		step[2] = vol->spacing_mm[2] <= b->grow_mm ? 1 : 0;
 		for (k = 0; k < steps; k++) {
@@ -416,6 +485,8 @@ static bool run_bone(struct r3d_err *err, struct segment_ctx *ctx, const struct 
 	/* The grown shell may close rings the core left open. */
 	if (!bone_core(err, ctx, vol, p, bone))
 		return false;
+	if (contrast)
+		vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, bone, 0, 0);
 	if (!segment_cc_label(err, ctx->cc, bone, ctx->nx, ctx->ny, ctx->nz, 26))
 		return false;
 	segment_cc_paint_min_size(ctx->cc, voxels_for_ml(vol, b->min_island_ml), bone);
@@ -429,7 +500,7 @@ static bool run_lungs(struct r3d_err *err, struct segment_ctx *ctx, const struct
 	struct segment_cc *cc = ctx->cc;
 	uint8_t *lungs = ctx->mask[SEGMENT_LUNGS], *keep = NULL;
 	size_t *gas = NULL;
-	size_t min_vox = voxels_for_ml(vol, l->min_ml), r, k, id, nx = ctx->nx;
+	size_t min_vox = voxels_for_ml(vol, l->min_ml), r, k, id, nx = ctx->nx, hole_px;
 	int gas_lt = (int)ceil(l->gas_hu);
 	bool ok = false;
 
@@ -469,8 +540,11 @@ static bool run_lungs(struct r3d_err *err, struct segment_ctx *ctx, const struct
 		(*kept)++;
 	}
 	segment_cc_paint(cc, keep, lungs);
-	/* Vessels and nodules inside the lung belong to it. */
-	if (!segment_fill_holes_2d(err, lungs, ctx->nx, ctx->ny, ctx->nz, 0, NULL, 0, p->threads))
+	/* Vessels and nodules inside the lung belong to it; the dome of the
+	 * liver seen through the lung base does not. */
+	hole_px = (size_t)(l->hole_max_mm2 / (vol->spacing_mm[0] * vol->spacing_mm[1]));
+	if (hole_px > 0 &&
+	    !segment_fill_holes_2d(err, lungs, ctx->nx, ctx->ny, ctx->nz, hole_px, NULL, 0, p->threads))
 		goto out;
 	ok = true;
 out:
