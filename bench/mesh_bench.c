@@ -231,8 +231,11 @@ int main(int argc, char **argv)
 				t[r] = clock_mono_s() - s;
 			if (ok && r == BENCH_DECIMATE_REPS - 1) {
 				ok = mesh_check(&err, c, &st);
-				printf("decimated triangles %zu vertices %zu closed %d manifold %d\n",
-				       st.ntri, st.nvert, st.closed, st.manifold);
+				printf("decimated triangles %zu vertices %zu closed %d manifold %d"
+				       " (boundary %zu nonmanifold %zu misoriented %zu degenerate %zu)"
+				       " euler %ld\n", st.ntri, st.nvert, st.closed, st.manifold,
+				       st.boundary_edges, st.nonmanifold_edges, st.misoriented_edges,
+				       st.degenerate_tri, st.euler);
 			}
 			mesh_destroy(c);
 			if (!ok)

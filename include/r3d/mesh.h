@@ -122,8 +122,12 @@ bool mesh_weld(struct r3d_err *err, struct mesh *m);
 size_t mesh_remove_degenerate(struct mesh *m);
 /* Welds, then simplifies with meshoptimizer's meshopt_simplify to at most
  * target_tri triangles where it can without exceeding max_error (relative
- * to the mesh extent, e.g. 0.01), then drops degenerate triangles and
- * unused vertices. A mesh already within budget is only welded. */
+ * to the mesh extent, e.g. 0.01), then repairs the surface: drops
+ * degenerate triangles and back-to-back duplicates (a thin part folded
+ * flat), gives each sheet its own copy of a vertex where two sheets were
+ * pinched together (so every edge is in exactly two triangles again; do not
+ * weld afterwards), and drops unused vertices. A mesh already within
+ * budget is only welded. */
 bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error);
 
 struct mesh_stats {

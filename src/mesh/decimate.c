@@ -1,8 +1,10 @@
 /*
  * decimate.c: vertex welding, removal of degenerate triangles, and
  * decimation to a triangle budget with meshoptimizer's edge-collapse
- * simplifier (meshopt_simplify, called through its C API). Any thread;
- * one thread per mesh.
+ * simplifier (meshopt_simplify, called through its C API), and the repair
+ * of what that simplifier can leave behind on thin parts (it does not test
+ * the link condition): back-to-back duplicate triangles and sheets pinched
+ * together at an edge or a vertex. Any thread; one thread per mesh.
  *
  * Frame: any; positions are only compared and moved by the simplifier.
  */
@@ -86,9 +88,219 @@ out:
 	return ok;
 }
 
+struct decimate_key {
+	uint32_t v[3]; /* sorted vertex indices */
+	uint32_t t;    /* triangle */
+};
+
+static int decimate_key_cmp(const void *a, const void *b)
+{
+	const struct decimate_key *x = a, *y = b;
+
+	for (int i = 0; i < 3; i++) {
+		if (x->v[i] != y->v[i])
+			return x->v[i] < y->v[i] ? -1 : 1;
+	}
+	return (x->t > y->t) - (x->t < y->t);
+}
+
+/* Removes triangles that repeat another one's three vertices: the simplifier
+ * can fold a thin part flat, leaving two triangles back to back (opposite
+ * windings) on one edge set, which makes their edges non-manifold. A group
+ * of back-to-back pairs goes entirely; of same-winding copies one stays. */
+static bool decimate_drop_duplicates(struct r3d_err *err, struct mesh *m, size_t *removed)
+{
+	struct decimate_key *k = NULL;
+	uint8_t *drop = NULL;
+	bool ok = false;
+
+	*removed = 0;
+	k = malloc((m->ntri > 0 ? m->ntri : 1) * sizeof(*k));
+	drop = calloc(m->ntri > 0 ? m->ntri : 1, 1);
+	if (k == NULL || drop == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate duplicate keys");
+		goto out;
+	}
+	for (size_t t = 0; t < m->ntri; t++) {
+		uint32_t a = m->tri[3 * t], b = m->tri[3 * t + 1], c = m->tri[3 * t + 2], s;
+		if (a > b) { s = a; a = b; b = s; }
+		if (b > c) { s = b; b = c; c = s; }
+		if (a > b) { s = a; a = b; b = s; }
+		k[t] = (struct decimate_key){{a, b, c}, (uint32_t)t};
+	}
+	qsort(k, m->ntri, sizeof(*k), decimate_key_cmp);
+	for (size_t i = 0; i < m->ntri;) {
+		size_t j = i + 1;
+		while (j < m->ntri && memcmp(k[j].v, k[i].v, sizeof(k[i].v)) == 0)
+			j++;
+		if (j - i > 1) {
+			/* Winding parity of each copy relative to the sorted order. */
+			size_t npos = 0;
+			for (size_t g = i; g < j; g++) {
+				const uint32_t *f = m->tri + 3 * (size_t)k[g].t;
+				bool pos = (f[0] == k[i].v[0] && f[1] == k[i].v[1]) ||
+					   (f[1] == k[i].v[0] && f[2] == k[i].v[1]) ||
+					   (f[2] == k[i].v[0] && f[0] == k[i].v[1]);
+				npos += pos;
+			}
+			size_t nneg = (j - i) - npos, keep_pos = 0, keep_neg = 0;
+			if (npos > nneg)
+				keep_pos = 1;
+			else if (nneg > npos)
+				keep_neg = 1;
+			for (size_t g = i; g < j; g++) {
+				const uint32_t *f = m->tri + 3 * (size_t)k[g].t;
+				bool pos = (f[0] == k[i].v[0] && f[1] == k[i].v[1]) ||
+					   (f[1] == k[i].v[0] && f[2] == k[i].v[1]) ||
+					   (f[2] == k[i].v[0] && f[0] == k[i].v[1]);
+				if (pos && keep_pos > 0)
+					keep_pos--;
+				else if (!pos && keep_neg > 0)
+					keep_neg--;
+				else
+					drop[k[g].t] = 1;
+			}
+		}
+		i = j;
+	}
+	size_t n = 0;
+	for (size_t t = 0; t < m->ntri; t++) {
+		if (drop[t])
+			continue;
+		if (n != t)
+			memmove(m->tri + 3 * n, m->tri + 3 * t, 3 * sizeof(uint32_t));
+		n++;
+	}
+	*removed = m->ntri - n;
+	m->ntri = n;
+	ok = true;
+out:
+	free(drop);
+	free(k);
+	return ok;
+}
+
+static uint32_t decimate_find(uint32_t *parent, uint32_t i)
+{
+	while (parent[i] != i) {
+		parent[i] = parent[parent[i]];
+		i = parent[i];
+	}
+	return i;
+}
+
+/* Splits pinched vertices: around each vertex, triangles are grouped by
+ * the edges they share with exactly one other triangle, in opposite
+ * directions (manifold edges); each group after the first gets its own copy
+ * of the vertex. Where the simplifier made two sheets touch along an edge
+ * (four triangles on one edge) or at a vertex, they become separate again,
+ * so every edge has exactly two triangles. The copies are appended after
+ * the m->nvert vertices; (*src)[i] is the vertex copy i repeats.
+ * On success the caller frees *src. */
+static bool decimate_split_pinches(struct r3d_err *err, struct mesh *m, uint32_t **src,
+				   size_t *nextra)
+{
+	size_t *first = NULL, maxdeg = 0, cap = 0;
+	uint32_t *tl = NULL, *parent = NULL, *newid = NULL;
+	bool ok = false;
+
+	*src = NULL;
+	*nextra = 0;
+	first = calloc(m->nvert + 2, sizeof(*first));
+	tl = malloc((3 * m->ntri + 1) * sizeof(*tl));
+	if (first == NULL || tl == NULL)
+		goto nomem;
+	for (size_t i = 0; i < 3 * m->ntri; i++)
+		first[m->tri[i] + 2]++;
+	for (size_t v = 0; v < m->nvert; v++) {
+		size_t d = first[v + 2];
+		maxdeg = d > maxdeg ? d : maxdeg;
+		first[v + 2] += first[v + 1];
+	}
+	for (size_t i = 0; i < 3 * m->ntri; i++)
+		tl[first[m->tri[i] + 1]++] = (uint32_t)(i / 3);
+	parent = malloc((maxdeg + 1) * sizeof(*parent));
+	newid = malloc((maxdeg + 1) * sizeof(*newid));
+	if (parent == NULL || newid == NULL)
+		goto nomem;
+
+	for (uint32_t v = 0; v < m->nvert; v++) {
+		const uint32_t *t = tl + first[v];
+		size_t deg = first[v + 1] - first[v];
+
+		if (deg == 0)
+			continue; /* unused vertex */
+		for (size_t i = 0; i < deg; i++)
+			parent[i] = (uint32_t)i;
+		for (size_t i = 0; i < deg; i++) {
+			const uint32_t *fi = m->tri + 3 * (size_t)t[i];
+			int ci = fi[0] == v ? 0 : fi[1] == v ? 1 : 2;
+			uint32_t w = fi[(ci + 1) % 3]; /* edge v -> w */
+			size_t uses = 0, partner = deg; /* deg: none */
+			for (size_t j = 0; j < deg; j++) {
+				const uint32_t *fj = m->tri + 3 * (size_t)t[j];
+				if (fj[0] != w && fj[1] != w && fj[2] != w)
+					continue;
+				uses++;
+				int cj = fj[0] == v ? 0 : fj[1] == v ? 1 : 2;
+				if (fj[(cj + 2) % 3] == w) /* edge w -> v */
+					partner = j;
+			}
+			if (uses == 2 && partner < deg)
+				parent[decimate_find(parent, (uint32_t)i)] =
+					decimate_find(parent, (uint32_t)partner);
+		}
+		/* The group of the first triangle keeps v; others get copies. */
+		uint32_t keep = decimate_find(parent, 0);
+		for (size_t i = 0; i < deg; i++)
+			newid[i] = UINT32_MAX;
+		for (size_t i = 0; i < deg; i++) {
+			uint32_t r = decimate_find(parent, (uint32_t)i);
+			if (r == keep)
+				continue;
+			if (newid[r] == UINT32_MAX) {
+				if (*nextra == cap) {
+					size_t ncap = cap > 0 ? 2 * cap : 64;
+					uint32_t *grown = realloc(*src, ncap * sizeof(*grown));
+					if (grown == NULL)
+						goto nomem;
+					*src = grown;
+					cap = ncap;
+				}
+				if (m->nvert + *nextra >= MESH_MAX_VERTICES) {
+					r3d_err_set(err, R3D_EINVAL, "decimate: too many vertices");
+					goto out;
+				}
+				(*src)[*nextra] = v;
+				newid[r] = (uint32_t)(m->nvert + (*nextra)++);
+			}
+			uint32_t *fi = m->tri + 3 * (size_t)t[i];
+			for (int c = 0; c < 3; c++) {
+				if (fi[c] == v)
+					fi[c] = newid[r];
+			}
+		}
+	}
+	ok = true;
+	goto out;
+nomem:
+	r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate vertex fans");
+out:
+	if (!ok) {
+		free(*src);
+		*src = NULL;
+	}
+	free(newid);
+	free(parent);
+	free(tl);
+	free(first);
+	return ok;
+}
+
 bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error)
 {
 	unsigned int *dst = NULL;
+	uint32_t *src = NULL;
 	float *xyz = NULL;
 	size_t nidx, nv, dst_bytes = 0, bytes = 0;
 	bool ok = false;
@@ -118,8 +330,22 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 	memcpy(m->tri, dst, nidx * sizeof(*dst));
 	m->ntri = nidx / 3;
 	mesh_remove_degenerate(m);
+	size_t ndup, nextra;
+	if (!decimate_drop_duplicates(err, m, &ndup) ||
+	    !decimate_split_pinches(err, m, &src, &nextra))
+		goto out;
 
-	/* Keep only the vertices still in use, in first-use order. */
+	/* Append the copies of split vertices, then keep only the vertices
+	 * still in use, in first-use order. */
+	bytes = 3 * sizeof(float) * (m->nvert + nextra);
+	xyz = bigbuf_alloc(err, bytes);
+	if (xyz == NULL)
+		goto out;
+	memcpy(xyz, m->xyz, 3 * sizeof(float) * m->nvert);
+	for (size_t i = 0; i < nextra; i++)
+		memcpy(xyz + 3 * (m->nvert + i), m->xyz + 3 * (size_t)src[i], 3 * sizeof(float));
+	decimate_swap_xyz(m, xyz, bytes, m->nvert + nextra);
+	xyz = NULL;
 	bytes = 3 * sizeof(float) * m->nvert;
 	xyz = bigbuf_alloc(err, bytes);
 	if (xyz == NULL)
@@ -130,6 +356,7 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 	xyz = NULL;
 	ok = true;
 out:
+	free(src);
 	bigbuf_free(xyz, bytes);
 	bigbuf_free(dst, dst_bytes);
 	return ok;

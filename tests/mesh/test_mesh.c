@@ -365,7 +365,7 @@ static void test_decimate_thin(void)
 			for (size_t x = 0; x < nx; x++) {
 				double dx = (x - 47.5) / 42.0, dy = (y - 44.5) / 38.0;
 				double r = sqrt(dx * dx + dy * dy) * 40.0;
-				bool shell = fabs(r - 36.0) < 1.6 && sin(z * 2.0 * PI / 9.0) > -0.2;
+				bool shell = fabs(r - 36.0) < 1.0 && sin(z * 2.0 * PI / 9.0) > -0.2;
 				bool rod = hypot(x - 47.5, y - 60.0) < 1.7 && z > 4 && z < 75;
 				v[x + nx * (y + ny * z)] = shell || rod;
 			}
@@ -373,7 +373,7 @@ static void test_decimate_thin(void)
 	CHECK(m != NULL);
 	if (m == NULL)
 		goto out;
-	size_t target = m->ntri / 25;
+	size_t target = m->ntri / 10;
 	unsigned int *dst = malloc(12 * m->ntri);
 	struct mesh alone = *m;
 	alone.tri = dst;
