@@ -86,7 +86,7 @@ class TransferSyntaxes(unittest.TestCase):
             # 15 distinct syntaxes among the 19 files (some share one).
             self.assertGreaterEqual(len(seen), 15, sorted(seen))
             # Most files go over the wire unchanged: those must equal the original.
-            self.assertGreaterEqual(identical_to_original, 14)
+            self.assertGreaterEqual(identical_to_original, 13)
             st = d.status()
             self.assertEqual(st["received"]["instances_failed"], 0)
         finally:
