@@ -12,6 +12,7 @@
  *   mesh_remove_degenerate() decimate.c    drop triangles with repeated vertices
  *   mesh_decimate()          decimate.c    meshoptimizer, to a triangle budget
  *   mesh_check()             meshcheck.c   closed, 2-manifold, Euler, volume...
+ *   mesh_build()             build.c       all of the above for one structure
  *   mesh_stl_write()         stl.c         one structure, binary STL
  *   mesh_obj_write()         obj.c         several structures, OBJ + MTL
  *
@@ -148,6 +149,30 @@ struct mesh_stats {
 };
 /* Fills *st. Fails only on bad input (an index out of range) or no memory. */
 bool mesh_check(struct r3d_err *err, const struct mesh *m, struct mesh_stats *st);
+
+/* The whole stage for one structure, as the workers and the offline command
+ * run it: isosurface (voxel index) -> transform (LPS mm) -> smoothing (in
+ * mm, so anisotropic spacing is respected) -> decimation -> check. */
+struct mesh_build_params {
+	double iso;          /* 0.5 for masks, half-integer HU for volumes */
+	int threads;         /* isosurface and smoothing threads, 1..MESH_MAX_THREADS */
+	double affine[16];   /* voxel index -> LPS mm, row-major (see mesh_transform) */
+	bool smooth;
+	struct mesh_smooth_params smoothing;
+	size_t max_tri;      /* triangle budget; 0: no decimation */
+	float max_error;     /* decimation error bound relative to the extent */
+};
+struct mesh_build_times {
+	double isosurface_s, transform_s, smooth_s, decimate_s, check_s;
+};
+/* Sets iso 0.5, 1 thread, identity affine, default smoothing on, no
+ * decimation, max_error 0.005. */
+void mesh_build_defaults(struct mesh_build_params *p);
+/* Runs the stage. On success the caller owns *out (mesh_destroy()); *st
+ * describes the final mesh; times (may be NULL) gets the seconds per step. */
+bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
+		const struct mesh_build_params *p, struct mesh **out, struct mesh_stats *st,
+		struct mesh_build_times *times);
 
 /* Writes one structure as binary STL (little-endian, facet normals from the
  * winding), atomically: a temporary file in the same folder, then rename.
