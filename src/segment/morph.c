@@ -67,7 +67,7 @@ static void sub_row(uint16_t *cnt, const uint8_t *row, size_t len)
 
 /* x pass, slices [begin, end), run by run: a run [a, b) dilates to
  * [a - r, b + r) and erodes to [a + r, b - r), clipped windows keeping the
- * ends that touch the border. src and dst may alias (rows are copied). */
+ * ends that touch the border. src and dst may alias (such rows are copied). */
 static void pass_x(void *p, size_t begin, size_t end, int worker)
 {
 	const struct morph_arg *a = p;
@@ -78,15 +78,19 @@ static void pass_x(void *p, size_t begin, size_t end, int worker)
 
 	for (j = 0; j < rows; j++) {
 		uint8_t *out = dst + j * nx;
+		const uint8_t *in = src + j * nx;
 		size_t x0, x1;
 
-		memcpy(line, src + j * nx, nx);
+		if (in == out) {
+			memcpy(line, in, nx);
+			in = line;
+		}
 		memset(out, 0, nx);
-		x0 = segment_row_next(line, 0, nx, true);
+		x0 = segment_row_next(in, 0, nx, true);
 		while (x0 < nx) {
 			size_t lo, hi;
 
-			x1 = segment_row_next(line, x0, nx, false);
+			x1 = segment_row_next(in, x0, nx, false);
 			if (a->erode) {
 				lo = x0 == 0 ? 0 : x0 + r;
 				hi = x1 == nx ? nx : (x1 > r ? x1 - r : 0);
@@ -96,7 +100,7 @@ static void pass_x(void *p, size_t begin, size_t end, int worker)
 			}
 			if (hi > lo)
 				memset(out + lo, 1, hi - lo);
-			x0 = segment_row_next(line, x1, nx, true);
+			x0 = segment_row_next(in, x1, nx, true);
 		}
 	}
 }

@@ -173,6 +173,14 @@ struct vox_arg {
 	double lo, hi;
 };
 
+/* Half-integer threshold t on integer HU: hu > t <=> hu >= above_min(t). */
+static int16_t hu_above_min(double t)
+{
+	double v = floor(t) + 1;
+
+	return (int16_t)(v < INT16_MIN ? INT16_MIN : v > INT16_MAX ? INT16_MAX : v);
+}
+
 static void vox_range(void *p, size_t begin, size_t end, int worker)
 {
 	const struct vox_arg *v = p;
@@ -180,23 +188,36 @@ static void vox_range(void *p, size_t begin, size_t end, int worker)
 	const uint8_t *a = v->a;
 	uint8_t *o = v->out;
 	size_t i;
-	/* Integer HU against half-integer thresholds: compare in int. */
-	int lo = (int)floor(v->lo), hi = (int)floor(v->hi);
+	/* hu > lo <=> hu >= lo_min; hu <= hi <=> hu < hi_min; hu < lo <=> hu < lo_min */
+	int16_t lo_min = hu_above_min(v->lo), hi_min = hu_above_min(v->hi);
 
 	(void)worker;
+	if (v->op == VOX_BELOW)
+		lo_min = (int16_t)fmax(INT16_MIN, fmin(INT16_MAX, ceil(v->lo)));
 	switch (v->op) {
 	case VOX_ABOVE:
-		for (i = begin; i < end; i++)
-			o[i] = (hu[i] > lo) & (a == NULL || a[i] != 0);
+		if (a == NULL)
+			for (i = begin; i < end; i++)
+				o[i] = hu[i] >= lo_min;
+		else
+			for (i = begin; i < end; i++)
+				o[i] = (hu[i] >= lo_min) & (a[i] != 0);
 		break;
 	case VOX_BELOW:
-		lo = (int)ceil(v->lo);
-		for (i = begin; i < end; i++)
-			o[i] = (hu[i] < lo) & (a == NULL || a[i] != 0);
+		if (a == NULL)
+			for (i = begin; i < end; i++)
+				o[i] = hu[i] < lo_min;
+		else
+			for (i = begin; i < end; i++)
+				o[i] = (hu[i] < lo_min) & (a[i] != 0);
 		break;
 	case VOX_BAND:
-		for (i = begin; i < end; i++)
-			o[i] = (hu[i] > lo) & (hu[i] <= hi) & (a == NULL || a[i] != 0);
+		if (a == NULL)
+			for (i = begin; i < end; i++)
+				o[i] = (hu[i] >= lo_min) & (hu[i] < hi_min);
+		else
+			for (i = begin; i < end; i++)
+				o[i] = (hu[i] >= lo_min) & (hu[i] < hi_min) & (a[i] != 0);
 		break;
 	case VOX_AND:
 		for (i = begin; i < end; i++)
@@ -204,7 +225,7 @@ static void vox_range(void *p, size_t begin, size_t end, int worker)
 		break;
 	case VOX_ANDNOT:
 		for (i = begin; i < end; i++)
-			o[i] &= !a[i];
+			o[i] &= (uint8_t)(a[i] ^ 1);
 		break;
 	case VOX_OR:
 		for (i = begin; i < end; i++)
