@@ -9,12 +9,14 @@
  *               [--threads N] [--repeat N] [--set group.key=value]...
  *
  * Prints "structure <name> voxels <n> ms <median>" or
- * "structure <name> skipped <reason>", then "contrast <0|1> <ml>" and
- * "total_ms <median of the whole run>".
+ * "structure <name> skipped <reason>", then "contrast <0|1> <ml>",
+ * "total_ms <median of the whole run>" and "cpu_ms <CPU time per run, all
+ * threads, mean>" (less sensitive than wall time to other load on the box).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "r3d/segment.h"
 #include "r3d/util.h"
@@ -87,6 +89,16 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 static double median(double *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
@@ -103,7 +115,7 @@ int main(int argc, char **argv)
 	int16_t *hu = NULL;
 	size_t nvox = 0, bytes = 0;
 	long dims[3], repeat = 1, threads = 2;
-	double ms[SEGMENT_STRUCTURE_COUNT][RAW_MAX_REPEAT], total[RAW_MAX_REPEAT];
+	double ms[SEGMENT_STRUCTURE_COUNT][RAW_MAX_REPEAT], total[RAW_MAX_REPEAT], cpu0;
 	unsigned structures = (1u << SEGMENT_STRUCTURE_COUNT) - 1;
 	FILE *f = NULL;
 	int i, s, rc = 1;
@@ -171,6 +183,7 @@ int main(int argc, char **argv)
 	vol.nz = (size_t)dims[2];
 	if (!segment_ctx_create(&err, vol.nx, vol.ny, vol.nz, &ctx))
 		goto fail;
+	cpu0 = cpu_s();
 	for (rep = 0; rep < repeat; rep++) {
 		double t0 = clock_mono_s();
 
@@ -206,6 +219,7 @@ int main(int argc, char **argv)
 	printf("contrast %d %.1f\n", res.contrast ? 1 : 0, res.contrast_ml);
 	printf("body_ms %.1f detect_ms %.1f\n", res.body_ms, res.detect_ms);
 	printf("total_ms %.1f\n", median(total, (size_t)repeat));
+	printf("cpu_ms %.1f\n", (cpu_s() - cpu0) * 1e3 / (double)repeat);
 	rc = 0;
 	goto out;
 fail:
