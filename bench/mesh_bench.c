@@ -9,8 +9,8 @@
  *   - mesh_isosurface() at iso 299.5 with 1 and 2 threads (median of N
  *     after one warm-up run);
  *   - mesh_smooth() with its defaults (one run);
- *   - mesh_decimate() to 10 % against meshopt_simplify alone on the same
- *     raw mesh (median of 3 after a warm-up: each run takes seconds).
+ *   - mesh_decimate() to 10 % with 1 and 2 threads against meshopt_simplify
+ *     alone on the same raw mesh (median of 3 after a warm-up: each run takes seconds).
  * Prints "key value" lines, including user/sys CPU time and peak RSS.
  * Usage: mesh_bench [--raw OUT.raw] [--reps N] [--no-decimate]
  * Single-threaded driver; the isosurface starts its own threads.
@@ -188,6 +188,7 @@ int main(int argc, char **argv)
 		goto fail;
 	printf("raw_mesh triangles %zu vertices %zu closed %d manifold %d euler %ld\n", st.ntri,
 	       st.nvert, st.closed, st.manifold, st.euler);
+	double raw_volume = st.volume;
 
 	{
 		struct mesh *c = bench_copy(&err, raw);
@@ -221,28 +222,32 @@ int main(int argc, char **argv)
 		free(dst);
 		printf("meshopt_alone_median_s %.4f triangles %zu\n",
 		       bench_median(t, BENCH_DECIMATE_REPS), kept);
-		for (int r = -1; r < BENCH_DECIMATE_REPS; r++) {
-			struct mesh *c = bench_copy(&err, raw);
-			if (c == NULL)
-				goto fail;
-			double s = clock_mono_s();
-			bool ok = mesh_decimate(&err, c, target, BENCH_DECIMATE_ERROR);
-			if (r >= 0)
-				t[r] = clock_mono_s() - s;
-			if (ok && r == BENCH_DECIMATE_REPS - 1) {
-				ok = mesh_check(&err, c, &st);
-				printf("decimated triangles %zu vertices %zu closed %d manifold %d"
-				       " (boundary %zu nonmanifold %zu misoriented %zu degenerate %zu)"
-				       " euler %ld\n", st.ntri, st.nvert, st.closed, st.manifold,
-				       st.boundary_edges, st.nonmanifold_edges, st.misoriented_edges,
-				       st.degenerate_tri, st.euler);
+		for (int threads = 1; threads <= 2; threads++) {
+			for (int r = -1; r < BENCH_DECIMATE_REPS; r++) {
+				struct mesh *c = bench_copy(&err, raw);
+				if (c == NULL)
+					goto fail;
+				double s = clock_mono_s();
+				bool ok = mesh_decimate(&err, c, target, BENCH_DECIMATE_ERROR, threads);
+				if (r >= 0)
+					t[r] = clock_mono_s() - s;
+				if (ok && r == BENCH_DECIMATE_REPS - 1) {
+					ok = mesh_check(&err, c, &st);
+					printf("decimated threads %d triangles %zu vertices %zu closed %d"
+					       " manifold %d (boundary %zu nonmanifold %zu misoriented %zu"
+					       " degenerate %zu) euler %ld volume_change_pct %.3f\n",
+					       threads, st.ntri, st.nvert, st.closed, st.manifold,
+					       st.boundary_edges, st.nonmanifold_edges,
+					       st.misoriented_edges, st.degenerate_tri, st.euler,
+					       100.0 * (st.volume / raw_volume - 1.0));
+				}
+				mesh_destroy(c);
+				if (!ok)
+					goto fail;
 			}
-			mesh_destroy(c);
-			if (!ok)
-				goto fail;
+			printf("decimate_median_s threads %d %.4f target %zu\n", threads,
+			       bench_median(t, BENCH_DECIMATE_REPS), target);
 		}
-		printf("decimate_median_s %.4f target %zu\n", bench_median(t, BENCH_DECIMATE_REPS),
-		       target);
 	}
 
 	struct rusage ru;

@@ -30,7 +30,8 @@
  *
  * Threads: every function may be called from any thread; a struct mesh is
  * used by one thread at a time. mesh_isosurface() starts its own worker
- * threads (pthreads) and joins them before it returns; so does mesh_smooth().
+ * threads (pthreads) and joins them before it returns; so do mesh_smooth()
+ * and mesh_decimate().
  */
 #ifndef R3D_MESH_H
 #define R3D_MESH_H
@@ -128,8 +129,12 @@ size_t mesh_remove_degenerate(struct mesh *m);
  * flat), gives each sheet its own copy of a vertex where two sheets were
  * pinched together (so every edge is in exactly two triangles again; do not
  * weld afterwards), and drops unused vertices. A mesh already within
- * budget is only welded. */
-bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error);
+ * budget is only welded. With threads > 1 (1..MESH_MAX_THREADS) and at
+ * least 100k triangles per thread, the mesh is cut into slabs of equal
+ * triangle count along its longest axis, the slabs are simplified in
+ * parallel with their cuts locked, and the joined mesh gets a last pass. */
+bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error,
+		   int threads);
 
 struct mesh_stats {
 	size_t nvert;             /* vertices used by at least one triangle */

@@ -54,7 +54,7 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 	}
 	if (p->max_tri > 0) {
 		t0 = clock_mono_s();
-		if (!mesh_decimate(err, m, p->max_tri, p->max_error))
+		if (!mesh_decimate(err, m, p->max_tri, p->max_error, p->threads))
 			goto out;
 		tm.decimate_s = clock_mono_s() - t0;
 	}

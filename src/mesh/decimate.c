@@ -8,10 +8,12 @@
  *
  * Frame: any; positions are only compared and moved by the simplifier.
  */
+#include <float.h>
 #include <meshoptimizer.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "meshpar.h"
 #include "r3d/mesh.h"
 #include "r3d/util.h"
 
@@ -297,7 +299,190 @@ out:
 	return ok;
 }
 
-bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error)
+/* ---------------------------------------------------------------------- */
+/* Threaded simplification                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Below this many triangles per thread, one meshopt_simplify call is used. */
+#define DECIMATE_MIN_TRI_PER_THREAD 100000
+/* Bins of the histogram that splits the mesh into slabs. */
+#define DECIMATE_BINS 4096
+
+struct decimate_worker {
+	const struct mesh *m;
+	const uint8_t *slab; /* slab of each triangle */
+	uint8_t id;
+	size_t target;       /* triangles */
+	float max_error;
+	unsigned int *out;   /* simplified triangles, global vertex indices */
+	size_t nout;         /* indices in out */
+	bool failed;
+	struct r3d_err err;
+};
+
+/* Simplifies one slab with its cut locked, so neighbouring slabs keep
+ * identical vertices along the cut and the union stays closed. */
+static void *decimate_slab(void *arg)
+{
+	struct decimate_worker *w = arg;
+	const struct mesh *m = w->m;
+	uint32_t *map = NULL, *l2g = NULL;
+	unsigned int *idx = NULL, *dst = NULL;
+	float *lxyz = NULL;
+	size_t n = 0, nl = 0;
+
+	for (size_t t = 0; t < m->ntri; t++)
+		n += w->slab[t] == w->id;
+	map = malloc(m->nvert * sizeof(*map));
+	l2g = malloc((3 * n + 1) * sizeof(*l2g));
+	idx = malloc((3 * n + 1) * sizeof(*idx));
+	dst = malloc((3 * n + 1) * sizeof(*dst));
+	lxyz = malloc((3 * n + 1) * 3 * sizeof(*lxyz));
+	if (map == NULL || l2g == NULL || idx == NULL || dst == NULL || lxyz == NULL) {
+		r3d_err_set(&w->err, R3D_ENOMEM, "decimate: cannot allocate a slab");
+		w->failed = true;
+		goto out;
+	}
+	memset(map, 0xff, m->nvert * sizeof(*map));
+	size_t k = 0;
+	for (size_t t = 0; t < m->ntri; t++) {
+		if (w->slab[t] != w->id)
+			continue;
+		for (int c = 0; c < 3; c++) {
+			uint32_t g = m->tri[3 * t + c];
+			if (map[g] == UINT32_MAX) {
+				map[g] = (uint32_t)nl;
+				l2g[nl] = g;
+				memcpy(lxyz + 3 * nl, m->xyz + 3 * (size_t)g, 3 * sizeof(float));
+				nl++;
+			}
+			idx[k++] = map[g];
+		}
+	}
+	w->nout = meshopt_simplify(dst, idx, k, lxyz, nl, 3 * sizeof(float), 3 * w->target,
+				   w->max_error, meshopt_SimplifyLockBorder, NULL);
+	for (size_t i = 0; i < w->nout; i++)
+		dst[i] = l2g[dst[i]];
+	w->out = dst;
+	dst = NULL;
+out:
+	free(lxyz);
+	free(dst);
+	free(idx);
+	free(l2g);
+	free(map);
+	return NULL;
+}
+
+/* Simplifies m in place with nthreads threads: the triangles are split into
+ * slabs of equal count along the longest axis, each slab is simplified with
+ * its cut locked, then the joined mesh (a full-resolution strip remains
+ * along each cut) gets one last pass to the budget. */
+static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target,
+			      float max_error, int nthreads)
+{
+	struct decimate_worker wk[MESH_MAX_THREADS];
+	uint8_t *slab = NULL;
+	size_t *hist = NULL, total = 0, bytes = 0;
+	unsigned int *joined = NULL;
+	float *xyz = NULL, lo[3] = {FLT_MAX, FLT_MAX, FLT_MAX}, hi[3] = {-FLT_MAX, -FLT_MAX, -FLT_MAX};
+	bool ok = false;
+	int axis = 0;
+
+	memset(wk, 0, sizeof(wk));
+	slab = malloc(m->ntri);
+	hist = calloc(DECIMATE_BINS, sizeof(*hist));
+	if (slab == NULL || hist == NULL)
+		goto nomem;
+	for (size_t v = 0; v < m->nvert; v++) {
+		for (int d = 0; d < 3; d++) {
+			lo[d] = m->xyz[3 * v + d] < lo[d] ? m->xyz[3 * v + d] : lo[d];
+			hi[d] = m->xyz[3 * v + d] > hi[d] ? m->xyz[3 * v + d] : hi[d];
+		}
+	}
+	for (int d = 1; d < 3; d++)
+		axis = hi[d] - lo[d] > hi[axis] - lo[axis] ? d : axis;
+	double scale = hi[axis] > lo[axis] ? (DECIMATE_BINS - 1) / (double)(hi[axis] - lo[axis]) : 0.0;
+	/* Bin of each triangle's centroid, then bins -> slabs of equal count. */
+	for (size_t t = 0; t < m->ntri; t++) {
+		const uint32_t *f = m->tri + 3 * t;
+		double c = (m->xyz[3 * (size_t)f[0] + axis] + m->xyz[3 * (size_t)f[1] + axis] +
+			    m->xyz[3 * (size_t)f[2] + axis]) / 3.0;
+		size_t b = (size_t)((c - lo[axis]) * scale);
+		b = b < DECIMATE_BINS ? b : DECIMATE_BINS - 1;
+		hist[b]++;
+	}
+	uint8_t bin_slab[DECIMATE_BINS];
+	size_t run = 0;
+	for (size_t b = 0; b < DECIMATE_BINS; b++) {
+		size_t s = run * (size_t)nthreads / m->ntri;
+		bin_slab[b] = (uint8_t)(s < (size_t)nthreads ? s : (size_t)nthreads - 1);
+		run += hist[b];
+	}
+	size_t count[MESH_MAX_THREADS] = {0};
+	for (size_t t = 0; t < m->ntri; t++) {
+		const uint32_t *f = m->tri + 3 * t;
+		double c = (m->xyz[3 * (size_t)f[0] + axis] + m->xyz[3 * (size_t)f[1] + axis] +
+			    m->xyz[3 * (size_t)f[2] + axis]) / 3.0;
+		size_t b = (size_t)((c - lo[axis]) * scale);
+		slab[t] = bin_slab[b < DECIMATE_BINS ? b : DECIMATE_BINS - 1];
+		count[slab[t]]++;
+	}
+	for (int t = 0; t < nthreads; t++) {
+		wk[t].m = m;
+		wk[t].slab = slab;
+		wk[t].id = (uint8_t)t;
+		wk[t].target = target * count[t] / m->ntri;
+		wk[t].max_error = max_error;
+	}
+	meshpar_run(nthreads, wk, sizeof(wk[0]), decimate_slab);
+	for (int t = 0; t < nthreads; t++) {
+		if (wk[t].failed) {
+			*err = wk[t].err;
+			goto out;
+		}
+		total += wk[t].nout;
+	}
+	/* Join (total <= 3 * m->ntri), keep the vertices in use, last pass. */
+	joined = malloc((total + 1) * sizeof(*joined));
+	if (joined == NULL)
+		goto nomem;
+	total = 0;
+	for (int t = 0; t < nthreads; t++) {
+		memcpy(joined + total, wk[t].out, wk[t].nout * sizeof(*joined));
+		total += wk[t].nout;
+	}
+	bytes = 3 * sizeof(float) * m->nvert;
+	xyz = bigbuf_alloc(err, bytes);
+	if (xyz == NULL)
+		goto out;
+	size_t nv = meshopt_optimizeVertexFetch(xyz, joined, total, m->xyz, m->nvert,
+						3 * sizeof(float));
+	decimate_swap_xyz(m, xyz, bytes, nv);
+	xyz = NULL;
+	if (total > 3 * target) {
+		m->ntri = meshopt_simplify(m->tri, joined, total, m->xyz, m->nvert,
+					   3 * sizeof(float), 3 * target, max_error, 0, NULL) / 3;
+	} else {
+		memcpy(m->tri, joined, total * sizeof(*joined));
+		m->ntri = total / 3;
+	}
+	ok = true;
+	goto out;
+nomem:
+	r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate slabs");
+out:
+	for (int t = 0; t < nthreads; t++)
+		free(wk[t].out);
+	bigbuf_free(xyz, bytes);
+	free(joined);
+	free(hist);
+	free(slab);
+	return ok;
+}
+
+bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error,
+		   int threads)
 {
 	unsigned int *dst = NULL;
 	uint32_t *src = NULL;
@@ -313,6 +498,11 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 		r3d_err_set(err, R3D_EINVAL, "decimate: the triangle budget is 0");
 		goto out;
 	}
+	if (threads < 1 || threads > MESH_MAX_THREADS) {
+		r3d_err_set(err, R3D_EINVAL, "decimate: %d threads outside 1..%d", threads,
+			    MESH_MAX_THREADS);
+		goto out;
+	}
 	if (!mesh_weld(err, m)) {
 		r3d_err_prefix(err, "decimate");
 		goto out;
@@ -321,14 +511,19 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 		ok = true;
 		goto out;
 	}
-	dst_bytes = 3 * sizeof(*dst) * m->ntri; /* fits: the same as m->tri */
-	dst = bigbuf_alloc(err, dst_bytes);
-	if (dst == NULL)
-		goto out;
-	nidx = meshopt_simplify(dst, m->tri, 3 * m->ntri, m->xyz, m->nvert, 3 * sizeof(float),
-				3 * target_tri, max_error, 0, NULL);
-	memcpy(m->tri, dst, nidx * sizeof(*dst));
-	m->ntri = nidx / 3;
+	if (threads > 1 && m->ntri / (size_t)threads >= DECIMATE_MIN_TRI_PER_THREAD) {
+		if (!decimate_threaded(err, m, target_tri, max_error, threads))
+			goto out;
+	} else {
+		dst_bytes = 3 * sizeof(*dst) * m->ntri; /* fits: the same as m->tri */
+		dst = bigbuf_alloc(err, dst_bytes);
+		if (dst == NULL)
+			goto out;
+		nidx = meshopt_simplify(dst, m->tri, 3 * m->ntri, m->xyz, m->nvert,
+					3 * sizeof(float), 3 * target_tri, max_error, 0, NULL);
+		memcpy(m->tri, dst, nidx * sizeof(*dst));
+		m->ntri = nidx / 3;
+	}
 	mesh_remove_degenerate(m);
 	size_t ndup, nextra;
 	if (!decimate_drop_duplicates(err, m, &ndup) ||

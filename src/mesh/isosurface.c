@@ -48,6 +48,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "meshpar.h"
 #include "r3d/mesh.h"
 #include "r3d/util.h"
 
@@ -514,24 +515,6 @@ out:
 /* Driver                                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* Runs fn on every worker, n - 1 of them in new threads and one here. If a
- * thread cannot be started its share runs here, after the others. */
-static void iso_run(int n, struct iso_worker *wk, void *(*fn)(void *))
-{
-	pthread_t tid[MESH_MAX_THREADS];
-	bool started[MESH_MAX_THREADS] = {false};
-
-	for (int t = 1; t < n; t++)
-		started[t] = pthread_create(&tid[t], NULL, fn, &wk[t]) == 0;
-	fn(&wk[0]);
-	for (int t = 1; t < n; t++) {
-		if (started[t])
-			pthread_join(tid[t], NULL);
-		else
-			fn(&wk[t]);
-	}
-}
-
 static bool iso_check_input(struct r3d_err *err, const struct mesh_volume *vol, double iso,
 			    int nthreads)
 {
@@ -598,8 +581,8 @@ bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double 
 		wk[t].k0 = jb.pz * (size_t)t / (size_t)nthreads;
 		wk[t].k1 = jb.pz * (size_t)(t + 1) / (size_t)nthreads;
 	}
-	iso_run(nthreads, wk, iso_pass_bits);
-	iso_run(nthreads, wk, iso_pass_count);
+	meshpar_run(nthreads, wk, sizeof(wk[0]), iso_pass_bits);
+	meshpar_run(nthreads, wk, sizeof(wk[0]), iso_pass_count);
 	for (size_t k = 0; k < jb.pz; k++) {
 		jb.block_off[k] = nv;
 		nv += jb.block_nv[k];
@@ -647,7 +630,7 @@ bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double 
 	m->nvert = nv;
 	jb.xyz = m->xyz;
 	jb.tri = m->tri;
-	iso_run(nthreads, wk, iso_pass_emit);
+	meshpar_run(nthreads, wk, sizeof(wk[0]), iso_pass_emit);
 
 	/* Close the gaps between the threads' triangle ranges. */
 	size_t ntri = 0;

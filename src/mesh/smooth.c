@@ -9,10 +9,10 @@
  * Frame: any; it is the same before and after.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "meshpar.h"
 #include "r3d/mesh.h"
 #include "r3d/util.h"
 
@@ -63,23 +63,12 @@ static void *smooth_step(void *arg)
 /* One smoothing step over all vertices with n threads. */
 static void smooth_run(int n, struct smooth_worker *wk, const float *in, float *out, double f)
 {
-	pthread_t tid[MESH_MAX_THREADS];
-	bool started[MESH_MAX_THREADS] = {false};
-
 	for (int t = 0; t < n; t++) {
 		wk[t].in = in;
 		wk[t].out = out;
 		wk[t].f = f;
 	}
-	for (int t = 1; t < n; t++)
-		started[t] = pthread_create(&tid[t], NULL, smooth_step, &wk[t]) == 0;
-	smooth_step(&wk[0]);
-	for (int t = 1; t < n; t++) {
-		if (started[t])
-			pthread_join(tid[t], NULL);
-		else
-			smooth_step(&wk[t]);
-	}
+	meshpar_run(n, wk, sizeof(wk[0]), smooth_step);
 }
 
 static int smooth_cmp_u32(const void *a, const void *b)

@@ -331,7 +331,7 @@ static void test_smooth_decimate(void)
 	CHECK(s1.area < s0.area); /* the staircase is gone */
 
 	size_t target = m->ntri / 10;
-	CHECK(mesh_decimate(&err, m, target, 0.01f));
+	CHECK(mesh_decimate(&err, m, target, 0.01f, 1));
 	struct mesh_stats s2 = stats(m);
 	printf("decimate: %zu -> %zu triangles (target %zu), volume %.1f\n", s1.ntri, s2.ntri,
 	       target, s2.volume);
@@ -345,7 +345,8 @@ static void test_smooth_decimate(void)
 	/* Bad parameters are refused. */
 	sp.mu = 0.2;
 	CHECK(!mesh_smooth(&err, m, &sp) && err.code == R3D_EINVAL);
-	CHECK(!mesh_decimate(&err, m, 0, 0.01f) && err.code == R3D_EINVAL);
+	CHECK(!mesh_decimate(&err, m, 0, 0.01f, 1) && err.code == R3D_EINVAL);
+	CHECK(!mesh_decimate(&err, m, 100, 0.01f, 0) && err.code == R3D_EINVAL);
 out:
 	mesh_destroy(m);
 	free(v);
@@ -381,7 +382,7 @@ static void test_decimate_thin(void)
 				      0.01f, 0, NULL) / 3;
 	struct mesh_stats sa = stats(&alone);
 	free(dst);
-	CHECK(mesh_decimate(&err, m, target, 0.01f));
+	CHECK(mesh_decimate(&err, m, target, 0.01f, 1));
 	struct mesh_stats sd = stats(m);
 	printf("thin shells: meshopt alone %zu triangles, %zu non-manifold edges; ours %zu"
 	       " triangles, %zu non-manifold edges\n", sa.ntri, sa.nonmanifold_edges, sd.ntri,
@@ -391,6 +392,38 @@ static void test_decimate_thin(void)
 	CHECK(sd.ntri <= target + target / 20);
 	mesh_destroy(m);
 out:
+	free(v);
+}
+
+/* Threaded decimation (slabs with locked cuts, then a last pass) on a
+ * surface big enough to use it: closed, manifold, sphere topology, volume
+ * kept, budget met. */
+static void test_decimate_threaded(void)
+{
+	struct solid s = {0, {100.3, 90.6, 80.2}, {95, 85, 75}};
+	size_t nx = 202, ny = 182, nz = 162;
+	uint8_t *v = raster_u8(&s, nx, ny, nz);
+	struct mesh *m = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 2);
+	struct r3d_err err = {0};
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		goto out;
+	struct mesh_stats s0 = stats(m);
+	size_t target = m->ntri / 10;
+	CHECK(m->ntri >= 200000); /* 100k per thread: the threaded path runs */
+	CHECK(mesh_decimate(&err, m, target, 0.01f, 2));
+	struct mesh_stats s1 = stats(m);
+	printf("threaded decimate: %zu -> %zu triangles (target %zu), volume %.0f -> %.0f\n",
+	       s0.ntri, s1.ntri, target, s0.volume, s1.volume);
+	CHECK(closed_manifold(&s1));
+	CHECK(s1.euler == 2);
+	CHECK(s1.ntri <= target + target / 20);
+	CHECK(s1.ntri > target / 2);
+	CHECK(fabs(s1.volume / s0.volume - 1.0) < 0.01);
+	CHECK(s1.nvert == m->nvert);
+out:
+	mesh_destroy(m);
 	free(v);
 }
 
@@ -594,6 +627,7 @@ int main(void)
 	test_torus();
 	test_smooth_decimate();
 	test_decimate_thin();
+	test_decimate_threaded();
 	test_build();
 	test_noise();
 	test_refusals();
