@@ -263,6 +263,14 @@ struct bridge_ct_image {
 bool bridge_ct_write(struct r3d_err *err, const char *path, const struct bridge_ct_image *img,
 		     enum bridge_ts ts);
 
+/* Writes frames[0..count) as one Enhanced CT Image Storage instance: patient,
+ * study, series, size, spacing, orientation and rescale from frames[0] (in the
+ * shared functional groups), each frame's Image Position in the per-frame
+ * functional groups, pixels concatenated in frame order. Same rules as
+ * bridge_ct_write(). */
+bool bridge_ct_write_enhanced(struct r3d_err *err, const char *path,
+			      const struct bridge_ct_image *frames, size_t count, enum bridge_ts ts);
+
 #ifdef __cplusplus
 }
 #endif

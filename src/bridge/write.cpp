@@ -9,6 +9,7 @@
 /* err.h has no extern "C" guard of its own. */
 extern "C" {
 #include "r3d/err.h"
+#include "r3d/util.h"
 }
 #include "r3d/bridge.h"
 
@@ -36,6 +37,7 @@ extern "C" {
 #include <openjpeg.h>
 
 #define WRITE_MAX_DIM 8192          /* rows or columns of one slice */
+#define WRITE_MAX_FRAMES 4096      /* frames in one Enhanced CT instance */
 #define WRITE_J2K_LOSSY_RATIO 10.0  /* compression ratio of BRIDGE_TS_J2K_LOSSY */
 
 namespace {
@@ -192,24 +194,40 @@ out:
 	return ok;
 }
 
-/* Puts the J2K codestream into an encapsulated Pixel Data element. */
-bool j2k_insert(struct r3d_err *err, DcmDataset *ds, const struct bridge_ct_image *img, bool lossy,
-		E_TransferSyntax xfer)
+/* Puts one J2K codestream per frame into an encapsulated Pixel Data element,
+ * one fragment per frame, with a Basic Offset Table. */
+bool j2k_insert(struct r3d_err *err, DcmDataset *ds, const struct bridge_ct_image *frames,
+		size_t count, bool lossy, E_TransferSyntax xfer)
 {
-	std::vector<Uint8> code;
+	std::vector<std::vector<Uint8>> codes(count);
+	std::vector<Uint32> offsets;
+	size_t total = 0;
 
-	if (!j2k_encode(err, img, lossy, code))
-		return false;
-	if (code.size() & 1)
-		code.push_back(0);  /* fragments have even length */
+	for (size_t f = 0; f < count; f++) {
+		if (!j2k_encode(err, &frames[f], lossy, codes[f]))
+			return false;
+		if (codes[f].size() & 1)
+			codes[f].push_back(0);  /* fragments have even length */
+		if (total > UINT32_MAX - codes[f].size() - 8)
+			return r3d_err_set(err, R3D_EINVAL, "JPEG 2000 data over 4 GiB");
+		offsets.push_back(static_cast<Uint32>(total));
+		total += codes[f].size() + 8;  /* item header + fragment */
+	}
 	DcmPixelSequence *seq = new DcmPixelSequence(DCM_PixelSequenceTag);
-	seq->insert(new DcmPixelItem(DCM_PixelItemTag));  /* empty Basic Offset Table */
-	DcmPixelItem *frag = new DcmPixelItem(DCM_PixelItemTag);
-	if (frag->putUint8Array(code.data(), static_cast<unsigned long>(code.size())).bad() ||
-	    seq->insert(frag).bad()) {
-		delete frag;
-		delete seq;
-		return r3d_err_set(err, R3D_ENOMEM, "cannot store a JPEG 2000 fragment");
+	DcmPixelItem *bot = new DcmPixelItem(DCM_PixelItemTag);
+	if (count > 1)
+		bot->putUint8Array(reinterpret_cast<const Uint8 *>(offsets.data()),
+				   static_cast<unsigned long>(offsets.size() * 4));
+	seq->insert(bot);
+	for (size_t f = 0; f < count; f++) {
+		DcmPixelItem *frag = new DcmPixelItem(DCM_PixelItemTag);
+		if (frag->putUint8Array(codes[f].data(),
+					static_cast<unsigned long>(codes[f].size())).bad() ||
+		    seq->insert(frag).bad()) {
+			delete frag;
+			delete seq;
+			return r3d_err_set(err, R3D_ENOMEM, "cannot store a JPEG 2000 fragment");
+		}
 	}
 	DcmPixelData *pd = new DcmPixelData(DCM_PixelData);
 	pd->putOriginalRepresentation(xfer, nullptr, seq);
@@ -218,10 +236,10 @@ bool j2k_insert(struct r3d_err *err, DcmDataset *ds, const struct bridge_ct_imag
 		return r3d_err_set(err, R3D_ENOMEM, "cannot insert Pixel Data");
 	}
 	if (lossy) {
-		size_t raw = static_cast<size_t>(img->rows) * img->columns * 2;
+		size_t raw = static_cast<size_t>(frames[0].rows) * frames[0].columns * 2 * count;
 		char ratio[32];
 		snprintf(ratio, sizeof(ratio), "%.2f", static_cast<double>(raw) /
-			 static_cast<double>(code.size()));
+			 static_cast<double>(total));
 		ds->putAndInsertString(DCM_LossyImageCompression, "01");
 		ds->putAndInsertString(DCM_LossyImageCompressionRatio, ratio);
 		ds->putAndInsertString(DCM_LossyImageCompressionMethod, "ISO_15444_1");
@@ -324,27 +342,190 @@ bool ct_check(struct r3d_err *err, const struct bridge_ct_image *img)
 	return true;
 }
 
-bool ct_write(struct r3d_err *err, const char *path, const struct bridge_ct_image *img,
-	      enum bridge_ts ts)
+/* Enhanced CT: the classic per-slice plane, rescale and acquisition
+ * attributes move into the shared and per-frame functional groups. */
+bool enhanced_fill(struct r3d_err *err, DcmDataset *ds, const struct bridge_ct_image *frames,
+		   size_t count)
+{
+	const struct bridge_ct_image *img = &frames[0];
+	char dim_uid[BRIDGE_UID_MAX + 1];
+	DcmItem *shared = nullptr, *it = nullptr;
+	bool ok = true;
+	static const DcmTagKey moved[] = {
+		DCM_ImagePositionPatient, DCM_ImageOrientationPatient, DCM_PixelSpacing,
+		DCM_SliceThickness, DCM_RescaleIntercept, DCM_RescaleSlope, DCM_RescaleType,
+		DCM_WindowCenter, DCM_WindowWidth, DCM_GantryDetectorTilt, DCM_KVP,
+	};
+
+	for (const DcmTagKey &t : moved)
+		delete ds->remove(t);
+	bridge_uid_generate(dim_uid);
+	ok &= put(ds, DCM_SOPClassUID, UID_EnhancedCTImageStorage);
+	ok &= put(ds, DCM_ImageType, "ORIGINAL\\PRIMARY\\VOLUME\\NONE");
+	ok &= put(ds, DCM_AcquisitionDateTime, "20260101120000");
+	ok &= ds->putAndInsertFloat64(DCM_AcquisitionDuration, 1.0).good();
+	ok &= ds->insertEmptyElement(DCM_AcquisitionContextSequence).good();
+	ok &= put(ds, DCM_PixelPresentation, "MONOCHROME");
+	ok &= put(ds, DCM_VolumetricProperties, "VOLUME");
+	ok &= put(ds, DCM_VolumeBasedCalculationTechnique, "NONE");
+	ok &= put(ds, DCM_ContentQualification, "RESEARCH");
+	ok &= put(ds, DCM_BurnedInAnnotation, "NO");
+	ok &= put(ds, DCM_ManufacturerModelName, "recon3d-phantom");
+	ok &= put(ds, DCM_DeviceSerialNumber, "1");
+	ok &= put(ds, DCM_SoftwareVersions, R3D_VERSION);
+	ok &= put(ds, DCM_PresentationLUTShape, "IDENTITY");
+	if (!ds->tagExists(DCM_LossyImageCompression))
+		ok &= put(ds, DCM_LossyImageCompression, "00");
+	ok &= ds->findOrCreateSequenceItem(DCM_DimensionOrganizationSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_DimensionOrganizationUID, dim_uid).good();
+	ok &= ds->findOrCreateSequenceItem(DCM_DimensionIndexSequence, it, 0).good() &&
+	      it->putAndInsertTagKey(DCM_DimensionIndexPointer, DCM_ImagePositionPatient).good() &&
+	      it->putAndInsertTagKey(DCM_FunctionalGroupPointer, DCM_PlanePositionSequence).good() &&
+	      it->putAndInsertString(DCM_DimensionOrganizationUID, dim_uid).good();
+	ok &= ds->findOrCreateSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0).good();
+	if (!ok)
+		return r3d_err_set(err, R3D_ENOMEM, "cannot fill the Enhanced CT attributes");
+	ok &= shared->findOrCreateSequenceItem(DCM_PixelMeasuresSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_PixelSpacing, ds_join(img->pixel_spacing, 2).c_str()).good() &&
+	      it->putAndInsertString(DCM_SliceThickness, ds_join(&img->slice_thickness, 1).c_str()).good();
+	ok &= shared->findOrCreateSequenceItem(DCM_PlaneOrientationSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_ImageOrientationPatient,
+				     ds_join(img->orientation, 6).c_str()).good();
+	ok &= shared->findOrCreateSequenceItem(DCM_PixelValueTransformationSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_RescaleIntercept,
+				     ds_join(&img->rescale_intercept, 1).c_str()).good() &&
+	      it->putAndInsertString(DCM_RescaleSlope, ds_join(&img->rescale_slope, 1).c_str()).good() &&
+	      it->putAndInsertString(DCM_RescaleType, "HU").good();
+	ok &= shared->findOrCreateSequenceItem(DCM_FrameVOILUTSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_WindowCenter, "40").good() &&
+	      it->putAndInsertString(DCM_WindowWidth, "400").good();
+	ok &= shared->findOrCreateSequenceItem(DCM_CTImageFrameTypeSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_FrameType, "ORIGINAL\\PRIMARY\\VOLUME\\NONE").good() &&
+	      it->putAndInsertString(DCM_PixelPresentation, "MONOCHROME").good() &&
+	      it->putAndInsertString(DCM_VolumetricProperties, "VOLUME").good() &&
+	      it->putAndInsertString(DCM_VolumeBasedCalculationTechnique, "NONE").good();
+	ok &= shared->findOrCreateSequenceItem(DCM_CTAcquisitionDetailsSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_GantryDetectorTilt,
+				     ds_join(&img->gantry_tilt_deg, 1).c_str()).good() &&
+	      it->putAndInsertString(DCM_DataCollectionDiameter, "500").good() &&
+	      it->putAndInsertString(DCM_TableHeight, "150").good() &&
+	      it->putAndInsertString(DCM_RotationDirection, "CW").good() &&
+	      it->putAndInsertFloat64(DCM_RevolutionTime, 1.0).good() &&
+	      it->putAndInsertFloat64(DCM_SingleCollimationWidth, 0.625).good() &&
+	      it->putAndInsertFloat64(DCM_TotalCollimationWidth, 40.0).good();
+	/* The acquisition macros Enhanced CT requires, with plausible values
+	 * for a synthetic sequenced acquisition. */
+	ok &= shared->findOrCreateSequenceItem(DCM_CTAcquisitionTypeSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_AcquisitionType, "SEQUENCED").good() &&
+	      it->putAndInsertString(DCM_ConstantVolumeFlag, "NO").good() &&
+	      it->putAndInsertString(DCM_FluoroscopyFlag, "NO").good();
+	/* Table speed and feed are only for spiral acquisitions: an empty item. */
+	ok &= shared->findOrCreateSequenceItem(DCM_CTTableDynamicsSequence, it, 0).good();
+	const double *mid = frames[count / 2].position;
+	ok &= shared->findOrCreateSequenceItem(DCM_CTPositionSequence, it, 0).good() &&
+	      it->putAndInsertFloat64(DCM_TablePosition, mid[2]).good() &&
+	      it->putAndInsertFloat64Array(DCM_ReconstructionTargetCenterPatient, mid, 3).good() &&
+	      it->putAndInsertFloat64Array(DCM_DataCollectionCenterPatient, mid, 3).good();
+	ok &= shared->findOrCreateSequenceItem(DCM_CTGeometrySequence, it, 0).good() &&
+	      it->putAndInsertFloat64(DCM_DistanceSourceToDataCollectionCenter, 541.0).good() &&
+	      it->putAndInsertString(DCM_DistanceSourceToDetector, "949").good();
+	ok &= shared->findOrCreateSequenceItem(DCM_CTReconstructionSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_ReconstructionAlgorithm, "FILTER_BACK_PROJ").good() &&
+	      it->putAndInsertString(DCM_ConvolutionKernel, "STANDARD").good() &&
+	      it->putAndInsertString(DCM_ConvolutionKernelGroup, "SOFT_TISSUE").good() &&
+	      it->putAndInsertString(DCM_ReconstructionDiameter, "500").good() &&
+	      it->putAndInsertFloat64Array(DCM_ReconstructionPixelSpacing, img->pixel_spacing, 2)
+		      .good() &&
+	      it->putAndInsertFloat64(DCM_ReconstructionAngle, 360.0).good() &&
+	      it->putAndInsertString(DCM_ImageFilter, "NONE").good();
+	ok &= shared->findOrCreateSequenceItem(DCM_CTExposureSequence, it, 0).good() &&
+	      it->putAndInsertFloat64(DCM_ExposureTimeInms, 1000.0).good() &&
+	      it->putAndInsertFloat64(DCM_XRayTubeCurrentInmA, 200.0).good() &&
+	      it->putAndInsertFloat64(DCM_ExposureInmAs, 200.0).good() &&
+	      it->putAndInsertString(DCM_ExposureModulationType, "NONE").good();
+	ok &= shared->findOrCreateSequenceItem(DCM_CTXRayDetailsSequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_KVP, "120").good() &&
+	      it->putAndInsertString(DCM_FocalSpots, "0.7").good() &&
+	      it->putAndInsertString(DCM_FilterType, "BODY").good() &&
+	      it->putAndInsertString(DCM_FilterMaterial, "ALUMINUM").good();
+	DcmItem *region = nullptr;
+	ok &= shared->findOrCreateSequenceItem(DCM_FrameAnatomySequence, it, 0).good() &&
+	      it->putAndInsertString(DCM_FrameLaterality, "U").good() &&
+	      it->findOrCreateSequenceItem(DCM_AnatomicRegionSequence, region, 0).good() &&
+	      region->putAndInsertString(DCM_CodeValue, "51185008").good() &&
+	      region->putAndInsertString(DCM_CodingSchemeDesignator, "SCT").good() &&
+	      region->putAndInsertString(DCM_CodeMeaning, "Chest").good();
+	char event_uid[BRIDGE_UID_MAX + 1];
+	bridge_uid_generate(event_uid);
+	ok &= shared->findOrCreateSequenceItem(DCM_IrradiationEventIdentificationSequence, it, 0)
+		      .good() &&
+	      it->putAndInsertString(DCM_IrradiationEventUID, event_uid).good();
+	for (size_t f = 0; ok && f < count; f++) {
+		DcmItem *per = nullptr;
+		char pos[32];
+		snprintf(pos, sizeof(pos), "%zu", f + 1);
+		ok &= ds->findOrCreateSequenceItem(DCM_PerFrameFunctionalGroupsSequence, per, -2).good();
+		ok &= ok && per->findOrCreateSequenceItem(DCM_PlanePositionSequence, it, 0).good() &&
+		      it->putAndInsertString(DCM_ImagePositionPatient,
+					     ds_join(frames[f].position, 3).c_str()).good();
+		ok &= ok && per->findOrCreateSequenceItem(DCM_FrameContentSequence, it, 0).good() &&
+		      it->putAndInsertString(DCM_FrameAcquisitionDateTime, "20260101120000").good() &&
+		      it->putAndInsertString(DCM_FrameReferenceDateTime, "20260101120000").good() &&
+		      it->putAndInsertFloat64(DCM_FrameAcquisitionDuration, 1000.0).good() &&
+		      it->putAndInsertString(DCM_StackID, "1").good() &&
+		      it->putAndInsertUint32(DCM_InStackPositionNumber, static_cast<Uint32>(f + 1)).good() &&
+		      it->putAndInsertUint32(DCM_DimensionIndexValues, static_cast<Uint32>(f + 1)).good();
+	}
+	if (!ok)
+		return r3d_err_set(err, R3D_ENOMEM, "cannot fill the functional groups");
+	return true;
+}
+
+bool ct_write(struct r3d_err *err, const char *path, const struct bridge_ct_image *frames,
+	      size_t count, enum bridge_ts ts, bool enhanced)
 {
 	const ts_entry *te = ts_find(ts);
 	DcmFileFormat ff;
 	DcmDataset *ds = ff.getDataset();
 	std::string tmp = std::string(path) + ".tmp";
 	OFCondition cond;
-	size_t npix = static_cast<size_t>(img->rows) * img->columns;
+	size_t npix = static_cast<size_t>(frames[0].rows) * frames[0].columns, total;
 
 	if (te == nullptr)
 		return r3d_err_set(err, R3D_EINVAL, "unknown transfer syntax %d", static_cast<int>(ts));
-	if (!ct_check(err, img) || !ct_fill(err, ds, img))
+	if (count == 0 || count > WRITE_MAX_FRAMES || (!enhanced && count != 1))
+		return r3d_err_set(err, R3D_EINVAL, "%zu frames outside 1..%d", count, WRITE_MAX_FRAMES);
+	for (size_t f = 0; f < count; f++) {
+		if (!ct_check(err, &frames[f]))
+			return false;
+		if (frames[f].rows != frames[0].rows || frames[f].columns != frames[0].columns)
+			return r3d_err_set(err, R3D_EINVAL, "frames of different sizes");
+	}
+	if (!ct_fill(err, ds, &frames[0]))
 		return false;
+	if (enhanced) {
+		/* Before the pixels: the encoders split the data by Number of Frames. */
+		char num[32];
+		snprintf(num, sizeof(num), "%zu", count);
+		if (!put(ds, DCM_NumberOfFrames, num))
+			return r3d_err_set(err, R3D_ENOMEM, "cannot set Number of Frames");
+	}
 	encoders_register();
 	if (ts == BRIDGE_TS_J2K || ts == BRIDGE_TS_J2K_LOSSY) {
-		if (!j2k_insert(err, ds, img, ts == BRIDGE_TS_J2K_LOSSY, te->xfer))
+		if (!j2k_insert(err, ds, frames, count, ts == BRIDGE_TS_J2K_LOSSY, te->xfer))
 			return false;
 	} else {
-		cond = ds->putAndInsertUint16Array(DCM_PixelData, img->pixels,
-						   static_cast<unsigned long>(npix));
+		std::vector<Uint16> all;
+		const Uint16 *px = frames[0].pixels;
+		if (!size_mul(npix, count, &total) || total > UINT32_MAX / 2)
+			return r3d_err_set(err, R3D_EINVAL, "pixel data over 4 GiB");
+		if (count > 1) {
+			all.resize(total);
+			for (size_t f = 0; f < count; f++)
+				memcpy(all.data() + f * npix, frames[f].pixels, npix * sizeof(Uint16));
+			px = all.data();
+		}
+		cond = ds->putAndInsertUint16Array(DCM_PixelData, px, static_cast<unsigned long>(total));
 		if (cond.bad())
 			return r3d_err_set(err, R3D_ENOMEM, "cannot store pixels: %s", cond.text());
 		if (ts == BRIDGE_TS_RLE || ts == BRIDGE_TS_JPEG_LL || ts == BRIDGE_TS_JPEGLS) {
@@ -361,6 +542,10 @@ bool ct_write(struct r3d_err *err, const char *path, const struct bridge_ct_imag
 						   cond.bad() ? cond.text() : "no encoder");
 		}
 	}
+	if (enhanced && !enhanced_fill(err, ds, frames, count))
+		return false;
+	if (enhanced)
+		delete ds->remove(DCM_DerivationDescription);  /* not in the Enhanced CT IOD */
 	cond = ff.saveFile(tmp.c_str(), te->xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange);
 	if (cond.bad()) {
 		int e = errno;
@@ -411,7 +596,20 @@ extern "C" bool bridge_ct_write(struct r3d_err *err, const char *path,
 				const struct bridge_ct_image *img, enum bridge_ts ts)
 {
 	try {
-		return ct_write(err, path, img, ts);
+		return ct_write(err, path, img, 1, ts, false);
+	} catch (const std::bad_alloc &) {
+		return r3d_err_set(err, R3D_ENOMEM, "out of memory writing '%s'", path);
+	} catch (...) {
+		return r3d_err_set(err, R3D_EIO, "unexpected failure writing '%s'", path);
+	}
+}
+
+extern "C" bool bridge_ct_write_enhanced(struct r3d_err *err, const char *path,
+					 const struct bridge_ct_image *frames, size_t count,
+					 enum bridge_ts ts)
+{
+	try {
+		return ct_write(err, path, frames, count, ts, true);
 	} catch (const std::bad_alloc &) {
 		return r3d_err_set(err, R3D_ENOMEM, "out of memory writing '%s'", path);
 	} catch (...) {

@@ -28,6 +28,7 @@ struct options {
 	struct phantom_request req;
 	enum bridge_ts ts;
 	bool is_signed;
+	bool enhanced;           /* one Enhanced CT multi-frame file instead of one file per slice */
 	const char *patient_name;
 	long threads;
 	size_t nskips;
@@ -40,6 +41,7 @@ struct job {
 	char study_uid[BRIDGE_UID_MAX + 1];
 	char series_uid[BRIDGE_UID_MAX + 1];
 	char frame_uid[BRIDGE_UID_MAX + 1];
+	uint16_t *frames;        /* enhanced: every slice's stored values, rendered by the workers */
 	pthread_mutex_t lock;
 	bool failed;             /* under lock */
 	struct r3d_err err;      /* the first failure, under lock */
@@ -66,6 +68,7 @@ static void usage(FILE *f)
 	      "  --angle DEG           oblique rotation or gantry tilt, 0..45 (default 15)\n"
 	      "  --center L,P,S        scene and grid centre in LPS mm (default 12.5,-20,35)\n"
 	      "  --signed              signed pixels holding HU (default: unsigned 12 bits, intercept -1024)\n"
+	      "  --enhanced            one Enhanced CT multi-frame file DIR/enhanced.dcm instead\n"
 	      "  --skip K              leave out slice K (0-based; repeatable) to make gaps\n"
 	      "  --patient NAME        synthetic patient name (default PHANTOM^ONE)\n"
 	      "  --threads N           worker threads (default 2)\n", f);
@@ -117,7 +120,8 @@ static bool options_parse(struct r3d_err *err, int argc, char **argv, struct opt
 		{"angle", required_argument, NULL, 'a'},   {"center", required_argument, NULL, 'C'},
 		{"signed", no_argument, NULL, 'S'},        {"skip", required_argument, NULL, 'k'},
 		{"patient", required_argument, NULL, 'P'}, {"threads", required_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+		{"enhanced", no_argument, NULL, 'E'},      {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	long v;
 	int c;
@@ -187,6 +191,9 @@ static bool options_parse(struct r3d_err *err, int argc, char **argv, struct opt
 		case 'S':
 			o->is_signed = true;
 			break;
+		case 'E':
+			o->enhanced = true;
+			break;
 		case 'k':
 			if (o->nskips >= PHANTOM_MAX_SKIPS)
 				return r3d_err_set(err, R3D_EINVAL, "--skip: at most %d", PHANTOM_MAX_SKIPS);
@@ -225,57 +232,106 @@ static bool slice_skipped(const struct options *o, uint32_t k)
 	return false;
 }
 
-static bool slice_write(struct r3d_err *err, struct job *job, uint32_t k, int16_t *hu,
-			uint16_t *stored)
+/* Renders slice k and converts it to stored values. */
+static void slice_render(const struct job *job, uint32_t k, int16_t *hu, uint16_t *stored)
 {
-	const struct options *o = job->opt;
-	const struct phantom *ph = job->ph;
-	size_t npix = (size_t)ph->req.rows * ph->req.columns;
-	char sop_uid[BRIDGE_UID_MAX + 1];
-	char path[PATH_MAX];
-	struct bridge_ct_image img;
+	size_t npix = (size_t)job->ph->req.rows * job->ph->req.columns;
 
-	phantom_render_slice(ph, k, hu);
+	phantom_render_slice(job->ph, k, hu);
 	for (size_t i = 0; i < npix; i++) {
-		if (o->is_signed) {
+		if (job->opt->is_signed) {
 			stored[i] = (uint16_t)hu[i];
 		} else {
 			long v = (long)hu[i] + PHANTOM_STORED_OFFSET;
 			stored[i] = (uint16_t)(v < 0 ? 0 : v > 4095 ? 4095 : v);
 		}
 	}
+}
+
+/* The header of slice k; sop_uid must outlive img. */
+static void slice_image(const struct job *job, uint32_t k, const uint16_t *stored,
+			const char *sop_uid, struct bridge_ct_image *img)
+{
+	const struct options *o = job->opt;
+	const struct phantom *ph = job->ph;
+
+	memset(img, 0, sizeof(*img));
+	img->patient_name = o->patient_name;
+	img->patient_id = "PHANTOM1";
+	img->study_uid = job->study_uid;
+	img->series_uid = job->series_uid;
+	img->sop_instance_uid = sop_uid;
+	img->frame_of_reference_uid = job->frame_uid;
+	img->study_date = "20260101";
+	img->study_time = "120000";
+	img->study_id = "1";
+	img->series_description = "recon3d phantom";
+	img->manufacturer = "recon3d";
+	img->series_number = 1;
+	img->instance_number = (long)k + 1;
+	img->rows = ph->req.rows;
+	img->columns = ph->req.columns;
+	phantom_slice_position(ph, k, img->position);
+	memcpy(img->orientation, ph->row_dir, sizeof(ph->row_dir));
+	memcpy(img->orientation + 3, ph->col_dir, sizeof(ph->col_dir));
+	img->pixel_spacing[0] = ph->req.spacing[1];
+	img->pixel_spacing[1] = ph->req.spacing[0];
+	img->slice_thickness = ph->req.spacing[2];
+	img->gantry_tilt_deg = ph->tilt_deg;
+	img->bits_stored = o->is_signed ? 16 : PHANTOM_BITS_UNSIGNED;
+	img->is_signed = o->is_signed;
+	img->rescale_slope = 1.0;
+	img->rescale_intercept = o->is_signed ? 0.0 : -(double)PHANTOM_STORED_OFFSET;
+	img->pixels = stored;
+}
+
+static bool slice_write(struct r3d_err *err, struct job *job, uint32_t k, int16_t *hu,
+			uint16_t *stored)
+{
+	char sop_uid[BRIDGE_UID_MAX + 1];
+	char path[PATH_MAX];
+	struct bridge_ct_image img;
+	size_t npix = (size_t)job->ph->req.rows * job->ph->req.columns;
+
+	if (job->opt->enhanced) {
+		slice_render(job, k, hu, job->frames + (size_t)k * npix);
+		return true;
+	}
+	slice_render(job, k, hu, stored);
 	bridge_uid_generate(sop_uid);
-	memset(&img, 0, sizeof(img));
-	img.patient_name = o->patient_name;
-	img.patient_id = "PHANTOM1";
-	img.study_uid = job->study_uid;
-	img.series_uid = job->series_uid;
-	img.sop_instance_uid = sop_uid;
-	img.frame_of_reference_uid = job->frame_uid;
-	img.study_date = "20260101";
-	img.study_time = "120000";
-	img.study_id = "1";
-	img.series_description = "recon3d phantom";
-	img.manufacturer = "recon3d";
-	img.series_number = 1;
-	img.instance_number = (long)k + 1;
-	img.rows = ph->req.rows;
-	img.columns = ph->req.columns;
-	phantom_slice_position(ph, k, img.position);
-	memcpy(img.orientation, ph->row_dir, sizeof(ph->row_dir));
-	memcpy(img.orientation + 3, ph->col_dir, sizeof(ph->col_dir));
-	img.pixel_spacing[0] = ph->req.spacing[1];
-	img.pixel_spacing[1] = ph->req.spacing[0];
-	img.slice_thickness = ph->req.spacing[2];
-	img.gantry_tilt_deg = ph->tilt_deg;
-	img.bits_stored = o->is_signed ? 16 : PHANTOM_BITS_UNSIGNED;
-	img.is_signed = o->is_signed;
-	img.rescale_slope = 1.0;
-	img.rescale_intercept = o->is_signed ? 0.0 : -(double)PHANTOM_STORED_OFFSET;
-	img.pixels = stored;
-	if (snprintf(path, sizeof(path), "%s/slice_%04u.dcm", o->out, k + 1) >= (int)sizeof(path))
+	slice_image(job, k, stored, sop_uid, &img);
+	if (snprintf(path, sizeof(path), "%s/slice_%04u.dcm", job->opt->out, k + 1) >=
+	    (int)sizeof(path))
 		return r3d_err_set(err, R3D_EINVAL, "output path too long");
-	return bridge_ct_write(err, path, &img, o->ts);
+	return bridge_ct_write(err, path, &img, job->opt->ts);
+}
+
+/* Enhanced CT: every kept slice as a frame of one file. */
+static bool enhanced_write(struct r3d_err *err, struct job *job)
+{
+	const struct options *o = job->opt;
+	size_t npix = (size_t)job->ph->req.rows * job->ph->req.columns, n = 0;
+	struct bridge_ct_image *imgs = calloc(job->ph->req.slices, sizeof(*imgs));
+	char sop_uid[BRIDGE_UID_MAX + 1];
+	char path[PATH_MAX];
+	bool ok = false;
+
+	if (imgs == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "out of memory");
+		goto out;
+	}
+	bridge_uid_generate(sop_uid);
+	for (uint32_t k = 0; k < job->ph->req.slices; k++)
+		if (!slice_skipped(o, k))
+			slice_image(job, k, job->frames + (size_t)k * npix, sop_uid, &imgs[n++]);
+	if (snprintf(path, sizeof(path), "%s/enhanced.dcm", o->out) >= (int)sizeof(path)) {
+		r3d_err_set(err, R3D_EINVAL, "output path too long");
+		goto out;
+	}
+	ok = bridge_ct_write_enhanced(err, path, imgs, n, o->ts);
+out:
+	free(imgs);
+	return ok;
 }
 
 static void *worker_run(void *arg)
@@ -346,6 +402,19 @@ int main(int argc, char **argv)
 		goto fail;
 	job.opt = &opt;
 	job.ph = ph;
+	if (opt.enhanced) {
+		size_t bytes;
+		if (!size_mul3((size_t)opt.req.rows * opt.req.columns, opt.req.slices, sizeof(uint16_t),
+			       &bytes)) {
+			r3d_err_set(&err, R3D_EINVAL, "volume too large");
+			goto fail;
+		}
+		job.frames = malloc(bytes);
+		if (job.frames == NULL) {
+			r3d_err_set(&err, R3D_ENOMEM, "out of memory for %zu bytes of frames", bytes);
+			goto fail;
+		}
+	}
 	bridge_uid_generate(job.study_uid);
 	bridge_uid_generate(job.series_uid);
 	bridge_uid_generate(job.frame_uid);
@@ -368,6 +437,8 @@ int main(int argc, char **argv)
 		err = job.err;
 		goto fail;
 	}
+	if (opt.enhanced && !enhanced_write(&err, &job))
+		goto fail;
 	if (snprintf(path, sizeof(path), "%s/truth.json", opt.out) >= (int)sizeof(path)) {
 		r3d_err_set(&err, R3D_EINVAL, "output path too long");
 		goto fail;
@@ -379,6 +450,7 @@ int main(int argc, char **argv)
 fail:
 	fprintf(stderr, "recon3d-phantom: %s\n", err.msg);
 out:
+	free(job.frames);
 	free(ph);
 	pthread_mutex_destroy(&job.lock);
 	return status;

@@ -1,22 +1,31 @@
 #!/bin/sh
 # dciodvfy_phantom.sh PHANTOM_BIN TMP_DIR: writes small phantoms in every
 # transfer syntax dicom3tools reads and fails if dciodvfy reports any error
-# (or any warning other than its known remarks on DICOMDIR-only attributes).
+# or warning, for CT Image Storage slices and Enhanced CT multi-frame files.
 set -u
 bin=$1
 tmp=$2
 status=0
 for ts in implicit explicit big rle jpegll jpegls j2k j2k-lossy; do
-	for geometry in axial tilt; do
+	for geometry in axial tilt enhanced; do
 		dir=$tmp/dciodvfy_${ts}_$geometry
 		rm -rf "$dir"
-		if ! "$bin" --out "$dir" --size 64 --slices 4 --ts "$ts" --geometry "$geometry"; then
-			echo "FAIL: recon3d-phantom --ts $ts --geometry $geometry"
+		if [ "$geometry" = enhanced ]; then
+			opts="--enhanced --geometry oblique"
+			file=$dir/enhanced.dcm
+			iod=EnhancedCTImage
+		else
+			opts="--geometry $geometry"
+			file=$dir/slice_0002.dcm
+			iod=CTImage
+		fi
+		if ! "$bin" --out "$dir" --size 64 --slices 4 --ts "$ts" $opts; then
+			echo "FAIL: recon3d-phantom --ts $ts $opts"
 			status=1
 			continue
 		fi
-		out=$(dciodvfy "$dir/slice_0002.dcm" 2>&1)
-		if [ -z "$out" ] || ! echo "$out" | grep -q '^CTImage$'; then
+		out=$(dciodvfy "$file" 2>&1)
+		if [ -z "$out" ] || ! echo "$out" | grep -q "^$iod\$"; then
 			echo "FAIL: dciodvfy did not recognise a CT Image ($ts, $geometry):"
 			echo "$out"
 			status=1

@@ -579,6 +579,13 @@ static int mode_phantom(const char *bin, const char *tmp)
 		 "--angle 20", PHANTOM_TILT, false},
 		{"tilt_explicit", "--size 96 --slices 48 --spacing 1.1,1.3,2 --geometry tilt "
 		 "--angle 20 --signed", PHANTOM_TILT, true},
+		/* Enhanced CT: one multi-frame file, geometry from the functional groups. */
+		{"enhanced_rle_axial", "--size 64 --slices 40 --spacing 1.1,1.3,2 --ts rle --enhanced",
+		 PHANTOM_AXIAL, false},
+		{"enhanced_j2k_tilt", "--size 96 --slices 48 --spacing 1.1,1.3,2 --ts j2k --enhanced "
+		 "--geometry tilt --angle 20", PHANTOM_TILT, false},
+		{"enhanced_explicit_oblique", "--size 64 --slices 40 --spacing 1.1,1.3,2 --enhanced "
+		 "--geometry oblique --angle 20 --signed", PHANTOM_OBLIQUE, true},
 	};
 	char dir[DATA_PATH_MAX], cmd[3 * DATA_PATH_MAX];
 	struct r3d_err err = {0};
