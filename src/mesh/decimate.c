@@ -4,7 +4,9 @@
  * simplifier (meshopt_simplify, called through its C API), and the repair
  * of what that simplifier can leave behind on thin parts (it does not test
  * the link condition): back-to-back duplicate triangles and sheets pinched
- * together at an edge or a vertex. Any thread; one thread per mesh.
+ * together at an edge or a vertex. Any thread; one thread per mesh;
+ * mesh_decimate() with threads > 1 starts threads - 1 pthreads (one slab
+ * each) and joins them.
  *
  * Frame: any; positions are only compared and moved by the simplifier.
  */
@@ -385,7 +387,8 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 	uint8_t *slab = NULL;
 	size_t *hist = NULL, total = 0, bytes = 0;
 	unsigned int *joined = NULL;
-	float *xyz = NULL, lo[3] = {FLT_MAX, FLT_MAX, FLT_MAX}, hi[3] = {-FLT_MAX, -FLT_MAX, -FLT_MAX};
+	float *xyz = NULL;
+	float lo[3] = {FLT_MAX, FLT_MAX, FLT_MAX}, hi[3] = {-FLT_MAX, -FLT_MAX, -FLT_MAX};
 	bool ok = false;
 	int axis = 0;
 
