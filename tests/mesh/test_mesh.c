@@ -279,6 +279,71 @@ static void test_ellipsoid_transform(void)
 	free(v);
 }
 
+/* Hollow ellipsoid (a shell around a cavity): two closed surfaces, Euler
+ * 2 + 2, and the cavity's surface faces into the cavity, so the signed
+ * volume is outer minus inner. */
+static void test_hollow(void)
+{
+	struct solid outer = {0, {35.4, 30.2, 26.9}, {27, 21, 16}};
+	struct solid inner = {0, {35.4, 30.2, 26.9}, {20, 14, 9}};
+	size_t nx = 71, ny = 61, nz = 54;
+	int16_t *a = raster_i16(&outer, nx, ny, nz), *b = raster_i16(&inner, nx, ny, nz);
+
+	for (size_t i = 0; i < nx * ny * nz; i++)
+		a[i] = (int16_t)(a[i] - b[i]);
+	struct mesh *m = iso(a, MESH_SCALAR_I16, nx, ny, nz, 499.5, 2);
+	CHECK(m != NULL);
+	if (m != NULL) {
+		struct mesh_stats st = stats(m);
+		double truth = solid_volume(&outer) - solid_volume(&inner);
+		CHECK(closed_manifold(&st));
+		CHECK(st.euler == 4);
+		printf("hollow ellipsoid: volume %.1f analytic %.1f\n", st.volume, truth);
+		CHECK(fabs(st.volume / truth - 1.0) < 0.01);
+	}
+	mesh_destroy(m);
+	free(a);
+	free(b);
+}
+
+/* RMS distance of the vertices from a sphere's surface. */
+static double sphere_rms(const struct mesh *m, const struct solid *s)
+{
+	double sum = 0.0;
+
+	for (size_t v = 0; v < m->nvert; v++) {
+		const float *p = m->xyz + 3 * v;
+		double d = hypot(hypot(p[0] - s->c[0], p[1] - s->c[1]), p[2] - s->c[2]) - s->r[0];
+		sum += d * d;
+	}
+	return m->nvert > 0 ? sqrt(sum / (double)m->nvert) : 0.0;
+}
+
+/* Smoothing removes the staircase of a binary mask: the vertices get
+ * closer to the true sphere while the volume stays. */
+static void test_smooth_quality(void)
+{
+	struct solid s = {0, {30.3, 29.7, 28.2}, {24, 24, 24}};
+	size_t nx = 61, ny = 60, nz = 58;
+	uint8_t *v = raster_u8(&s, nx, ny, nz);
+	struct mesh *m = iso(v, MESH_SCALAR_U8, nx, ny, nz, 0.5, 1);
+	struct mesh_smooth_params sp;
+	struct r3d_err err = {0};
+
+	CHECK(m != NULL);
+	if (m != NULL) {
+		double before = sphere_rms(m, &s);
+		mesh_smooth_defaults(&sp);
+		CHECK(mesh_smooth(&err, m, &sp));
+		double after = sphere_rms(m, &s);
+		printf("smooth quality: RMS distance to the sphere %.3f -> %.3f voxel\n", before,
+		       after);
+		CHECK(after < 0.75 * before);
+	}
+	mesh_destroy(m);
+	free(v);
+}
+
 /* Torus: genus 1, Euler characteristic 0. */
 static void test_torus(void)
 {
@@ -625,6 +690,8 @@ int main(void)
 	test_sphere_mask();
 	test_ellipsoid_transform();
 	test_torus();
+	test_hollow();
+	test_smooth_quality();
 	test_smooth_decimate();
 	test_decimate_thin();
 	test_decimate_threaded();
