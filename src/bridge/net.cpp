@@ -40,6 +40,7 @@
 #include "dcmtk/oflog/oflog.h"
 
 #define NET_ACSE_TIMEOUT_S 30   /* to read an A-ASSOCIATE-RQ after the connect */
+#define NET_ARTIM_S 3           /* after our A-ABORT or release, wait this long for the peer to close */
 #define NET_POLL_S 1            /* how often a waiting thread looks at stopping() */
 
 struct bridge_net {
@@ -218,8 +219,7 @@ extern "C" bool bridge_net_open(struct r3d_err *err, const char *bind_addr, int 
 		bn->net = NULL;
 		/* With an external socket set, DCMTK opens no listener of its own. */
 		dcmExternalSocketHandle.set(fd);
-		OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, port, NET_ACSE_TIMEOUT_S,
-							 &bn->net);
+		OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, port, NET_ARTIM_S, &bn->net);
 		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
 		if (cond.bad()) {
 			r3d_err_set(err, R3D_EIO, "DICOM network: %s", cond.text());

@@ -231,8 +231,19 @@ def open_raw_association(port, called="RECON3D", calling="RAWSCU"):
     """Opens an association by hand and keeps it open; returns (socket, PDU type answered)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(associate_rq(called, calling))
-    head = s.recv(6)
-    return s, head[0] if head else None
+    head = b""
+    while len(head) < 6:
+        chunk = s.recv(6 - len(head))
+        if not chunk:
+            return s, None
+        head += chunk
+    remaining = struct.unpack(">I", head[2:6])[0]
+    while remaining > 0:
+        chunk = s.recv(min(remaining, 65536))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+    return s, head[0]
 
 
 def main():
