@@ -107,6 +107,22 @@ static double bench_median(double *t, int n)
 	return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
+static double bench_tv(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* Prints the user and system CPU seconds per run since r0. */
+static void bench_cpu(const char *what, int threads, const struct rusage *r0, long runs)
+{
+	struct rusage r1;
+
+	getrusage(RUSAGE_SELF, &r1);
+	printf("%s threads %d user_s_per_run %.4f sys_s_per_run %.4f\n", what, threads,
+	       (bench_tv(r1.ru_utime) - bench_tv(r0->ru_utime)) / (double)runs,
+	       (bench_tv(r1.ru_stime) - bench_tv(r0->ru_stime)) / (double)runs);
+}
+
 static struct mesh *bench_copy(struct r3d_err *err, const struct mesh *m)
 {
 	struct mesh *c = mesh_create(err, m->nvert, m->ntri);
@@ -165,6 +181,8 @@ int main(int argc, char **argv)
 
 	for (int threads = 1; threads <= 2; threads++) {
 		struct mesh *m = NULL;
+		struct rusage r0;
+		getrusage(RUSAGE_SELF, &r0);
 		for (long r = -1; r < reps; r++) {
 			double s = clock_mono_s();
 			if (!mesh_isosurface(&err, &vol, BENCH_ISO, threads, &m))
@@ -181,6 +199,7 @@ int main(int argc, char **argv)
 			m = NULL;
 		}
 		printf("iso_median_s threads %d %.4f\n", threads, bench_median(t, (int)reps));
+		bench_cpu("iso_cpu", threads, &r0, reps + 1);
 	}
 
 	struct mesh_stats st;
@@ -223,6 +242,8 @@ int main(int argc, char **argv)
 		printf("meshopt_alone_median_s %.4f triangles %zu\n",
 		       bench_median(t, BENCH_DECIMATE_REPS), kept);
 		for (int threads = 1; threads <= 2; threads++) {
+			struct rusage r0;
+			getrusage(RUSAGE_SELF, &r0);
 			for (int r = -1; r < BENCH_DECIMATE_REPS; r++) {
 				struct mesh *c = bench_copy(&err, raw);
 				if (c == NULL)
@@ -247,6 +268,7 @@ int main(int argc, char **argv)
 			}
 			printf("decimate_median_s threads %d %.4f target %zu\n", threads,
 			       bench_median(t, BENCH_DECIMATE_REPS), target);
+			bench_cpu("decimate_cpu", threads, &r0, BENCH_DECIMATE_REPS + 1);
 		}
 	}
 

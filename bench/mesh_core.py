@@ -54,6 +54,7 @@ def vtk_child(raw, threads, reps):
     fe.ComputeGradientsOff()
     fe.ComputeScalarsOff()
     times = []
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     for r in range(reps + 1):
         fe.Modified()
         t0 = time.perf_counter()
@@ -61,8 +62,11 @@ def vtk_child(raw, threads, reps):
         t = time.perf_counter() - t0
         if r > 0:
             times.append(t)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     out = fe.GetOutput()
     ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"vtk_cpu threads {threads} user_s_per_run {(r1.ru_utime - r0.ru_utime) / (reps + 1):.4f} "
+          f"sys_s_per_run {(r1.ru_stime - r0.ru_stime) / (reps + 1):.4f}")
     print(f"vtk threads {threads} backend {smp.GetBackend()} "
           f"estimated_threads {smp.GetEstimatedNumberOfThreads()}")
     print(f"vtk_median_s {statistics.median(times):.4f}")
@@ -109,8 +113,12 @@ def main():
         o = next(float(ln.split()[3]) for ln in ours
                  if ln.startswith(f"iso_median_s threads {threads} "))
         v = float(field(vtk[threads], "vtk_median_s", 1))
+        oc = next(ln.split() for ln in ours if ln.startswith(f"iso_cpu threads {threads} "))
+        vcl = next(ln.split() for ln in vtk[threads] if ln.startswith("vtk_cpu"))
         print(f"isosurface {threads} thread(s): ours {o * 1000:.1f} ms, VTK {v * 1000:.1f} ms, "
-              f"ours/VTK {o / v:.2f}x (goal <= 1.0x)")
+              f"ours/VTK {o / v:.2f}x (goal <= 1.0x); CPU per run user/sys: ours "
+              f"{float(oc[4]) * 1000:.0f}/{float(oc[6]) * 1000:.0f} ms, VTK "
+              f"{float(vcl[4]) * 1000:.0f}/{float(vcl[6]) * 1000:.0f} ms")
     ot = next(ln for ln in ours if ln.startswith("iso_counts threads 1 "))
     print(f"triangles: ours {ot.split()[4]}, VTK {field(vtk[1], 'vtk_counts', 2)} (the "
           "phantom body crosses the volume's first and last slices: our padding closes it "
@@ -120,8 +128,10 @@ def main():
     for threads in (1, 2):
         d = next(float(ln.split()[3]) for ln in ours
                  if ln.startswith(f"decimate_median_s threads {threads} "))
+        dc = next(ln.split() for ln in ours if ln.startswith(f"decimate_cpu threads {threads} "))
         print(f"decimation to 10 %, {threads} thread(s): ours {d:.3f} s (weld, simplify, "
-              f"repair), meshopt_simplify alone (1 thread) {m:.3f} s, ours/meshopt {d / m:.2f}x")
+              f"repair; CPU per run user/sys {float(dc[4]):.2f}/{float(dc[6]):.2f} s), "
+              f"meshopt_simplify alone (1 thread) {m:.3f} s, ours/meshopt {d / m:.2f}x")
     print("ours: user {} s, sys {} s, peak RSS {} MB (whole mesh_bench run)".format(
         field(ours, "rusage", 2), field(ours, "rusage", 4), field(ours, "rusage", 6)))
     for threads in (1, 2):
