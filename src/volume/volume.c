@@ -238,7 +238,25 @@ static bool volume_copy(struct r3d_err *err, const struct volume_slice *s, const
 	for (size_t k = 0; k < n; k++) {
 		const struct volume_slice *c = &s[ord[k].index];
 		int16_t *dst = v->hu + k * plane;
-		if (c->pixel == VOLUME_PIXEL_S16) {
+		/* Integer rescale (slope 1, whole intercept: nearly every CT) in
+		 * integer arithmetic; anything else through doubles. */
+		if (c->rescale_slope == 1.0 && c->rescale_intercept == floor(c->rescale_intercept) &&
+		    fabs(c->rescale_intercept) <= 65536.0) {
+			int32_t b = (int32_t)c->rescale_intercept;
+			if (c->pixel == VOLUME_PIXEL_S16) {
+				const int16_t *src = c->pixels;
+				for (size_t i = 0; i < plane; i++) {
+					int32_t h = (int32_t)src[i] + b;
+					dst[i] = (int16_t)(h < INT16_MIN ? INT16_MIN : h > INT16_MAX ? INT16_MAX : h);
+				}
+			} else {
+				const uint16_t *src = c->pixels;
+				for (size_t i = 0; i < plane; i++) {
+					int32_t h = (int32_t)src[i] + b;
+					dst[i] = (int16_t)(h < INT16_MIN ? INT16_MIN : h > INT16_MAX ? INT16_MAX : h);
+				}
+			}
+		} else if (c->pixel == VOLUME_PIXEL_S16) {
 			const int16_t *src = c->pixels;
 			for (size_t i = 0; i < plane; i++)
 				dst[i] = hu_round((double)src[i] * c->rescale_slope + c->rescale_intercept);

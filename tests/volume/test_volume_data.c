@@ -20,6 +20,7 @@
 #include "r3d/bridge.h"
 #include "r3d/phantom.h"
 #include "r3d/test.h"
+#include "r3d/util.h"
 #include "r3d/volume.h"
 
 #define DATA_PATH_MAX 1024
@@ -622,8 +623,44 @@ static int mode_phantom(const char *bin, const char *tmp)
 	return test_summary();
 }
 
+/* Not a test: times scanning, reading and assembling the largest series. */
+static int mode_load(const char *dir)
+{
+	struct r3d_err err = {0};
+	struct bridge_scan *scan = NULL;
+	struct bridge_series *s = NULL;
+	struct volume *v = NULL;
+	const struct volume_slice *ss;
+	size_t n = 0;
+	int status = 1;
+	double t0 = clock_mono_s(), t1, t2, t3;
+
+	if (!bridge_scan_dir(&err, dir, &scan) || bridge_scan_count(scan) == 0)
+		goto out;
+	t1 = clock_mono_s();
+	if (!bridge_series_load(&err, scan, 0, &s))
+		goto out;
+	t2 = clock_mono_s();
+	ss = bridge_series_slices(s, &n);
+	if (!volume_assemble(&err, ss, n, NULL, &v))
+		goto out;
+	t3 = clock_mono_s();
+	printf("%zu slices: scan %.3f s, read+decode %.3f s, assemble %.3f s; %zux%zux%zu (%s)\n", n,
+	       t1 - t0, t2 - t1, t3 - t2, v->nx, v->ny, v->nz, v->note);
+	status = 0;
+out:
+	if (status != 0)
+		fprintf(stderr, "%s\n", err.msg);
+	volume_destroy(v);
+	bridge_series_free(s);
+	bridge_scan_free(scan);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "load") == 0)
+		return mode_load(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "cornerstone") == 0)
 		return mode_cornerstone(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "pylibjpeg") == 0)
