@@ -44,7 +44,7 @@
 
 /* Input bounds. */
 #define MESH_MAX_DIM 4096          /* voxels along any axis */
-#define MESH_MAX_THREADS 64        /* worker threads of mesh_isosurface() */
+#define MESH_MAX_THREADS 64        /* worker threads of any mesh step */
 #define MESH_MAX_VERTICES 0x7fffffffu /* indices are uint32 */
 #define MESH_MAX_SMOOTH_ITER 1000
 #define MESH_NAME_MAX 64           /* structure names in STL/OBJ, with the NUL */
