@@ -108,6 +108,14 @@ static int decimate_key_cmp(const void *a, const void *b)
 	return (x->t > y->t) - (x->t < y->t);
 }
 
+/* True when triangle f runs v[0] -> v[1] (v sorted), i.e. has the winding
+ * of (v[0], v[1], v[2]). */
+static bool decimate_winding(const uint32_t *f, const uint32_t *v)
+{
+	return (f[0] == v[0] && f[1] == v[1]) || (f[1] == v[0] && f[2] == v[1]) ||
+	       (f[2] == v[0] && f[0] == v[1]);
+}
+
 /* Removes triangles that repeat another one's three vertices: the simplifier
  * can fold a thin part flat, leaving two triangles back to back (opposite
  * windings) on one edge set, which makes their edges non-manifold. A group
@@ -140,23 +148,15 @@ static bool decimate_drop_duplicates(struct r3d_err *err, struct mesh *m, size_t
 		if (j - i > 1) {
 			/* Winding parity of each copy relative to the sorted order. */
 			size_t npos = 0;
-			for (size_t g = i; g < j; g++) {
-				const uint32_t *f = m->tri + 3 * (size_t)k[g].t;
-				bool pos = (f[0] == k[i].v[0] && f[1] == k[i].v[1]) ||
-					   (f[1] == k[i].v[0] && f[2] == k[i].v[1]) ||
-					   (f[2] == k[i].v[0] && f[0] == k[i].v[1]);
-				npos += pos;
-			}
+			for (size_t g = i; g < j; g++)
+				npos += decimate_winding(m->tri + 3 * (size_t)k[g].t, k[i].v);
 			size_t nneg = (j - i) - npos, keep_pos = 0, keep_neg = 0;
 			if (npos > nneg)
 				keep_pos = 1;
 			else if (nneg > npos)
 				keep_neg = 1;
 			for (size_t g = i; g < j; g++) {
-				const uint32_t *f = m->tri + 3 * (size_t)k[g].t;
-				bool pos = (f[0] == k[i].v[0] && f[1] == k[i].v[1]) ||
-					   (f[1] == k[i].v[0] && f[2] == k[i].v[1]) ||
-					   (f[2] == k[i].v[0] && f[0] == k[i].v[1]);
+				bool pos = decimate_winding(m->tri + 3 * (size_t)k[g].t, k[i].v);
 				if (pos && keep_pos > 0)
 					keep_pos--;
 				else if (!pos && keep_neg > 0)
