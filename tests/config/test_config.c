@@ -1,0 +1,119 @@
+/*
+ * test_config.c: unit tests for the config key table, loader and caller policy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "r3d/config.h"
+#include "r3d/test.h"
+
+static struct config cfg;
+
+static bool load_text(struct r3d_err *err, const char *text)
+{
+	char path[] = "/tmp/r3d-test-config-XXXXXX";
+	int fd = mkstemp(path);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ssize_t w = write(fd, text, strlen(text));
+	close(fd);
+	if (w < 0)
+		return false;
+	config_defaults(&cfg);
+	ok = config_load(err, path, &cfg);
+	unlink(path);
+	return ok;
+}
+
+static void test_defaults(void)
+{
+	config_defaults(&cfg);
+	CHECK(strcmp(cfg.ae_title, "RECON3D") == 0);
+	CHECK(cfg.dicom_port == 11112);
+	CHECK(cfg.any_caller);
+	CHECK(cfg.max_associations == 16);
+	CHECK(cfg.stable_seconds == 20);
+	CHECK(cfg.min_slices == 20);
+	CHECK(strcmp(cfg.http_bind, "127.0.0.1") == 0);
+	CHECK(cfg.log_level == LOG_INFO);
+	CHECK(!cfg.fsync);
+}
+
+static void test_load(void)
+{
+	struct r3d_err err;
+
+	CHECK(load_text(&err, "[dicom]\nae_title = NODE1\nport = 104\nmax_associations = 3\n"
+			      "allowed_callers = PACS@127.0.0.1, CT1@*\n  LATE@127.0.0.2\n"
+			      "[pipeline]\nstable_seconds = 5\n[storage]\nfsync = yes\n"
+			      "[log]\nlevel = debug\n"));
+	CHECK(strcmp(cfg.ae_title, "NODE1") == 0);
+	CHECK(cfg.dicom_port == 104);
+	CHECK(cfg.max_associations == 3);
+	CHECK(cfg.stable_seconds == 5);
+	CHECK(cfg.fsync);
+	CHECK(cfg.log_level == LOG_DEBUG);
+	CHECK(!cfg.any_caller);
+	CHECK(cfg.ncallers == 3);
+	CHECK(config_caller_allowed(&cfg, "PACS", "127.0.0.1"));
+	CHECK(!config_caller_allowed(&cfg, "PACS", "127.0.0.9"));
+	CHECK(config_caller_allowed(&cfg, "CT1", "10.1.2.3"));
+	CHECK(config_caller_allowed(&cfg, "LATE", "127.0.0.2"));
+	CHECK(!config_caller_allowed(&cfg, "pacs", "127.0.0.1"));   /* AE titles are case-sensitive */
+	CHECK(!config_caller_allowed(&cfg, "OTHER", "127.0.0.1"));
+}
+
+static void test_errors(void)
+{
+	struct r3d_err err;
+
+	CHECK(!load_text(&err, "[dicom]\nport = 0\n"));
+	CHECK(strstr(err.msg, "[dicom] port") != NULL && strstr(err.msg, "out of range") != NULL);
+	CHECK(strstr(err.msg, ":2:") != NULL);   /* names the line */
+	CHECK(!load_text(&err, "[dicom]\nportt = 1\n"));
+	CHECK(strstr(err.msg, "[dicom] portt: unknown key") != NULL);
+	CHECK(!load_text(&err, "[nope]\nport = 1\n"));
+	CHECK(strstr(err.msg, "unknown section [nope]") != NULL);
+	CHECK(!load_text(&err, "port = 1\n"));
+	CHECK(strstr(err.msg, "outside any [section]") != NULL);
+	CHECK(!load_text(&err, "[storage]\nfsync = perhaps\n"));
+	CHECK(strstr(err.msg, "[storage] fsync") != NULL);
+	CHECK(!load_text(&err, "[dicom]\nae_title = A\\B\n"));
+	CHECK(!load_text(&err, "[dicom]\nallowed_callers = @host\n"));
+	CHECK(!load_text(&err, "[dicom]\nallowed_callers = NOHOST@\n"));
+	CHECK(!load_text(&err, "[log]\nlevel = loud\n"));
+	CHECK(!load_text(&err, "[storage]\ndir =\n"));
+	CHECK(!load_text(&err, "[dicom\nport = 1\n"));
+	config_defaults(&cfg);
+	CHECK(!config_load(&err, "/nonexistent/recon3d.conf", &cfg));
+	CHECK(strstr(err.msg, "/nonexistent/recon3d.conf") != NULL);
+}
+
+static void test_sample_roundtrip(void)
+{
+	struct r3d_err err;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	config_write_sample(f);
+	fclose(f);
+	/* The generated sample is itself a valid config giving the defaults. */
+	CHECK(load_text(&err, buf));
+	CHECK(cfg.dicom_port == 11112 && cfg.any_caller && cfg.http_port == 8480);
+	CHECK(strstr(buf, "[dicom]\n") != NULL && strstr(buf, "allowed_callers = any") != NULL);
+	free(buf);
+}
+
+int main(void)
+{
+	test_defaults();
+	test_load();
+	test_errors();
+	test_sample_roundtrip();
+	return test_summary();
+}
