@@ -141,6 +141,7 @@ static bool options_parse(struct r3d_err *err, int argc, char **argv, struct opt
 	o->ts = BRIDGE_TS_EXPLICIT_LE;
 	o->patient_name = "PHANTOM^ONE";
 	o->threads = 2;
+	opterr = 0;  /* one message of ours, not getopt's */
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
@@ -214,7 +215,11 @@ static bool options_parse(struct r3d_err *err, int argc, char **argv, struct opt
 			usage(stdout);
 			exit(0);
 		default:
-			return r3d_err_set(err, R3D_EINVAL, "bad option (see --help)");
+			if (optopt != 0 && optopt != '?')
+				return r3d_err_set(err, R3D_EINVAL, "option needs a value or is unknown "
+						   "(see --help)");
+			return r3d_err_set(err, R3D_EINVAL, "unknown option '%s' (see --help)",
+					   argv[optind - 1]);
 		}
 	}
 	if (optind != argc)
@@ -388,18 +393,15 @@ int main(int argc, char **argv)
 
 	memset(&job, 0, sizeof(job));
 	pthread_mutex_init(&job.lock, NULL);
-	if (!options_parse(&err, argc, argv, &opt)) {
-		fprintf(stderr, "recon3d-phantom: %s\n", err.msg);
-		usage(stderr);
+	if (!options_parse(&err, argc, argv, &opt))
 		goto out;
-	}
 	ph = malloc(sizeof(*ph));
 	if (ph == NULL) {
 		r3d_err_set(&err, R3D_ENOMEM, "out of memory");
-		goto fail;
+		goto out;
 	}
 	if (!phantom_init(&err, ph, &opt.req) || !mkdir_p(&err, opt.out))
-		goto fail;
+		goto out;
 	job.opt = &opt;
 	job.ph = ph;
 	if (opt.enhanced) {
@@ -407,12 +409,12 @@ int main(int argc, char **argv)
 		if (!size_mul3((size_t)opt.req.rows * opt.req.columns, opt.req.slices, sizeof(uint16_t),
 			       &bytes)) {
 			r3d_err_set(&err, R3D_EINVAL, "volume too large");
-			goto fail;
+			goto out;
 		}
 		job.frames = malloc(bytes);
 		if (job.frames == NULL) {
 			r3d_err_set(&err, R3D_ENOMEM, "out of memory for %zu bytes of frames", bytes);
-			goto fail;
+			goto out;
 		}
 	}
 	bridge_uid_generate(job.study_uid);
@@ -435,21 +437,20 @@ int main(int argc, char **argv)
 		pthread_join(workers[t].tid, NULL);
 	if (job.failed) {
 		err = job.err;
-		goto fail;
+		goto out;
 	}
 	if (opt.enhanced && !enhanced_write(&err, &job))
-		goto fail;
+		goto out;
 	if (snprintf(path, sizeof(path), "%s/truth.json", opt.out) >= (int)sizeof(path)) {
 		r3d_err_set(&err, R3D_EINVAL, "output path too long");
-		goto fail;
+		goto out;
 	}
 	if (!phantom_truth_write(&err, ph, path, job.series_uid, bridge_ts_name(opt.ts)))
-		goto fail;
+		goto out;
 	status = 0;
-	goto out;
-fail:
-	fprintf(stderr, "recon3d-phantom: %s\n", err.msg);
 out:
+	if (status != 0 && err.code != R3D_OK)
+		fprintf(stderr, "recon3d-phantom: %s\n", err.msg);
 	free(job.frames);
 	free(ph);
 	pthread_mutex_destroy(&job.lock);
