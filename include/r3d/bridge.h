@@ -158,6 +158,7 @@ bool bridge_uid_valid(const char *uid);
 
 #define BRIDGE_SCAN_MAX_FILES 200000  /* files looked at under one folder */
 #define BRIDGE_SCAN_MAX_DEPTH 16       /* folder nesting followed */
+#define BRIDGE_READ_MAX_THREADS 16     /* decoding threads of one bridge_series_load() */
 
 struct volume_slice;  /* r3d/volume.h: the plain slice record the volume stage takes */
 
@@ -193,11 +194,12 @@ void bridge_scan_free(struct bridge_scan *scan);
  * rescale from the per-frame, then shared, functional groups). Decodes
  * uncompressed LE/BE, deflate, RLE, JPEG (baseline, extended, lossless, SV1,
  * spectral, progressive), JPEG-LS through DCMTK and JPEG 2000 through
- * OpenJPEG. A frame that cannot be decoded fails the whole call with the file
- * and the reason. On success the caller owns *out and frees it with
+ * OpenJPEG. Files are decoded by up to `threads` threads (0 or 1: the calling
+ * thread only). A frame that cannot be decoded fails the whole call with the
+ * file and the reason. On success the caller owns *out and frees it with
  * bridge_series_free(). Any thread. */
 bool bridge_series_load(struct r3d_err *err, const struct bridge_scan *scan, size_t i,
-			struct bridge_series **out);
+			unsigned threads, struct bridge_series **out);
 /* Same, for the frames of one file. */
 bool bridge_file_load(struct r3d_err *err, const char *path, struct bridge_series **out);
 

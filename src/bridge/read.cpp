@@ -11,6 +11,7 @@
 #include "r3d/bridge.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <new>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <dcmtk/config/osconfig.h>
@@ -779,8 +781,87 @@ extern "C" void bridge_scan_free(struct bridge_scan *scan)
 	delete scan;
 }
 
+namespace {
+
+/* Appends part (one file's frames) to s. */
+void series_append(bridge_series &s, bridge_series &part)
+{
+	size_t base = s.pixels.size();
+
+	for (size_t i = 0; i < part.labels.size(); i++) {
+		s.labels.push_back(std::move(part.labels[i]));
+		s.sop_uids.push_back(std::move(part.sop_uids[i]));
+		s.xfers.push_back(std::move(part.xfers[i]));
+		s.pixels.push_back(std::move(part.pixels[i]));
+	}
+	for (size_t i = 0; i < part.slices.size(); i++) {
+		s.slices.push_back(part.slices[i]);
+		s.slice_file.push_back(base + part.slice_file[i]);
+	}
+}
+
+/* Reads the files with up to `threads` threads (files are independent
+ * datasets; DCMTK's codecs and OpenJPEG keep no shared mutable state per
+ * decode). The first failing file in path order is reported. */
+bool series_read(struct r3d_err *err, const std::vector<std::string> &paths, unsigned threads,
+		 bridge_series &out)
+{
+	size_t n = paths.size();
+	std::vector<bridge_series> parts(n);
+	std::vector<r3d_err> errs(n);
+	std::vector<char> done(n, 0);
+	std::atomic<size_t> next(0);
+	std::atomic<bool> failed(false);
+	auto work = [&]() {
+		for (;;) {
+			size_t i = next.fetch_add(1);
+			if (i >= n || failed.load())
+				return;
+			memset(&errs[i], 0, sizeof(errs[i]));
+			bool ok;
+			try {
+				ok = file_load(&errs[i], paths[i], parts[i]);
+			} catch (const std::bad_alloc &) {
+				ok = r3d_err_set(&errs[i], R3D_ENOMEM, "out of memory reading %s",
+						 base_name(paths[i]).c_str());
+			} catch (...) {
+				ok = r3d_err_set(&errs[i], R3D_EIO, "unexpected failure reading %s",
+						 base_name(paths[i]).c_str());
+			}
+			done[i] = ok ? 1 : 2;
+			if (!ok)
+				failed.store(true);
+		}
+	};
+	std::vector<std::thread> pool;
+	if (threads > BRIDGE_READ_MAX_THREADS)
+		threads = BRIDGE_READ_MAX_THREADS;
+	for (unsigned t = 1; t < threads && t < n; t++)
+		pool.emplace_back(work);
+	work();
+	for (std::thread &t : pool)
+		t.join();
+	for (size_t i = 0; i < n; i++) {
+		if (done[i] == 2) {
+			*err = errs[i];
+			return false;
+		}
+		if (done[i] == 0)
+			break;  /* not reached: a later failure stopped the workers */
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (done[i] != 1)
+			return r3d_err_set(err, R3D_EIO, "reading stopped before %s",
+					   base_name(paths[i]).c_str());
+		series_append(out, parts[i]);
+	}
+	return true;
+}
+
+} // namespace
+
 extern "C" bool bridge_series_load(struct r3d_err *err, const struct bridge_scan *scan, size_t i,
-				   struct bridge_series **out)
+				   unsigned threads, struct bridge_series **out)
 {
 	*out = nullptr;
 	if (i >= scan->series.size())
@@ -788,9 +869,8 @@ extern "C" bool bridge_series_load(struct r3d_err *err, const struct bridge_scan
 	try {
 		decoders_register();
 		std::unique_ptr<bridge_series> s(new bridge_series);
-		for (const std::string &path : scan->series[i].paths)
-			if (!file_load(err, path, *s))
-				return false;
+		if (!series_read(err, scan->series[i].paths, threads, *s))
+			return false;
 		series_link(*s);
 		*out = s.release();
 		return true;

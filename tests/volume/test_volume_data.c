@@ -217,7 +217,7 @@ static bool series_read(const char *dir, struct bridge_series **out, size_t expe
 		const struct bridge_series_info *in = bridge_scan_series(scan, 0);
 		CHECK(in->instances == expect_instances);
 		CHECK(strcmp(in->modality, "CT") == 0);
-		ok = bridge_series_load(&err, scan, 0, out);
+		ok = bridge_series_load(&err, scan, 0, 2, out);
 		CHECK(ok);
 		if (!ok)
 			fprintf(stderr, "load: %s\n", err.msg);
@@ -238,6 +238,23 @@ static int mode_pancreas(const char *dir)
 		return test_summary();
 	ss = bridge_series_slices(s, &n);
 	CHECK(n == 134);
+	/* One thread reads the same slices, in the same order, as two. */
+	struct bridge_scan *scan = NULL;
+	struct bridge_series *s1 = NULL;
+	CHECK(bridge_scan_dir(&err, dir, &scan));
+	CHECK(scan != NULL && bridge_series_load(&err, scan, 0, 1, &s1));
+	if (s1 != NULL) {
+		size_t n1 = 0, same = 0;
+		const struct volume_slice *s1s = bridge_series_slices(s1, &n1);
+		for (size_t k = 0; k < n1 && n1 == n; k++)
+			if (memcmp(s1s[k].position, ss[k].position, sizeof(ss[k].position)) == 0 &&
+			    memcmp(s1s[k].pixels, ss[k].pixels, (size_t)ss[k].rows * ss[k].columns * 2) == 0 &&
+			    strcmp(bridge_series_sop_uid(s1, k), bridge_series_sop_uid(s, k)) == 0)
+				same++;
+		CHECK(n1 == n && same == n);
+	}
+	bridge_series_free(s1);
+	bridge_scan_free(scan);
 	CHECK(volume_assemble(&err, ss, n, NULL, &v));
 	if (v != NULL) {
 		printf("pancreas: %zux%zux%zu spacing %g %g %g HU %d..%d (%s)\n", v->nx, v->ny, v->nz,
@@ -483,7 +500,7 @@ static void phantom_case_run(const char *bin, const char *tmp, const struct phan
 		goto out;
 	CHECK(bridge_scan_count(scan) == 1);
 	CHECK(bridge_scan_skipped(scan) == 1);  /* truth.json */
-	CHECK(bridge_series_load(&err, scan, 0, &s));
+	CHECK(bridge_series_load(&err, scan, 0, 2, &s));
 	if (s == NULL) {
 		fprintf(stderr, "load: %s\n", err.msg);
 		goto out;
@@ -603,7 +620,7 @@ static int mode_phantom(const char *bin, const char *tmp)
 		 dir, bin, dir);
 	CHECK(run(cmd));
 	CHECK(bridge_scan_dir(&err, dir, &scan));
-	if (scan != NULL && bridge_series_load(&err, scan, 0, &s)) {
+	if (scan != NULL && bridge_series_load(&err, scan, 0, 2, &s)) {
 		size_t n = 0;
 		const struct volume_slice *ss = bridge_series_slices(s, &n);
 		CHECK(n == 11);
@@ -638,7 +655,7 @@ static int mode_load(const char *dir)
 	if (!bridge_scan_dir(&err, dir, &scan) || bridge_scan_count(scan) == 0)
 		goto out;
 	t1 = clock_mono_s();
-	if (!bridge_series_load(&err, scan, 0, &s))
+	if (!bridge_series_load(&err, scan, 0, 2, &s))
 		goto out;
 	t2 = clock_mono_s();
 	ss = bridge_series_slices(s, &n);
