@@ -62,7 +62,8 @@ struct mesh {
 };
 
 enum mesh_scalar {
-	MESH_SCALAR_U8,  /* masks: 0 or 1, iso 0.5 */
+	MESH_SCALAR_U8,  /* masks: 0 or 1 with iso 0.5 (0/255 needs iso 127.5:
+			  * the vertex sits where the linear ramp crosses iso) */
 	MESH_SCALAR_I16, /* HU volumes: iso a half-integer such as 299.5 */
 };
 
