@@ -53,6 +53,11 @@ struct index_counts {
 
 bool index_counts(struct r3d_err *err, struct index *idx, struct index_counts *out);
 
+/* Copies the write-ahead log into the database file (passive: never waits).
+ * Called periodically by the queue thread so that commits answering a
+ * C-STORE never carry a checkpoint. */
+bool index_checkpoint(struct r3d_err *err, struct index *idx);
+
 /* A trivial query: true when the database answers. */
 bool index_ping(struct r3d_err *err, struct index *idx);
 

@@ -10,10 +10,58 @@
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <memory>
 
 /* Values longer than this are left on disk while parsing. */
 #define ATTRS_MAX_READ_LENGTH 256
+/* The attributes we need come before (0028,0012); in a CT file they sit in
+ * the first few kilobytes. One read of this much is parsed in memory; a file
+ * whose header is longer is parsed from disk. */
+#define ATTRS_PREFIX_BYTES (64 * 1024)
+static const DcmTagKey attrs_stop_tag(0x0028, 0x0012);
+
+/* Parses the header from one read of the file's first bytes. False when the
+ * attributes are not all within them (the caller then reads the file). */
+static bool parse_prefix(const char *path, DcmFileFormat &ff)
+{
+	std::unique_ptr<char[]> buf(new (std::nothrow) char[ATTRS_PREFIX_BYTES]);
+	ssize_t n = 0;
+	int fd;
+
+	if (!buf)
+		return false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	while (n < ATTRS_PREFIX_BYTES) {
+		ssize_t r = read(fd, buf.get() + n, (size_t)(ATTRS_PREFIX_BYTES - n));
+		if (r <= 0)
+			break;
+		n += r;
+	}
+	close(fd);
+	if (n < 132)
+		return false;
+	DcmInputBufferStream in;
+	in.setBuffer(buf.get(), n);
+	in.setEos();
+	ff.transferInit();
+	OFCondition cond = ff.readUntilTag(in, EXS_Unknown, EGL_noChange, ATTRS_MAX_READ_LENGTH,
+					   attrs_stop_tag);
+	ff.transferEnd();
+	in.releaseBuffer();
+	if (cond.bad())
+		return false;
+	/* Everything needed must be there: a cut header is re-read from disk. */
+	OFString v;
+	return ff.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, v).good();
+}
 
 static void get_str(DcmItem *item, const DcmTagKey &tag, char *dst, size_t size)
 {
@@ -58,10 +106,15 @@ extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path
 	memset(out, 0, sizeof(*out));
 	try {
 		DcmFileFormat ff;
-		OFCondition cond = ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange,
-					       ATTRS_MAX_READ_LENGTH, ERM_autoDetect);
-		if (cond.bad())
-			return r3d_err_set(err, R3D_EINVAL, "cannot parse dataset: %s", cond.text());
+		if (!parse_prefix(path, ff)) {
+			ff.clear();
+			OFCondition cond = ff.loadFileUntilTag(OFFilename(path), EXS_Unknown,
+							       EGL_noChange, ATTRS_MAX_READ_LENGTH,
+							       ERM_autoDetect, attrs_stop_tag);
+			if (cond.bad())
+				return r3d_err_set(err, R3D_EINVAL, "cannot parse dataset: %s",
+						   cond.text());
+		}
 		DcmDataset *ds = ff.getDataset();
 		DcmMetaInfo *meta = ff.getMetaInfo();
 		get_str(ds, DCM_StudyInstanceUID, out->study_uid, sizeof(out->study_uid));

@@ -26,6 +26,7 @@
 #include "r3d/util.h"
 
 #define QUEUE_POLL_MS 250
+#define CHECKPOINT_EVERY 4   /* queue passes between index checkpoints (1 s) */
 
 static atomic_bool stop_requested;
 
@@ -46,7 +47,7 @@ static void usage(FILE *out)
 }
 
 /* ------------------------------------------------------------------ */
-/* Queue thread: turns stable studies into jobs                        */
+/* Queue thread: stable studies become jobs; index checkpoints         */
 /* ------------------------------------------------------------------ */
 
 struct queue_thread_ctx {
@@ -59,10 +60,13 @@ static void *queue_thread(void *arg)
 	struct queue_thread_ctx *q = arg;
 	struct timespec pause = {0, QUEUE_POLL_MS * 1000000L};
 	bool last_failed = false;
+	unsigned passes = 0;
 
 	while (!atomic_load(&stop_requested)) {
 		struct queue_pass pass;
 		struct r3d_err err;
+		if (++passes % CHECKPOINT_EVERY == 0 && !index_checkpoint(&err, q->idx))
+			log_warn("queue", "index checkpoint failed: %s", err.msg);
 		if (!queue_scan_stable(&err, q->idx, clock_wall_s(), q->cfg->stable_seconds,
 				       q->cfg->min_slices, &pass)) {
 			if (!last_failed)

@@ -16,6 +16,7 @@
 #include "r3d/log.h"
 
 #define INDEX_BUSY_TIMEOUT_MS 5000
+#define INDEX_TOUCH_S 1.0   /* see needs_touch() */
 
 /* Each entry moves the schema from version i to i + 1. Never edit a shipped
  * entry: append a new one. */
@@ -24,8 +25,6 @@ static const char *const migrations[] = {
 	"CREATE TABLE studies ("
 	"  id INTEGER PRIMARY KEY,"
 	"  study_uid TEXT NOT NULL UNIQUE,"
-	"  instances INTEGER NOT NULL DEFAULT 0,"
-	"  bytes INTEGER NOT NULL DEFAULT 0,"
 	"  first_received REAL NOT NULL,"
 	"  last_received REAL NOT NULL,"
 	"  calling_ae TEXT,"
@@ -38,8 +37,6 @@ static const char *const migrations[] = {
 	"  modality TEXT,"
 	"  series_description TEXT,"
 	"  series_number INTEGER,"
-	"  instances INTEGER NOT NULL DEFAULT 0,"
-	"  bytes INTEGER NOT NULL DEFAULT 0,"
 	"  first_received REAL NOT NULL,"
 	"  last_received REAL NOT NULL,"
 	"  calling_ae TEXT,"
@@ -59,7 +56,17 @@ static const char *const migrations[] = {
 	"  path TEXT NOT NULL,"
 	"  received_at REAL NOT NULL,"
 	"  calling_ae TEXT);"
-	"CREATE INDEX instances_series ON instances(series_id);"
+	"CREATE INDEX instances_series ON instances(series_id, received_at);"
+	/* Totals are derived from the instances, so they can never drift. */
+	"CREATE VIEW series_totals AS SELECT s.id AS series_id, s.series_uid,"
+	"  count(i.id) AS instances, coalesce(sum(i.bytes), 0) AS bytes,"
+	"  min(i.received_at) AS first_received, max(i.received_at) AS last_received"
+	"  FROM series s LEFT JOIN instances i ON i.series_id = s.id GROUP BY s.id;"
+	"CREATE VIEW study_totals AS SELECT st.id AS study_id, st.study_uid,"
+	"  count(i.id) AS instances, coalesce(sum(i.bytes), 0) AS bytes,"
+	"  min(i.received_at) AS first_received, max(i.received_at) AS last_received"
+	"  FROM studies st LEFT JOIN series s ON s.study_id = st.id"
+	"  LEFT JOIN instances i ON i.series_id = s.id GROUP BY st.id;"
 	"CREATE TABLE jobs ("
 	"  id INTEGER PRIMARY KEY,"
 	"  series_id INTEGER NOT NULL REFERENCES series(id),"
@@ -143,35 +150,32 @@ static bool migrate(struct r3d_err *err, struct index *idx)
 }
 
 static const char *const stmt_sql[STMT_COUNT] = {
-	[STMT_STUDY_UPSERT] =
+	[STMT_STUDY_FIND] = "SELECT id, pending, last_received FROM studies WHERE study_uid = ?1",
+	[STMT_STUDY_INSERT] =
 		"INSERT INTO studies(study_uid, first_received, last_received, calling_ae, pending)"
-		" VALUES(?1, ?2, ?2, ?3, 1)"
-		" ON CONFLICT(study_uid) DO UPDATE SET last_received = max(last_received, ?2),"
-		" calling_ae = ?3, pending = 1 RETURNING id",
-	[STMT_SERIES_UPSERT] =
+		" VALUES(?1, ?2, ?2, ?3, 1)",
+	[STMT_STUDY_TOUCH] =
+		"UPDATE studies SET last_received = max(last_received, ?2), calling_ae = ?3,"
+		" pending = 1 WHERE id = ?1",
+	[STMT_SERIES_FIND] = "SELECT id, pending, last_received FROM series WHERE series_uid = ?1",
+	[STMT_SERIES_INSERT] =
 		"INSERT INTO series(study_id, series_uid, modality, series_description, series_number,"
 		" first_received, last_received, calling_ae, pending)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1)"
-		" ON CONFLICT(series_uid) DO UPDATE SET last_received = max(last_received, ?6),"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1)",
+	[STMT_SERIES_TOUCH] =
+		"UPDATE series SET last_received = max(last_received, ?6),"
 		" modality = coalesce(nullif(?3, ''), modality),"
 		" series_description = coalesce(nullif(?4, ''), series_description),"
 		" series_number = coalesce(?5, series_number), calling_ae = ?7, pending = 1"
-		" RETURNING id",
-	[STMT_INSTANCE_FIND] =
-		"SELECT i.id, i.series_id, i.bytes, i.path, s.study_id FROM instances i"
-		" JOIN series s ON s.id = i.series_id WHERE i.sop_uid = ?1",
-	[STMT_INSTANCE_INSERT] =
+		" WHERE id = ?1 AND ?2 = ?2",
+	[STMT_INSTANCE_FIND] = "SELECT path FROM instances WHERE sop_uid = ?1",
+	[STMT_INSTANCE_UPSERT] =
 		"INSERT INTO instances(series_id, sop_uid, sop_class_uid, transfer_syntax, frames,"
 		" rows, columns, bytes, path, received_at, calling_ae)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[STMT_INSTANCE_UPDATE] =
-		"UPDATE instances SET series_id = ?1, sop_class_uid = ?3, transfer_syntax = ?4,"
-		" frames = ?5, rows = ?6, columns = ?7, bytes = ?8, path = ?9, received_at = ?10,"
-		" calling_ae = ?11 WHERE sop_uid = ?2",
-	[STMT_SERIES_ADD] =
-		"UPDATE series SET instances = instances + ?2, bytes = bytes + ?3 WHERE id = ?1",
-	[STMT_STUDY_ADD] =
-		"UPDATE studies SET instances = instances + ?2, bytes = bytes + ?3 WHERE id = ?1",
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" ON CONFLICT(sop_uid) DO UPDATE SET series_id = ?1, sop_class_uid = ?3,"
+		" transfer_syntax = ?4, frames = ?5, rows = ?6, columns = ?7, bytes = ?8, path = ?9,"
+		" received_at = ?10, calling_ae = ?11",
 };
 
 static bool prepare_all(struct r3d_err *err, struct index *idx)
@@ -203,8 +207,11 @@ bool index_open(struct r3d_err *err, const char *path, struct index **out)
 	sqlite3_busy_timeout(idx->db, INDEX_BUSY_TIMEOUT_MS);
 	/* WAL with synchronous=NORMAL: a commit survives a crash of the process;
 	 * [storage] fsync adds the file flush for power loss. */
+	/* Checkpoints run from the queue thread (index_checkpoint), not inside
+	 * the commit that answers a C-STORE. */
 	if (!index_exec(err, idx, "PRAGMA journal_mode = WAL") ||
 	    !index_exec(err, idx, "PRAGMA synchronous = NORMAL") ||
+	    !index_exec(err, idx, "PRAGMA wal_autocheckpoint = 0") ||
 	    !index_exec(err, idx, "PRAGMA foreign_keys = ON") || !migrate(err, idx) ||
 	    !prepare_all(err, idx))
 		goto fail;
@@ -215,10 +222,23 @@ fail:
 	return false;
 }
 
+bool index_checkpoint(struct r3d_err *err, struct index *idx)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_wal_checkpoint_v2(idx->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
+		ok = index_sql_fail(err, idx, "checkpoint");
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
+
 void index_close(struct index *idx)
 {
 	if (idx == NULL)
 		return;
+	if (idx->db != NULL)
+		sqlite3_wal_checkpoint_v2(idx->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(idx->stmt[i]);
 	sqlite3_close(idx->db);
@@ -234,63 +254,58 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
 }
 
-/* Runs a statement that returns one integer id; the statement is reset. */
-static bool step_id(struct r3d_err *err, struct index *idx, sqlite3_stmt *st, int64_t *id)
+static void stmt_done(sqlite3_stmt *st)
 {
-	int rc = sqlite3_step(st);
-	bool ok = rc == SQLITE_ROW;
-
-	if (ok)
-		*id = sqlite3_column_int64(st, 0);
-	else
-		index_sql_fail(err, idx, "upsert");
-	while (rc == SQLITE_ROW)
-		rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return ok;
 }
 
 static bool step_done(struct r3d_err *err, struct index *idx, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	stmt_done(st);
 	if (rc != SQLITE_DONE)
 		return index_sql_fail(err, idx, what);
 	return true;
 }
 
-static bool add_counts(struct r3d_err *err, struct index *idx, enum index_stmt which, int64_t id,
-		       int64_t n, int64_t bytes)
+/* Looks a row up by UID: 1 found (id, pending, last_received set), 0 not
+ * found, -1 error. */
+static int find_row(struct r3d_err *err, struct index *idx, sqlite3_stmt *st, const char *uid,
+		    int64_t *id, bool *pending, double *last)
 {
-	sqlite3_stmt *st = idx->stmt[which];
+	int rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, n);
-	sqlite3_bind_int64(st, 3, bytes);
-	return step_done(err, idx, st, "updating counters");
+	sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*pending = sqlite3_column_int(st, 1) != 0;
+		*last = sqlite3_column_double(st, 2);
+	}
+	stmt_done(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	index_sql_fail(err, idx, "looking up");
+	return -1;
 }
 
-static bool put_locked(struct r3d_err *err, struct index *idx, const struct bridge_instance_attrs *a,
-		       const char *path, uint64_t bytes, const char *calling_ae, double now,
-		       char *old_path, size_t old_path_size)
+/* A study or series row is rewritten only when it is not pending or its
+ * last_received is older than INDEX_TOUCH_S: most instances of a series then
+ * write one page fewer each. The stable-study check reads the exact time from
+ * the instances. */
+static bool needs_touch(bool pending, double last, double now)
 {
-	sqlite3_stmt *st;
-	int64_t study_id = 0, series_id = 0;
-	int64_t old_series = 0, old_study = 0, old_bytes = 0;
-	bool existed = false;
+	return !pending || now - last >= INDEX_TOUCH_S;
+}
 
-	st = idx->stmt[STMT_STUDY_UPSERT];
-	sqlite3_bind_text(st, 1, a->study_uid, -1, SQLITE_STATIC);
-	sqlite3_bind_double(st, 2, now);
-	bind_text_or_null(st, 3, calling_ae);
-	if (!step_id(err, idx, st, &study_id))
-		return false;
-
-	st = idx->stmt[STMT_SERIES_UPSERT];
-	sqlite3_bind_int64(st, 1, study_id);
+static void bind_series(sqlite3_stmt *st, int64_t first, const struct bridge_instance_attrs *a,
+			double now, const char *calling_ae)
+{
+	sqlite3_bind_int64(st, 1, first);
 	sqlite3_bind_text(st, 2, a->series_uid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, a->modality, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, a->series_description, -1, SQLITE_STATIC);
@@ -300,24 +315,65 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 		sqlite3_bind_null(st, 5);
 	sqlite3_bind_double(st, 6, now);
 	bind_text_or_null(st, 7, calling_ae);
-	if (!step_id(err, idx, st, &series_id))
+}
+
+static bool put_locked(struct r3d_err *err, struct index *idx, const struct bridge_instance_attrs *a,
+		       const char *path, uint64_t bytes, const char *calling_ae, double now,
+		       char *old_path, size_t old_path_size)
+{
+	sqlite3_stmt *st;
+	int64_t study_id = 0, series_id = 0;
+	bool pending = false;
+	double last = 0;
+	int found;
+
+	found = find_row(err, idx, idx->stmt[STMT_STUDY_FIND], a->study_uid, &study_id, &pending, &last);
+	if (found < 0)
 		return false;
+	if (found == 0) {
+		st = idx->stmt[STMT_STUDY_INSERT];
+		sqlite3_bind_text(st, 1, a->study_uid, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 2, now);
+		bind_text_or_null(st, 3, calling_ae);
+		if (!step_done(err, idx, st, "adding study"))
+			return false;
+		study_id = sqlite3_last_insert_rowid(idx->db);
+	} else if (needs_touch(pending, last, now)) {
+		st = idx->stmt[STMT_STUDY_TOUCH];
+		sqlite3_bind_int64(st, 1, study_id);
+		sqlite3_bind_double(st, 2, now);
+		bind_text_or_null(st, 3, calling_ae);
+		if (!step_done(err, idx, st, "updating study"))
+			return false;
+	}
+
+	found = find_row(err, idx, idx->stmt[STMT_SERIES_FIND], a->series_uid, &series_id, &pending,
+			 &last);
+	if (found < 0)
+		return false;
+	if (found == 0) {
+		st = idx->stmt[STMT_SERIES_INSERT];
+		bind_series(st, study_id, a, now, calling_ae);
+		if (!step_done(err, idx, st, "adding series"))
+			return false;
+		series_id = sqlite3_last_insert_rowid(idx->db);
+	} else if (needs_touch(pending, last, now)) {
+		st = idx->stmt[STMT_SERIES_TOUCH];
+		bind_series(st, series_id, a, now, calling_ae);
+		if (!step_done(err, idx, st, "updating series"))
+			return false;
+	}
 
 	st = idx->stmt[STMT_INSTANCE_FIND];
 	sqlite3_bind_text(st, 1, a->sop_instance_uid, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		existed = true;
-		old_series = sqlite3_column_int64(st, 1);
-		old_bytes = sqlite3_column_int64(st, 2);
-		const unsigned char *p = sqlite3_column_text(st, 3);
-		old_study = sqlite3_column_int64(st, 4);
+		const unsigned char *p = sqlite3_column_text(st, 0);
 		if (p != NULL && strcmp((const char *)p, path) != 0)
 			snprintf(old_path, old_path_size, "%s", (const char *)p);
 	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	stmt_done(st);
 
-	st = idx->stmt[existed ? STMT_INSTANCE_UPDATE : STMT_INSTANCE_INSERT];
+	st = idx->stmt[STMT_INSTANCE_UPSERT];
 	sqlite3_bind_int64(st, 1, series_id);
 	sqlite3_bind_text(st, 2, a->sop_instance_uid, -1, SQLITE_STATIC);
 	bind_text_or_null(st, 3, a->sop_class_uid);
@@ -329,16 +385,7 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 	sqlite3_bind_text(st, 9, path, -1, SQLITE_STATIC);
 	sqlite3_bind_double(st, 10, now);
 	bind_text_or_null(st, 11, calling_ae);
-	if (!step_done(err, idx, st, "storing instance"))
-		return false;
-
-	if (existed) {
-		if (!add_counts(err, idx, STMT_SERIES_ADD, old_series, -1, -old_bytes) ||
-		    !add_counts(err, idx, STMT_STUDY_ADD, old_study, -1, -old_bytes))
-			return false;
-	}
-	return add_counts(err, idx, STMT_SERIES_ADD, series_id, 1, (int64_t)bytes) &&
-	       add_counts(err, idx, STMT_STUDY_ADD, study_id, 1, (int64_t)bytes);
+	return step_done(err, idx, st, "storing instance");
 }
 
 bool index_put_instance(struct r3d_err *err, struct index *idx,
@@ -390,7 +437,7 @@ bool index_counts(struct r3d_err *err, struct index *idx, struct index_counts *o
 	ok = count_query(err, idx, "SELECT count(*) FROM studies", &out->studies) &&
 	     count_query(err, idx, "SELECT count(*) FROM series", &out->series) &&
 	     count_query(err, idx, "SELECT count(*) FROM instances", &out->instances) &&
-	     count_query(err, idx, "SELECT coalesce(sum(bytes), 0) FROM studies", &out->bytes) &&
+	     count_query(err, idx, "SELECT coalesce(sum(bytes), 0) FROM instances", &out->bytes) &&
 	     count_query(err, idx, "SELECT count(*) FROM series WHERE status = 'ineligible'",
 			 &out->series_ineligible);
 	if (ok && sqlite3_prepare_v2(idx->db, "SELECT state, count(*) FROM jobs GROUP BY state", -1,

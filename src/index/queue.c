@@ -68,7 +68,8 @@ static bool series_facts_get(struct r3d_err *err, struct index *idx, int64_t ser
 	sqlite3_stmt *st = NULL;
 	bool ok = false;
 	const char *sql =
-		"SELECT s.series_uid, coalesce(s.modality, ''), s.instances,"
+		"SELECT s.series_uid, coalesce(s.modality, ''),"
+		" (SELECT count(*) FROM instances i WHERE i.series_id = s.id),"
 		" (SELECT count(*) FROM instances i WHERE i.series_id = s.id AND i.sop_class_uid IN "
 		CT_SOP_CLASSES "),"
 		" (SELECT coalesce(max(frames), 0) FROM instances i WHERE i.series_id = s.id"
@@ -171,7 +172,7 @@ static bool queue_series(struct r3d_err *err, struct index *idx, int64_t series_
 	int superseded = sqlite3_changes(idx->db);
 	if (!run(err, idx,
 		 "INSERT INTO jobs(series_id, state, instances, created_at, updated_at)"
-		 " SELECT id, 'queued', instances, ?2, ?2 FROM series WHERE id = ?1",
+		 " SELECT ?1, 'queued', count(*), ?2, ?2 FROM instances WHERE series_id = ?1",
 		 series_id, now, NULL))
 		return false;
 	int64_t job_id = sqlite3_last_insert_rowid(idx->db);
@@ -195,7 +196,11 @@ static bool scan_locked(struct r3d_err *err, struct index *idx, double now, int 
 	bool ok = false;
 
 	if (sqlite3_prepare_v2(idx->db,
-			       "SELECT id FROM studies WHERE pending = 1 AND last_received <= ?1",
+			       /* last_received may lag by up to INDEX_TOUCH_S; the
+				* instances' own times are exact. */
+			       "SELECT st.id FROM studies st WHERE st.pending = 1 AND st.last_received <= ?1"
+			       " AND NOT EXISTS (SELECT 1 FROM series s JOIN instances i"
+			       "  ON i.series_id = s.id WHERE s.study_id = st.id AND i.received_at > ?1)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		index_sql_fail(err, idx, "scanning studies");
 		goto out;

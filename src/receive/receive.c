@@ -133,7 +133,8 @@ static uint16_t receive_store(void *ctx, const struct bridge_store_req *req, cha
 	if (n < 0 || (size_t)n >= sizeof(final_path))
 		return refuse(job, a.sop_instance_uid, BRIDGE_STATUS_PROCESSING_FAILURE, comment, size,
 			      "storage path too long");
-	if (!mkdir_p(&err, dir))
+	struct stat st;
+	if ((stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) && !mkdir_p(&err, dir))
 		return refuse(job, a.sop_instance_uid, BRIDGE_STATUS_OUT_OF_RESOURCES, comment, size,
 			      err.msg);
 	if (r->cfg->fsync && !fsync_path(req->tmp_path, O_RDONLY))

@@ -33,8 +33,8 @@ class Concurrent(unittest.TestCase):
             on_disk = [f for _, _, fs in os.walk(d.storage) for f in fs if f.endswith(".dcm")]
             self.assertEqual(len(on_disk), 134)
             with d.db() as db:
-                self.assertEqual(db.execute("SELECT instances FROM series").fetchone()[0], 134)
-                self.assertEqual(db.execute("SELECT instances FROM studies").fetchone()[0], 134)
+                self.assertEqual(db.execute("SELECT instances FROM series_totals").fetchone()[0], 134)
+                self.assertEqual(db.execute("SELECT instances FROM study_totals").fetchone()[0], 134)
                 paths = [r[0] for r in db.execute("SELECT path FROM instances")]
             self.assertTrue(all(os.path.exists(p) for p in paths))
         finally:

@@ -70,7 +70,7 @@ class StoreSeries(unittest.TestCase):
         self.assertEqual((st["studies"], st["series"], st["instances"]), (1, 1, 134))
         with self.d.db() as db:
             self.assertEqual(db.execute("SELECT count(*) FROM instances").fetchone()[0], 134)
-            self.assertEqual(db.execute("SELECT instances FROM series").fetchone()[0], 134)
+            self.assertEqual(db.execute("SELECT instances FROM series_totals").fetchone()[0], 134)
         on_disk = [f for _, _, fs in os.walk(self.d.storage) for f in fs if f.endswith(".dcm")]
         self.assertEqual(len(on_disk), 134)
         # A re-send is never silently ignored: a new job, the old queued one superseded.
