@@ -179,8 +179,9 @@ struct bridge_scan;    /* the series under a folder; read-only once made */
 struct bridge_series;  /* the decoded frames of one series */
 
 /* Scans dir and its subfolders (symbolic links are not followed) for DICOM
- * files and groups them by Series Instance UID; files that are not DICOM or
- * have no Series Instance UID are counted as skipped. Series are listed
+ * files and groups them by Series Instance UID; files that are not DICOM are
+ * counted as skipped. Images with an empty or missing Series Instance UID
+ * (de-identified data) form one series whose series_uid is "". Series are listed
  * largest (most frames) first. Pixel data is not read. On success the caller
  * owns *out and frees it with bridge_scan_free(). Any thread. */
 bool bridge_scan_dir(struct r3d_err *err, const char *dir, struct bridge_scan **out);

@@ -181,8 +181,21 @@ bool scan_dir(struct r3d_err *err, const char *dir, bridge_scan &scan)
 					       READ_HEADER_BYTES, ERM_autoDetect);
 		DcmDataset *ds = ff.getDataset();
 		const char *series_uid = nullptr;
-		if (cond.bad() || ds->findAndGetString(DCM_SeriesInstanceUID, series_uid).bad() ||
-		    series_uid == nullptr || *series_uid == '\0' ||
+		Uint16 rows = 0;
+		/* A file damaged after its header still belongs to its series:
+		 * loading the series then fails and names it, rather than the
+		 * volume silently missing a slice. */
+		if (ds->findAndGetString(DCM_SeriesInstanceUID, series_uid).bad() ||
+		    series_uid == nullptr)
+			series_uid = "";
+		if (cond.bad() && *series_uid == '\0') {
+			scan.skipped++;
+			continue;
+		}
+		/* Images whose Series Instance UID was emptied (de-identified test
+		 * data) form one series with an empty UID; anything else without
+		 * a UID is not an image of a series. */
+		if ((*series_uid == '\0' && (ds->findAndGetUint16(DCM_Rows, rows).bad() || rows == 0)) ||
 		    strlen(series_uid) > BRIDGE_UID_MAX) {
 			scan.skipped++;
 			continue;

@@ -8,6 +8,8 @@
  *   getilt DIR        gantry tilt and uneven gaps: refused by default with the
  *                     reason, resampled on request, checked against the raw slices
  *   phantom BIN TMP   generate, read, assemble: geometry and HU as written
+ *   totalseg DIR      a JPEG 2000 series whose UIDs were emptied
+ *   badinput BIN TMP  empty, missing, nested, truncated and corrupted input
  * Single-threaded test executable.
  */
 #include <dirent.h>
@@ -640,6 +642,170 @@ static int mode_phantom(const char *bin, const char *tmp)
 	return test_summary();
 }
 
+/* ---- TotalSegmentator example: J2K, emptied UIDs ----------------------- */
+
+static int mode_totalseg(const char *dir)
+{
+	struct r3d_err err = {0};
+	struct bridge_scan *scan = NULL;
+	struct bridge_series *s = NULL;
+	struct volume *v = NULL;
+	size_t n = 0;
+
+	CHECK(bridge_scan_dir(&err, dir, &scan));
+	if (scan == NULL)
+		return test_summary();
+	CHECK(bridge_scan_count(scan) == 1);
+	if (bridge_scan_count(scan) == 1) {
+		const struct bridge_series_info *in = bridge_scan_series(scan, 0);
+		CHECK(in->series_uid[0] == '\0');  /* emptied by de-identification */
+		CHECK(in->instances == 20);
+		CHECK(bridge_series_load(&err, scan, 0, 2, &s));
+	}
+	if (s != NULL) {
+		const struct volume_slice *ss = bridge_series_slices(s, &n);
+		CHECK(n == 20);
+		CHECK(volume_assemble(&err, ss, n, NULL, &v));
+		if (v != NULL) {
+			printf("totalseg: %zux%zux%zu spacing %g %g %g HU %d..%d (%s)\n", v->nx, v->ny,
+			       v->nz, v->spacing[0], v->spacing[1], v->spacing[2], v->hu_min, v->hu_max,
+			       v->note);
+			CHECK(v->nx == 512 && v->ny == 512 && v->nz == 20);
+			CHECK(v->hu_min >= -1100 && v->hu_max > 1000);
+		} else {
+			fprintf(stderr, "%s\n", err.msg);
+		}
+	}
+	volume_destroy(v);
+	bridge_series_free(s);
+	bridge_scan_free(scan);
+	return test_summary();
+}
+
+/* ---- bad input ------------------------------------------------------ */
+
+/* Loads series 0 of dir: returns 1 when it loaded, 0 when refused with a
+ * message (printed), -1 when the scan failed. */
+static int load_outcome(const char *dir, size_t *nslices)
+{
+	struct r3d_err err = {0};
+	struct bridge_scan *scan = NULL;
+	struct bridge_series *s = NULL;
+	int r = -1;
+
+	*nslices = 0;
+	if (!bridge_scan_dir(&err, dir, &scan) || bridge_scan_count(scan) == 0)
+		goto out;
+	if (bridge_series_load(&err, scan, 0, 2, &s)) {
+		bridge_series_slices(s, nslices);
+		r = 1;
+	} else {
+		printf("  refused: %s\n", err.msg);
+		CHECK(err.msg[0] != '\0');
+		r = 0;
+	}
+out:
+	bridge_series_free(s);
+	bridge_scan_free(scan);
+	return r;
+}
+
+static int mode_badinput(const char *bin, const char *tmp)
+{
+	char dir[DATA_PATH_MAX], cmd[8 * DATA_PATH_MAX];
+	struct r3d_err err = {0};
+	struct bridge_scan *scan = NULL;
+	size_t n = 0;
+
+	/* Empty folder: no series; missing folder: an error with the reason. */
+	snprintf(dir, sizeof(dir), "%s/empty", tmp);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+	CHECK(run(cmd));
+	CHECK(bridge_scan_dir(&err, dir, &scan));
+	CHECK(scan != NULL && bridge_scan_count(scan) == 0);
+	bridge_scan_free(scan);
+	scan = NULL;
+	snprintf(dir, sizeof(dir), "%s/does-not-exist", tmp);
+	CHECK(!bridge_scan_dir(&err, dir, &scan) && strstr(err.msg, "not a readable folder"));
+
+	/* Two series in nested folders plus junk: grouped, largest first. */
+	snprintf(dir, sizeof(dir), "%s/two", tmp);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s' --out '%s/a' --size 32 --slices 12 --ts rle "
+		 "&& '%s' --out '%s/b/deeper' --size 32 --slices 5 --ts j2k && "
+		 "echo 'not dicom' > '%s/junk.dcm'", dir, bin, dir, bin, dir, dir);
+	CHECK(run(cmd));
+	CHECK(bridge_scan_dir(&err, dir, &scan));
+	if (scan != NULL) {
+		CHECK(bridge_scan_count(scan) == 2);
+		CHECK(bridge_scan_skipped(scan) == 3);  /* two truth.json and the junk */
+		if (bridge_scan_count(scan) == 2) {
+			CHECK(bridge_scan_series(scan, 0)->instances == 12);
+			CHECK(bridge_scan_series(scan, 1)->instances == 5);
+			CHECK(strcmp(bridge_scan_series(scan, 0)->series_uid,
+				     bridge_scan_series(scan, 1)->series_uid) != 0);
+		}
+		bridge_scan_free(scan);
+		scan = NULL;
+	}
+
+	/* A truncated file: refused, naming the file. */
+	snprintf(dir, sizeof(dir), "%s/truncated", tmp);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s' --out '%s' --size 64 --slices 6 && "
+		 "truncate -s 5000 '%s/slice_0003.dcm'", dir, bin, dir, dir);
+	CHECK(run(cmd));
+	printf("truncated:\n");
+	CHECK(load_outcome(dir, &n) == 0);
+
+	/* Corrupted compressed data: refused or decoded, never a crash. */
+	static const char *const syntaxes[] = {"j2k", "rle", "jpegls", "jpegll", "deflate"};
+	for (size_t t = 0; t < sizeof(syntaxes) / sizeof(syntaxes[0]); t++) {
+		for (int variant = 0; variant < 3; variant++) {
+			static const char *const damage[] = {
+				/* garbage over the middle of the file */
+				"head -c 600 /dev/urandom | dd of=\"$f\" bs=1 seek=$((s * 2 / 3)) "
+				"conv=notrunc 2>/dev/null",
+				/* cut short */
+				"truncate -s $((s - 40)) \"$f\"",
+				/* garbage inside the last fragment, the file structure intact */
+				"head -c 200 /dev/urandom | dd of=\"$f\" bs=1 seek=$((s - 300)) "
+				"conv=notrunc 2>/dev/null",
+			};
+			snprintf(dir, sizeof(dir), "%s/corrupt_%s_%d", tmp, syntaxes[t], variant);
+			snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s' --out '%s' --size 128 --slices 3 "
+				 "--ts %s && f='%s/slice_0002.dcm' && s=$(stat -c %%s \"$f\") && %s", dir,
+				 bin, dir, syntaxes[t], dir, damage[variant]);
+			CHECK(run(cmd));
+			int r = load_outcome(dir, &n);
+			printf("corrupt %s variant %d: %s\n", syntaxes[t], variant,
+			       r == 1 ? "decoded" : r == 0 ? "refused" : "not scanned");
+			CHECK(r == 0 || r == 1);
+		}
+	}
+
+	/* One slice: read, then refused by the volume stage. */
+	snprintf(dir, sizeof(dir), "%s/one", tmp);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s' --out '%s' --size 32 --slices 2 --skip 1",
+		 dir, bin, dir);
+	CHECK(run(cmd));
+	CHECK(bridge_scan_dir(&err, dir, &scan));
+	if (scan != NULL) {
+		struct bridge_series *s = NULL;
+		struct volume *v = NULL;
+		if (bridge_series_load(&err, scan, 0, 1, &s)) {
+			const struct volume_slice *ss = bridge_series_slices(s, &n);
+			CHECK(n == 1);
+			CHECK(!volume_assemble(&err, ss, n, NULL, &v));
+			CHECK(strstr(err.msg, "at least 2 slices") != NULL);
+		} else {
+			CHECK(false);
+		}
+		volume_destroy(v);
+		bridge_series_free(s);
+		bridge_scan_free(scan);
+	}
+	return test_summary();
+}
+
 /* Not a test: times scanning, reading and assembling the largest series. */
 static int mode_load(const char *dir)
 {
@@ -688,7 +854,11 @@ int main(int argc, char **argv)
 		return mode_getilt(argv[2]);
 	if (argc == 4 && strcmp(argv[1], "phantom") == 0)
 		return mode_phantom(argv[2], argv[3]);
-	fprintf(stderr, "usage: test_volume_data cornerstone|pylibjpeg|pancreas|getilt DIR\n"
-			"       test_volume_data phantom PHANTOM_BIN TMP_DIR\n");
+	if (argc == 3 && strcmp(argv[1], "totalseg") == 0)
+		return mode_totalseg(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "badinput") == 0)
+		return mode_badinput(argv[2], argv[3]);
+	fprintf(stderr, "usage: test_volume_data cornerstone|pylibjpeg|pancreas|getilt|totalseg|load DIR\n"
+			"       test_volume_data phantom|badinput PHANTOM_BIN TMP_DIR\n");
 	return 2;
 }
