@@ -125,13 +125,15 @@ def main():
           "there, VTK leaves it open; tests/mesh/test_vtk_compare.py shows equal counts "
           "when both see the same closed surface)")
     m = float(field(ours, "meshopt_alone_median_s", 1))
+    mc = next(ln.split() for ln in ours if ln.startswith("meshopt_alone_cpu"))
     for threads in (1, 2):
         d = next(float(ln.split()[3]) for ln in ours
                  if ln.startswith(f"decimate_median_s threads {threads} "))
         dc = next(ln.split() for ln in ours if ln.startswith(f"decimate_cpu threads {threads} "))
         print(f"decimation to 10 %, {threads} thread(s): ours {d:.3f} s (weld, simplify, "
               f"repair; CPU per run user/sys {float(dc[4]):.2f}/{float(dc[6]):.2f} s), "
-              f"meshopt_simplify alone (1 thread) {m:.3f} s, ours/meshopt {d / m:.2f}x")
+              f"meshopt_simplify alone (1 thread) {m:.3f} s (CPU {float(mc[4]):.2f}/"
+              f"{float(mc[6]):.2f} s), ours/meshopt {d / m:.2f}x")
     print("ours: user {} s, sys {} s, peak RSS {} MB (whole mesh_bench run)".format(
         field(ours, "rusage", 2), field(ours, "rusage", 4), field(ours, "rusage", 6)))
     for threads in (1, 2):
