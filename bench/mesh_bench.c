@@ -228,10 +228,10 @@ int main(int argc, char **argv)
 	if (decimate) {
 		size_t target = raw->ntri / 10, kept = 0;
 		unsigned int *dst = malloc(3 * sizeof(*dst) * raw->ntri);
-		struct rusage r0;
+		struct rusage rm0;
 		if (dst == NULL)
 			goto fail;
-		getrusage(RUSAGE_SELF, &r0);
+		getrusage(RUSAGE_SELF, &rm0);
 		for (int r = -1; r < BENCH_DECIMATE_REPS; r++) {
 			double s = clock_mono_s();
 			kept = meshopt_simplify(dst, raw->tri, 3 * raw->ntri, raw->xyz, raw->nvert,
@@ -243,7 +243,7 @@ int main(int argc, char **argv)
 		free(dst);
 		printf("meshopt_alone_median_s %.4f triangles %zu\n",
 		       bench_median(t, BENCH_DECIMATE_REPS), kept);
-		bench_cpu("meshopt_alone_cpu", 1, &r0, BENCH_DECIMATE_REPS + 1);
+		bench_cpu("meshopt_alone_cpu", 1, &rm0, BENCH_DECIMATE_REPS + 1);
 		for (int threads = 1; threads <= 2; threads++) {
 			struct rusage r0;
 			getrusage(RUSAGE_SELF, &r0);
