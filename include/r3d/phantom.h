@@ -30,6 +30,7 @@ extern "C" {
 #define PHANTOM_MAX_DIM 2048      /* rows or columns */
 #define PHANTOM_MAX_SLICES 4096
 #define PHANTOM_MAX_ANGLE_DEG 45.0
+#define PHANTOM_MAX_UNEVEN 0.45
 #define PHANTOM_HU_AIR (-1000)
 #define PHANTOM_HU_BODY 40
 
@@ -64,6 +65,8 @@ struct phantom_request {
 	enum phantom_geometry geometry;
 	double angle_deg;    /* oblique rotation or gantry tilt; 0..PHANTOM_MAX_ANGLE_DEG */
 	double center[3];    /* LPS mm of the scene centre and of the grid centre */
+	double uneven;       /* odd slices moved by uneven * step along it: gaps alternate
+				(1 + uneven) and (1 - uneven) steps; 0..PHANTOM_MAX_UNEVEN */
 };
 
 struct phantom {

@@ -75,10 +75,11 @@ void volume_options_default(struct volume_options *opt);
  * positions; no gap over gap_factor times the median spacing unless
  * interpolate_gaps; at least 2 slices), converts each to HU with its own
  * slope and intercept, and builds the volume. Uneven spacing and gantry tilt
- * are resampled (trilinear across slices, bilinear within them) to an
- * orthogonal grid with the median spacing, unless keep_shear asks for a
- * sheared affine of an evenly tilted stack. opt may be NULL for defaults.
- * On success the caller owns *out and frees it with volume_destroy(). */
+ * are resampled (linear across slices, bilinear within them) to an
+ * orthogonal grid spaced by the finer of the median and the mean slice
+ * spacing, unless keep_shear asks for a sheared affine of an evenly tilted
+ * stack. opt may be NULL for defaults. On success the caller owns *out and
+ * frees it with volume_destroy(). */
 bool volume_assemble(struct r3d_err *err, const struct volume_slice *slices, size_t count,
 		     const struct volume_options *opt, struct volume **out);
 

@@ -70,6 +70,7 @@ static void usage(FILE *f)
 	      "  --signed              signed pixels holding HU (default: unsigned 12 bits, intercept -1024)\n"
 	      "  --enhanced            one Enhanced CT multi-frame file DIR/enhanced.dcm instead\n"
 	      "  --skip K              leave out slice K (0-based; repeatable) to make gaps\n"
+	      "  --uneven F            move odd slices by F steps (0..0.45): gaps alternate 1+F, 1-F\n"
 	      "  --patient NAME        synthetic patient name (default PHANTOM^ONE)\n"
 	      "  --threads N           worker threads (default 2)\n", f);
 }
@@ -120,7 +121,8 @@ static bool options_parse(struct r3d_err *err, int argc, char **argv, struct opt
 		{"angle", required_argument, NULL, 'a'},   {"center", required_argument, NULL, 'C'},
 		{"signed", no_argument, NULL, 'S'},        {"skip", required_argument, NULL, 'k'},
 		{"patient", required_argument, NULL, 'P'}, {"threads", required_argument, NULL, 'j'},
-		{"enhanced", no_argument, NULL, 'E'},      {"help", no_argument, NULL, 'h'},
+		{"enhanced", no_argument, NULL, 'E'},      {"uneven", required_argument, NULL, 'U'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	long v;
@@ -194,6 +196,10 @@ static bool options_parse(struct r3d_err *err, int argc, char **argv, struct opt
 			break;
 		case 'E':
 			o->enhanced = true;
+			break;
+		case 'U':
+			if (!parse_double(err, optarg, 0.0, PHANTOM_MAX_UNEVEN, &o->req.uneven))
+				return r3d_err_prefix(err, "--uneven");
 			break;
 		case 'k':
 			if (o->nskips >= PHANTOM_MAX_SKIPS)

@@ -115,6 +115,9 @@ bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_r
 		if (!(req->spacing[i] >= 0.01 && req->spacing[i] <= 100.0))
 			return r3d_err_set(err, R3D_EINVAL, "spacing %g mm outside 0.01..100",
 					   req->spacing[i]);
+	if (!(req->uneven >= 0.0 && req->uneven <= PHANTOM_MAX_UNEVEN))
+		return r3d_err_set(err, R3D_EINVAL, "unevenness %g outside 0..%g", req->uneven,
+				   PHANTOM_MAX_UNEVEN);
 	if (!(req->angle_deg >= 0.0 && req->angle_deg <= PHANTOM_MAX_ANGLE_DEG))
 		return r3d_err_set(err, R3D_EINVAL, "angle %g outside 0..%g degrees", req->angle_deg,
 				   PHANTOM_MAX_ANGLE_DEG);
@@ -171,7 +174,7 @@ bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_r
 void phantom_slice_position(const struct phantom *p, uint32_t k, double pos[3])
 {
 	for (int i = 0; i < 3; i++)
-		pos[i] = p->origin[i] + (double)k * p->step[i];
+		pos[i] = p->origin[i] + ((double)k + ((k & 1) ? p->req.uneven : 0.0)) * p->step[i];
 }
 
 /* Clips [*lo, *hi] to the t with |a + t b| <= h. False when empty. */
@@ -288,7 +291,7 @@ void phantom_render_slice(const struct phantom *p, uint32_t k, int16_t *hu)
 		for (uint32_t i = 0; i < nx; i++)
 			row_sum[i] = 0;
 		for (int i = 0; i < 3; i++)
-			base[i] = p->origin[i] + (double)k * p->step[i] +
+			base[i] = p->origin[i] + ((double)k + ((k & 1) ? p->req.uneven : 0.0)) * p->step[i] +
 				  (double)j * p->req.spacing[1] * p->col_dir[i];
 		for (int sa = 0; sa < PHANTOM_SUB; sa++) {
 			for (int sb = 0; sb < PHANTOM_SUB; sb++) {
@@ -452,6 +455,7 @@ bool phantom_truth_write(struct r3d_err *err, const struct phantom *p, const cha
 	json_vec(f, p->origin, 3);
 	fprintf(f, ",\n    \"position_step\": ");
 	json_vec(f, p->step, 3);
+	fprintf(f, ",\n    \"odd_slice_shift_steps\": %.9g", p->req.uneven);
 	fprintf(f, ",\n    \"gantry_tilt_deg\": %.9g,\n    \"center\": ", p->tilt_deg);
 	json_vec(f, p->req.center, 3);
 	fprintf(f, "\n  },\n  \"hu_outside\": %d,\n  \"shapes\": [\n", PHANTOM_HU_AIR);

@@ -448,10 +448,14 @@ bool volume_assemble(struct r3d_err *err, const struct volume_slice *slices, siz
 		snprintf(v->note, sizeof(v->note), "%zu slices as given%s", count,
 			 sheared ? ", sheared affine (gantry tilt)" : "");
 	} else {
-		if (!volume_resample(err, slices, ord, count, row, col, nrm, median, &v))
+		/* The finer of the median and the mean spacing: alternating gaps
+		 * keep their slice count, a single gap does not coarsen the grid. */
+		double mean = (ord[count - 1].w - ord[0].w) / (double)(count - 1);
+		double dz = mean < median ? mean : median;
+		if (!volume_resample(err, slices, ord, count, row, col, nrm, dz, &v))
 			goto out;
 		snprintf(v->note, sizeof(v->note), "resampled to %.4g mm along the normal:%s%s%s",
-			 median, sheared ? " gantry tilt (sheared positions)" : "",
+			 dz, sheared ? " gantry tilt (sheared positions)" : "",
 			 uneven ? " uneven spacing" : "",
 			 gap_max > opt.gap_factor * median ? " interpolated gaps" : "");
 	}

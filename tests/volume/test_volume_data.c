@@ -441,6 +441,7 @@ struct phantom_case {
 	const char *args;
 	enum phantom_geometry geometry;
 	bool is_signed;
+	double uneven;  /* as --uneven: resampled, so no voxel-exact comparison */
 };
 
 /* Partial-volume estimate of a sphere's volume and centroid in the volume:
@@ -521,12 +522,15 @@ static void phantom_case_run(const char *bin, const char *tmp, const struct phan
 	req.center[0] = 12.5;
 	req.center[1] = -20.0;
 	req.center[2] = 35.0;
+	req.uneven = pc->uneven;
 	CHECK(phantom_init(&err, &ph, &req));
 	hu = malloc((size_t)req.rows * req.columns * sizeof(*hu));
 	CHECK(hu != NULL);
 	if (hu == NULL)
 		goto out;
 
+	if (pc->uneven > 0)
+		goto resampled;
 	volume_options_default(&opt);
 	opt.keep_shear = true;  /* the slices as written, whatever the tilt */
 	CHECK(volume_assemble(&err, ss, n, &opt, &vs));
@@ -554,12 +558,14 @@ static void phantom_case_run(const char *bin, const char *tmp, const struct phan
 	CHECK(mismatches == 0);
 
 	/* Default assembly: tilted stacks are resampled to an orthogonal grid. */
+resampled:
 	CHECK(volume_assemble(&err, ss, n, NULL, &v));
 	if (v == NULL) {
 		fprintf(stderr, "assemble: %s\n", err.msg);
 		goto out;
 	}
-	CHECK(v->resampled == (pc->geometry == PHANTOM_TILT));
+	CHECK(v->resampled == (pc->geometry == PHANTOM_TILT || pc->uneven > 0));
+	printf("  %s\n", v->note);
 	for (size_t si = 0; si < ph.nshapes; si++) {
 		const struct phantom_shape *sp = &ph.shapes[si];
 		if (strcmp(sp->name, "bone_sphere") != 0)
@@ -584,28 +590,33 @@ out:
 static int mode_phantom(const char *bin, const char *tmp)
 {
 	static const struct phantom_case cases[] = {
-		{"axial_j2k", "--size 96 --slices 48 --spacing 1.1,1.3,2 --ts j2k", PHANTOM_AXIAL, false},
+		{"axial_j2k", "--size 96 --slices 48 --spacing 1.1,1.3,2 --ts j2k", PHANTOM_AXIAL, false, 0},
 		{"axial_signed_big", "--size 64 --slices 40 --spacing 1.1,1.3,2 --ts big --signed "
-		 "--angle 0", PHANTOM_AXIAL, true},
+		 "--angle 0", PHANTOM_AXIAL, true, 0},
 		{"axial_deflate", "--size 64 --slices 40 --spacing 1.1,1.3,2 --ts deflate",
-		 PHANTOM_AXIAL, false},
+		 PHANTOM_AXIAL, false, 0},
 		{"axial_implicit", "--size 64 --slices 40 --spacing 1.1,1.3,2 --ts implicit",
-		 PHANTOM_AXIAL, false},
+		 PHANTOM_AXIAL, false, 0},
 		{"oblique_rle", "--size 96 --slices 48 --spacing 1.1,1.3,2 --ts rle --geometry oblique "
-		 "--angle 20", PHANTOM_OBLIQUE, false},
+		 "--angle 20", PHANTOM_OBLIQUE, false, 0},
 		{"oblique_jpegll", "--size 64 --slices 40 --spacing 1.1,1.3,2 --ts jpegll "
-		 "--geometry oblique --angle 20", PHANTOM_OBLIQUE, false},
+		 "--geometry oblique --angle 20", PHANTOM_OBLIQUE, false, 0},
 		{"tilt_jpegls", "--size 96 --slices 48 --spacing 1.1,1.3,2 --ts jpegls --geometry tilt "
-		 "--angle 20", PHANTOM_TILT, false},
+		 "--angle 20", PHANTOM_TILT, false, 0},
 		{"tilt_explicit", "--size 96 --slices 48 --spacing 1.1,1.3,2 --geometry tilt "
-		 "--angle 20 --signed", PHANTOM_TILT, true},
+		 "--angle 20 --signed", PHANTOM_TILT, true, 0},
+		/* Uneven slice gaps (1.3 and 0.7 steps): resampled along the normal. */
+		{"uneven_axial", "--size 96 --slices 48 --spacing 1.1,1.3,2 --uneven 0.3",
+		 PHANTOM_AXIAL, false, 0.3},
+		{"uneven_tilt", "--size 96 --slices 48 --spacing 1.1,1.3,2 --uneven 0.3 --ts j2k "
+		 "--geometry tilt --angle 20", PHANTOM_TILT, false, 0.3},
 		/* Enhanced CT: one multi-frame file, geometry from the functional groups. */
 		{"enhanced_rle_axial", "--size 64 --slices 40 --spacing 1.1,1.3,2 --ts rle --enhanced",
-		 PHANTOM_AXIAL, false},
+		 PHANTOM_AXIAL, false, 0},
 		{"enhanced_j2k_tilt", "--size 96 --slices 48 --spacing 1.1,1.3,2 --ts j2k --enhanced "
-		 "--geometry tilt --angle 20", PHANTOM_TILT, false},
+		 "--geometry tilt --angle 20", PHANTOM_TILT, false, 0},
 		{"enhanced_explicit_oblique", "--size 64 --slices 40 --spacing 1.1,1.3,2 --enhanced "
-		 "--geometry oblique --angle 20 --signed", PHANTOM_OBLIQUE, true},
+		 "--geometry oblique --angle 20 --signed", PHANTOM_OBLIQUE, true, 0},
 	};
 	char dir[DATA_PATH_MAX], cmd[3 * DATA_PATH_MAX];
 	struct r3d_err err = {0};
