@@ -18,7 +18,9 @@ border, at iso 299.5 (1 and 2 threads) and -400.5. Volume 2: uint8 over
 the whole 0..255 range, iso 171.5 and 60.5. Volume 3: a field that crosses
 the border of the volume: VTK is given the volume padded with one layer of
 -32768 (our virtual padding is "outside", at half a voxel) so the counts
-still agree; vertices are compared away from the padding. Exits non-zero on any failure.
+still agree; vertices are compared away from the padding. Our surfaces of
+volumes 1 and 3 are also checked closed and consistently oriented here, with
+numpy (not with our own mesh_check()). Exits non-zero on any failure.
 """
 import os
 import subprocess
@@ -112,6 +114,28 @@ def compare(name, ours, theirs, failures, keep=None):
         failures.append(f"{name}: vertex {d.max():.4f} voxel from VTK's")
 
 
+def check_closed(name, ours, failures):
+    """Independent of our mesh_check(): every directed edge once, its reverse
+    present (closed, 2-manifold, consistently oriented), positive volume."""
+    xyz, tri = ours
+    n = np.int64(len(xyz))
+    a = tri.astype(np.int64)
+    directed = np.concatenate([a[:, 0] * n + a[:, 1], a[:, 1] * n + a[:, 2],
+                               a[:, 2] * n + a[:, 0]])
+    reverse = np.concatenate([a[:, 1] * n + a[:, 0], a[:, 2] * n + a[:, 1],
+                              a[:, 0] * n + a[:, 2]])
+    uniq = np.unique(directed)
+    if len(uniq) != len(directed):
+        failures.append(f"{name}: {len(directed) - len(uniq)} directed edges repeated")
+    missing = int((~np.isin(reverse, uniq)).sum())
+    if missing:
+        failures.append(f"{name}: {missing} edges without their reverse (open or misoriented)")
+    p = xyz[tri]
+    vol = np.einsum("ij,ij->i", p[:, 0], np.cross(p[:, 1], p[:, 2])).sum() / 6.0
+    if vol <= 0:
+        failures.append(f"{name}: signed volume {vol} is not positive")
+
+
 def field_volume():
     nz, ny, nx = 57, 66, 83  # nx not a multiple of 64: SIMD and tail paths
     z, y, x = np.mgrid[0:nz, 0:ny, 0:nx].astype(np.float64)
@@ -157,8 +181,9 @@ def main():
         vol = field_volume()
         theirs = vtk_surface(vol, iso)
         for threads in (1, 2):
-            compare(f"field+mask, {threads} thread(s)", our_surface(tool, vol, iso, threads, tmp),
-                    theirs, failures)
+            ours = our_surface(tool, vol, iso, threads, tmp)
+            compare(f"field+mask, {threads} thread(s)", ours, theirs, failures)
+            check_closed(f"field+mask, {threads} thread(s)", ours, failures)
 
         # Negative isovalue (air/tissue) on the same int16 field.
         vol = field_volume()
@@ -180,8 +205,9 @@ def main():
         def inside_grid(p):
             return ((p >= 0.0) & (p <= hi)).all(axis=1)
 
-        compare("border field, 2 threads", our_surface(tool, vol, iso, 2, tmp), theirs,
-                failures, keep=inside_grid)
+        ours = our_surface(tool, vol, iso, 2, tmp)
+        compare("border field, 2 threads", ours, theirs, failures, keep=inside_grid)
+        check_closed("border field, 2 threads", ours, failures)
     for f in failures:
         print("FAIL:", f)
     print("OK" if not failures else f"{len(failures)} failure(s)")
