@@ -68,8 +68,9 @@ void encoders_register()
 		DcmRLEEncoderRegistration::registerCodecs();
 		DJEncoderRegistration::registerCodecs();
 		DJLSEncoderRegistration::registerCodecs();
-		/* The lossless JPEG encoder reports every frame at info level. */
+		/* The lossless JPEG and JPEG-LS encoders report every frame at info level. */
 		OFLog::getLogger("dcmtk.dcmjpeg").setLogLevel(OFLogger::WARN_LOG_LEVEL);
+		OFLog::getLogger("dcmtk.dcmjpls").setLogLevel(OFLogger::WARN_LOG_LEVEL);
 	});
 }
 
