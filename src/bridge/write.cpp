@@ -68,9 +68,11 @@ void encoders_register()
 		DcmRLEEncoderRegistration::registerCodecs();
 		DJEncoderRegistration::registerCodecs();
 		DJLSEncoderRegistration::registerCodecs();
-		/* The lossless JPEG and JPEG-LS encoders report every frame at info level. */
+		/* The JPEG and JPEG-LS encoders (through dcmimgle) report every
+		 * frame at info level. */
 		OFLog::getLogger("dcmtk.dcmjpeg").setLogLevel(OFLogger::WARN_LOG_LEVEL);
 		OFLog::getLogger("dcmtk.dcmjpls").setLogLevel(OFLogger::WARN_LOG_LEVEL);
+		OFLog::getLogger("dcmtk.dcmimgle").setLogLevel(OFLogger::WARN_LOG_LEVEL);
 	});
 }
 
