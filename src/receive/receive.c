@@ -55,6 +55,7 @@ struct assoc_job {
 	struct bridge_assoc *assoc;
 	struct bridge_assoc_info info;
 	long long id;
+	unsigned failed_counted;   /* failures already added to the receiver's counter */
 };
 
 /* ------------------------------------------------------------------ */
@@ -84,6 +85,8 @@ static bool receive_can_store(void *ctx, char *comment, size_t size)
 	uint64_t free_bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
 	if (free_bytes < (uint64_t)r->cfg->min_free_mb * 1024u * 1024u) {
 		snprintf(comment, size, "storage nearly full");
+		job->failed_counted++;
+		atomic_fetch_add(&r->instances_failed, 1);
 		log_error("receive", "instance refused assoc=%lld calling=%s reason=\"storage nearly "
 				     "full: %llu MB free, min_free_mb = %ld\"",
 			  job->id, job->info.calling_ae, (unsigned long long)(free_bytes >> 20),
@@ -97,6 +100,8 @@ static uint16_t refuse(struct assoc_job *job, const char *sop, uint16_t status, 
 		       size_t size, const char *reason)
 {
 	snprintf(comment, size, "%s", reason);
+	job->failed_counted++;
+	atomic_fetch_add(&job->r->instances_failed, 1);
 	log_warn("receive", "instance refused assoc=%lld calling=%s sop=%s status=0x%04x reason=\"%s\"",
 		 job->id, job->info.calling_ae, sop[0] != '\0' ? sop : "-", status, reason);
 	return status;
@@ -159,6 +164,7 @@ static uint16_t receive_store(void *ctx, const struct bridge_store_req *req, cha
 		log_warn("receive", "cannot remove replaced copy sop=%s: %s", a.sop_instance_uid,
 			 strerror(errno));
 	atomic_fetch_add(&r->bytes_received, (long long)req->bytes);
+	atomic_fetch_add(&r->instances_stored, 1);
 	log_info("receive", "instance stored sop=%s series=%s bytes=%llu ts=%s", a.sop_instance_uid,
 		 a.series_uid, (unsigned long long)req->bytes, req->transfer_syntax);
 	return BRIDGE_STATUS_SUCCESS;
@@ -193,8 +199,10 @@ static void *assoc_thread(void *arg)
 	r3d_err_clear(&err);
 	ok = bridge_assoc_serve(&err, job->assoc, r->tmp_dir, r->cfg->idle_timeout_s, &ops, &st);
 	atomic_fetch_add(&r->echoes, st.echoes);
-	atomic_fetch_add(&r->instances_stored, st.stores_ok);
-	atomic_fetch_add(&r->instances_failed, st.stores_failed);
+	/* Stores are counted as they happen; the bridge's own failures (file
+	 * not creatable or writable) only show in its totals. */
+	if (st.stores_failed > job->failed_counted)
+		atomic_fetch_add(&r->instances_failed, st.stores_failed - job->failed_counted);
 	if (ok)
 		log_info("receive",
 			 "association closed assoc=%lld calling=%s peer=%s stored=%u failed=%u "
