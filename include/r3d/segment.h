@@ -100,17 +100,30 @@ struct segment_skin_params {
 	double body_hu;          /* body = hu > body_hu (foam cushions stay below) */
 	double open_mm;          /* in-plane opening that cuts the table's thin bridges */
 	double min_ml;           /* no body smaller than this */
+	double min_part_fraction;    /* parts apart from the trunk (arms) of at least
+				      * this fraction of it ... */
+	double part_min_bone_fraction; /* ... holding this fraction of bone voxels
+				      * (a table rail holds none) ... */
+	double part_min_soft_fraction; /* ... and this fraction of soft tissue (a
+				      * dense table slab has none) belong to the body */
 };
 
 struct segment_bone_params {
 	double dense_hu;         /* seeds: cortex */
-	double low_hu;           /* plain series: everything over low_hu connected to a seed */
-	double contrast_low_hu;  /* contrast series: growth into hu > contrast_low_hu ... */
-	double grow_mm;          /* ... at most this far from the seeds (aorta stays out) */
-	double blood_open_mm;    /* contrast series: thick blobs of (contrast_low_hu,
-				  * vessels.high_hu] after this in-plane opening ... */
-	double blood_max_grad_hu;/* ... whose mean |HU step| along x is below this are
-				  * blood (aorta, heart), never bone; marrow is rougher */
+	double low_hu;           /* everything over low_hu connected to the core and
+				  * outside blood blobs (marrow, partial volume) */
+	double contrast_low_hu;  /* the same on a contrast series (enhanced organs), ... */
+	double contrast_reach_mm;/* ... and only this far from the core (0: no limit) */
+	double blood_window_mm;  /* blood: voxels over the band's low end whose
+				  * in-plane neighbourhood (this radius) has a mean
+				  * |HU step| below blood_max_grad_hu (marrow is rougher) ... */
+	double blood_max_grad_hu;
+	double blood_open_mm;    /* ... and survive this in-plane opening, ... */
+	double blood_close_mm;   /* ... closed in-plane over rough plaque, ... */
+	double blood_margin_mm;  /* ... grown by this (the vessel wall) ... */
+	double blood_min_soft_fraction; /* ... when at least this much of that margin
+				  * is under low_hu (fat, soft tissue; marrow
+				  * inside a vertebra is not): never bone */
 	double close_mm;         /* in-plane closing of the shell before hole filling */
 	double hole_max_mm2;     /* marrow holes up to this area are filled per slice */
 	double hole_min_mean_hu; /* ... when their mean HU is above this */
@@ -127,8 +140,11 @@ struct segment_lung_params {
 
 struct segment_vessel_params {
 	double low_hu, high_hu;  /* contrast blood is in (low_hu, high_hu] */
-	double detect_open_mm;   /* opening that leaves only thick contrast blobs */
-	double detect_min_ml;    /* contrast-enhanced when the blobs reach this */
+	double detect_low_hu;    /* detection: blood over this (weak contrast: ~150 HU) ... */
+	double detect_open_mm;   /* ... that an opening leaves as thick blobs ... */
+	double detect_min_ml_per_cm; /* ... of this volume per cm of scan length
+				      * (mean thick cross-section, cm^2) means
+				      * contrast-enhanced */
 	double bone_margin_mm;   /* voxels this close to bone (or, for the detection,
 				  * to dense voxels) are not vessel */
 	double min_ml;           /* smaller vessel pieces are removed */

@@ -4,16 +4,21 @@
  * and the per-grid workspace.
  *
  *   body    hu > body_hu; an in-plane opening cuts the thin bridges to the
- *           table; the largest 6-connected component is the body; its
- *           holes are filled slice by slice. skin is this mask.
+ *           table; the largest 6-connected component is the trunk, and parts
+ *           lying apart (arms) join it when big enough and holding bone
+ *           (table rails and cushions hold none); holes are filled slice by
+ *           slice. skin is this mask.
  *   bone    dense voxels (cortex) inside the body, closed in-plane and with
  *           marrow holes filled slice by slice (small holes of bone-like
- *           mean HU only, so the thorax is not filled). Plain series: every
- *           voxel over low_hu connected to that core. Contrast series: thick
- *           smooth blobs of blood density (aorta, heart: mean |HU step| under
- *           blood_max_grad_hu, where trabecular bone is rough) are taken out,
- *           and the core grows only grow_mm into contrast_low_hu. Then the
- *           shell is closed and filled again and small islands removed.
+ *           mean HU only, so the thorax is not filled): the core. Blood
+ *           blobs are found first: smooth (mean |HU step| under
+ *           blood_max_grad_hu; trabecular bone is rough), thick regions of
+ *           blood density, grown by a wall margin, and kept only when that
+ *           margin is partly fat or soft tissue (smooth marrow inside a
+ *           vertebra is wrapped in bone). Then every voxel over low_hu
+ *           (contrast_low_hu on a contrast series) connected to the core and
+ *           outside the blood blobs; closed and filled again; small islands
+ *           removed.
  *   lungs   air inside the filled body, 6-connected components of lung size
  *           with little pure gas (bowel gas is nearly all under gas_hu, lung
  *           parenchyma is not); small in-plane holes (vessels) filled.
@@ -38,6 +43,8 @@
 #define SEGMENT_MIN_SPACING_MM 0.01
 #define SEGMENT_MAX_SPACING_MM 100.0
 #define SEGMENT_SCRATCH 3
+#define BODY_SOFT_LO_HU (-200)  /* fat to soft tissue, for telling a limb from the table */
+#define BODY_SOFT_HI_HU 200
 
 struct segment_ctx {
 	size_t nx, ny, nz, nvox;
@@ -73,13 +80,20 @@ void segment_params_default(struct segment_params *p)
 	p->skin.body_hu = -399.5;
 	p->skin.open_mm = 3.0;
 	p->skin.min_ml = 100.0;
+	p->skin.min_part_fraction = 0.01;
+	p->skin.part_min_bone_fraction = 0.01;
+	p->skin.part_min_soft_fraction = 0.5;
 
 	p->bone.dense_hu = 299.5;
 	p->bone.low_hu = 99.5;
-	p->bone.contrast_low_hu = 199.5;
-	p->bone.grow_mm = 2.0;
+	p->bone.contrast_low_hu = 174.5;
+	p->bone.contrast_reach_mm = 10.0;
 	p->bone.blood_open_mm = 3.0;
 	p->bone.blood_max_grad_hu = 17.5;
+	p->bone.blood_window_mm = 3.0;
+	p->bone.blood_margin_mm = 6.0;
+	p->bone.blood_close_mm = 4.0;
+	p->bone.blood_min_soft_fraction = 0.1;
 	p->bone.close_mm = 2.0;
 	p->bone.hole_max_mm2 = 2500.0;
 	p->bone.hole_min_mean_hu = 59.5;
@@ -93,8 +107,9 @@ void segment_params_default(struct segment_params *p)
 
 	p->vessels.low_hu = 149.5;
 	p->vessels.high_hu = 599.5;
+	p->vessels.detect_low_hu = 119.5;
 	p->vessels.detect_open_mm = 4.0;
-	p->vessels.detect_min_ml = 20.0;
+	p->vessels.detect_min_ml_per_cm = 1.0;
 	p->vessels.bone_margin_mm = 2.0;
 	p->vessels.min_ml = 1.0;
 
@@ -262,6 +277,12 @@ static size_t voxels_for_ml(const struct segment_volume *vol, double ml)
 	return n < 1 ? 1 : (size_t)n;
 }
 
+/* Scan length along z in cm. */
+static double scan_cm(const struct segment_volume *vol)
+{
+	return (double)vol->nz * vol->spacing_mm[2] / 10.0;
+}
+
 static double ml_of(const struct segment_volume *vol, size_t voxels)
 {
 	return (double)voxels * vol->spacing_mm[0] * vol->spacing_mm[1] * vol->spacing_mm[2] / 1000.0;
@@ -287,6 +308,57 @@ static bool morph_plane(struct r3d_err *err, struct segment_ctx *ctx, const stru
 
 /* ---- presets ------------------------------------------------------------ */
 
+/* Paints into body the largest component id of the labelled mask and the
+ * other parts (arms, legs lying apart) of at least min_part_fraction of its
+ * size that hold bone (part_min_bone_fraction of voxels over dense_hu; a
+ * table rail or a cushion holds none) and are mostly soft tissue
+ * (part_min_soft_fraction in (-200, 200) HU; a dense table slab is not). */
+static bool body_parts(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
+		       const struct segment_params *p, size_t id, uint8_t *body)
+{
+	struct segment_cc *cc = ctx->cc;
+	uint8_t *keep = calloc(cc->count + 1, 1);
+	size_t *dense = calloc(cc->count + 1, sizeof(size_t));
+	size_t *soft = calloc(cc->count + 1, sizeof(size_t));
+	size_t r, k, j, min_part = (size_t)(p->skin.min_part_fraction * (double)cc->sizes[id]);
+	int16_t dense_min = hu_above_min(p->bone.dense_hu);
+	bool ok = false;
+
+	if (keep == NULL || dense == NULL || soft == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "no memory for the body components");
+		goto out;
+	}
+	for (r = 0; r < ctx->ny * ctx->nz; r++) {
+		const int16_t *h = vol->hu + r * ctx->nx;
+
+		for (k = cc->row_start[r]; k < cc->row_start[r + 1]; k++) {
+			size_t c = 0, t = 0;
+			uint32_t x;
+
+			if (cc->sizes[cc->parent[k]] < min_part)
+				continue;
+			for (x = cc->rx0[k]; x < cc->rx1[k]; x++) {
+				c += h[x] >= dense_min;
+				t += h[x] > BODY_SOFT_LO_HU && h[x] < BODY_SOFT_HI_HU;
+			}
+			dense[cc->parent[k]] += c;
+			soft[cc->parent[k]] += t;
+		}
+	}
+	for (j = 1; j <= cc->count; j++)
+		keep[j] = j == id ||
+			  (cc->sizes[j] >= min_part &&
+			   (double)dense[j] >= p->skin.part_min_bone_fraction * (double)cc->sizes[j] &&
+			   (double)soft[j] >= p->skin.part_min_soft_fraction * (double)cc->sizes[j]);
+	segment_cc_paint(cc, keep, body);
+	ok = true;
+out:
+	free(soft);
+	free(dense);
+	free(keep);
+	return ok;
+}
+
 /* ctx->mask[SKIN] = filled body. False with err on failure; *found false when
  * there is no body of at least min_ml. */
 static bool run_body(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
@@ -306,15 +378,8 @@ static bool run_body(struct r3d_err *err, struct segment_ctx *ctx, const struct 
 		memset(body, 0, ctx->nvox);
 		return true;
 	}
-	{
-		uint8_t *keep = calloc(segment_cc_count(ctx->cc) + 1, 1);
-
-		if (keep == NULL)
-			return r3d_err_set(err, R3D_ENOMEM, "no memory for the body components");
-		keep[id] = 1;
-		segment_cc_paint(ctx->cc, keep, body);
-		free(keep);
-	}
+	if (!body_parts(err, ctx, vol, p, id, body))
+		return false;
 	if (!segment_fill_holes_2d(err, body, ctx->nx, ctx->ny, ctx->nz, 0, NULL, 0, p->threads))
 		return false;
 	*found = true;
@@ -396,7 +461,7 @@ static bool detect_contrast(struct r3d_err *err, struct segment_ctx *ctx,
 		r[i] = radius_vox(v->bone_margin_mm, vol->spacing_mm[i]);
 	if (!segment_dilate(err, core, near, tmp, ctx->nx, ctx->ny, ctx->nz, r, p->threads))
 		return false;
-	vox_run(p->threads, ctx->nvox, VOX_BAND, vol->hu, body, blobs, v->low_hu, v->high_hu);
+	vox_run(p->threads, ctx->nvox, VOX_BAND, vol->hu, body, blobs, v->detect_low_hu, v->high_hu);
 	vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, near, blobs, 0, 0);
 	for (i = 0; i < 3; i++)
 		r[i] = radius_vox(v->detect_open_mm, vol->spacing_mm[i]);
@@ -404,62 +469,173 @@ static bool detect_contrast(struct r3d_err *err, struct segment_ctx *ctx,
 	    !segment_dilate(err, blobs, blobs, tmp, ctx->nx, ctx->ny, ctx->nz, r, p->threads))
 		return false;
 	res->contrast_ml = ml_of(vol, segment_count_set(blobs, ctx->nvox));
-	res->contrast = res->contrast_ml >= v->detect_min_ml;
+	res->contrast = res->contrast_ml >= v->detect_min_ml_per_cm * scan_cm(vol);
 	return true;
 }
 
-/* blood = thick, smooth blobs of contrast-blood density (aorta, heart, big
- * veins): an in-plane opening of (contrast_low_hu, vessels.high_hu], then
- * the 26-connected pieces whose mean |HU step| along x is below
- * blood_max_grad_hu (cancellous bone of the same density is rougher), grown
- * by one voxel in-plane to take their rim. Uses scratch 0. */
+/* Per slice: out = hu in (lo, hi] where the mean |HU step| (x and y) over a
+ * (2r+1)^2 in-plane window is below max_grad. Box sums are separable
+ * running sums; each worker has its own slice buffers. */
+struct smooth_arg {
+	const int16_t *hu;
+	const uint8_t *within;
+	uint8_t *out;
+	size_t nx, ny;
+	int16_t lo_min, hi_min;
+	unsigned r;
+	double max_grad;
+	uint32_t *buf;          /* per worker: 2 * nx * ny */
+};
+
+static void smooth_slices(void *p, size_t begin, size_t end, int worker)
+{
+	const struct smooth_arg *a = p;
+	size_t nx = a->nx, ny = a->ny, plane = nx * ny, z, x, y;
+	uint32_t *g = a->buf + (size_t)worker * 2 * plane, *sx = g + plane;
+	long r = (long)a->r;
+
+	for (z = begin; z < end; z++) {
+		const int16_t *h = a->hu + z * plane;
+		const uint8_t *w = a->within + z * plane;
+		uint8_t *o = a->out + z * plane;
+
+		for (y = 0; y < ny; y++) {
+			for (x = 0; x < nx; x++) {
+				size_t i = y * nx + x;
+				long dx = x + 1 < nx ? labs((long)h[i + 1] - h[i]) : 0;
+				long dy = y + 1 < ny ? labs((long)h[i + nx] - h[i]) : 0;
+
+				g[i] = (uint32_t)(dx + dy);
+			}
+		}
+		/* sx = window sums along x, then g = window sums along y of sx. */
+		for (y = 0; y < ny; y++) {
+			const uint32_t *row = g + y * nx;
+			uint32_t *srow = sx + y * nx;
+			uint64_t acc = 0;
+			long xi;
+
+			for (xi = 0; xi < r && xi < (long)nx; xi++)
+				acc += row[xi];
+			for (xi = 0; xi < (long)nx; xi++) {
+				if (xi + r < (long)nx)
+					acc += row[xi + r];
+				if (xi - r - 1 >= 0)
+					acc -= row[xi - r - 1];
+				srow[xi] = (uint32_t)acc;
+			}
+		}
+		for (x = 0; x < nx; x++) {
+			uint64_t acc = 0;
+			long yi;
+
+			for (yi = 0; yi < r && yi < (long)ny; yi++)
+				acc += sx[(size_t)yi * nx + x];
+			for (yi = 0; yi < (long)ny; yi++) {
+				size_t i = (size_t)yi * nx + x;
+				long wy = (yi + r < (long)ny ? yi + r : (long)ny - 1) - (yi > r ? yi - r : 0) + 1;
+				long wx = ((long)x + r < (long)nx ? (long)x + r : (long)nx - 1) -
+					  ((long)x > r ? (long)x - r : 0) + 1;
+
+				if (yi + r < (long)ny)
+					acc += sx[(size_t)(yi + r) * nx + x];
+				if (yi - r - 1 >= 0)
+					acc -= sx[(size_t)(yi - r - 1) * nx + x];
+				/* two steps per voxel */
+				o[i] = w[i] && h[i] >= a->lo_min && h[i] < a->hi_min &&
+				       (double)acc < a->max_grad * 2.0 * (double)(wx * wy);
+			}
+		}
+	}
+}
+
+/* blood = thick, smooth regions of contrast-blood density (aorta, heart, big
+ * veins): voxels in (low_hu, vessels.high_hu] whose neighbourhood is smooth
+ * (mean |HU step| below blood_max_grad_hu; trabecular bone of the same
+ * density is rougher), kept where an in-plane opening of blood_open_mm
+ * leaves them, closed over plaque, grown by blood_margin_mm in-plane to take
+ * their wall, and kept when that margin is mostly soft tissue (under
+ * low_hu). Uses scratch 0 and 1. */
 static bool blood_blobs(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
-			const struct segment_params *p, uint8_t *blood)
+			const struct segment_params *p, double low_hu, uint8_t *blood)
 {
 	const struct segment_bone_params *b = &p->bone;
 	struct segment_cc *cc = ctx->cc;
-	uint8_t *keep = NULL;
-	double *grad = NULL;
-	size_t *pairs = NULL, r, k, id;
-	unsigned one[3] = { 1, 1, 0 };
+	struct smooth_arg a;
+	uint8_t *grown = ctx->scratch[1], *keep = NULL;
+	size_t *ring = NULL, *soft = NULL, r, k, id;
+	int16_t soft_lt = hu_above_min(b->low_hu);
+	unsigned margin[3];
+	int nt = segment_threads_clamp(p->threads, ctx->nz);
 	bool ok = false;
 
-	vox_run(p->threads, ctx->nvox, VOX_BAND, vol->hu, ctx->mask[SEGMENT_SKIN], blood,
-		b->contrast_low_hu, p->vessels.high_hu);
+	memset(&a, 0, sizeof(a));
+	a.buf = malloc((size_t)nt * 2 * ctx->nx * ctx->ny * sizeof(uint32_t));
+	if (a.buf == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "no memory for the blood map");
+		goto out;
+	}
+	a.hu = vol->hu;
+	a.within = ctx->mask[SEGMENT_SKIN];
+	a.out = blood;
+	a.nx = ctx->nx;
+	a.ny = ctx->ny;
+	a.lo_min = hu_above_min(low_hu);
+	a.hi_min = hu_above_min(p->vessels.high_hu);
+	a.r = radius_vox(b->blood_window_mm, fmin(vol->spacing_mm[0], vol->spacing_mm[1]));
+	a.max_grad = b->blood_max_grad_hu;
+	segment_parallel(nt, ctx->nz, smooth_slices, &a);
 	if (!morph_plane(err, ctx, vol, blood, ctx->scratch[0], b->blood_open_mm, true, p->threads))
 		goto out;
-	if (!segment_cc_label(err, cc, blood, ctx->nx, ctx->ny, ctx->nz, 26))
+	/* Calcified plaque makes parts of a lumen rough: close over them. */
+	if (!morph_plane(err, ctx, vol, blood, ctx->scratch[0], b->blood_close_mm, false, p->threads))
+		goto out;
+	/* Grow each blob by the wall margin; a blob whose margin lies mostly in
+	 * tissue over low_hu is smooth marrow inside a vertebra, not a vessel
+	 * (a vessel's margin is largely fat and soft tissue). */
+	margin[0] = radius_vox(b->blood_margin_mm, vol->spacing_mm[0]);
+	margin[1] = radius_vox(b->blood_margin_mm, vol->spacing_mm[1]);
+	margin[2] = 0;
+	if (!segment_dilate(err, blood, grown, ctx->scratch[0], ctx->nx, ctx->ny, ctx->nz, margin,
+			    p->threads))
+		goto out;
+	if (!segment_cc_label(err, cc, grown, ctx->nx, ctx->ny, ctx->nz, 26))
 		goto out;
 	keep = calloc(cc->count + 1, 1);
-	grad = calloc(cc->count + 1, sizeof(*grad));
-	pairs = calloc(cc->count + 1, sizeof(*pairs));
-	if (keep == NULL || grad == NULL || pairs == NULL) {
+	ring = calloc(cc->count + 1, sizeof(*ring));
+	soft = calloc(cc->count + 1, sizeof(*soft));
+	if (keep == NULL || ring == NULL || soft == NULL) {
 		r3d_err_set(err, R3D_ENOMEM, "no memory for the blood components");
 		goto out;
 	}
 	for (r = 0; r < ctx->ny * ctx->nz; r++) {
 		const int16_t *h = vol->hu + r * ctx->nx;
+		const uint8_t *in = blood + r * ctx->nx;
 
 		for (k = cc->row_start[r]; k < cc->row_start[r + 1]; k++) {
-			long s = 0;
+			size_t nr = 0, ns = 0;
 			uint32_t x;
 
-			for (x = cc->rx0[k]; x + 1 < cc->rx1[k]; x++)
-				s += labs((long)h[x + 1] - (long)h[x]);
-			grad[cc->parent[k]] += (double)s;
-			pairs[cc->parent[k]] += cc->rx1[k] - cc->rx0[k] - 1;
+			for (x = cc->rx0[k]; x < cc->rx1[k]; x++) {
+				if (in[x])
+					continue;
+				nr++;
+				ns += h[x] < soft_lt;
+			}
+			ring[cc->parent[k]] += nr;
+			soft[cc->parent[k]] += ns;
 		}
 	}
 	for (id = 1; id <= cc->count; id++)
-		keep[id] = pairs[id] > 0 && grad[id] / (double)pairs[id] < b->blood_max_grad_hu;
+		keep[id] = ring[id] > 0 &&
+			   (double)soft[id] >= b->blood_min_soft_fraction * (double)ring[id];
 	segment_cc_paint(cc, keep, blood);
-	if (!segment_dilate(err, blood, blood, ctx->scratch[0], ctx->nx, ctx->ny, ctx->nz, one, p->threads))
-		goto out;
 	ok = true;
 out:
-	free(pairs);
-	free(grad);
+	free(soft);
+	free(ring);
 	free(keep);
+	free(a.buf);
 	return ok;
 }
 
@@ -469,45 +645,43 @@ static bool run_bone(struct r3d_err *err, struct segment_ctx *ctx, const struct 
 {
 	const struct segment_bone_params *b = &p->bone;
 	const uint8_t *body = ctx->mask[SEGMENT_SKIN];
-	uint8_t *bone = ctx->mask[SEGMENT_BONE], *tmp = ctx->scratch[0], *low = ctx->scratch[1];
-	uint8_t *seed = ctx->scratch[2], *blood = ctx->mask[SEGMENT_VESSELS];
-	unsigned step[3] = { 1, 1, 1 };
-	unsigned k, steps;
+	uint8_t *bone = ctx->mask[SEGMENT_BONE], *seed = ctx->scratch[2];
+	uint8_t *blood = ctx->mask[SEGMENT_VESSELS];
 
-	if (!contrast) {
-		/* Plain series: nothing but bone is over low_hu next to bone, so
-		 * take every voxel over it that is connected to the core. */
-		memcpy(seed, bone, ctx->nvox);
-		vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, body, bone, b->low_hu, 0);
-		vox_run(p->threads, ctx->nvox, VOX_OR, NULL, seed, bone, 0, 0);
-		if (!keep_seeded(err, ctx, bone, seed))
+	/* Smooth blobs of blood density (aorta, heart: weak contrast may have
+	 * gone undetected) leave the core. The blood mask lives in the vessels
+	 * buffer until run_vessels() overwrites it. */
+	if (!blood_blobs(err, ctx, vol, p, contrast ? p->vessels.detect_low_hu : b->low_hu, blood))
+		return false;
+	/* Everything over the low threshold that is connected to the core:
+	 * marrow, partial volume at the surface, gaps of a thin cortex. On a
+	 * contrast series the threshold is higher (enhanced organs) and blood
+	 * cannot be reached through its blobs, which are excluded. */
+	memcpy(seed, bone, ctx->nvox);
+	vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, body, bone,
+		contrast ? b->contrast_low_hu : b->low_hu, 0);
+	vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, bone, 0, 0);
+	vox_run(p->threads, ctx->nvox, VOX_OR, NULL, seed, bone, 0, 0);
+	if (!keep_seeded(err, ctx, bone, seed))
+		return false;
+	if (contrast && b->contrast_reach_mm > 0) {
+		/* Enhanced organs touching bone (a kidney on a rib) are reached
+		 * too: keep only what lies near the core. */
+		uint8_t *near = ctx->scratch[1];
+		unsigned r[3];
+		int i;
+
+		for (i = 0; i < 3; i++)
+			r[i] = radius_vox(b->contrast_reach_mm, vol->spacing_mm[i]);
+		if (!segment_dilate(err, seed, near, ctx->scratch[0], ctx->nx, ctx->ny, ctx->nz, r,
+				    p->threads))
 			return false;
-	} else {
-		/* Contrast: blood is over low_hu and may pass dense_hu (aorta,
-		 * heart), so the blood blobs leave the core, and the core grows
-		 * only a few millimetres (partial volume, cortex gaps) into
-		 * contrast_low_hu. The blood mask lives in the vessels buffer
-		 * until run_vessels() overwrites it. */
-		if (!blood_blobs(err, ctx, vol, p, blood))
-			return false;
-		vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, bone, 0, 0);
-		vox_run(p->threads, ctx->nvox, VOX_ABOVE, vol->hu, body, low, b->contrast_low_hu, 0);
-		vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, low, 0, 0);
-		steps = radius_vox(b->grow_mm, fmin(vol->spacing_mm[0], vol->spacing_mm[1]));
-		step[2] = vol->spacing_mm[2] <= b->grow_mm ? 1 : 0;
-		for (k = 0; k < steps; k++) {
-			if (!segment_dilate(err, bone, seed, tmp, ctx->nx, ctx->ny, ctx->nz, step,
-					    p->threads))
-				return false;
-			vox_run(p->threads, ctx->nvox, VOX_AND, NULL, low, seed, 0, 0);
-			vox_run(p->threads, ctx->nvox, VOX_OR, NULL, seed, bone, 0, 0);
-		}
+		vox_run(p->threads, ctx->nvox, VOX_AND, NULL, near, bone, 0, 0);
 	}
 	/* The grown shell may close rings the core left open. */
 	if (!bone_core(err, ctx, vol, p, bone))
 		return false;
-	if (contrast)
-		vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, bone, 0, 0);
+	vox_run(p->threads, ctx->nvox, VOX_ANDNOT, NULL, blood, bone, 0, 0);
 	if (!segment_cc_label(err, ctx->cc, bone, ctx->nx, ctx->ny, ctx->nz, 26))
 		return false;
 	segment_cc_paint_min_size(ctx->cc, voxels_for_ml(vol, b->min_island_ml), bone);
@@ -686,8 +860,9 @@ bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segm
 			res->mask[SEGMENT_VESSELS] = ctx->mask[SEGMENT_VESSELS];
 		} else {
 			snprintf(res->skipped_reason[SEGMENT_VESSELS], SEGMENT_REASON_MAX,
-				 "series is not contrast-enhanced (%.1f ml of thick blood over %.0f HU, %.0f ml needed)",
-				 res->contrast_ml, p->vessels.low_hu, p->vessels.detect_min_ml);
+				 "series is not contrast-enhanced (%.1f ml of thick blood over %.0f HU, %.1f ml needed)",
+				 res->contrast_ml, p->vessels.detect_low_hu,
+				 p->vessels.detect_min_ml_per_cm * scan_cm(vol));
 		}
 	}
 	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)

@@ -31,14 +31,18 @@ struct param_name {
 
 #define P(group, key) { #group "." #key, offsetof(struct segment_params, group.key) }
 static const struct param_name params_table[] = {
-	P(skin, body_hu), P(skin, open_mm), P(skin, min_ml),
-	P(bone, dense_hu), P(bone, low_hu), P(bone, contrast_low_hu), P(bone, blood_open_mm),
-	P(bone, blood_max_grad_hu), P(bone, grow_mm),
+	P(skin, body_hu), P(skin, open_mm), P(skin, min_ml), P(skin, min_part_fraction),
+	P(skin, part_min_bone_fraction), P(skin, part_min_soft_fraction),
+	P(bone, dense_hu), P(bone, low_hu), P(bone, contrast_low_hu), P(bone, contrast_reach_mm), P(bone, blood_open_mm),
+	P(bone, blood_max_grad_hu), P(bone, blood_window_mm),
+	P(bone, blood_margin_mm), P(bone, blood_close_mm),
+	P(bone, blood_min_soft_fraction),
 	P(bone, close_mm), P(bone, hole_max_mm2), P(bone, hole_min_mean_hu),
 	P(bone, min_island_ml),
 	P(lungs, air_hu), P(lungs, min_ml), P(lungs, hole_max_mm2), P(lungs, gas_hu), P(lungs, gas_max_fraction),
-	P(vessels, low_hu), P(vessels, high_hu), P(vessels, detect_open_mm),
-	P(vessels, detect_min_ml), P(vessels, bone_margin_mm), P(vessels, min_ml),
+	P(vessels, low_hu), P(vessels, high_hu), P(vessels, detect_low_hu),
+	P(vessels, detect_open_mm),
+	P(vessels, detect_min_ml_per_cm), P(vessels, bone_margin_mm), P(vessels, min_ml),
 };
 #undef P
 

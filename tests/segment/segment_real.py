@@ -8,6 +8,11 @@ does not come from our code.
       >= 90 % of the vertebrae (labels 26-50) and <= 5 % of the aorta (52);
       lungs (10-14) Dice >= 0.90; the skin holds >= 99 % of every labelled
       voxel; vessels are skipped as not contrast-enhanced.
+  segment_real.py totalseg_dicom SEGMENT_RAW DATA_DIR WORK_DIR SEGMENT_J2K
+      The issue's own check on example_ct_dicom (20 slices, JPEG 2000
+      lossless, decoded by segment_j2k) against example_seg_dicom.nii.gz,
+      aligned as data/README.md says: bone covers >= 90 % of the vertebrae
+      and <= 5 % of the aorta.
   segment_real.py pancreas SEGMENT_RAW DICOM_DIR WORK_DIR
       pancreas-ct-cb001 (contrast, CT table in view): all four structures
       are produced, contrast is detected, and no mask reaches the table
@@ -112,6 +117,96 @@ def dicom_series(folder):
     return vol, (slices[0][2][1], slices[0][2][0], dz)
 
 
+LONG_VR = (b'OB', b'OW', b'OF', b'OD', b'OL', b'OV', b'SQ', b'UT', b'UN', b'UC', b'UR', b'SV', b'UV')
+
+
+def dicom_explicit_items(b, off, end):
+    """Skips explicit-VR LE elements and items up to the delimiter end."""
+    while True:
+        g, e = struct.unpack_from('<HH', b, off)
+        if g == 0xFFFE:
+            ln = struct.unpack_from('<I', b, off + 4)[0]
+            off += 8
+            if (g, e) == end:
+                return off
+            if ln == 0xFFFFFFFF:
+                off = dicom_explicit_items(b, off, (0xFFFE, 0xE00D))
+            else:
+                off += ln
+            continue
+        vr = b[off + 4:off + 6]
+        if vr in LONG_VR:
+            ln, off = struct.unpack_from('<I', b, off + 8)[0], off + 12
+        else:
+            ln, off = struct.unpack_from('<H', b, off + 6)[0], off + 8
+        if ln == 0xFFFFFFFF:
+            off = dicom_explicit_items(b, off, (0xFFFE, 0xE0DD))
+        else:
+            off += ln
+
+
+def dicom_read_explicit(path):
+    """Top-level elements of an Explicit VR Little Endian file; encapsulated
+    pixel data comes back as the list of its fragments (offset table dropped)."""
+    b = open(path, 'rb').read()
+    off = 132 if b[128:132] == b'DICM' else 0
+    tags = {}
+    while off < len(b):
+        g, e = struct.unpack_from('<HH', b, off)
+        vr = b[off + 4:off + 6]
+        if vr in LONG_VR:
+            ln, voff = struct.unpack_from('<I', b, off + 8)[0], off + 12
+        else:
+            ln, voff = struct.unpack_from('<H', b, off + 6)[0], off + 8
+        if (g, e) == (0x7FE0, 0x0010) and ln == 0xFFFFFFFF:
+            frags, p = [], voff
+            while True:
+                tg = struct.unpack_from('<HH', b, p)
+                fl = struct.unpack_from('<I', b, p + 4)[0]
+                p += 8
+                if tg == (0xFFFE, 0xE0DD):
+                    break
+                frags.append(b[p:p + fl])
+                p += fl
+            tags[(g, e)] = frags[1:]
+            break
+        if ln == 0xFFFFFFFF:
+            off = dicom_explicit_items(b, voff, (0xFFFE, 0xE0DD))
+            continue
+        tags[(g, e)] = b[voff:voff + ln]
+        off = voff + ln
+    return tags
+
+
+def dicom_series_j2k(folder, j2k_tool, work):
+    """example_ct_dicom: HU [z, y, x] sorted by ascending z, spacing (x, y, z)."""
+    def text(t, k):
+        return t[k].decode().strip('\0 ')
+    slices = []
+    os.makedirs(work, exist_ok=True)
+    for name in sorted(os.listdir(folder)):
+        t = dicom_read_explicit(os.path.join(folder, name))
+        ipp = [float(x) for x in text(t, (0x20, 0x32)).split('\\')]
+        ps = [float(x) for x in text(t, (0x28, 0x30)).split('\\')]
+        rows, cols = struct.unpack('<H', t[(0x28, 0x10)])[0], struct.unpack('<H', t[(0x28, 0x11)])[0]
+        signed = struct.unpack('<H', t[(0x28, 0x103)])[0]
+        slope, inter = float(text(t, (0x28, 0x1053))), float(text(t, (0x28, 0x1052)))
+        j2k, raw = os.path.join(work, 'f.j2k'), os.path.join(work, 'f.raw')
+        with open(j2k, 'wb') as f:
+            f.write(b''.join(t[(0x7FE0, 0x10)]))
+        out = subprocess.run([j2k_tool, j2k, raw], capture_output=True, text=True, check=True).stdout.split()
+        if (int(out[0]), int(out[1])) != (cols, rows):
+            raise SystemExit(f'{name}: decoded {out[0]}x{out[1]}, header says {cols}x{rows}')
+        px = np.fromfile(raw, np.int16 if signed else np.uint16).reshape(rows, cols)
+        os.remove(j2k)
+        os.remove(raw)
+        slices.append((ipp[2], px.astype(np.float32) * slope + inter, ps))
+    slices.sort(key=lambda s: s[0])
+    vol = np.stack([s[1] for s in slices]).round().clip(-32768, 32767).astype(np.int16)
+    dz = float(np.median(np.diff([s[0] for s in slices])))
+    return vol, (slices[0][2][1], slices[0][2][0], dz)
+
+
 def run_presets(tool, hu, spacing, work, name):
     os.makedirs(work, exist_ok=True)
     raw = os.path.join(work, name + '.raw')
@@ -191,6 +286,44 @@ def totalseg(tool, data, work):
     return 1 if failures else 0
 
 
+def totalseg_dicom(tool, data, work, j2k_tool):
+    folder = os.path.join(data, 'example_ct_dicom')
+    seg_path = os.path.join(data, 'example_seg_dicom.nii.gz')
+    if not (os.path.isdir(folder) and os.path.exists(seg_path)):
+        print('skip: example_ct_dicom or its label map missing')
+        return SKIP
+    hu, spacing = dicom_series_j2k(folder, j2k_tool, work)
+    seg, _ = nifti_load(seg_path)
+    # data/README.md: the label map aligns after transpose(seg, (2, 1, 0))[:, ::-1, :]
+    # on nibabel's [x, y, z] array; nifti_load() already returns [z, y, x].
+    seg = seg[:, ::-1, :]
+    check(hu.shape == seg.shape, f'label map on the CT grid {hu.shape}')
+    vert = np.isin(seg, list(VERTEBRAE))
+    aorta = seg == AORTA
+    check(vert.sum() > 1000 and aorta.sum() > 1000, 'reference has vertebrae and aorta')
+    # Independent of our code: the labels sit on the right HU.
+    check(np.median(hu[vert]) > 150 and 0 < np.median(hu[aorta]) < 400,
+          f'alignment: vertebrae median {np.median(hu[vert]):.0f} HU, aorta {np.median(hu[aorta]):.0f} HU')
+    masks, skipped, out = run_presets(tool, hu, spacing, work, 'example_ct_dicom')
+    check('bone' in masks, 'bone produced')
+    if 'bone' not in masks:
+        return 1
+    bone = masks['bone']
+    cov = (bone & vert).sum() / vert.sum()
+    check(cov >= 0.90, f'bone covers {100 * cov:.1f} % of the vertebrae (>= 90 %)')
+    cov = (bone & aorta).sum() / aorta.sum()
+    check(cov <= 0.05, f'bone covers {100 * cov:.2f} % of the aorta (<= 5 %)')
+    if 'skin' in masks:
+        labelled = seg > 0
+        cov = (masks['skin'] & labelled).sum() / labelled.sum()
+        check(cov >= 0.99, f'skin holds {100 * cov:.2f} % of all labelled voxels (>= 99 %)')
+    lung_ref = np.isin(seg, list(LUNG_LOBES))
+    if lung_ref.sum() > 1000:
+        d = dice(masks.get('lungs', np.zeros_like(bone)), lung_ref)
+        check(d >= 0.90, f'lungs Dice {d:.3f} against lobes 10-14 (>= 0.90)')
+    return 1 if failures else 0
+
+
 def pancreas(tool, folder, work):
     if not os.path.isdir(folder):
         print('skip: pancreas-ct-cb001 missing')
@@ -216,10 +349,17 @@ def pancreas(tool, folder, work):
 
 
 def main():
-    if len(sys.argv) != 5 or sys.argv[1] not in ('totalseg', 'pancreas'):
+    if len(sys.argv) < 5 or sys.argv[1] not in ('totalseg', 'totalseg_dicom', 'pancreas'):
         sys.exit(__doc__)
-    mode, tool, data, work = sys.argv[1:]
-    rc = totalseg(tool, data, work) if mode == 'totalseg' else pancreas(tool, data, work)
+    mode, tool, data, work = sys.argv[1:5]
+    if mode == 'totalseg':
+        rc = totalseg(tool, data, work)
+    elif mode == 'totalseg_dicom':
+        if len(sys.argv) != 6:
+            sys.exit(__doc__)
+        rc = totalseg_dicom(tool, data, work, sys.argv[5])
+    else:
+        rc = pancreas(tool, data, work)
     print('failures: %d' % len(failures))
     sys.exit(rc)
 

@@ -10,8 +10,9 @@
  *    elliptic cylinder with a rib-like bone ring and a spine (cortex and
  *    rough trabecular marrow of contrast-blood density), two air lungs, a
  *    bowel gas pocket, a contrast vessel (250 HU), a smooth contrast pool
- *    denser than the bone seeds (380 HU), and a dense table under a foam
- *    cushion, joined to the body by a thin bridge; with and without contrast.
+ *    denser than the bone seeds (380 HU), an arm apart from the trunk, and a
+ *    dense table under a foam cushion, joined to the body by a thin bridge;
+ *    with and without contrast.
  *
  * Single-threaded main; the library starts its own workers.
  */
@@ -333,10 +334,10 @@ static void test_fill(void)
 
 /* ---- presets on a phantom --------------------------------------------------- */
 
-#define PH_NX 128
-#define PH_NY 120
+#define PH_NX 176
+#define PH_NY 160
 #define PH_NZ 32
-#define PH_SX 2.0
+#define PH_SX 1.25
 #define PH_SZ 3.0
 
 enum ph_truth {
@@ -352,7 +353,7 @@ static double sq(double a)
 /* Builds the phantom (mm, centre of the body at cx, cy) and its truth bits. */
 static void phantom_build(int16_t *hu, uint8_t *truth, bool contrast)
 {
-	const double cx = 128, cy = 110;          /* mm */
+	const double cx = 110, cy = 100;          /* mm */
 	size_t x, y, z;
 
 	for (z = 0; z < PH_NZ; z++)
@@ -382,20 +383,28 @@ static void phantom_build(int16_t *hu, uint8_t *truth, bool contrast)
 							      sq(X + 40) + sq(Y + 10) <= 400)) {
 						t |= PH_LUNG;
 						h = -850 + noise * 3;
-					} else if (sq(X) + sq(Y - 5) <= 100) {
+					} else if (sq(X) + sq(Y) <= 144) {
 						t |= PH_VESSEL;
 						h = (contrast ? 250 : 40) + noise;
-					} else if (sq(X + 40) + sq(Y - 30) <= 100) {
+					} else if (sq(X + 35) + sq(Y - 25) <= 144) {
 						t |= PH_VESSEL;  /* a pool denser than dense_hu */
 						h = (contrast ? 380 : 40) + noise;
 					} else if (sq(X - 40) + sq(Y - 25) + sq(((double)z + 0.5) * PH_SZ - 48) <= 144) {
 						t |= PH_GAS;
 						h = -1000 + noise * 0.2;
 					}
-				} else if (Y > 69 && Y <= 75 && fabs(X) < 110) {
+				} else if (sq(X + 99) + sq(Y + 20) <= 81) {
+					/* an arm lying apart from the trunk, with its bone */
+					t |= PH_BODY;
+					h = 40 + noise;
+					if (sq(X + 99) + sq(Y + 20) <= 9) {
+						t |= PH_BONE;
+						h = 700 + noise;
+					}
+				} else if (Y > 69 && Y <= 75 && fabs(X) < 100) {
 					t |= PH_TABLE;                /* dense slab under the body */
 					h = 300 + noise;
-				} else if (Y > 0 && Y <= 69 && fabs(X) < 110) {
+				} else if (Y > 0 && Y <= 69 && fabs(X) < 100) {
 					h = (fabs(X) < 2 && Y > 60) ? 0 + noise   /* thin bridge */
 								  : -700 + noise; /* foam cushion */
 				}
