@@ -3,10 +3,16 @@
  * r3d/bridge.h). Scans a folder tree for DICOM files, groups them by series,
  * reads slice headers (classic and Enhanced CT functional groups) and decodes
  * frames into plain struct volume_slice records for the volume stage.
- * JPEG/JPEG-LS/RLE go through DCMTK's decoders; JPEG 2000 fragments are
- * decoded here with OpenJPEG. Called by job worker threads and the offline
- * command; the decoders are registered once under std::call_once (bridge_init
- * registering them first is harmless: DCMTK ignores a second registration).
+ * JPEG/JPEG-LS/RLE go through DCMTK's decoders (16-bit predictor-6 lossless
+ * JPEG is also tried with DCMTK's workaround for the known encoder bug);
+ * JPEG 2000 fragments are split into frames and decoded here with OpenJPEG.
+ *
+ * Threads: called by job worker threads and the offline command; one
+ * bridge_series_load() may start up to `threads` - 1 helper threads that
+ * each decode whole files into their own buffers (no shared mutable state)
+ * and are joined before it returns. The decoders are registered once under
+ * std::call_once (bridge_init registering them first is harmless: DCMTK
+ * ignores a second registration).
  */
 #include "r3d/bridge.h"
 

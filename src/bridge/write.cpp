@@ -1,12 +1,13 @@
 /*
  * write.cpp: the bridge's DICOM writers (see "Writing DICOM objects" in
- * r3d/bridge.h): CT Image Storage slices for the phantom generator, in every
- * transfer syntax the node accepts. Uncompressed, deflated and RLE/JPEG/JPEG-LS
+ * r3d/bridge.h): CT Image Storage slices and Enhanced CT multi-frame
+ * instances for the phantom generator, in every transfer syntax the node
+ * accepts. Uncompressed, deflated and RLE/JPEG/JPEG-LS
  * objects go through DCMTK's encoders; JPEG 2000 is encoded with OpenJPEG and
  * encapsulated here. Any thread may call these functions; the encoders are
  * registered once, on first use, under std::call_once.
  */
-/* err.h has no extern "C" guard of its own. */
+/* Harmless if err.h and util.h carry their own extern "C" guards. */
 extern "C" {
 #include "r3d/err.h"
 #include "r3d/util.h"
