@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 		getrusage(RUSAGE_SELF, &r0);
 		for (long r = -1; r < reps; r++) {
 			double s = clock_mono_s();
-			if (!mesh_isosurface(&err, &vol, BENCH_ISO, threads, &m))
+			if (!mesh_isosurface(&err, &vol, BENCH_ISO, threads, NULL, &m))
 				goto fail;
 			if (r >= 0)
 				t[r] = clock_mono_s() - s;

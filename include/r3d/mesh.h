@@ -80,6 +80,15 @@ struct mesh_volume {
 struct mesh *mesh_create(struct r3d_err *err, size_t nvert, size_t ntri);
 void mesh_destroy(struct mesh *m);
 
+/* Scratch memory of mesh_isosurface() (bit rows, ~nx*ny*nz/8 bytes, and
+ * per thread six edge index maps of 4*nx*ny bytes each), kept between the
+ * calls of one job so that its pages are faulted in once, as for the other
+ * big buffers of a job. Grows as needed. Used by one call at a time.
+ * On success the caller owns the result (mesh_iso_work_destroy()). */
+struct mesh_iso_work;
+struct mesh_iso_work *mesh_iso_work_create(struct r3d_err *err);
+void mesh_iso_work_destroy(struct mesh_iso_work *w);
+
 /* Extracts the surface { value = iso } of the region { value > iso } by
  * marching cubes, organised Flying-Edges style (bit-packed x rows, one pass
  * to count, one to write), threaded over z slabs with nthreads threads
@@ -92,9 +101,10 @@ void mesh_destroy(struct mesh *m);
  *   above iso (the same choice as VTK's table), identically in both cubes
  *   that share a face, so the surface is closed and 2-manifold.
  * - Vertices are in voxel-index coordinates; memory order x fastest.
+ * work may be NULL (scratch is then allocated and freed in the call).
  * On success the caller owns *out and frees it with mesh_destroy(). */
 bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double iso,
-		     int nthreads, struct mesh **out);
+		     int nthreads, struct mesh_iso_work *work, struct mesh **out);
 
 /* Maps every vertex p to A * (p, 1), where A is a row-major 4x4 affine
  * (last row 0 0 0 1), normally voxel index -> patient LPS millimetres; it
@@ -174,11 +184,12 @@ struct mesh_build_times {
 /* Sets iso 0.5, 1 thread, identity affine, default smoothing on, no
  * decimation, max_error 0.005. */
 void mesh_build_defaults(struct mesh_build_params *p);
-/* Runs the stage. On success the caller owns *out (mesh_destroy()); *st
- * describes the final mesh; times (may be NULL) gets the seconds per step. */
+/* Runs the stage; work (may be NULL) is the job's isosurface scratch.
+ * On success the caller owns *out (mesh_destroy()); *st describes the final
+ * mesh; times (may be NULL) gets the seconds per step. */
 bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
-		const struct mesh_build_params *p, struct mesh **out, struct mesh_stats *st,
-		struct mesh_build_times *times);
+		const struct mesh_build_params *p, struct mesh_iso_work *work,
+		struct mesh **out, struct mesh_stats *st, struct mesh_build_times *times);
 
 /* Writes one structure as binary STL (little-endian, facet normals from the
  * winding), atomically: a temporary file in the same folder, then rename.

@@ -25,8 +25,8 @@ void mesh_build_defaults(struct mesh_build_params *p)
 }
 
 bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
-		const struct mesh_build_params *p, struct mesh **out, struct mesh_stats *st,
-		struct mesh_build_times *times)
+		const struct mesh_build_params *p, struct mesh_iso_work *work,
+		struct mesh **out, struct mesh_stats *st, struct mesh_build_times *times)
 {
 	struct mesh_build_times tm = {0};
 	struct mesh *m = NULL;
@@ -36,7 +36,7 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 
 	*out = NULL;
 	t0 = clock_mono_s();
-	if (!mesh_isosurface(err, vol, p->iso, p->threads, &m))
+	if (!mesh_isosurface(err, vol, p->iso, p->threads, work, &m))
 		goto out;
 	tm.isosurface_s = clock_mono_s() - t0;
 

@@ -188,6 +188,48 @@ static void iso_table_build(void)
 /* Shared state of one extraction                                          */
 /* ---------------------------------------------------------------------- */
 
+/* Scratch kept between calls (see mesh.h): bit rows, and the six edge
+ * index maps of each thread. Sizes are capacities in bytes. */
+struct mesh_iso_work {
+	uint64_t *bits;
+	size_t bits_bytes;
+	uint32_t *maps[MESH_MAX_THREADS];
+	size_t maps_bytes[MESH_MAX_THREADS];
+};
+
+struct mesh_iso_work *mesh_iso_work_create(struct r3d_err *err)
+{
+	struct mesh_iso_work *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		r3d_err_set(err, R3D_ENOMEM, "isosurface: cannot allocate scratch");
+	return w;
+}
+
+void mesh_iso_work_destroy(struct mesh_iso_work *w)
+{
+	if (w == NULL)
+		return;
+	for (int t = 0; t < MESH_MAX_THREADS; t++)
+		bigbuf_free(w->maps[t], w->maps_bytes[t]);
+	bigbuf_free(w->bits, w->bits_bytes);
+	free(w);
+}
+
+/* Returns buf when its capacity *cap is at least need bytes; otherwise
+ * frees it and returns a new zeroed buffer (NULL, *cap 0 on failure). */
+static void *iso_work_reserve(struct r3d_err *err, void *buf, size_t *cap, size_t need)
+{
+	if (buf != NULL && *cap >= need)
+		return buf;
+	bigbuf_free(buf, *cap);
+	*cap = 0;
+	buf = bigbuf_alloc(err, need);
+	if (buf != NULL)
+		*cap = need;
+	return buf;
+}
+
 struct iso_job {
 	const struct mesh_volume *vol;
 	double iso;
@@ -195,7 +237,7 @@ struct iso_job {
 	size_t px, py, pz; /* padded dims */
 	size_t words;      /* 64-bit words per bit row */
 	uint64_t *bits;    /* pz * py * words */
-	size_t bits_bytes;
+	struct mesh_iso_work *work; /* scratch: bits and the threads' maps */
 	size_t *block_nv;  /* vertices per plane block, pz entries */
 	size_t *block_off; /* first vertex index of each block, pz + 1 entries */
 	float *xyz;
@@ -208,8 +250,7 @@ struct iso_worker {
 	size_t tri_first;    /* pass 3: first triangle slot of this thread */
 	size_t tri_cap;      /* pass 3: slots reserved for this thread */
 	size_t ntri;         /* pass 3: triangles written */
-	bool failed;         /* pass 3: could not allocate its index maps */
-	struct r3d_err err;
+	int index;           /* which thread: its maps in the scratch */
 };
 
 static inline const uint64_t *iso_row(const struct iso_job *jb, size_t j, size_t k)
@@ -284,13 +325,22 @@ static void *iso_pass_bits(void *arg)
 	struct iso_worker *wk = arg;
 	const struct iso_job *jb = wk->job;
 	const struct mesh_volume *vol = jb->vol;
+	size_t W = jb->words;
 
+	/* Every row is cleared first: the buffer may be reused from an
+	 * earlier call. Padding planes, rows and bits stay zero. */
 	for (size_t k = wk->k0; k < wk->k1; k++) {
-		if (k == 0 || k == jb->pz - 1)
-			continue; /* padding planes stay zero */
+		uint64_t *plane = jb->bits + k * jb->py * W;
+		if (k == 0 || k == jb->pz - 1) {
+			memset(plane, 0, jb->py * W * sizeof(uint64_t));
+			continue;
+		}
+		memset(plane, 0, W * sizeof(uint64_t));
+		memset(plane + (jb->py - 1) * W, 0, W * sizeof(uint64_t));
 		for (size_t j = 1; j + 1 < jb->py; j++) {
-			uint64_t *row = jb->bits + (k * jb->py + j) * jb->words;
+			uint64_t *row = plane + j * W;
 			size_t first = vol->nx * ((j - 1) + vol->ny * (k - 1));
+			memset(row, 0, W * sizeof(uint64_t));
 			if (vol->type == MESH_SCALAR_I16)
 				iso_pack_i16(row, (const int16_t *)vol->data + first, vol->nx, jb->thr);
 			else
@@ -473,24 +523,16 @@ static void *iso_pass_emit(void *arg)
 {
 	struct iso_worker *wk = arg;
 	const struct iso_job *jb = wk->job;
-	uint32_t *maps = NULL;
-	size_t plane, maps_bytes = 0;
+	uint32_t *maps;
+	size_t plane;
 
 	wk->ntri = 0;
 	if (wk->k0 >= wk->k1)
 		return NULL;
-	/* Six maps: x, y and z edges of two successive plane blocks. */
+	/* Six maps (x, y and z edges of two successive plane blocks), given
+	 * by the driver from the scratch. */
 	plane = jb->px * jb->py;
-	if (!size_mul3(plane, 6, sizeof(uint32_t), &maps_bytes)) {
-		r3d_err_set(&wk->err, R3D_EINVAL, "index maps too large");
-		wk->failed = true;
-		goto out;
-	}
-	maps = bigbuf_alloc(&wk->err, maps_bytes);
-	if (maps == NULL) {
-		wk->failed = true;
-		goto out;
-	}
+	maps = jb->work->maps[wk->index];
 	uint32_t *mx[2] = {maps, maps + plane};
 	uint32_t *my[2] = {maps + 2 * plane, maps + 3 * plane};
 	uint32_t *mz[2] = {maps + 4 * plane, maps + 5 * plane};
@@ -506,8 +548,6 @@ static void *iso_pass_emit(void *arg)
 		wk->ntri += iso_layer_emit(jb, k, lx, ly, mz[s0], out + 3 * wk->ntri);
 		assert(wk->ntri <= wk->tri_cap); /* the 4-per-vertex bound */
 	}
-out:
-	bigbuf_free(maps, maps_bytes);
 	return NULL;
 }
 
@@ -542,9 +582,11 @@ static bool iso_check_input(struct r3d_err *err, const struct mesh_volume *vol, 
 }
 
 bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double iso,
-		     int nthreads, struct mesh **out)
+		     int nthreads, struct mesh_iso_work *work, struct mesh **out)
 {
 	struct iso_job jb = {0};
+	struct mesh_iso_work *own = NULL;
+	size_t bits_bytes, maps_bytes;
 	struct iso_worker wk[MESH_MAX_THREADS];
 	struct mesh *m = NULL;
 	size_t nv = 0, cap = 0, tri_bytes = 0;
@@ -562,15 +604,31 @@ bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double 
 	jb.py = vol->ny + 2;
 	jb.pz = vol->nz + 2;
 	jb.words = (jb.px + ISO_WORD_BITS - 1) / ISO_WORD_BITS;
-	if (!size_mul3(jb.pz * jb.py, jb.words, sizeof(uint64_t), &jb.bits_bytes)) {
+	if (!size_mul3(jb.pz * jb.py, jb.words, sizeof(uint64_t), &bits_bytes) ||
+	    !size_mul3(jb.px * jb.py, 6, sizeof(uint32_t), &maps_bytes)) {
 		r3d_err_set(err, R3D_EINVAL, "isosurface: volume too large");
 		goto out;
 	}
-	jb.bits = bigbuf_alloc(err, jb.bits_bytes);
+	if (work == NULL) {
+		own = mesh_iso_work_create(err);
+		if (own == NULL)
+			goto out;
+		work = own;
+	}
+	jb.work = work;
+	work->bits = iso_work_reserve(err, work->bits, &work->bits_bytes, bits_bytes);
+	if (work->bits == NULL)
+		goto out;
+	jb.bits = work->bits;
+	for (int t = 0; t < nthreads; t++) {
+		work->maps[t] = iso_work_reserve(err, work->maps[t], &work->maps_bytes[t], maps_bytes);
+		if (work->maps[t] == NULL)
+			goto out;
+	}
 	jb.block_nv = calloc(jb.pz, sizeof(size_t));
 	jb.block_off = calloc(jb.pz + 1, sizeof(size_t));
-	if (jb.bits == NULL || jb.block_nv == NULL || jb.block_off == NULL) {
-		r3d_err_set(err, R3D_ENOMEM, "isosurface: cannot allocate work buffers");
+	if (jb.block_nv == NULL || jb.block_off == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "isosurface: cannot allocate block counts");
 		goto out;
 	}
 
@@ -578,6 +636,7 @@ bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double 
 	memset(wk, 0, sizeof(wk));
 	for (int t = 0; t < nthreads; t++) {
 		wk[t].job = &jb;
+		wk[t].index = t;
 		wk[t].k0 = jb.pz * (size_t)t / (size_t)nthreads;
 		wk[t].k1 = jb.pz * (size_t)(t + 1) / (size_t)nthreads;
 	}
@@ -635,11 +694,6 @@ bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double 
 	/* Close the gaps between the threads' triangle ranges. */
 	size_t ntri = 0;
 	for (int t = 0; t < nthreads; t++) {
-		if (wk[t].failed) {
-			*err = wk[t].err;
-			r3d_err_prefix(err, "isosurface");
-			goto out;
-		}
 		if (wk[t].tri_first != ntri && wk[t].ntri > 0)
 			memmove(m->tri + 3 * ntri, m->tri + 3 * wk[t].tri_first,
 				3 * sizeof(uint32_t) * wk[t].ntri);
@@ -653,6 +707,6 @@ out:
 	mesh_destroy(m);
 	free(jb.block_off);
 	free(jb.block_nv);
-	bigbuf_free(jb.bits, jb.bits_bytes);
+	mesh_iso_work_destroy(own);
 	return ok;
 }

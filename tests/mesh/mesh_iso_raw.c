@@ -59,7 +59,7 @@ int main(int argc, char **argv)
 	fclose(f);
 	f = NULL;
 	vol.data = data;
-	if (!mesh_isosurface(&err, &vol, isov, (int)threads, &m))
+	if (!mesh_isosurface(&err, &vol, isov, (int)threads, NULL, &m))
 		goto fail;
 	f = fopen(argv[8], "wb");
 	uint64_t head[2] = {m->nvert, m->ntri};

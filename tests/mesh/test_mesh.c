@@ -91,6 +91,10 @@ static uint8_t *raster_u8(const struct solid *s, size_t nx, size_t ny, size_t nz
 	return v;
 }
 
+/* Scratch shared by every extraction of the tests, so that reuse with other
+ * sizes, thread counts and leftover contents is exercised throughout. */
+static struct mesh_iso_work *test_work;
+
 static struct mesh *iso(const void *data, enum mesh_scalar type, size_t nx, size_t ny, size_t nz,
 			double isoval, int threads)
 {
@@ -98,7 +102,7 @@ static struct mesh *iso(const void *data, enum mesh_scalar type, size_t nx, size
 	struct mesh_volume vol = {data, type, nx, ny, nz};
 	struct mesh *m = NULL;
 
-	if (!mesh_isosurface(&err, &vol, isoval, threads, &m)) {
+	if (!mesh_isosurface(&err, &vol, isoval, threads, test_work, &m)) {
 		fprintf(stderr, "isosurface: %s\n", err.msg);
 		return NULL;
 	}
@@ -521,7 +525,7 @@ static void test_build(void)
 	p.threads = 2;
 	memcpy(p.affine, A, sizeof(A));
 	p.max_tri = 8000;
-	CHECK(mesh_build(&err, &vol, &p, &m, &st, &tm));
+	CHECK(mesh_build(&err, &vol, &p, test_work, &m, &st, &tm));
 	if (m != NULL) {
 		double truth[3];
 		for (int i = 0; i < 3; i++)
@@ -541,7 +545,7 @@ static void test_build(void)
 	mesh_destroy(m);
 	m = NULL;
 	p.threads = 0;
-	CHECK(!mesh_build(&err, &vol, &p, &m, &st, NULL) && m == NULL && err.code == R3D_EINVAL);
+	CHECK(!mesh_build(&err, &vol, &p, NULL, &m, &st, NULL) && m == NULL && err.code == R3D_EINVAL);
 	free(v);
 }
 
@@ -569,6 +573,32 @@ static void test_noise(void)
 	free(v);
 }
 
+/* Reused scratch, dirty from bigger volumes and more threads, gives the
+ * same surface as fresh scratch. */
+static void test_work_reuse(void)
+{
+	struct solid s = {0, {12.2, 10.7, 9.4}, {9, 7, 6}};
+	size_t nx = 70, ny = 22, nz = 20; /* x over one 64-bit word */
+	int16_t *v = raster_i16(&s, nx, ny, nz);
+	struct mesh_volume vol = {v, MESH_SCALAR_I16, nx, ny, nz};
+	struct mesh *fresh = NULL, *reused = NULL;
+	struct r3d_err err = {0};
+
+	CHECK(mesh_isosurface(&err, &vol, 499.5, 2, NULL, &fresh));
+	CHECK(mesh_isosurface(&err, &vol, 499.5, 2, test_work, &reused));
+	CHECK(fresh != NULL && reused != NULL);
+	if (fresh != NULL && reused != NULL) {
+		CHECK(fresh->nvert == reused->nvert && fresh->ntri == reused->ntri);
+		if (fresh->nvert == reused->nvert && fresh->ntri == reused->ntri) {
+			CHECK(memcmp(fresh->xyz, reused->xyz, 12 * fresh->nvert) == 0);
+			CHECK(memcmp(fresh->tri, reused->tri, 12 * fresh->ntri) == 0);
+		}
+	}
+	mesh_destroy(fresh);
+	mesh_destroy(reused);
+	free(v);
+}
+
 /* Refusals: a clear EINVAL, no crash. */
 static void test_refusals(void)
 {
@@ -578,16 +608,16 @@ static void test_refusals(void)
 	struct mesh *m = NULL;
 	double sing[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 
-	CHECK(!mesh_isosurface(&err, &vol, 0.5, 0, &m) && err.code == R3D_EINVAL && m == NULL);
-	CHECK(!mesh_isosurface(&err, &vol, 300.0, 1, &m) && err.code == R3D_EINVAL);
-	CHECK(!mesh_isosurface(&err, &vol, NAN, 1, &m) && err.code == R3D_EINVAL);
+	CHECK(!mesh_isosurface(&err, &vol, 0.5, 0, NULL, &m) && err.code == R3D_EINVAL && m == NULL);
+	CHECK(!mesh_isosurface(&err, &vol, 300.0, 1, NULL, &m) && err.code == R3D_EINVAL);
+	CHECK(!mesh_isosurface(&err, &vol, NAN, 1, NULL, &m) && err.code == R3D_EINVAL);
 	vol.nx = 0;
-	CHECK(!mesh_isosurface(&err, &vol, 0.5, 1, &m) && err.code == R3D_EINVAL);
+	CHECK(!mesh_isosurface(&err, &vol, 0.5, 1, NULL, &m) && err.code == R3D_EINVAL);
 	vol.nx = MESH_MAX_DIM + 1;
-	CHECK(!mesh_isosurface(&err, &vol, 0.5, 1, &m) && err.code == R3D_EINVAL);
+	CHECK(!mesh_isosurface(&err, &vol, 0.5, 1, NULL, &m) && err.code == R3D_EINVAL);
 	vol.nx = 1;
 	one = 0;
-	CHECK(mesh_isosurface(&err, &vol, 0.5, 1, &m));
+	CHECK(mesh_isosurface(&err, &vol, 0.5, 1, NULL, &m));
 	CHECK(m != NULL && m->ntri == 0 && m->nvert == 0);
 	if (m != NULL)
 		CHECK(!mesh_transform(&err, m, sing) && err.code == R3D_EINVAL);
@@ -685,6 +715,12 @@ out:
 
 int main(void)
 {
+	struct r3d_err err = {0};
+	int rc;
+
+	test_work = mesh_iso_work_create(&err);
+	if (test_work == NULL)
+		return 1;
 	test_single_voxel();
 	test_full_box();
 	test_sphere_mask();
@@ -699,5 +735,8 @@ int main(void)
 	test_noise();
 	test_refusals();
 	test_writers();
-	return test_summary();
+	test_work_reuse();
+	rc = test_summary();
+	mesh_iso_work_destroy(test_work);
+	return rc;
 }
