@@ -119,6 +119,13 @@ def main():
               f"ours/VTK {o / v:.2f}x (goal <= 1.0x); CPU per run user/sys: ours "
               f"{float(oc[4]) * 1000:.0f}/{float(oc[6]) * 1000:.0f} ms, VTK "
               f"{float(vcl[4]) * 1000:.0f}/{float(vcl[6]) * 1000:.0f} ms")
+    for threads in (1, 2):
+        o = next(float(ln.split()[3]) for ln in ours
+                 if ln.startswith(f"iso_reuse_median_s threads {threads} "))
+        oc = next(ln.split() for ln in ours if ln.startswith(f"iso_reuse_cpu threads {threads} "))
+        print(f"isosurface {threads} thread(s) with the job's scratch reused: ours "
+              f"{o * 1000:.1f} ms; CPU per run user/sys {float(oc[4]) * 1000:.0f}/"
+              f"{float(oc[6]) * 1000:.0f} ms")
     ot = next(ln for ln in ours if ln.startswith("iso_counts threads 1 "))
     print(f"triangles: ours {ot.split()[4]}, VTK {field(vtk[1], 'vtk_counts', 2)} (the "
           "phantom body crosses the volume's first and last slices: our padding closes it "
