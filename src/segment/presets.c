@@ -484,7 +484,8 @@ struct smooth_arg {
 	int16_t lo_min, hi_min;
 	unsigned r;
 	double max_grad;
-	uint32_t *buf;          /* per worker: 2 * nx * ny */
+	int nworkers;
+	uint32_t *buf;          /* per worker: 2 * nx * ny, then 2 * nx */
 };
 
 static void smooth_slices(void *p, size_t begin, size_t end, int worker)
@@ -492,58 +493,57 @@ static void smooth_slices(void *p, size_t begin, size_t end, int worker)
 	const struct smooth_arg *a = p;
 	size_t nx = a->nx, ny = a->ny, plane = nx * ny, z, x, y;
 	uint32_t *g = a->buf + (size_t)worker * 2 * plane, *sx = g + plane;
-	long r = (long)a->r;
+	uint32_t *acc = a->buf + (size_t)a->nworkers * 2 * plane + (size_t)worker * 2 * nx;
+	uint32_t *wx = acc + nx;
+	size_t r = a->r;
 
+	for (x = 0; x < nx; x++)
+		wx[x] = (uint32_t)((x + r < nx ? x + r : nx - 1) - (x > r ? x - r : 0) + 1);
 	for (z = begin; z < end; z++) {
 		const int16_t *h = a->hu + z * plane;
 		const uint8_t *w = a->within + z * plane;
 		uint8_t *o = a->out + z * plane;
 
+		/* g = |step along x| + |step along y|, then running sums along x. */
 		for (y = 0; y < ny; y++) {
+			const int16_t *hr = h + y * nx, *hn = y + 1 < ny ? hr + nx : hr;
+			uint32_t *gr = g + y * nx, *srow = sx + y * nx;
+			uint64_t s = 0;
+
+			for (x = 0; x + 1 < nx; x++)
+				gr[x] = (uint32_t)(abs(hr[x + 1] - hr[x]) + abs(hn[x] - hr[x]));
+			gr[nx - 1] = (uint32_t)abs(hn[nx - 1] - hr[nx - 1]);
+			for (x = 0; x < r && x < nx; x++)
+				s += gr[x];
 			for (x = 0; x < nx; x++) {
-				size_t i = y * nx + x;
-				long dx = x + 1 < nx ? labs((long)h[i + 1] - h[i]) : 0;
-				long dy = y + 1 < ny ? labs((long)h[i + nx] - h[i]) : 0;
-
-				g[i] = (uint32_t)(dx + dy);
+				if (x + r < nx)
+					s += gr[x + r];
+				if (x > r)
+					s -= gr[x - r - 1];
+				srow[x] = (uint32_t)s;
 			}
 		}
-		/* sx = window sums along x, then g = window sums along y of sx. */
+		/* Running sums of the rows along y, row by row. */
+		memset(acc, 0, nx * sizeof(*acc));
+		for (y = 0; y < r && y < ny; y++)
+			for (x = 0; x < nx; x++)
+				acc[x] += sx[y * nx + x];
 		for (y = 0; y < ny; y++) {
-			const uint32_t *row = g + y * nx;
-			uint32_t *srow = sx + y * nx;
-			uint64_t acc = 0;
-			long xi;
+			size_t i0 = y * nx;
+			double wy = (double)((y + r < ny ? y + r : ny - 1) - (y > r ? y - r : 0) + 1);
+			double lim = a->max_grad * 2.0 * wy;
 
-			for (xi = 0; xi < r && xi < (long)nx; xi++)
-				acc += row[xi];
-			for (xi = 0; xi < (long)nx; xi++) {
-				if (xi + r < (long)nx)
-					acc += row[xi + r];
-				if (xi - r - 1 >= 0)
-					acc -= row[xi - r - 1];
-				srow[xi] = (uint32_t)acc;
-			}
-		}
-		for (x = 0; x < nx; x++) {
-			uint64_t acc = 0;
-			long yi;
+			if (y + r < ny)
+				for (x = 0; x < nx; x++)
+					acc[x] += sx[(y + r) * nx + x];
+			if (y > r)
+				for (x = 0; x < nx; x++)
+					acc[x] -= sx[(y - r - 1) * nx + x];
+			for (x = 0; x < nx; x++) {
+				size_t i = i0 + x;
 
-			for (yi = 0; yi < r && yi < (long)ny; yi++)
-				acc += sx[(size_t)yi * nx + x];
-			for (yi = 0; yi < (long)ny; yi++) {
-				size_t i = (size_t)yi * nx + x;
-				long wy = (yi + r < (long)ny ? yi + r : (long)ny - 1) - (yi > r ? yi - r : 0) + 1;
-				long wx = ((long)x + r < (long)nx ? (long)x + r : (long)nx - 1) -
-					  ((long)x > r ? (long)x - r : 0) + 1;
-
-				if (yi + r < (long)ny)
-					acc += sx[(size_t)(yi + r) * nx + x];
-				if (yi - r - 1 >= 0)
-					acc -= sx[(size_t)(yi - r - 1) * nx + x];
-				/* two steps per voxel */
 				o[i] = w[i] && h[i] >= a->lo_min && h[i] < a->hi_min &&
-				       (double)acc < a->max_grad * 2.0 * (double)(wx * wy);
+				       (double)acc[x] < lim * (double)wx[x];
 			}
 		}
 	}
@@ -570,7 +570,8 @@ static bool blood_blobs(struct r3d_err *err, struct segment_ctx *ctx, const stru
 	bool ok = false;
 
 	memset(&a, 0, sizeof(a));
-	a.buf = malloc((size_t)nt * 2 * ctx->nx * ctx->ny * sizeof(uint32_t));
+	a.nworkers = nt;
+	a.buf = malloc((size_t)nt * 2 * (ctx->nx * ctx->ny + ctx->nx) * sizeof(uint32_t));
 	if (a.buf == NULL) {
 		r3d_err_set(err, R3D_ENOMEM, "no memory for the blood map");
 		goto out;
