@@ -83,7 +83,8 @@ struct phantom {
 
 /* Checks the request, derives the slice geometry and places the standard
  * scene (body, table, bone spheres, an ellipsoid bone shell with soft tissue
- * inside, an air cavity, two contrast vessels) so that it fits the grid. */
+ * inside, an air cavity with an airway, two contrast vessels) so that it fits
+ * the grid. */
 bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_request *req);
 
 /* Image Position (Patient) of slice k. */

@@ -85,6 +85,10 @@ static void scene_place(struct phantom *p, double r)
 	s[n - 1].cut_from = (int)n - 2;
 	shape_set(&s[n++], PHANTOM_ELLIPSOID, "air_cavity", "air", PHANTOM_HU_AIR, c, r,
 		  0.30, -0.05, 0.30, 0.20, 0.20, 0.25);
+	/* An airway leaving the cavity upwards (its cap just above the cavity's top). */
+	shape_set(&s[n++], PHANTOM_CYLINDER, "airway", "air", PHANTOM_HU_AIR, c, r,
+		  0.30, -0.05, 0.65, 0.04, 0, 0);
+	s[n - 1].half_length = 0.10 * r;
 	shape_set(&s[n++], PHANTOM_CYLINDER, "vessel_straight", "vessel", 300, c, r,
 		  0, 0.25, -0.10, 0.07, 0, 0);
 	s[n - 1].half_length = 0.40 * r;

@@ -36,7 +36,7 @@ g = t["geometry"]
 assert g["kind"] == "tilt" and g["columns"] == 32 and g["rows"] == 40 and g["slices"] == 10, g
 assert abs(g["gantry_tilt_deg"] - 10) < 1e-9
 shapes = {s["name"]: s for s in t["shapes"]}
-assert len(shapes) >= 9, shapes.keys()
+assert len(shapes) >= 10, shapes.keys()
 b = shapes["bone_sphere"]
 r = b["radii_mm"][0]
 assert abs(b["volume_mm3"] - 4 / 3 * math.pi * r ** 3) < 1e-6 * b["volume_mm3"]

@@ -62,7 +62,7 @@ static void test_volumes(void)
 
 	request_default(&req, PHANTOM_AXIAL, 0);
 	CHECK(phantom_init(&err, &ph, &req));
-	CHECK(ph.nshapes >= 9);
+	CHECK(ph.nshapes >= 10);
 	for (size_t i = 0; i < ph.nshapes; i++) {
 		const struct phantom_shape *s = &ph.shapes[i];
 		double e[3], box = 1, tv, tc[3], m[3] = {0, 0, 0};
