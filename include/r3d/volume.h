@@ -25,6 +25,7 @@ extern "C" {
 
 #define VOLUME_MAX_SLICES 4096       /* slices (or frames) in one series */
 #define VOLUME_MAX_DIM 4096          /* rows or columns of a slice, and of a resampled grid */
+#define VOLUME_MAX_VOXELS (1ULL << 32) /* 8 GiB of int16: refused above, before any allocation */
 #define VOLUME_GAP_FACTOR 1.5        /* a gap over this times the median spacing is refused */
 #define VOLUME_UNEVEN_TOLERANCE 0.01 /* relative spacing deviation that needs resampling */
 #define VOLUME_HU_PAD (-1024)        /* resampled voxels that no slice covers */

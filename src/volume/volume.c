@@ -191,8 +191,10 @@ static bool volume_alloc(struct r3d_err *err, size_t nx, size_t ny, size_t nz, s
 	struct volume *v;
 	size_t nvox, bytes;
 
-	if (!size_mul3(nx, ny, nz, &nvox) || !size_mul(nvox, sizeof(int16_t), &bytes))
-		return r3d_err_set(err, R3D_EINVAL, "volume %zux%zux%zu is too large", nx, ny, nz);
+	if (!size_mul3(nx, ny, nz, &nvox) || nvox > VOLUME_MAX_VOXELS ||
+	    !size_mul(nvox, sizeof(int16_t), &bytes))
+		return r3d_err_set(err, R3D_EINVAL, "volume %zux%zux%zu is over the limit of %llu voxels",
+				   nx, ny, nz, (unsigned long long)VOLUME_MAX_VOXELS);
 	v = calloc(1, sizeof(*v));
 	if (v == NULL)
 		return r3d_err_set(err, R3D_ENOMEM, "out of memory");

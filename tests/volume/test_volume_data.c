@@ -270,6 +270,23 @@ static int mode_pancreas(const char *dir)
 		for (size_t k = 0; k < n; k++)
 			zmin = ss[k].position[2] < zmin ? ss[k].position[2] : zmin;
 		CHECK_NEAR(v->affine[2][3], zmin, 1e-6);
+		/* In-plane axes straight from Image Orientation and Pixel Spacing. */
+		for (int i = 0; i < 3; i++) {
+			CHECK_NEAR(v->affine[i][0], ss[0].orientation[i] * ss[0].pixel_spacing[1], 1e-9);
+			CHECK_NEAR(v->affine[i][1], ss[0].orientation[3 + i] * ss[0].pixel_spacing[0], 1e-9);
+		}
+		CHECK_NEAR(v->affine[0][3], ss[0].position[0], 1e-6);
+		CHECK_NEAR(v->affine[1][3], ss[0].position[1], 1e-6);
+		/* Voxel (100, 200, k) is stored value + intercept of the slice at that z. */
+		for (size_t k = 0; k < n; k += 33) {
+			const struct volume_slice *sl = NULL;
+			for (size_t q = 0; q < n; q++)
+				if (fabs(ss[q].position[2] - (zmin + 3.0 * (double)k)) < 0.01)
+					sl = &ss[q];
+			CHECK(sl != NULL);
+			if (sl != NULL)
+				CHECK(v->hu[100 + 512 * (200 + 512 * k)] == (int)lrint(slice_hu(sl, 200 * 512 + 100)));
+		}
 	} else {
 		fprintf(stderr, "assemble: %s\n", err.msg);
 	}
