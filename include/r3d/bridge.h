@@ -243,7 +243,7 @@ void bridge_uid_generate(char out[BRIDGE_UID_MAX + 1]);
  * empty where the attribute is type 2). Pixels: rows*columns 16-bit stored
  * values, x fastest; reinterpreted as int16 when is_signed. */
 struct bridge_ct_image {
-	const char *patient_name, *patient_id;   /* synthetic only: PHANTOM^ONE */
+	const char *patient_name, *patient_id;   /* as given; the phantom writes PHANTOM^ONE */
 	const char *study_uid, *series_uid, *sop_instance_uid, *frame_of_reference_uid;
 	const char *study_date, *study_time;     /* DA YYYYMMDD, TM HHMMSS */
 	const char *study_id, *series_description, *manufacturer;
@@ -254,7 +254,7 @@ struct bridge_ct_image {
 	double pixel_spacing[2];  /* DICOM order: between rows, between columns (mm) */
 	double slice_thickness;   /* mm */
 	double gantry_tilt_deg;   /* Gantry/Detector Tilt */
-	unsigned bits_stored;     /* 12..16 */
+	unsigned bits_stored;     /* 8..16 (Bits Allocated is always 16) */
 	bool is_signed;           /* Pixel Representation 1 */
 	double rescale_slope, rescale_intercept;
 	const uint16_t *pixels;
