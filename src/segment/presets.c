@@ -93,7 +93,7 @@ void segment_params_default(struct segment_params *p)
 	p->bone.blood_window_mm = 3.0;
 	p->bone.blood_margin_mm = 6.0;
 	p->bone.blood_close_mm = 4.0;
-	p->bone.blood_min_soft_fraction = 0.1;
+	p->bone.blood_min_soft_fraction = 0.2;
 	p->bone.close_mm = 2.0;
 	p->bone.hole_max_mm2 = 2500.0;
 	p->bone.hole_min_mean_hu = 59.5;
