@@ -512,7 +512,7 @@ static void phantom_case_run(const char *bin, const char *tmp, const struct phan
 
 	printf("phantom %s: %s\n", pc->name, pc->args);
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, pc->name);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s' --out '%s' --threads 1 %s", dir, bin, dir,
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s' --out '%s' --threads 2 %s", dir, bin, dir,
 		 pc->args);
 	CHECK(run(cmd));
 	CHECK(bridge_scan_dir(&err, dir, &scan));
