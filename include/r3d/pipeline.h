@@ -1,0 +1,97 @@
+/*
+ * pipeline.h: one CT series from DICOM files to surface models: scan a
+ * folder, pick the series, decode it (bridge), assemble the volume, segment
+ * the structures, mesh each one, and write STL / OBJ + MTL / report.json.
+ * The offline command recon3d-mesh and the daemon's workers both run it.
+ *
+ * Any thread; one struct pipeline_result per run. Progress lines go to the
+ * callback (may be NULL), never to a log with patient data: only UIDs,
+ * counts and times.
+ */
+#ifndef R3D_PIPELINE_H
+#define R3D_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "r3d/err.h"
+#include "r3d/mesh.h"
+#include "r3d/segment.h"
+
+#define PIPELINE_MAX_STRUCTURES (SEGMENT_STRUCTURE_COUNT + 1)  /* presets + custom */
+#define PIPELINE_NAME_MAX 32
+#define PIPELINE_NOTE_MAX 512
+
+/* Stages, for timings and progress. */
+enum pipeline_stage {
+	PIPELINE_SCAN,
+	PIPELINE_LOAD,
+	PIPELINE_VOLUME,
+	PIPELINE_SEGMENT,
+	PIPELINE_MESH,
+	PIPELINE_WRITE,
+	PIPELINE_NSTAGES
+};
+const char *pipeline_stage_name(enum pipeline_stage s);
+
+struct pipeline_options {
+	unsigned structures;     /* bits (1u << enum segment_structure) */
+	bool custom;             /* one structure "custom": voxels at or above custom_hu */
+	int custom_hu;
+	const char *series_uid;  /* NULL: the largest series in the folder */
+	bool smooth;
+	bool decimate;
+	int threads;             /* 1..MESH_MAX_THREADS */
+	size_t max_tri[PIPELINE_MAX_STRUCTURES];  /* per structure (custom last) */
+	/* Called at the start of each stage; may be NULL. */
+	void (*progress)(void *ctx, enum pipeline_stage stage, const char *what);
+	void *progress_ctx;
+};
+
+/* Every preset, smoothing and decimation on, threads = online CPUs. */
+void pipeline_options_default(struct pipeline_options *o);
+
+struct pipeline_structure {
+	char name[PIPELINE_NAME_MAX];
+	float rgb[3];
+	struct mesh *mesh;          /* NULL when skipped */
+	struct mesh_stats stats;
+	char skipped_reason[SEGMENT_REASON_MAX];
+	double segment_ms, mesh_ms;
+};
+
+struct pipeline_result {
+	char series_uid[65];
+	char study_uid[65];
+	char modality[17];
+	size_t series_in_folder;    /* series found by the scan */
+	size_t files_skipped;       /* files that were not DICOM */
+	size_t slices;
+	size_t dims[3];
+	double spacing_mm[3];
+	double affine[16];          /* voxel index -> LPS mm, row-major */
+	bool contrast;              /* contrast enhancement detected */
+	char note[PIPELINE_NOTE_MAX];  /* series choice and grid notes, one line */
+	size_t nstructures;
+	struct pipeline_structure structures[PIPELINE_MAX_STRUCTURES];
+	double ms[PIPELINE_NSTAGES];
+	long peak_rss_bytes;
+};
+
+/* Runs every stage on the CT series under dir. Refuses with a clear reason
+ * (R3D_EINVAL): no DICOM files, a series UID not found, not CT, too few
+ * slices or inconsistent geometry (from the volume stage), a frame that
+ * cannot be decoded. A structure that cannot be made (no contrast, ...) is
+ * not an error: it is listed with its skipped_reason. On success the caller
+ * frees the meshes with pipeline_result_free(). */
+bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipeline_options *o,
+		      struct pipeline_result *res);
+
+/* Writes <out_dir>/<name>.stl per structure made, model.obj + model.mtl with
+ * every structure and its colour, and report.json. Creates out_dir. */
+bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir,
+			    struct pipeline_result *res);
+
+void pipeline_result_free(struct pipeline_result *res);
+
+#endif

@@ -1,0 +1,429 @@
+/*
+ * pipeline.c: one CT series to surface models (see r3d/pipeline.h): scan ->
+ * load (bridge) -> volume -> segment -> mesh -> outputs. Any thread.
+ */
+#include "r3d/pipeline.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "r3d/bridge.h"
+#include "r3d/util.h"
+#include "r3d/volume.h"
+
+#define PIPELINE_CUSTOM_MIN_VOXELS 27   /* custom: components smaller than 3x3x3 are dropped */
+
+static const char *const stage_names[PIPELINE_NSTAGES] = {
+	"scan", "load", "volume", "segment", "mesh", "write",
+};
+
+const char *pipeline_stage_name(enum pipeline_stage s)
+{
+	if ((int)s < 0 || s >= PIPELINE_NSTAGES)
+		return "?";
+	return stage_names[s];
+}
+
+/* Colours a surgeon recognises, as 0..1 RGB (also the OBJ materials). */
+static const float structure_rgb[PIPELINE_MAX_STRUCTURES][3] = {
+	[SEGMENT_SKIN] = {0.94f, 0.76f, 0.65f},
+	[SEGMENT_BONE] = {0.89f, 0.85f, 0.79f},
+	[SEGMENT_LUNGS] = {0.55f, 0.75f, 0.95f},
+	[SEGMENT_VESSELS] = {0.80f, 0.12f, 0.12f},
+	[SEGMENT_STRUCTURE_COUNT] = {0.70f, 0.70f, 0.70f},
+};
+
+void pipeline_options_default(struct pipeline_options *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(o, 0, sizeof(*o));
+	o->structures = (1u << SEGMENT_STRUCTURE_COUNT) - 1;
+	o->smooth = true;
+	o->decimate = true;
+	o->threads = cpus < 1 ? 1 : (cpus > MESH_MAX_THREADS ? MESH_MAX_THREADS : (int)cpus);
+	o->max_tri[SEGMENT_SKIN] = 300000;
+	o->max_tri[SEGMENT_BONE] = 600000;
+	o->max_tri[SEGMENT_LUNGS] = 300000;
+	o->max_tri[SEGMENT_VESSELS] = 300000;
+	o->max_tri[SEGMENT_STRUCTURE_COUNT] = 600000;
+}
+
+static void progress(const struct pipeline_options *o, enum pipeline_stage s, const char *what)
+{
+	if (o->progress != NULL)
+		o->progress(o->progress_ctx, s, what);
+}
+
+static void note_add(struct pipeline_result *res, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note_add(struct pipeline_result *res, const char *fmt, ...)
+{
+	size_t n = strlen(res->note);
+	va_list ap;
+
+	if (n + 3 >= sizeof(res->note))
+		return;
+	if (n > 0) {
+		res->note[n++] = ';';
+		res->note[n++] = ' ';
+		res->note[n] = '\0';
+	}
+	va_start(ap, fmt);
+	vsnprintf(res->note + n, sizeof(res->note) - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Picks the series: the one asked for, or the largest (saying so). */
+static bool choose_series(struct r3d_err *err, const struct bridge_scan *scan,
+			  const struct pipeline_options *o, struct pipeline_result *res,
+			  size_t *which)
+{
+	size_t n = bridge_scan_count(scan);
+	const struct bridge_series_info *info;
+
+	if (o->series_uid != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(bridge_scan_series(scan, i)->series_uid, o->series_uid) == 0) {
+				*which = i;
+				return true;
+			}
+		}
+		return r3d_err_set(err, R3D_EINVAL, "series %s is not in the folder (%zu series found)",
+				   o->series_uid, n);
+	}
+	/* Largest CT series first: the scan lists series largest first. */
+	for (size_t i = 0; i < n; i++) {
+		info = bridge_scan_series(scan, i);
+		if (strcmp(info->modality, "CT") == 0) {
+			*which = i;
+			if (n > 1)
+				note_add(res, "%zu series in the folder: using the largest CT series %s "
+					      "(%zu frames); choose another with --series UID",
+					 n, info->series_uid[0] ? info->series_uid : "(no UID)", info->frames);
+			return true;
+		}
+	}
+	info = bridge_scan_series(scan, 0);
+	return r3d_err_set(err, R3D_EINVAL, "no CT series in the folder (series %s is %s, not CT)",
+			   info->series_uid[0] ? info->series_uid : "(no UID)",
+			   info->modality[0] ? info->modality : "of no modality");
+}
+
+static long peak_rss(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return ru.ru_maxrss * 1024L;
+}
+
+/* The custom structure: voxels at or above hu, in components of at least
+ * PIPELINE_CUSTOM_MIN_VOXELS (26-connected); nothing else. */
+static bool custom_mask(struct r3d_err *err, const struct volume *vol, int hu, int threads,
+			uint8_t **out, size_t *bytes)
+{
+	struct segment_cc *cc = NULL;
+	uint8_t *mask = NULL, *kept = NULL;
+	size_t n = 0;
+	bool ok = false;
+
+	if (!size_mul3(vol->nx, vol->ny, vol->nz, &n))
+		return r3d_err_set(err, R3D_EINVAL, "volume too large");
+	mask = bigbuf_alloc(err, n);
+	kept = bigbuf_alloc(err, n);
+	if (mask == NULL || kept == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		mask[i] = vol->hu[i] >= hu;
+	if (!segment_cc_create(err, threads, &cc) ||
+	    !segment_cc_label(err, cc, mask, vol->nx, vol->ny, vol->nz, 26))
+		goto out;
+	segment_cc_paint_min_size(cc, PIPELINE_CUSTOM_MIN_VOXELS, kept);
+	*out = kept;
+	*bytes = n;
+	kept = NULL;
+	ok = true;
+out:
+	segment_cc_destroy(cc);
+	bigbuf_free(kept, n);
+	bigbuf_free(mask, n);
+	return ok;
+}
+
+static bool mesh_one(struct r3d_err *err, const struct pipeline_options *o, struct pipeline_result *res,
+		     struct pipeline_structure *ps, const uint8_t *mask, const struct volume *vol,
+		     size_t max_tri, struct mesh_iso_work *work)
+{
+	struct mesh_volume mv = {mask, MESH_SCALAR_U8, vol->nx, vol->ny, vol->nz};
+	struct mesh_build_params bp;
+	double t0 = clock_mono_s();
+
+	mesh_build_defaults(&bp);
+	bp.iso = 0.5;
+	bp.threads = o->threads;
+	memcpy(bp.affine, res->affine, sizeof(bp.affine));
+	bp.smooth = o->smooth;
+	bp.smoothing.threads = o->threads;
+	bp.max_tri = o->decimate ? max_tri : 0;
+	if (!mesh_build(err, &mv, &bp, work, &ps->mesh, &ps->stats, NULL))
+		return r3d_err_prefix(err, "meshing %s", ps->name);
+	ps->mesh_ms = (clock_mono_s() - t0) * 1e3;
+	return true;
+}
+
+bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipeline_options *o,
+		      struct pipeline_result *res)
+{
+	struct bridge_scan *scan = NULL;
+	struct bridge_series *series = NULL;
+	struct volume *vol = NULL;
+	struct segment_ctx *sctx = NULL;
+	struct mesh_iso_work *work = NULL;
+	uint8_t *custom = NULL;
+	size_t custom_bytes = 0;
+	size_t which = 0;
+	bool ok = false;
+	double t;
+
+	memset(res, 0, sizeof(*res));
+
+	progress(o, PIPELINE_SCAN, dir);
+	t = clock_mono_s();
+	if (!bridge_scan_dir(err, dir, &scan))
+		goto out;
+	res->series_in_folder = bridge_scan_count(scan);
+	res->files_skipped = bridge_scan_skipped(scan);
+	if (res->series_in_folder == 0) {
+		r3d_err_set(err, R3D_EINVAL, "no DICOM images in '%s' (%zu other files)", dir,
+			    res->files_skipped);
+		goto out;
+	}
+	if (!choose_series(err, scan, o, res, &which))
+		goto out;
+	const struct bridge_series_info *info = bridge_scan_series(scan, which);
+	snprintf(res->series_uid, sizeof(res->series_uid), "%s", info->series_uid);
+	snprintf(res->study_uid, sizeof(res->study_uid), "%s", info->study_uid);
+	snprintf(res->modality, sizeof(res->modality), "%s", info->modality);
+	if (strcmp(info->modality, "CT") != 0) {
+		r3d_err_set(err, R3D_EINVAL, "series %s is %s, not CT", res->series_uid,
+			    info->modality[0] ? info->modality : "of no modality");
+		goto out;
+	}
+	res->ms[PIPELINE_SCAN] = (clock_mono_s() - t) * 1e3;
+
+	progress(o, PIPELINE_LOAD, res->series_uid);
+	t = clock_mono_s();
+	if (!bridge_series_load(err, scan, which, (unsigned)o->threads, &series))
+		goto out;
+	size_t nslices = 0;
+	const struct volume_slice *slices = bridge_series_slices(series, &nslices);
+	res->slices = nslices;
+	res->ms[PIPELINE_LOAD] = (clock_mono_s() - t) * 1e3;
+
+	progress(o, PIPELINE_VOLUME, "");
+	t = clock_mono_s();
+	if (!volume_assemble(err, slices, nslices, NULL, &vol))
+		goto out;
+	bridge_series_free(series);   /* the decoded frames are in the volume now */
+	series = NULL;
+	res->dims[0] = vol->nx;
+	res->dims[1] = vol->ny;
+	res->dims[2] = vol->nz;
+	memcpy(res->spacing_mm, vol->spacing, sizeof(res->spacing_mm));
+	for (int r = 0; r < 4; r++)
+		for (int c = 0; c < 4; c++)
+			res->affine[r * 4 + c] = vol->affine[r][c];
+	if (vol->note[0] != '\0')
+		note_add(res, "%s", vol->note);
+	res->ms[PIPELINE_VOLUME] = (clock_mono_s() - t) * 1e3;
+
+	progress(o, PIPELINE_SEGMENT, "");
+	t = clock_mono_s();
+	struct segment_volume sv = {vol->hu, vol->nx, vol->ny, vol->nz,
+				    {vol->spacing[0], vol->spacing[1], vol->spacing[2]}};
+	struct segment_result sres;
+	memset(&sres, 0, sizeof(sres));
+	if (o->structures != 0) {
+		struct segment_params sp;
+		segment_params_default(&sp);
+		sp.threads = o->threads;
+		if (!segment_ctx_create(err, vol->nx, vol->ny, vol->nz, &sctx) ||
+		    !segment_run(err, sctx, &sv, &sp, o->structures, &sres))
+			goto out;
+		res->contrast = sres.contrast;
+	}
+	if (o->custom && !custom_mask(err, vol, o->custom_hu, o->threads, &custom, &custom_bytes))
+		goto out;
+	res->ms[PIPELINE_SEGMENT] = (clock_mono_s() - t) * 1e3;
+
+	progress(o, PIPELINE_MESH, "");
+	t = clock_mono_s();
+	work = mesh_iso_work_create(err);
+	if (work == NULL)
+		goto out;
+	for (int s = 0; s < SEGMENT_STRUCTURE_COUNT; s++) {
+		if (!(o->structures & (1u << s)))
+			continue;
+		struct pipeline_structure *ps = &res->structures[res->nstructures++];
+		snprintf(ps->name, sizeof(ps->name), "%s", segment_structure_name((enum segment_structure)s));
+		memcpy(ps->rgb, structure_rgb[s], sizeof(ps->rgb));
+		ps->segment_ms = sres.ms[s];
+		if (sres.mask[s] == NULL) {
+			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason), "%s",
+				 sres.skipped_reason[s][0] ? sres.skipped_reason[s] : "not produced");
+			continue;
+		}
+		if (sres.voxels[s] == 0) {
+			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason), "no voxels");
+			continue;
+		}
+		if (!mesh_one(err, o, res, ps, sres.mask[s], vol, o->max_tri[s], work))
+			goto out;
+	}
+	if (o->custom) {
+		struct pipeline_structure *ps = &res->structures[res->nstructures++];
+		snprintf(ps->name, sizeof(ps->name), "custom");
+		memcpy(ps->rgb, structure_rgb[SEGMENT_STRUCTURE_COUNT], sizeof(ps->rgb));
+		size_t any = 0;
+		for (size_t i = 0; i < custom_bytes && any == 0; i++)
+			any = custom[i];
+		if (any == 0)
+			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason),
+				 "no voxel at or above %d HU", o->custom_hu);
+		else if (!mesh_one(err, o, res, ps, custom, vol, o->max_tri[SEGMENT_STRUCTURE_COUNT], work))
+			goto out;
+	}
+	res->ms[PIPELINE_MESH] = (clock_mono_s() - t) * 1e3;
+	ok = true;
+out:
+	res->peak_rss_bytes = peak_rss();
+	mesh_iso_work_destroy(work);
+	bigbuf_free(custom, custom_bytes);
+	segment_ctx_destroy(sctx);
+	volume_destroy(vol);
+	bridge_series_free(series);
+	bridge_scan_free(scan);
+	if (!ok)
+		pipeline_result_free(res);
+	return ok;
+}
+
+static json_t *report_json(const struct pipeline_result *res)
+{
+	json_t *structures = json_array();
+	json_t *timings = json_object();
+
+	for (size_t i = 0; i < res->nstructures; i++) {
+		const struct pipeline_structure *ps = &res->structures[i];
+		json_t *s = json_pack("{s:s, s:[f,f,f]}", "name", ps->name, "color_rgb",
+				      (double)ps->rgb[0], (double)ps->rgb[1], (double)ps->rgb[2]);
+		if (ps->mesh != NULL) {
+			json_object_set_new(s, "file", json_sprintf("%s.stl", ps->name));
+			json_object_set_new(s, "triangles", json_integer((json_int_t)ps->stats.ntri));
+			json_object_set_new(s, "vertices", json_integer((json_int_t)ps->stats.nvert));
+			json_object_set_new(s, "volume_ml", json_real(ps->stats.volume_ml));
+			json_object_set_new(s, "area_mm2", json_real(ps->stats.area));
+			json_object_set_new(s, "watertight",
+					    json_boolean(ps->stats.closed && ps->stats.manifold));
+			json_object_set_new(s, "euler", json_integer(ps->stats.euler));
+			json_object_set_new(s, "centroid_lps_mm",
+					    json_pack("[f,f,f]", ps->stats.centroid[0],
+						      ps->stats.centroid[1], ps->stats.centroid[2]));
+			json_object_set_new(s, "segment_ms", json_real(ps->segment_ms));
+			json_object_set_new(s, "mesh_ms", json_real(ps->mesh_ms));
+		} else {
+			json_object_set_new(s, "skipped_reason", json_string(ps->skipped_reason));
+		}
+		json_array_append_new(structures, s);
+	}
+	for (int st = 0; st < PIPELINE_NSTAGES; st++)
+		json_object_set_new(timings, stage_names[st], json_real(res->ms[st]));
+	return json_pack("{s:s, s:s, s:s, s:I, s:{s:[I,I,I], s:[f,f,f], s:[ffff ffff ffff ffff], s:I},"
+			 " s:b, s:s, s:o, s:o, s:I, s:s}",
+			 "series_instance_uid", res->series_uid,
+			 "study_instance_uid", res->study_uid,
+			 "modality", res->modality,
+			 "series_in_folder", (json_int_t)res->series_in_folder,
+			 "volume",
+			 "dims", (json_int_t)res->dims[0], (json_int_t)res->dims[1],
+			 (json_int_t)res->dims[2],
+			 "spacing_mm", res->spacing_mm[0], res->spacing_mm[1], res->spacing_mm[2],
+			 "affine_lps_mm",
+			 res->affine[0], res->affine[1], res->affine[2], res->affine[3],
+			 res->affine[4], res->affine[5], res->affine[6], res->affine[7],
+			 res->affine[8], res->affine[9], res->affine[10], res->affine[11],
+			 res->affine[12], res->affine[13], res->affine[14], res->affine[15],
+			 "slices", (json_int_t)res->slices,
+			 "contrast_enhanced", res->contrast,
+			 "note", res->note,
+			 "structures", structures,
+			 "timings_ms", timings,
+			 "peak_rss_bytes", (json_int_t)res->peak_rss_bytes,
+			 "generator", "recon3d " R3D_VERSION);
+}
+
+bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir, struct pipeline_result *res)
+{
+	struct mesh_obj_part parts[PIPELINE_MAX_STRUCTURES];
+	size_t nparts = 0;
+	char path[4096], mtl[4096], tmp[4200];
+	double t = clock_mono_s();
+	json_t *report = NULL;
+	bool ok = false;
+
+	if (!mkdir_p(err, out_dir))
+		return false;
+	for (size_t i = 0; i < res->nstructures; i++) {
+		struct pipeline_structure *ps = &res->structures[i];
+		if (ps->mesh == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s.stl", out_dir, ps->name);
+		if (!mesh_stl_write(err, path, ps->mesh, ps->name))
+			return false;
+		parts[nparts].name = ps->name;
+		parts[nparts].mesh = ps->mesh;
+		memcpy(parts[nparts].rgb, ps->rgb, sizeof(parts[nparts].rgb));
+		nparts++;
+	}
+	if (nparts > 0) {
+		snprintf(path, sizeof(path), "%s/model.obj", out_dir);
+		snprintf(mtl, sizeof(mtl), "%s/model.mtl", out_dir);
+		if (!mesh_obj_write(err, path, mtl, parts, nparts))
+			return false;
+	}
+	res->ms[PIPELINE_WRITE] = (clock_mono_s() - t) * 1e3;
+	res->peak_rss_bytes = peak_rss();
+	report = report_json(res);
+	if (report == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "cannot build report.json");
+	snprintf(path, sizeof(path), "%s/report.json", out_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (json_dump_file(report, tmp, JSON_INDENT(2) | JSON_ENSURE_ASCII) != 0) {
+		r3d_err_set(err, R3D_EIO, "cannot write %s", tmp);
+		goto out;
+	}
+	if (rename(tmp, path) != 0) {
+		r3d_err_set(err, R3D_EIO, "cannot rename %s", tmp);
+		unlink(tmp);
+		goto out;
+	}
+	ok = true;
+out:
+	json_decref(report);
+	return ok;
+}
+
+void pipeline_result_free(struct pipeline_result *res)
+{
+	for (size_t i = 0; i < res->nstructures; i++) {
+		mesh_destroy(res->structures[i].mesh);
+		res->structures[i].mesh = NULL;
+	}
+}
