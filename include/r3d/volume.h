@@ -90,6 +90,10 @@ void volume_destroy(struct volume *vol);
 void volume_index_to_patient(const struct volume *vol, double i, double j, double k,
 			     double out[3]);
 
+/* The fractional voxel index (i, j, k) of patient point p (LPS mm); the
+ * inverse of volume_index_to_patient(), sheared affines included. */
+void volume_patient_to_index(const struct volume *vol, const double p[3], double out[3]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@
  */
 #include "r3d/volume.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,4 +484,27 @@ void volume_index_to_patient(const struct volume *vol, double i, double j, doubl
 	for (int r = 0; r < 3; r++)
 		out[r] = vol->affine[r][0] * i + vol->affine[r][1] * j + vol->affine[r][2] * k +
 			 vol->affine[r][3];
+}
+
+void volume_patient_to_index(const struct volume *vol, const double p[3], double out[3])
+{
+	const double(*m)[4] = vol->affine;
+	double d[3], inv[3][3], det;
+
+	for (int r = 0; r < 3; r++)
+		d[r] = p[r] - m[r][3];
+	inv[0][0] = m[1][1] * m[2][2] - m[1][2] * m[2][1];
+	inv[0][1] = m[0][2] * m[2][1] - m[0][1] * m[2][2];
+	inv[0][2] = m[0][1] * m[1][2] - m[0][2] * m[1][1];
+	inv[1][0] = m[1][2] * m[2][0] - m[1][0] * m[2][2];
+	inv[1][1] = m[0][0] * m[2][2] - m[0][2] * m[2][0];
+	inv[1][2] = m[0][2] * m[1][0] - m[0][0] * m[1][2];
+	inv[2][0] = m[1][0] * m[2][1] - m[1][1] * m[2][0];
+	inv[2][1] = m[0][1] * m[2][0] - m[0][0] * m[2][1];
+	inv[2][2] = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+	det = m[0][0] * inv[0][0] + m[0][1] * inv[1][0] + m[0][2] * inv[2][0];
+	/* A built volume's axes are never degenerate (checked orientation, spacing > 0). */
+	assert(det != 0.0);
+	for (int r = 0; r < 3; r++)
+		out[r] = (inv[r][0] * d[0] + inv[r][1] * d[1] + inv[r][2] * d[2]) / det;
 }

@@ -305,6 +305,13 @@ static void test_tilt(void)
 	CHECK_NEAR(v->affine[2][2], 0.8, 1e-9);
 	CHECK_NEAR(v->affine[1][2], 0.0, 1e-9);
 	CHECK(field_error(v, 0) <= 0.51);
+	/* patient -> index inverts index -> patient, sheared axes included */
+	double p[3], back[3];
+	volume_index_to_patient(v, 3.25, 7.5, 5.75, p);
+	volume_patient_to_index(v, p, back);
+	CHECK_NEAR(back[0], 3.25, 1e-9);
+	CHECK_NEAR(back[1], 7.5, 1e-9);
+	CHECK_NEAR(back[2], 5.75, 1e-9);
 	volume_destroy(v);
 }
 
