@@ -86,7 +86,7 @@ void segment_params_default(struct segment_params *p)
 
 	p->bone.dense_hu = 299.5;
 	p->bone.low_hu = 99.5;
-	p->bone.contrast_low_hu = 174.5;
+	p->bone.contrast_low_hu = 149.5;
 	p->bone.contrast_reach_mm = 10.0;
 	p->bone.blood_open_mm = 3.0;
 	p->bone.blood_max_grad_hu = 17.5;
