@@ -95,7 +95,10 @@ enum segment_structure {
 	SEGMENT_STRUCTURE_COUNT
 };
 
-/* Thresholds are half-integers on integer HU (hu > 299.5). */
+/* Thresholds are half-integers on integer HU (hu > 299.5). Lengths in mm are
+ * in [0, SEGMENT_MAX_PARAM_MM], fractions in [0, 1]; segment_run() refuses
+ * others. */
+#define SEGMENT_MAX_PARAM_MM 1000.0
 struct segment_skin_params {
 	double body_hu;          /* body = hu > body_hu (foam cushions stay below) */
 	double open_mm;          /* in-plane opening that cuts the table's thin bridges */
@@ -114,9 +117,11 @@ struct segment_bone_params {
 				  * outside blood blobs (marrow, partial volume) */
 	double contrast_low_hu;  /* the same on a contrast series (enhanced organs), ... */
 	double contrast_reach_mm;/* ... and only this far from the core (0: no limit) */
-	double blood_window_mm;  /* blood: voxels over the band's low end whose
-				  * in-plane neighbourhood (this radius) has a mean
-				  * |HU step| below blood_max_grad_hu (marrow is rougher) ... */
+	/* Blood, never bone: voxels in (low, vessels.high_hu], low being
+	 * vessels.detect_low_hu on a contrast series and low_hu otherwise, whose
+	 * in-plane neighbourhood of radius blood_window_mm has a mean |HU step|
+	 * under blood_max_grad_hu (trabecular bone is rougher) ... */
+	double blood_window_mm;
 	double blood_max_grad_hu;
 	double blood_open_mm;    /* ... and survive this in-plane opening, ... */
 	double blood_close_mm;   /* ... closed in-plane over rough plaque, ... */
@@ -145,8 +150,8 @@ struct segment_vessel_params {
 	double detect_min_ml_per_cm; /* ... of this volume per cm of scan length
 				      * (mean thick cross-section, cm^2) means
 				      * contrast-enhanced */
-	double bone_margin_mm;   /* voxels this close to bone (or, for the detection,
-				  * to dense voxels) are not vessel */
+	double bone_margin_mm;   /* voxels this close to bone (for the detection: to
+				  * the dense bone core) are not vessel */
 	double min_ml;           /* smaller vessel pieces are removed */
 };
 

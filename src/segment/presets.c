@@ -424,7 +424,7 @@ out:
 }
 
 /* Dense voxels, closed in-plane, with the marrow holes filled: the bone core.
- * Written to ctx->mask[SEGMENT_BONE]; uses scratch 0. */
+ * In place on m; uses scratch 0. */
 static bool bone_core(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
 		      const struct segment_params *p, uint8_t *m)
 {
@@ -771,6 +771,43 @@ static bool run_vessels(struct r3d_err *err, struct segment_ctx *ctx, const stru
 	return true;
 }
 
+static bool mm_ok(double v)
+{
+	return v >= 0 && v <= SEGMENT_MAX_PARAM_MM;
+}
+
+static bool fraction_ok(double v)
+{
+	return v >= 0 && v <= 1;
+}
+
+/* Lengths, volumes and fractions in range (thresholds may be anything). */
+static bool params_check(struct r3d_err *err, const struct segment_params *p)
+{
+	const struct segment_skin_params *s = &p->skin;
+	const struct segment_bone_params *b = &p->bone;
+	const struct segment_lung_params *l = &p->lungs;
+	const struct segment_vessel_params *v = &p->vessels;
+
+	if (p->threads < 1 || p->threads > SEGMENT_MAX_THREADS)
+		return r3d_err_set(err, R3D_EINVAL, "thread count %d not in 1..%d", p->threads,
+				   SEGMENT_MAX_THREADS);
+	if (!mm_ok(s->open_mm) || !mm_ok(b->contrast_reach_mm) || !mm_ok(b->blood_window_mm) ||
+	    !mm_ok(b->blood_open_mm) || !mm_ok(b->blood_close_mm) || !mm_ok(b->blood_margin_mm) ||
+	    !mm_ok(b->close_mm) || !mm_ok(v->detect_open_mm) || !mm_ok(v->bone_margin_mm))
+		return r3d_err_set(err, R3D_EINVAL, "a segmentation length is outside 0..%g mm",
+				   SEGMENT_MAX_PARAM_MM);
+	if (!fraction_ok(s->min_part_fraction) || !fraction_ok(s->part_min_bone_fraction) ||
+	    !fraction_ok(s->part_min_soft_fraction) || !fraction_ok(b->blood_min_soft_fraction) ||
+	    !fraction_ok(l->gas_max_fraction))
+		return r3d_err_set(err, R3D_EINVAL, "a segmentation fraction is outside 0..1");
+	if (!(s->min_ml >= 0) || !(b->min_island_ml >= 0) || !(b->hole_max_mm2 >= 0) ||
+	    !(l->min_ml >= 0) || !(l->hole_max_mm2 >= 0) || !(v->detect_min_ml_per_cm >= 0) ||
+	    !(v->min_ml >= 0) || !(b->blood_max_grad_hu >= 0))
+		return r3d_err_set(err, R3D_EINVAL, "a segmentation size is negative");
+	return true;
+}
+
 static void skip(struct segment_result *res, int s, const char *why)
 {
 	res->mask[s] = NULL;
@@ -799,11 +836,8 @@ bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segm
 			goto out;
 		}
 	}
-	if (p->threads < 1 || p->threads > SEGMENT_MAX_THREADS) {
-		r3d_err_set(err, R3D_EINVAL, "thread count %d not in 1..%d", p->threads,
-			    SEGMENT_MAX_THREADS);
+	if (!params_check(err, p))
 		goto out;
-	}
 	ctx->cc->threads = p->threads;
 	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++) {
 		want[s] = (structures >> s) & 1u;

@@ -507,6 +507,12 @@ static void test_presets(bool contrast)
 	vol.nx = PH_NX;
 	vol.spacing_mm[2] = 0;
 	CHECK(!segment_run(&err, ctx, &vol, &p, 0xf, &res) && err.code == R3D_EINVAL);
+	vol.spacing_mm[2] = PH_SZ;
+	p.bone.blood_margin_mm = -1;
+	CHECK(!segment_run(&err, ctx, &vol, &p, 0xf, &res) && err.code == R3D_EINVAL);
+	p.bone.blood_margin_mm = 6;
+	p.threads = 0;
+	CHECK(!segment_run(&err, ctx, &vol, &p, 0xf, &res) && err.code == R3D_EINVAL);
 out:
 	segment_ctx_destroy(ctx);
 	free(truth);
