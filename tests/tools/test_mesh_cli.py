@@ -60,7 +60,8 @@ class RealSeries(unittest.TestCase):
 
     def test_outputs_and_report(self):
         self.assertEqual(self.r.returncode, 0, self.r.stderr)
-        rep = json.load(open(os.path.join(self.out, "report.json")))
+        with open(os.path.join(self.out, "report.json")) as f:
+            rep = json.load(f)
         self.assertEqual(rep["series_instance_uid"],
                          "1.3.6.1.4.1.14519.5.2.1.302382790855582445722435410442490497846")
         self.assertEqual(rep["volume"]["dims"], [512, 512, 134])
@@ -84,14 +85,16 @@ class RealSeries(unittest.TestCase):
 
     def test_stl_inside_volume_and_off_the_table(self):
         self.assertEqual(self.r.returncode, 0, self.r.stderr)
-        rep = json.load(open(os.path.join(self.out, "report.json")))
+        with open(os.path.join(self.out, "report.json")) as f:
+            rep = json.load(f)
         a = np.array(rep["volume"]["affine_lps_mm"]).reshape(4, 4)
         dims = rep["volume"]["dims"]
         corners = np.array([[i, j, k, 1] for i in (0, dims[0] - 1) for j in (0, dims[1] - 1)
                             for k in (0, dims[2] - 1)], float) @ a.T
         # The volume covers its outer voxel centres plus half a voxel (where the
-        # padded border closes the surfaces); 0.2 mm more for smoothing.
-        margin = 0.5 * np.array(rep["volume"]["spacing_mm"]) + 0.2
+        # padded border closes the surfaces); 0.5 mm more: Taubin smoothing
+        # moves the rim of a cap a few tenths of a millimetre outward.
+        margin = 0.5 * np.array(rep["volume"]["spacing_mm"]) + 0.5
         lo, hi = corners[:, :3].min(0) - margin, corners[:, :3].max(0) + margin
         for s in rep["structures"]:
             v = read_stl(os.path.join(self.out, s["file"]))
@@ -137,7 +140,8 @@ class RefusedInput(unittest.TestCase):
         r = run(d, "-o", self.out, "--structures", "bone", "--no-decimate")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("2 series in the folder: using the largest CT series", r.stderr)
-        rep = json.load(open(os.path.join(self.out, "report.json")))
+        with open(os.path.join(self.out, "report.json")) as f:
+            rep = json.load(f)
         self.assertEqual(rep["volume"]["dims"][2], 30)
         r = run(d, "-o", self.out, "--series", "1.2.3.4.does.not.exist")
         self.assertRefused(r, "is not in the folder")
