@@ -2,7 +2,8 @@
  * par.c: static parallel-for for the segment kernels. Splits [0, count) in
  * equal contiguous ranges, runs the first on the calling thread and the others
  * on short-lived pthreads (a start costs ~50 us; every kernel that uses this
- * does milliseconds of work per range). Any thread may call it.
+ * does milliseconds of work per range). Also the word-at-a-time voxel count.
+ * Any thread may call these.
  */
 #include <pthread.h>
 #include <string.h>

@@ -1,14 +1,14 @@
 /*
  * segment_internal.h: what the segment kernels share and nobody else sees:
- * a static parallel-for over pthreads. Called from whichever thread runs a
- * segment function; the workers it starts only run the given function.
+ * the labeller's run tables, a static parallel-for over pthreads, run
+ * scanning and voxel counting. Called from whichever thread runs a segment
+ * function; the workers it starts only run the given function.
  */
 #ifndef R3D_SEGMENT_INTERNAL_H
 #define R3D_SEGMENT_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
-
 #include <stdint.h>
 #include <string.h>
 
