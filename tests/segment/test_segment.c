@@ -491,6 +491,27 @@ static void test_presets(bool contrast)
 	CHECK(overlap(res.mask[SEGMENT_SKIN], truth, PH_LUNG | PH_GAS | PH_VESSEL, n) ==
 	      overlap(truth, truth, PH_LUNG | PH_GAS | PH_VESSEL, n));
 
+	/* The thread count does not change a voxel. */
+	{
+		uint8_t *copy = malloc(n * SEGMENT_STRUCTURE_COUNT);
+		bool same = copy != NULL;
+
+		for (s = 0; same && s < SEGMENT_STRUCTURE_COUNT; s++) {
+			if (res.mask[s] != NULL)
+				memcpy(copy + s * n, res.mask[s], n);
+			else
+				memset(copy + s * n, 0, n);
+		}
+		p.threads = 3;
+		CHECK(segment_run(&err, ctx, &vol, &p, 0xf, &res));
+		for (s = 0; same && s < SEGMENT_STRUCTURE_COUNT; s++)
+			if (res.mask[s] != NULL && memcmp(copy + s * n, res.mask[s], n) != 0)
+				same = false;
+		CHECK(same);
+		p.threads = 2;
+		free(copy);
+	}
+
 	/* Only what is asked for is produced. */
 	CHECK(segment_run(&err, ctx, &vol, &p, 1u << SEGMENT_LUNGS, &res));
 	CHECK(res.mask[SEGMENT_LUNGS] != NULL && res.mask[SEGMENT_BONE] == NULL);
