@@ -4,10 +4,11 @@ does not come from our code.
 
   segment_real.py totalseg SEGMENT_RAW DATA_DIR WORK_DIR
       example_ct.nii.gz (3 mm, plain CT) against TotalSegmentator's label map
-      example_seg_fast_force_split.nii.gz (same 112-slice grid): bone covers
-      >= 90 % of the vertebrae (labels 26-50) and <= 5 % of the aorta (52);
-      lungs (10-14) Dice >= 0.90; the skin holds >= 99 % of every labelled
-      voxel; vessels are skipped as not contrast-enhanced.
+      example_seg_fast_force_split.nii.gz (same 112-slice grid), and
+      example_ct_sm.nii.gz against example_seg.nii.gz (30 slices): bone
+      covers >= 90 % of the vertebrae (labels 26-50) and <= 5 % of the aorta
+      (52); lungs (10-14) Dice >= 0.90; the skin holds >= 99 % of every
+      labelled voxel; vessels are skipped as not contrast-enhanced.
   segment_real.py totalseg_dicom SEGMENT_RAW DATA_DIR WORK_DIR SEGMENT_J2K
       The issue's own check on example_ct_dicom (20 slices, JPEG 2000
       lossless, decoded by segment_j2k) against example_seg_dicom.nii.gz,
@@ -248,26 +249,22 @@ def dice(a, b):
     return 2.0 * (a & b).sum() / max(1, a.sum() + b.sum())
 
 
-def totalseg(tool, data, work):
-    ct_path = os.path.join(data, 'example_ct.nii.gz')
-    seg_path = os.path.join(data, 'example_seg_fast_force_split.nii.gz')
-    if not (os.path.exists(ct_path) and os.path.exists(seg_path)):
-        print('skip: TotalSegmentator reference files missing')
-        return SKIP
+def totalseg_one(tool, ct_path, seg_path, work, name):
+    print(f'-- {os.path.basename(ct_path)} against {os.path.basename(seg_path)}')
     ct, spacing = nifti_load(ct_path)
     seg, _ = nifti_load(seg_path)
     check(ct.shape == seg.shape, f'label map on the CT grid {ct.shape}')
     hu = np.clip(ct, -32768, 32767).astype(np.int16)
-    masks, skipped, _ = run_presets(tool, hu, spacing, work, 'example_ct')
+    masks, skipped, _ = run_presets(tool, hu, spacing, work, name)
     for s in ('skin', 'bone', 'lungs'):
         check(s in masks, f'{s} produced')
-    if failures:
-        return 1
+    if any(s not in masks for s in ('skin', 'bone', 'lungs')):
+        return
     bone, lungs, skin = masks['bone'], masks['lungs'], masks['skin']
     vert = np.isin(seg, list(VERTEBRAE))
     aorta = seg == AORTA
     lung_ref = np.isin(seg, list(LUNG_LOBES))
-    check(vert.sum() > 10000 and aorta.sum() > 1000, 'reference has vertebrae and aorta')
+    check(vert.sum() > 1000 and aorta.sum() > 500, 'reference has vertebrae and aorta')
     cov = (bone & vert).sum() / vert.sum()
     check(cov >= 0.90, f'bone covers {100 * cov:.1f} % of the vertebrae (>= 90 %)')
     cov = (bone & aorta).sum() / aorta.sum()
@@ -277,12 +274,22 @@ def totalseg(tool, data, work):
     labelled = seg > 0
     cov = (skin & labelled).sum() / labelled.sum()
     check(cov >= 0.99, f'skin holds {100 * cov:.2f} % of all labelled voxels (>= 99 %)')
-    outside_air = (~skin) & (hu < -500)
     check((skin & (hu < -500)).sum() <= (lungs.sum() + 0.05 * skin.sum()),
           'skin holds no more air than the lungs and bowel gas')
-    check(outside_air.sum() > 0.3 * hu.size, 'the outside air is not body')
+    check(((~skin) & (hu < -500)).sum() > 0.3 * hu.size, 'the outside air is not body')
     check('vessels' not in masks and 'not contrast' in skipped.get('vessels', ''),
           'vessels skipped: ' + skipped.get('vessels', '(produced)'))
+
+
+def totalseg(tool, data, work):
+    pairs = [('example_ct.nii.gz', 'example_seg_fast_force_split.nii.gz'),
+             ('example_ct_sm.nii.gz', 'example_seg.nii.gz')]
+    paths = [(os.path.join(data, c), os.path.join(data, l)) for c, l in pairs]
+    if not all(os.path.exists(c) and os.path.exists(l) for c, l in paths):
+        print('skip: TotalSegmentator reference files missing')
+        return SKIP
+    for (ct_path, seg_path), (name, _) in zip(paths, pairs):
+        totalseg_one(tool, ct_path, seg_path, work, name.split('.')[0])
     return 1 if failures else 0
 
 
