@@ -7,8 +7,10 @@
  * row of the source slices) fastest. Coordinate frame: affine maps the voxel
  * index (i, j, k, 1) to patient LPS millimetres (DICOM patient coordinates).
  *
- * Any thread; functions share no state. The volume is one big buffer from
- * bigbuf_alloc (huge pages where offered).
+ * Any thread; functions share no state. volume_assemble() may start
+ * opt->threads - 1 helper threads for resampling and joins them before it
+ * returns. The volume is one big buffer from bigbuf_alloc (huge pages where
+ * offered).
  */
 #ifndef R3D_VOLUME_H
 #define R3D_VOLUME_H
@@ -29,6 +31,7 @@ extern "C" {
 #define VOLUME_GAP_FACTOR 1.5        /* a gap over this times the median spacing is refused */
 #define VOLUME_UNEVEN_TOLERANCE 0.01 /* relative spacing deviation that needs resampling */
 #define VOLUME_HU_PAD (-1024)        /* resampled voxels that no slice covers */
+#define VOLUME_MAX_THREADS 64
 
 enum volume_pixel {
 	VOLUME_PIXEL_U16, /* unsigned stored values */
@@ -55,6 +58,7 @@ struct volume_options {
 	bool keep_shear;           /* gantry tilt: carry the sheared affine instead of resampling */
 	double gap_factor;         /* VOLUME_GAP_FACTOR */
 	double uneven_tolerance;   /* VOLUME_UNEVEN_TOLERANCE */
+	unsigned threads;          /* resampling threads, 0 or 1: the calling thread only */
 };
 
 struct volume {

@@ -3,12 +3,15 @@
  * headers, then either copies the slices into the volume (evenly spaced,
  * untilted, or tilted with keep_shear) or resamples them onto an orthogonal
  * grid (gantry tilt, uneven spacing, interpolated gaps). Called by job
- * worker threads and the offline command; no shared state.
+ * worker threads and the offline command; no shared state. Resampling may
+ * start opt->threads - 1 helper threads, each filling whole output planes,
+ * joined before volume_assemble() returns.
  */
 #include "r3d/volume.h"
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,17 +283,135 @@ static bool volume_copy(struct r3d_err *err, const struct volume_slice *s, const
 	return true;
 }
 
+/* One row of slice s in HU at fractional rows y and columns i + c
+ * (i = 0..nx-1), bilinear; VOLUME_HU_PAD where the row leaves the slice.
+ * Along a row the column fraction is constant, so the interior is a fixed
+ * 4-tap weighted sum; only the edges go through slice_sample(). */
+static void row_sample(const struct volume_slice *s, double y, double c, size_t nx, float *out)
+{
+	double cy = (double)s->rows - 1, cx = (double)s->columns - 1;
+	size_t w = s->columns;
+
+	if (y < -0.5 || y > cy + 0.5) {
+		for (size_t i = 0; i < nx; i++)
+			out[i] = (float)VOLUME_HU_PAD;
+		return;
+	}
+	double yc = y < 0 ? 0 : y > cy ? cy : y;
+	size_t y0 = (size_t)yc, y1 = y0 + 1 < s->rows ? y0 + 1 : y0;
+	float fy = (float)(yc - (double)y0);
+	/* Interior: 0 <= i + c and i + c + 1 <= cx, so x0 = i + floor(c), x0 + 1 in range. */
+	double fc = floor(c);
+	float fx = (float)(c - fc);
+	long lo = (long)ceil(-c), hi = (long)floor(cx - 1 - c);
+	if (lo < 0)
+		lo = 0;
+	if (hi > (long)nx - 1)
+		hi = (long)nx - 1;
+	for (size_t i = 0; i < nx; i++) {
+		if ((long)i >= lo && (long)i <= hi) {
+			long x0 = (long)i + (long)fc;
+			float a, b, cc, d;
+			if (s->pixel == VOLUME_PIXEL_S16) {
+				const int16_t *p0 = (const int16_t *)s->pixels + y0 * w;
+				const int16_t *p1 = (const int16_t *)s->pixels + y1 * w;
+				a = p0[x0];
+				b = p0[x0 + 1];
+				cc = p1[x0];
+				d = p1[x0 + 1];
+			} else {
+				const uint16_t *p0 = (const uint16_t *)s->pixels + y0 * w;
+				const uint16_t *p1 = (const uint16_t *)s->pixels + y1 * w;
+				a = p0[x0];
+				b = p0[x0 + 1];
+				cc = p1[x0];
+				d = p1[x0 + 1];
+			}
+			float v = (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * cc + fx * d);
+			out[i] = (float)(v * s->rescale_slope + s->rescale_intercept);
+		} else {
+			double h;
+			out[i] = slice_sample(s, (double)i + c, y, &h) ? (float)h : (float)VOLUME_HU_PAD;
+		}
+	}
+}
+
+/* The resampling job shared by its threads (read-only but for the output planes). */
+struct resample_job {
+	const struct volume_slice *s;
+	const struct sorted *ord;
+	size_t n;
+	struct volume *v;
+	double umin, vmin, dx, dy, dz;
+	size_t k_next;            /* next plane to take, under lock */
+	pthread_mutex_t lock;
+	bool failed;              /* a thread could not get its row buffers, under lock */
+};
+
+static void *resample_run(void *arg)
+{
+	struct resample_job *job = arg;
+	struct volume *v = job->v;
+	const struct sorted *ord = job->ord;
+	size_t n = job->n;
+	float *r0 = malloc(v->nx * sizeof(float)), *r1 = malloc(v->nx * sizeof(float));
+
+	if (r0 == NULL || r1 == NULL) {
+		pthread_mutex_lock(&job->lock);
+		job->failed = true;
+		pthread_mutex_unlock(&job->lock);
+		goto out;
+	}
+	for (;;) {
+		size_t k;
+		pthread_mutex_lock(&job->lock);
+		k = job->k_next++;
+		pthread_mutex_unlock(&job->lock);
+		if (k >= v->nz)
+			break;
+		double w = ord[0].w + (double)k * job->dz;
+		if (w > ord[n - 1].w)
+			w = ord[n - 1].w;
+		size_t seg = 0;
+		while (seg + 2 < n && ord[seg + 1].w < w)
+			seg++;
+		const struct sorted *p0 = &ord[seg], *p1 = &ord[seg + 1];
+		float t = (float)((w - p0->w) / (p1->w - p0->w));
+		t = t < 0 ? 0 : t > 1 ? 1 : t;
+		const struct volume_slice *s0 = &job->s[p0->index], *s1 = &job->s[p1->index];
+		int16_t *dst = v->hu + k * v->nx * v->ny;
+		for (size_t j = 0; j < v->ny; j++) {
+			double vv = job->vmin + (double)j * job->dy;
+			/* The normal projection of the grid row onto each slice plane. */
+			row_sample(s0, (vv - p0->b) / job->dy, (job->umin - p0->a) / job->dx, v->nx, r0);
+			row_sample(s1, (vv - p1->b) / job->dy, (job->umin - p1->a) / job->dx, v->nx, r1);
+			for (size_t i = 0; i < v->nx; i++)
+				dst[j * v->nx + i] = hu_round((double)((1 - t) * r0[i] + t * r1[i]));
+		}
+	}
+out:
+	free(r1);
+	free(r0);
+	return NULL;
+}
+
 /* Resamples onto an orthogonal grid along row, col and the normal, covering
- * the union of the slices' in-plane extents, with spacing dz along the normal. */
+ * the union of the slices' in-plane extents, with spacing dz along the
+ * normal, with up to `threads` threads (planes taken one at a time). */
 static bool volume_resample(struct r3d_err *err, const struct volume_slice *s,
 			    const struct sorted *ord, size_t n, const double row[3],
-			    const double col[3], const double nrm[3], double dz, struct volume **out)
+			    const double col[3], const double nrm[3], double dz, unsigned threads,
+			    struct volume **out)
 {
 	const struct volume_slice *f = &s[ord[0].index];
 	double dx = f->pixel_spacing[1], dy = f->pixel_spacing[0];
 	double umin = 0, umax = 0, vmin = 0, vmax = 0, depth = ord[n - 1].w - ord[0].w;
 	double fx, fy, fz, origin[3], ax[3], ay[3], az[3];
 	struct volume *v = NULL;
+	struct resample_job job;
+	pthread_t tids[VOLUME_MAX_THREADS];
+	unsigned started = 0;
+	bool ok = false;
 
 	for (size_t k = 0; k < n; k++) {
 		if (ord[k].a < umin)
@@ -316,38 +437,41 @@ static bool volume_resample(struct r3d_err *err, const struct volume_slice *s,
 		ay[i] = dy * col[i];
 		az[i] = dz * nrm[i];
 	}
-	size_t seg = 0;
-	for (size_t k = 0; k < v->nz; k++) {
-		double w = ord[0].w + (double)k * dz;
-		if (w > ord[n - 1].w)
-			w = ord[n - 1].w;
-		while (seg + 2 < n && ord[seg + 1].w < w)
-			seg++;
-		const struct sorted *p0 = &ord[seg], *p1 = &ord[seg + 1];
-		double t = (w - p0->w) / (p1->w - p0->w);
-		t = t < 0 ? 0 : t > 1 ? 1 : t;
-		const struct volume_slice *s0 = &s[p0->index], *s1 = &s[p1->index];
-		int16_t *dst = v->hu + k * v->nx * v->ny;
-		for (size_t j = 0; j < v->ny; j++) {
-			double vv = vmin + (double)j * dy;
-			for (size_t i = 0; i < v->nx; i++) {
-				double uu = umin + (double)i * dx, h0, h1;
-				/* The normal projection of the grid point onto each slice plane. */
-				bool in0 = slice_sample(s0, (uu - p0->a) / dx, (vv - p0->b) / dy, &h0);
-				bool in1 = slice_sample(s1, (uu - p1->a) / dx, (vv - p1->b) / dy, &h1);
-				if (!in0)
-					h0 = VOLUME_HU_PAD;
-				if (!in1)
-					h1 = VOLUME_HU_PAD;
-				dst[j * v->nx + i] = hu_round((1 - t) * h0 + t * h1);
-			}
-		}
+	memset(&job, 0, sizeof(job));
+	job.s = s;
+	job.ord = ord;
+	job.n = n;
+	job.v = v;
+	job.umin = umin;
+	job.vmin = vmin;
+	job.dx = dx;
+	job.dy = dy;
+	job.dz = dz;
+	pthread_mutex_init(&job.lock, NULL);
+	if (threads > VOLUME_MAX_THREADS)
+		threads = VOLUME_MAX_THREADS;
+	for (unsigned t = 1; t < threads; t++) {
+		if (pthread_create(&tids[started], NULL, resample_run, &job) != 0)
+			break;  /* fewer helpers; the calling thread still does the work */
+		started++;
+	}
+	resample_run(&job);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(tids[t], NULL);
+	pthread_mutex_destroy(&job.lock);
+	if (job.failed) {
+		r3d_err_set(err, R3D_ENOMEM, "out of memory for resampling rows");
+		goto out;
 	}
 	affine_set(v, ax, ay, az, origin);
 	v->resampled = true;
 	hu_range(v, v->nx * v->ny * v->nz);
 	*out = v;
-	return true;
+	v = NULL;
+	ok = true;
+out:
+	volume_destroy(v);
+	return ok;
 }
 
 bool volume_assemble(struct r3d_err *err, const struct volume_slice *slices, size_t count,
@@ -455,7 +579,7 @@ bool volume_assemble(struct r3d_err *err, const struct volume_slice *slices, siz
 		 * keep their slice count, a single gap does not coarsen the grid. */
 		double mean = (ord[count - 1].w - ord[0].w) / (double)(count - 1);
 		double dz = mean < median ? mean : median;
-		if (!volume_resample(err, slices, ord, count, row, col, nrm, dz, &v))
+		if (!volume_resample(err, slices, ord, count, row, col, nrm, dz, opt.threads, &v))
 			goto out;
 		snprintf(v->note, sizeof(v->note), "resampled to %.4g mm along the normal:%s%s%s",
 			 dz, sheared ? " gantry tilt (sheared positions)" : "",

@@ -398,9 +398,10 @@ static int mode_getilt(const char *dir)
 	volume_destroy(v);
 	v = NULL;
 
-	/* Asked to interpolate: resampled onto an orthogonal grid. */
+	/* Asked to interpolate: resampled onto an orthogonal grid (two threads). */
 	volume_options_default(&opt);
 	opt.interpolate_gaps = true;
+	opt.threads = 2;
 	CHECK(volume_assemble(&err, ss, n, &opt, &v));
 	if (v == NULL) {
 		fprintf(stderr, "interpolate: %s\n", err.msg);
@@ -841,6 +842,7 @@ static int mode_load(const char *dir)
 	struct bridge_scan *scan = NULL;
 	struct bridge_series *s = NULL;
 	struct volume *v = NULL;
+	struct volume_options opt;
 	const struct volume_slice *ss;
 	size_t n = 0;
 	int status = 1;
@@ -853,7 +855,9 @@ static int mode_load(const char *dir)
 		goto out;
 	t2 = clock_mono_s();
 	ss = bridge_series_slices(s, &n);
-	if (!volume_assemble(&err, ss, n, NULL, &v))
+	volume_options_default(&opt);
+	opt.threads = 2;
+	if (!volume_assemble(&err, ss, n, &opt, &v))
 		goto out;
 	t3 = clock_mono_s();
 	printf("%zu slices: scan %.3f s, read+decode %.3f s, assemble %.3f s; %zux%zux%zu (%s)\n", n,

@@ -292,6 +292,15 @@ static void test_tilt(void)
 	CHECK(checked > 100);
 	printf("tilt: %zu voxels checked, worst %g\n", checked, worst);
 	CHECK(worst <= 1.0);  /* stored rounding (0.5) plus output rounding (0.5) */
+
+	/* Three threads give the very same voxels as one. */
+	struct volume *v3 = NULL;
+	volume_options_default(&opt);
+	opt.threads = 3;
+	CHECK(volume_assemble(&err, st.s, st.n, &opt, &v3));
+	CHECK(v3 != NULL && v3->nx == v->nx && v3->ny == v->ny && v3->nz == v->nz &&
+	      memcmp(v3->hu, v->hu, v->bytes) == 0);
+	volume_destroy(v3);
 	volume_destroy(v);
 
 	/* keep_shear: the slices as given with the sheared step as k axis. */
