@@ -274,6 +274,18 @@ bool bridge_ct_write(struct r3d_err *err, const char *path, const struct bridge_
 bool bridge_ct_write_enhanced(struct r3d_err *err, const char *path,
 			      const struct bridge_ct_image *frames, size_t count, enum bridge_ts ts);
 
+/* ===================================================================== */
+/* Result objects: Surface Segmentation and Encapsulated STL (issue 4)   */
+/* ===================================================================== */
+
+/* (reserved: the export writers go here) */
+
+/* ===================================================================== */
+/* Storage SCU: sending objects to a PACS (issue 4)                      */
+/* ===================================================================== */
+
+/* (reserved: the sender's association and C-STORE functions go here) */
+
 #ifdef __cplusplus
 }
 #endif
