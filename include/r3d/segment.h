@@ -96,8 +96,8 @@ enum segment_structure {
 };
 
 /* Thresholds are half-integers on integer HU (hu > 299.5). Lengths in mm are
- * in [0, SEGMENT_MAX_PARAM_MM], fractions in [0, 1]; segment_run() refuses
- * others. */
+ * in [0, SEGMENT_MAX_PARAM_MM], fractions in [0, 1] (blood_min_soft_excess
+ * in [-1, 1]); segment_run() refuses others. */
 #define SEGMENT_MAX_PARAM_MM 1000.0
 struct segment_skin_params {
 	double body_hu;          /* body = hu > body_hu (foam cushions stay below) */
@@ -126,9 +126,9 @@ struct segment_bone_params {
 	double blood_open_mm;    /* ... and survive this in-plane opening, ... */
 	double blood_close_mm;   /* ... closed in-plane over rough plaque, ... */
 	double blood_margin_mm;  /* ... grown by this (the vessel wall) ... */
-	double blood_min_soft_fraction; /* ... when at least this much of that margin
-				  * is under low_hu (fat, soft tissue; marrow
-				  * inside a vertebra is not): never bone */
+	double blood_min_soft_excess; /* ... when the fraction of that margin under
+				  * low_hu (fat, soft tissue) exceeds the fraction
+				  * over dense_hu (cortex around marrow) by this */
 	double close_mm;         /* in-plane closing of the shell before hole filling */
 	double hole_max_mm2;     /* marrow holes up to this area are filled per slice */
 	double hole_min_mean_hu; /* ... when their mean HU is above this */

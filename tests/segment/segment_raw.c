@@ -36,7 +36,7 @@ static const struct param_name params_table[] = {
 	P(bone, dense_hu), P(bone, low_hu), P(bone, contrast_low_hu), P(bone, contrast_reach_mm), P(bone, blood_open_mm),
 	P(bone, blood_max_grad_hu), P(bone, blood_window_mm),
 	P(bone, blood_margin_mm), P(bone, blood_close_mm),
-	P(bone, blood_min_soft_fraction),
+	P(bone, blood_min_soft_excess),
 	P(bone, close_mm), P(bone, hole_max_mm2), P(bone, hole_min_mean_hu),
 	P(bone, min_island_ml),
 	P(lungs, air_hu), P(lungs, min_ml), P(lungs, hole_max_mm2), P(lungs, gas_hu), P(lungs, gas_max_fraction),
