@@ -39,6 +39,7 @@ struct pipeline_options {
 	bool custom;             /* one structure "custom": voxels at or above custom_hu */
 	int custom_hu;
 	const char *series_uid;  /* NULL: the largest series in the folder */
+	bool interpolate_gaps;   /* resample across gaps instead of refusing the series */
 	bool smooth;
 	bool decimate;
 	int threads;             /* 1..MESH_MAX_THREADS */

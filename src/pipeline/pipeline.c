@@ -229,7 +229,11 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 
 	progress(o, PIPELINE_VOLUME, "");
 	t = clock_mono_s();
-	if (!volume_assemble(err, slices, nslices, NULL, &vol))
+	struct volume_options vo;
+	volume_options_default(&vo);
+	vo.interpolate_gaps = o->interpolate_gaps;
+	vo.threads = o->threads;
+	if (!volume_assemble(err, slices, nslices, &vo, &vol))
 		goto out;
 	bridge_series_free(series);   /* the decoded frames are in the volume now */
 	series = NULL;

@@ -3,8 +3,8 @@
  * the daemon's workers on a folder of DICOM files:
  *
  *   recon3d-mesh DICOM_DIR -o OUT_DIR [--structures bone,skin,lungs,vessels]
- *                [--threshold HU] [--series UID] [--no-smooth] [--no-decimate]
- *                [--threads N]
+ *                [--threshold HU] [--series UID] [--interpolate-gaps] [--no-smooth]
+ *                [--no-decimate] [--threads N]
  *
  * Writes OUT_DIR/<structure>.stl, model.obj, model.mtl and report.json.
  * Exit status 0 on success, 1 with one clear message when the input is
@@ -34,6 +34,7 @@ static void usage(FILE *out)
 		"                          (only it, unless --structures is given too)\n"
 		"  --series UID            the series to use when the folder holds several\n"
 		"                          (default: the largest CT series)\n"
+		"  --interpolate-gaps      resample across missing slices instead of refusing\n"
 		"  --no-smooth             raw isosurface, no smoothing\n"
 		"  --no-decimate           keep every triangle\n"
 		"  --threads N             worker threads (default: online CPUs)\n");
@@ -78,12 +79,13 @@ static bool parse_structures(const char *list, unsigned *out)
 int main(int argc, char **argv)
 {
 	enum { OPT_STRUCTURES = 1000, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE,
-	       OPT_THREADS };
+	       OPT_THREADS, OPT_INTERPOLATE };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"structures", required_argument, NULL, OPT_STRUCTURES},
 		{"threshold", required_argument, NULL, OPT_THRESHOLD},
 		{"series", required_argument, NULL, OPT_SERIES},
+		{"interpolate-gaps", no_argument, NULL, OPT_INTERPOLATE},
 		{"no-smooth", no_argument, NULL, OPT_NO_SMOOTH},
 		{"no-decimate", no_argument, NULL, OPT_NO_DECIMATE},
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -124,6 +126,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SERIES:
 			o.series_uid = optarg;
+			break;
+		case OPT_INTERPOLATE:
+			o.interpolate_gaps = true;
 			break;
 		case OPT_NO_SMOOTH:
 			o.smooth = false;
