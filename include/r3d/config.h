@@ -42,6 +42,7 @@ struct config {
 	/* [storage] */
 	char storage_dir[PATH_MAX];
 	char database[PATH_MAX];
+	char results_dir[PATH_MAX];
 	long min_free_mb;
 	bool fsync;
 	/* [pipeline] */

@@ -65,6 +65,26 @@ bool index_ping(struct r3d_err *err, struct index *idx);
  * *requeued is how many. */
 bool index_recover(struct r3d_err *err, struct index *idx, int *requeued);
 
+/* A job a worker has claimed. */
+struct index_job {
+	int64_t id;
+	int attempts;                       /* including this one */
+	char series_uid[BRIDGE_UID_MAX + 1];
+	char study_uid[BRIDGE_UID_MAX + 1];
+	char series_dir[4096];              /* folder holding the series' instances */
+	int64_t instances;
+};
+
+/* Atomically moves the oldest queued job to running and fills *job.
+ * Returns 1 when a job was claimed, 0 when none is queued, -1 on error. */
+int index_job_claim(struct r3d_err *err, struct index *idx, double now, struct index_job *job);
+
+/* Records a claimed job's outcome: state JOB_DONE, JOB_FAILED or JOB_SKIPPED,
+ * a one-line reason (NULL for done), the folder of its results and the run's
+ * report (JSON text; may be NULL). */
+bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, enum job_state state,
+		      const char *reason, const char *results_dir, const char *result_json, double now);
+
 /* What one pass of the stable-study check did. */
 struct queue_pass {
 	int studies_stable;

@@ -13,6 +13,7 @@
 #include "r3d/err.h"
 #include "r3d/index.h"
 #include "r3d/receive.h"
+#include "r3d/worker.h"
 
 struct status_server;
 
@@ -21,6 +22,8 @@ struct status_server;
 bool status_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
 		  struct status_server **out);
 void status_set_receiver(struct status_server *s, struct receiver *recv);
+/* pool may be NULL (no per-stage times then). */
+void status_set_workers(struct status_server *s, struct worker_pool *pool);
 void status_stop(struct status_server *s);
 
 /* Renders the bodies; exposed for the unit test. The caller frees the

@@ -74,14 +74,16 @@ static const struct config_key config_keys[] = {
 	 "folder for received instances (relative paths start at the working directory)"},
 	{"storage", "database", KEY_STR, "var/recon3d.db", 0, 0, STR_FIELD(database), check_nonempty,
 	 "SQLite index file (WAL mode)"},
+	{"storage", "results", KEY_STR, "var/results", 0, 0, STR_FIELD(results_dir), check_nonempty,
+	 "folder for each job's models (STL, OBJ, report.json), one subfolder per job"},
 	{"storage", "min_free_mb", KEY_LONG, "512", 0, 1048576, NUM_FIELD(min_free_mb), NULL,
 	 "below this much free space in dir, C-STORE is answered Out of Resources (0xA700)"},
 	{"storage", "fsync", KEY_BOOL, "false", 0, 0, NUM_FIELD(fsync), NULL,
 	 "true: flush each instance to the disk before answering success (survives power loss; slower)"},
 	{"pipeline", "stable_seconds", KEY_INT, "20", 1, 86400, NUM_FIELD(stable_seconds), NULL,
 	 "a study that received nothing for this long is complete and its series become jobs"},
-	{"pipeline", "workers", KEY_INT, "2", 1, 64, NUM_FIELD(workers), NULL,
-	 "reconstruction jobs run at once"},
+	{"pipeline", "workers", KEY_INT, "2", 0, 64, NUM_FIELD(workers), NULL,
+	 "reconstruction jobs run at once (0: jobs wait in the queue, e.g. to pause processing)"},
 	{"pipeline", "min_slices", KEY_INT, "20", 1, 4096, NUM_FIELD(min_slices), NULL,
 	 "a single-frame CT series needs at least this many images to become a job"},
 	{"http", "bind", KEY_STR, "127.0.0.1", 0, 0, STR_FIELD(http_bind), check_nonempty,
@@ -419,7 +421,8 @@ bool config_check_paths(struct r3d_err *err, const struct config *cfg)
 	char dbdir[PATH_MAX];
 	char *slash;
 
-	if (!check_dir(err, "[storage] dir", cfg->storage_dir))
+	if (!check_dir(err, "[storage] dir", cfg->storage_dir) ||
+	    !check_dir(err, "[storage] results", cfg->results_dir))
 		return false;
 	snprintf(dbdir, sizeof(dbdir), "%s", cfg->database);
 	slash = strrchr(dbdir, '/');

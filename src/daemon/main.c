@@ -24,6 +24,7 @@
 #include "r3d/receive.h"
 #include "r3d/status.h"
 #include "r3d/util.h"
+#include "r3d/worker.h"
 
 #define QUEUE_POLL_MS 250
 #define CHECKPOINT_EVERY 4   /* queue passes between index checkpoints (1 s) */
@@ -90,6 +91,7 @@ static int run_daemon(const struct config *cfg)
 	struct index *idx = NULL;
 	struct status_server *status = NULL;
 	struct receiver *recv = NULL;
+	struct worker_pool *workers = NULL;
 	struct queue_thread_ctx qctx;
 	pthread_t qtid;
 	bool queue_started = false;
@@ -138,6 +140,11 @@ static int run_daemon(const struct config *cfg)
 		goto out;
 	}
 	queue_started = true;
+	if (!worker_pool_start(&err, cfg, idx, &workers)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
+	status_set_workers(status, workers);
 	if (!receiver_open(&err, cfg, idx, &recv)) {
 		log_error("main", "%s", err.msg);
 		goto out;
@@ -158,6 +165,12 @@ out:
 	}
 	if (queue_started)
 		pthread_join(qtid, NULL);
+	if (workers != NULL) {
+		if (status != NULL)
+			status_set_workers(status, NULL);
+		log_info("main", "waiting for running jobs to finish");
+		worker_pool_stop(workers);
+	}
 	status_stop(status);
 	receiver_free(recv);
 	index_close(idx);

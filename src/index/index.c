@@ -79,6 +79,11 @@ static const char *const migrations[] = {
 	"  next_attempt_at REAL);"
 	"CREATE INDEX jobs_state ON jobs(state);"
 	"CREATE INDEX jobs_series ON jobs(series_id);",
+	/* 1 -> 2: what a worker did with a job */
+	"ALTER TABLE jobs ADD COLUMN started_at REAL;"
+	"ALTER TABLE jobs ADD COLUMN finished_at REAL;"
+	"ALTER TABLE jobs ADD COLUMN results_dir TEXT;"
+	"ALTER TABLE jobs ADD COLUMN result TEXT;",   /* report.json of the run, or NULL */
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

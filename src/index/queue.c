@@ -282,3 +282,113 @@ bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now, int s
 	pthread_mutex_unlock(&idx->lock);
 	return ok;
 }
+
+/* ------------------------------------------------------------------ */
+/* Claiming and finishing jobs (worker threads)                        */
+/* ------------------------------------------------------------------ */
+
+static int claim_locked(struct r3d_err *err, struct index *idx, double now, struct index_job *job)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, found = 0;
+
+	if (sqlite3_prepare_v2(idx->db,
+			       "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+			       " started_at = ?1, updated_at = ?1"
+			       " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1)"
+			       " RETURNING id, attempts, series_id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return index_sql_fail(err, idx, "claiming a job") ? 0 : -1;
+	sqlite3_bind_double(st, 1, now);
+	rc = sqlite3_step(st);
+	int64_t series_id = 0;
+	if (rc == SQLITE_ROW) {
+		job->id = sqlite3_column_int64(st, 0);
+		job->attempts = sqlite3_column_int(st, 1);
+		series_id = sqlite3_column_int64(st, 2);
+		found = 1;
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		index_sql_fail(err, idx, "claiming a job");
+		return -1;
+	}
+	if (!found)
+		return 0;
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT s.series_uid, st.study_uid, (SELECT count(*) FROM instances i"
+			       "  WHERE i.series_id = s.id), (SELECT path FROM instances i"
+			       "  WHERE i.series_id = s.id LIMIT 1)"
+			       " FROM series s JOIN studies st ON st.id = s.study_id WHERE s.id = ?1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "reading a job's series");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, series_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		index_sql_fail(err, idx, "reading a job's series");
+		return -1;
+	}
+	snprintf(job->series_uid, sizeof(job->series_uid), "%s", (const char *)sqlite3_column_text(st, 0));
+	snprintf(job->study_uid, sizeof(job->study_uid), "%s", (const char *)sqlite3_column_text(st, 1));
+	job->instances = sqlite3_column_int64(st, 2);
+	const char *path = (const char *)sqlite3_column_text(st, 3);
+	snprintf(job->series_dir, sizeof(job->series_dir), "%s", path != NULL ? path : "");
+	char *slash = strrchr(job->series_dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	sqlite3_finalize(st);
+	return 1;
+}
+
+int index_job_claim(struct r3d_err *err, struct index *idx, double now, struct index_job *job)
+{
+	int rc;
+
+	memset(job, 0, sizeof(*job));
+	pthread_mutex_lock(&idx->lock);
+	if (!index_exec(err, idx, "BEGIN IMMEDIATE")) {
+		pthread_mutex_unlock(&idx->lock);
+		return -1;
+	}
+	rc = claim_locked(err, idx, now, job);
+	if (rc >= 0 && !index_exec(err, idx, "COMMIT"))
+		rc = -1;
+	if (rc < 0)
+		index_exec(NULL, idx, "ROLLBACK");
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, enum job_state state,
+		      const char *reason, const char *results_dir, const char *result_json, double now)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok;
+
+	assert(state == JOB_DONE || state == JOB_FAILED || state == JOB_SKIPPED);
+	pthread_mutex_lock(&idx->lock);
+	ok = sqlite3_prepare_v2(idx->db,
+				"UPDATE jobs SET state = ?2, reason = ?3, results_dir = ?4, result = ?5,"
+				" finished_at = ?6, updated_at = ?6 WHERE id = ?1 AND state = 'running'",
+				-1, &st, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int64(st, 1, job_id);
+		sqlite3_bind_text(st, 2, job_state_name(state), -1, SQLITE_STATIC);
+		if (reason != NULL)
+			sqlite3_bind_text(st, 3, reason, -1, SQLITE_TRANSIENT);
+		if (results_dir != NULL)
+			sqlite3_bind_text(st, 4, results_dir, -1, SQLITE_TRANSIENT);
+		if (result_json != NULL)
+			sqlite3_bind_text(st, 5, result_json, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_double(st, 6, now);
+		ok = sqlite3_step(st) == SQLITE_DONE;
+	}
+	if (!ok)
+		index_sql_fail(err, idx, "recording a job's outcome");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@ struct status_server {
 	const struct config *cfg;
 	struct index *idx;
 	_Atomic(struct receiver *) recv;
+	pthread_mutex_t workers_lock;   /* held while the pool pointer is used */
+	struct worker_pool *workers;
 	struct MHD_Daemon *mhd;
 	double started_mono;
 	struct addrinfo *addr;
@@ -36,6 +39,7 @@ struct snapshot {
 	bool idx_ok;
 	struct receive_stats recv;
 	bool recv_up;
+	struct worker_stats work;
 	int64_t storage_free_bytes;
 	double uptime_s;
 };
@@ -54,6 +58,10 @@ static void snapshot_take(struct status_server *s, struct snapshot *snap)
 		receiver_stats(recv, &snap->recv);
 		snap->recv_up = snap->recv.listening;
 	}
+	pthread_mutex_lock(&s->workers_lock);
+	if (s->workers != NULL)
+		worker_pool_stats(s->workers, &snap->work);
+	pthread_mutex_unlock(&s->workers_lock);
 	dir = recv != NULL ? receiver_storage_dir(recv) : s->cfg->storage_dir;
 	if (statvfs(dir, &vfs) == 0)
 		snap->storage_free_bytes = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
@@ -64,15 +72,20 @@ static void snapshot_take(struct status_server *s, struct snapshot *snap)
 char *status_render_json(struct status_server *s)
 {
 	struct snapshot snap;
-	json_t *root, *jobs;
+	json_t *root, *jobs, *stages;
 	char *out;
 
 	snapshot_take(s, &snap);
+	stages = json_object();
+	for (int i = 0; i < PIPELINE_NSTAGES; i++)
+		json_object_set_new(stages, pipeline_stage_name((enum pipeline_stage)i),
+				    json_real(snap.work.stage_seconds[i]));
 	jobs = json_object();
 	for (int i = 0; i < JOB_NSTATES; i++)
 		json_object_set_new(jobs, job_state_name((enum job_state)i),
 				    json_integer(snap.idx.jobs[i]));
-	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I,"
+	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o,"
+			 " s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
 			 "ae_title", s->cfg->ae_title,
@@ -88,6 +101,8 @@ char *status_render_json(struct status_server *s)
 			 "instances", (json_int_t)snap.idx.instances,
 			 "stored_bytes", (json_int_t)snap.idx.bytes,
 			 "jobs", jobs,
+			 "jobs_finished_since_start", (json_int_t)snap.work.jobs_finished,
+			 "stage_seconds_total", stages,
 			 "storage_free_bytes", (json_int_t)snap.storage_free_bytes,
 			 "received",
 			 "instances_ok", (json_int_t)snap.recv.instances_stored,
@@ -154,6 +169,12 @@ char *status_render_metrics(struct status_server *s)
 		metric(buf, &len, "recon3d_jobs{state=\"%s\"} %lld\n",
 		       job_state_name((enum job_state)i), (long long)snap.idx.jobs[i]);
 	GAUGE("storage_free_bytes", "Free bytes in the storage folder.", snap.storage_free_bytes);
+	COUNTER("jobs_finished_total", "Jobs finished since start, any outcome.", snap.work.jobs_finished);
+	metric(buf, &len, "# HELP recon3d_stage_seconds_total Time spent per pipeline stage.\n"
+			  "# TYPE recon3d_stage_seconds_total counter\n");
+	for (int i = 0; i < PIPELINE_NSTAGES; i++)
+		metric(buf, &len, "recon3d_stage_seconds_total{stage=\"%s\"} %.3f\n",
+		       pipeline_stage_name((enum pipeline_stage)i), snap.work.stage_seconds[i]);
 	COUNTER("instances_received_total", "C-STORE requests answered success.",
 		snap.recv.instances_stored);
 	COUNTER("instances_failed_total", "C-STORE requests answered with a failure.",
@@ -236,6 +257,7 @@ bool status_start(struct r3d_err *err, const struct config *cfg, struct index *i
 	s->idx = idx;
 	s->started_mono = clock_mono_s();
 	atomic_store(&s->recv, NULL);
+	pthread_mutex_init(&s->workers_lock, NULL);
 	if (cfg->http_port == 0) {
 		*out = s;   /* no endpoint, the renderers still work */
 		return true;
@@ -275,6 +297,13 @@ void status_set_receiver(struct status_server *s, struct receiver *recv)
 	atomic_store(&s->recv, recv);
 }
 
+void status_set_workers(struct status_server *s, struct worker_pool *pool)
+{
+	pthread_mutex_lock(&s->workers_lock);
+	s->workers = pool;
+	pthread_mutex_unlock(&s->workers_lock);
+}
+
 void status_stop(struct status_server *s)
 {
 	if (s == NULL)
@@ -283,5 +312,6 @@ void status_stop(struct status_server *s)
 		MHD_stop_daemon(s->mhd);
 	if (s->addr != NULL)
 		freeaddrinfo(s->addr);
+	pthread_mutex_destroy(&s->workers_lock);
 	free(s);
 }

@@ -87,8 +87,11 @@ class Daemon:
         self.conf = {
             "dicom": {"bind": "127.0.0.1", "port": self.dicom_port, "ae_title": "RECON3D",
                       "idle_timeout_s": 30, "shutdown_grace_s": 2},
-            "storage": {"dir": self.storage, "database": self.database, "min_free_mb": 1},
-            "pipeline": {"stable_seconds": 2, "min_slices": 10},
+            "storage": {"dir": self.storage, "database": self.database, "min_free_mb": 1,
+                        "results": os.path.join(self.dir, "results")},
+            # No workers unless a test asks: jobs stay queued where the
+            # receiver is what is tested.
+            "pipeline": {"stable_seconds": 2, "min_slices": 10, "workers": 0},
             "http": {"bind": "127.0.0.1", "port": self.http_port},
             "log": {"level": "info"},
         }

@@ -1,0 +1,39 @@
+/*
+ * worker.h: the worker pool. [pipeline] workers threads claim queued jobs
+ * from the index (atomically), run the pipeline on the job's series, write
+ * the models under [storage] results/<job id>/, and record the outcome:
+ * done, skipped (the series cannot be used, with the reason) or failed (an
+ * error on our side, with the reason). One job's failure never stops the
+ * others. A job interrupted by a crash or stop is queued again at start-up
+ * (index_recover) and taken up again.
+ *
+ * worker_pool_start/stop belong to the main thread; the stats may be read
+ * from any thread.
+ */
+#ifndef R3D_WORKER_H
+#define R3D_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "r3d/config.h"
+#include "r3d/err.h"
+#include "r3d/index.h"
+#include "r3d/pipeline.h"
+
+struct worker_pool;
+
+bool worker_pool_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
+		       struct worker_pool **out);
+
+/* Lets every worker finish the job it is running, then joins them. */
+void worker_pool_stop(struct worker_pool *pool);
+
+struct worker_stats {
+	int64_t jobs_running;
+	int64_t jobs_finished;                  /* since start, any outcome */
+	double stage_seconds[PIPELINE_NSTAGES]; /* totals since start */
+};
+void worker_pool_stats(struct worker_pool *pool, struct worker_stats *out);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * worker.c: the worker pool (see r3d/worker.h). Each worker thread loops:
+ * claim a job -> pipeline_run_dir -> pipeline_write_outputs -> record the
+ * outcome. Nothing here holds patient data; logs name job ids and UIDs.
+ */
+#include "r3d/worker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "r3d/log.h"
+#include "r3d/util.h"
+
+#define WORKER_IDLE_MS 250
+#define WORKER_MAX 64
+#define WORKER_REPORT_MAX (1 << 20)   /* report.json kept in the job row */
+
+struct worker_pool {
+	const struct config *cfg;
+	struct index *idx;
+	int nthreads;                /* started; joined at stop */
+	int job_threads;             /* threads each job may use; set before any worker starts */
+	pthread_t threads[WORKER_MAX];
+	atomic_bool stop;
+	pthread_mutex_t lock;   /* guards the stats below */
+	struct worker_stats stats;
+};
+
+static char *read_text(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(max + 1);
+	if (buf == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, max, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void run_job(struct worker_pool *p, const struct index_job *job, int threads)
+{
+	static const char module[] = "worker";
+	struct pipeline_options o;
+	struct pipeline_result res;
+	struct r3d_err err;
+	char results[PATH_MAX];
+	char report_path[PATH_MAX + 16];
+	char *report = NULL;
+	enum job_state outcome;
+	const char *reason = NULL;
+	double t0 = clock_mono_s();
+
+	r3d_err_clear(&err);
+	int n = snprintf(results, sizeof(results), "%s/%lld", p->cfg->results_dir, (long long)job->id);
+	if (n < 0 || (size_t)n >= sizeof(results)) {
+		index_job_finish(&err, p->idx, job->id, JOB_FAILED, "[storage] results path too long",
+				 NULL, NULL, clock_wall_s());
+		return;
+	}
+	log_info(module, "job started job=%lld series=%s instances=%lld attempt=%d", (long long)job->id,
+		 job->series_uid, (long long)job->instances, job->attempts);
+	pipeline_options_default(&o);
+	o.series_uid = job->series_uid;
+	o.threads = threads;
+	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
+		if (pipeline_write_outputs(&err, results, &res)) {
+			outcome = JOB_DONE;
+			snprintf(report_path, sizeof(report_path), "%s/report.json", results);
+			report = read_text(report_path, WORKER_REPORT_MAX);
+		} else {
+			outcome = JOB_FAILED;
+			reason = err.msg;
+		}
+		pthread_mutex_lock(&p->lock);
+		for (int s = 0; s < PIPELINE_NSTAGES; s++)
+			p->stats.stage_seconds[s] += res.ms[s] / 1e3;
+		pthread_mutex_unlock(&p->lock);
+		pipeline_result_free(&res);
+	} else {
+		/* Input the pipeline cannot use is skipped; anything else failed. */
+		outcome = err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
+		reason = err.msg;
+	}
+	if (!index_job_finish(&err, p->idx, job->id, outcome, reason,
+			      outcome == JOB_DONE ? results : NULL, report, clock_wall_s()))
+		log_error(module, "job=%lld: cannot record the outcome: %s", (long long)job->id, err.msg);
+	if (reason == NULL)
+		log_info(module, "job finished job=%lld series=%s outcome=%s seconds=%.2f",
+			 (long long)job->id, job->series_uid, job_state_name(outcome),
+			 clock_mono_s() - t0);
+	else
+		log_warn(module, "job finished job=%lld series=%s outcome=%s seconds=%.2f reason=\"%s\"",
+			 (long long)job->id, job->series_uid, job_state_name(outcome),
+			 clock_mono_s() - t0, reason);
+	free(report);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker_pool *p = arg;
+	struct timespec idle = {0, WORKER_IDLE_MS * 1000000L};
+	bool last_failed = false;
+
+	while (!atomic_load(&p->stop)) {
+		struct index_job job;
+		struct r3d_err err;
+		int rc = index_job_claim(&err, p->idx, clock_wall_s(), &job);
+		if (rc < 0) {
+			if (!last_failed)
+				log_error("worker", "cannot claim a job: %s", err.msg);
+			last_failed = true;
+		}
+		if (rc <= 0) {
+			nanosleep(&idle, NULL);
+			continue;
+		}
+		last_failed = false;
+		pthread_mutex_lock(&p->lock);
+		p->stats.jobs_running++;
+		pthread_mutex_unlock(&p->lock);
+		run_job(p, &job, p->job_threads);
+		pthread_mutex_lock(&p->lock);
+		p->stats.jobs_running--;
+		p->stats.jobs_finished++;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return NULL;
+}
+
+bool worker_pool_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
+		       struct worker_pool **out)
+{
+	struct worker_pool *p;
+
+	*out = NULL;
+	if (!mkdir_p(err, cfg->results_dir))
+		return r3d_err_prefix(err, "[storage] results");
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "worker pool: out of memory");
+	p->cfg = cfg;
+	p->idx = idx;
+	pthread_mutex_init(&p->lock, NULL);
+	/* The pool shares the cores: each job gets its slice of them. */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	p->job_threads = cfg->workers > 0 ? (int)(cpus / cfg->workers) : 1;
+	if (p->job_threads < 1)
+		p->job_threads = 1;
+	for (int i = 0; i < cfg->workers && i < WORKER_MAX; i++) {
+		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
+			r3d_err_set(err, R3D_ENOMEM, "cannot start worker %d: %s", i, strerror(errno));
+			worker_pool_stop(p);
+			return false;
+		}
+		p->nthreads = i + 1;
+	}
+	log_info("worker", "%d workers started, results in %s", p->nthreads, cfg->results_dir);
+	*out = p;
+	return true;
+}
+
+void worker_pool_stop(struct worker_pool *p)
+{
+	if (p == NULL)
+		return;
+	atomic_store(&p->stop, true);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+void worker_pool_stats(struct worker_pool *p, struct worker_stats *out)
+{
+	pthread_mutex_lock(&p->lock);
+	*out = p->stats;
+	pthread_mutex_unlock(&p->lock);
+}
