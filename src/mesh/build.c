@@ -5,12 +5,72 @@
  * decimation to the structure's budget, final check. Any thread; it starts
  * its own threads for the isosurface and the smoothing.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "r3d/mesh.h"
 #include "r3d/util.h"
 
 #define BUILD_DEFAULT_MAX_ERROR 0.005f
+#define BUILD_DECIMATE_TRIES 3      /* budgets tried before keeping the mesh undecimated */
+
+static struct mesh *mesh_clone(struct r3d_err *err, const struct mesh *m)
+{
+	struct mesh *c = mesh_create(err, m->nvert, m->ntri);
+
+	if (c == NULL)
+		return NULL;
+	memcpy(c->xyz, m->xyz, 3 * sizeof(float) * m->nvert);
+	memcpy(c->tri, m->tri, 3 * sizeof(uint32_t) * m->ntri);
+	return c;
+}
+
+/* Decimates *mp to the budget. meshopt_simplify can still leave a few open
+ * edges in rare configurations that the repair does not catch; a model that
+ * was watertight must stay so. Then the budget is loosened by a quarter and
+ * the decimation redone from the undecimated copy, and after
+ * BUILD_DECIMATE_TRIES the undecimated (watertight) mesh is kept. */
+static bool decimate_watertight(struct r3d_err *err, struct mesh **mp,
+				const struct mesh_build_params *p, struct mesh_stats *st)
+{
+	struct mesh *orig = NULL;
+	size_t target = p->max_tri;
+	bool ok = false;
+
+	if ((*mp)->ntri <= target)
+		return mesh_decimate(err, *mp, target, p->max_error, p->threads);
+	orig = mesh_clone(err, *mp);
+	if (orig == NULL)
+		return false;
+	for (int attempt = 0;; attempt++) {
+		if (!mesh_decimate(err, *mp, target, p->max_error, p->threads) ||
+		    !mesh_check(err, *mp, st))
+			goto out;
+		if (st->closed && st->manifold)
+			break;
+		if (attempt == 0) {
+			struct mesh_stats before;
+			if (!mesh_check(err, orig, &before))
+				goto out;
+			if (!(before.closed && before.manifold))
+				break;   /* nothing to keep: it was open before decimation */
+		}
+		mesh_destroy(*mp);
+		*mp = mesh_clone(err, orig);
+		if (*mp == NULL)
+			goto out;
+		if (attempt + 1 == BUILD_DECIMATE_TRIES) {
+			if (!mesh_weld(err, *mp))
+				goto out;
+			break;   /* keep it undecimated */
+		}
+		target += target / 4;
+	}
+	ok = true;
+out:
+	mesh_destroy(orig);
+	return ok;
+}
 
 void mesh_build_defaults(struct mesh_build_params *p)
 {
@@ -54,7 +114,7 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 	}
 	if (p->max_tri > 0) {
 		t0 = clock_mono_s();
-		if (!mesh_decimate(err, m, p->max_tri, p->max_error, p->threads))
+		if (!decimate_watertight(err, &m, p, st))
 			goto out;
 		tm.decimate_s = clock_mono_s() - t0;
 	}

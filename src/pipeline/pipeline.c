@@ -337,6 +337,12 @@ static json_t *report_json(const struct pipeline_result *res)
 			json_object_set_new(s, "watertight",
 					    json_boolean(ps->stats.closed && ps->stats.manifold));
 			json_object_set_new(s, "euler", json_integer(ps->stats.euler));
+			if (!(ps->stats.closed && ps->stats.manifold))
+				json_object_set_new(s, "defects",
+						    json_pack("{s:I, s:I, s:I}",
+							      "boundary_edges", (json_int_t)ps->stats.boundary_edges,
+							      "nonmanifold_edges", (json_int_t)ps->stats.nonmanifold_edges,
+							      "misoriented_edges", (json_int_t)ps->stats.misoriented_edges));
 			json_object_set_new(s, "centroid_lps_mm",
 					    json_pack("[f,f,f]", ps->stats.centroid[0],
 						      ps->stats.centroid[1], ps->stats.centroid[2]));

@@ -125,6 +125,22 @@ class GantryTilt(unittest.TestCase):
         finally:
             shutil.rmtree(out, ignore_errors=True)
 
+    def test_decimated_models_stay_watertight(self):
+        # Decimating this head's skin to its budget once left 4 open edges;
+        # the models delivered must still be closed and 2-manifold.
+        out = tempfile.mkdtemp(prefix="r3d-tilt-")
+        try:
+            r = run(HEAD, "-o", out, "--interpolate-gaps", "--structures", "skin,bone",
+                    "--threads", "2")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(out, "report.json")) as f:
+                rep = json.load(f)
+            for s in rep["structures"]:
+                self.assertTrue(s["watertight"], s)
+                self.assertNotIn("defects", s)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
     def test_skull_where_the_raw_slice_puts_it(self):
         work = tempfile.mkdtemp(prefix="r3d-tilt-")
         try:
