@@ -148,29 +148,54 @@ int main(int argc, char **argv)
 	double t[BENCH_MAX_REPS];
 	int rc = 1;
 
+	const char *in_path = NULL;
+	size_t nx = BENCH_NX, ny = BENCH_NY, nz = BENCH_NZ;
+	double iso = BENCH_ISO;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--raw") == 0 && i + 1 < argc) {
 			raw_path = argv[++i];
+		} else if (strcmp(argv[i], "--in") == 0 && i + 3 < argc) {
+			/* an int16 volume made elsewhere (recon3d-mesh --save-volume) */
+			long d[3];
+			in_path = argv[++i];
+			for (int k = 0; k < 3; k++) {
+				if (!parse_long(&err, argv[++i], 2, MESH_MAX_DIM, &d[k]))
+					goto fail;
+			}
+			nx = (size_t)d[0];
+			ny = (size_t)d[1];
+			nz = (size_t)d[2];
 		} else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
 			if (!parse_long(&err, argv[++i], 1, BENCH_MAX_REPS, &reps))
 				goto fail;
 		} else if (strcmp(argv[i], "--no-decimate") == 0) {
 			decimate = false;
 		} else {
-			fprintf(stderr, "usage: %s [--raw OUT.raw] [--reps N] [--no-decimate]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [--raw OUT.raw | --in IN.raw NX NY NZ] [--reps N] "
+					"[--no-decimate]\n", argv[0]);
 			goto out;
 		}
 	}
-	if (!size_mul3((size_t)BENCH_NX * BENCH_NY, BENCH_NZ, sizeof(int16_t), &bytes))
+	if (!size_mul3(nx * ny, nz, sizeof(int16_t), &bytes))
 		goto out;
 	data = bigbuf_alloc(&err, bytes);
 	if (data == NULL)
 		goto fail;
 	double t0 = clock_mono_s();
-	bench_volume(data);
-	printf("volume %dx%dx%d int16 iso %.1f generated_s %.3f\n", BENCH_NX, BENCH_NY, BENCH_NZ,
-	       BENCH_ISO, clock_mono_s() - t0);
+	if (in_path != NULL) {
+		FILE *f = fopen(in_path, "rb");
+		bool read_ok = f != NULL && fread(data, 1, bytes, f) == bytes;
+		if (f != NULL)
+			fclose(f);
+		if (!read_ok) {
+			r3d_err_set(&err, R3D_EIO, "cannot read %zu bytes from %s", bytes, in_path);
+			goto fail;
+		}
+	} else {
+		bench_volume(data);
+	}
+	printf("volume %zux%zux%zu int16 iso %.1f generated_s %.3f\n", nx, ny, nz, iso,
+	       clock_mono_s() - t0);
 	if (raw_path != NULL) {
 		FILE *f = fopen(raw_path, "wb");
 		if (f == NULL || fwrite(data, 1, bytes, f) != bytes || fclose(f) != 0) {
@@ -178,7 +203,7 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	vol = (struct mesh_volume){data, MESH_SCALAR_I16, BENCH_NX, BENCH_NY, BENCH_NZ};
+	vol = (struct mesh_volume){data, MESH_SCALAR_I16, nx, ny, nz};
 
 	for (int threads = 1; threads <= 2; threads++) {
 		struct mesh *m = NULL;
@@ -186,7 +211,7 @@ int main(int argc, char **argv)
 		getrusage(RUSAGE_SELF, &r0);
 		for (long r = -1; r < reps; r++) {
 			double s = clock_mono_s();
-			if (!mesh_isosurface(&err, &vol, BENCH_ISO, threads, NULL, &m))
+			if (!mesh_isosurface(&err, &vol, iso, threads, NULL, &m))
 				goto fail;
 			if (r >= 0)
 				t[r] = clock_mono_s() - s;
@@ -209,7 +234,7 @@ int main(int argc, char **argv)
 		getrusage(RUSAGE_SELF, &r0);
 		for (long r = -1; r < reps; r++) {
 			double s = clock_mono_s();
-			bool ok = mesh_isosurface(&err, &vol, BENCH_ISO, threads, work, &m);
+			bool ok = mesh_isosurface(&err, &vol, iso, threads, work, &m);
 			if (r >= 0)
 				t[r] = clock_mono_s() - s;
 			mesh_destroy(m);

@@ -34,17 +34,18 @@ ISO = 299.5
 ENV = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
 
 
-def vtk_child(raw, threads, reps):
+def vtk_child(raw, threads, reps, dims=None):
     import numpy as np
     import vtk
     from vtk.util import numpy_support as ns
 
     smp = vtk.vtkSMPTools()
     smp.Initialize(threads)
+    nx, ny, nz = dims or (NX, NY, NZ)
     vol = np.fromfile(raw, dtype=np.int16)
-    assert vol.size == NX * NY * NZ
+    assert vol.size == nx * ny * nz
     img = vtk.vtkImageData()
-    img.SetDimensions(NX, NY, NZ)
+    img.SetDimensions(nx, ny, nz)
     arr = ns.numpy_to_vtk(vol, deep=0, array_type=vtk.VTK_SHORT)
     img.GetPointData().SetScalars(arr)
     fe = vtk.vtkFlyingEdges3D()
@@ -94,20 +95,30 @@ def main():
     ap.add_argument("--build", default="build-mesh-rel")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--vtk-child", nargs=3, metavar=("RAW", "THREADS", "REPS"))
+    ap.add_argument("--in", dest="inp", nargs=4, metavar=("RAW", "NX", "NY", "NZ"),
+                    help="an int16 volume (recon3d-mesh --save-volume) instead of the built-in one")
+    ap.add_argument("--dims", nargs=3, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.vtk_child:
-        vtk_child(a.vtk_child[0], int(a.vtk_child[1]), int(a.vtk_child[2]))
+        vtk_child(a.vtk_child[0], int(a.vtk_child[1]), int(a.vtk_child[2]), a.dims)
         return 0
     tool = os.path.join(a.build, "src", "mesh", "mesh_bench")
     with tempfile.TemporaryDirectory() as tmp:
-        raw = os.path.join(tmp, "vol.raw")
-        print("== ours (mesh_bench) ==")
-        ours = run([tool, "--raw", raw, "--reps", str(a.reps)])
+        if a.inp:
+            raw = a.inp[0]
+            dims = [str(int(x)) for x in a.inp[1:]]
+            print("== ours (mesh_bench) on %s %s ==" % (raw, "x".join(dims)))
+            ours = run([tool, "--in", raw] + dims + ["--reps", str(a.reps)])
+        else:
+            raw = os.path.join(tmp, "vol.raw")
+            dims = [str(NX), str(NY), str(NZ)]
+            print("== ours (mesh_bench) ==")
+            ours = run([tool, "--raw", raw, "--reps", str(a.reps)])
         vtk = {}
         for threads in (1, 2):
             print(f"== VTK vtkFlyingEdges3D, {threads} thread(s) ==")
             vtk[threads] = run([sys.executable, os.path.abspath(__file__), "--vtk-child",
-                                raw, str(threads), str(a.reps)])
+                                raw, str(threads), str(a.reps), "--dims"] + dims)
     print("== summary ==")
     for threads in (1, 2):
         o = next(float(ln.split()[3]) for ln in ours

@@ -40,6 +40,7 @@ struct pipeline_options {
 	int custom_hu;
 	const char *series_uid;  /* NULL: the largest series in the folder */
 	bool interpolate_gaps;   /* resample across gaps instead of refusing the series */
+	const char *save_volume; /* if set: write the HU volume there (int16, x fastest) */
 	bool smooth;
 	bool decimate;
 	int threads;             /* 1..MESH_MAX_THREADS */

@@ -246,6 +246,16 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 			res->affine[r * 4 + c] = vol->affine[r][c];
 	if (vol->note[0] != '\0')
 		note_add(res, "%s", vol->note);
+	if (o->save_volume != NULL) {
+		FILE *f = fopen(o->save_volume, "wb");
+		bool wrote = f != NULL && fwrite(vol->hu, 1, vol->bytes, f) == vol->bytes;
+		if (f != NULL && fclose(f) != 0)
+			wrote = false;
+		if (!wrote) {
+			r3d_err_set(err, R3D_EIO, "cannot write the volume to '%s'", o->save_volume);
+			goto out;
+		}
+	}
 	res->ms[PIPELINE_VOLUME] = (clock_mono_s() - t) * 1e3;
 
 	progress(o, PIPELINE_SEGMENT, "");

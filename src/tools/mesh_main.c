@@ -35,6 +35,7 @@ static void usage(FILE *out)
 		"  --series UID            the series to use when the folder holds several\n"
 		"                          (default: the largest CT series)\n"
 		"  --interpolate-gaps      resample across missing slices instead of refusing\n"
+		"  --save-volume FILE      also write the HU volume (int16, x fastest; dims in report.json)\n"
 		"  --no-smooth             raw isosurface, no smoothing\n"
 		"  --no-decimate           keep every triangle\n"
 		"  --threads N             worker threads (default: online CPUs)\n");
@@ -79,13 +80,14 @@ static bool parse_structures(const char *list, unsigned *out)
 int main(int argc, char **argv)
 {
 	enum { OPT_STRUCTURES = 1000, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE,
-	       OPT_THREADS, OPT_INTERPOLATE };
+	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"structures", required_argument, NULL, OPT_STRUCTURES},
 		{"threshold", required_argument, NULL, OPT_THRESHOLD},
 		{"series", required_argument, NULL, OPT_SERIES},
 		{"interpolate-gaps", no_argument, NULL, OPT_INTERPOLATE},
+		{"save-volume", required_argument, NULL, OPT_SAVE_VOLUME},
 		{"no-smooth", no_argument, NULL, OPT_NO_SMOOTH},
 		{"no-decimate", no_argument, NULL, OPT_NO_DECIMATE},
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -126,6 +128,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SERIES:
 			o.series_uid = optarg;
+			break;
+		case OPT_SAVE_VOLUME:
+			o.save_volume = optarg;
 			break;
 		case OPT_INTERPOLATE:
 			o.interpolate_gaps = true;
