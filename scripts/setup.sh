@@ -12,7 +12,7 @@ PACKAGES=(
   # run
   dcmtk
   # test and benchmark peers
-  dicom3tools orthanc python3 python3-numpy python3-vtk9 curl sqlite3 util-linux procps
+  dicom3tools orthanc python3 python3-numpy python3-vtk9 curl sqlite3 util-linux procps iproute2
 )
 
 missing=()
