@@ -278,13 +278,237 @@ bool bridge_ct_write_enhanced(struct r3d_err *err, const char *path,
 /* Result objects: Surface Segmentation and Encapsulated STL (issue 4)   */
 /* ===================================================================== */
 
-/* (reserved: the export writers go here) */
+/* The objects that go back to the PACS (docs: DESIGN "What goes back to the
+ * PACS"): one Surface Segmentation per series with every structure, one
+ * Encapsulated STL per structure. Both copy the patient, study and Frame of
+ * Reference attributes from one instance of the source series, start the
+ * series the caller names, reference the source instances (Common Instance
+ * Reference module, and per segment or in Source Instance Sequence), and are
+ * written as Explicit VR Little Endian Part 10 files under a unique temporary
+ * name in the target folder, synced, then renamed over path. Equipment is
+ * recon3d (Manufacturer, Manufacturer's Model Name "recon3d", Software
+ * Versions R3D_VERSION). Any thread. */
+
+#define BRIDGE_EXPORT_MAX_STRUCTURES 64          /* segments in one Surface Segmentation */
+#define BRIDGE_EXPORT_MAX_POINTS 300000000u      /* per surface (12 bytes each in one value) */
+#define BRIDGE_EXPORT_MAX_TRIANGLES 300000000u   /* per surface (12 bytes each in one value) */
+#define BRIDGE_EXPORT_MAX_REFS BRIDGE_SCAN_MAX_FILES /* source instances referenced */
+#define BRIDGE_EXPORT_MAX_STL_BYTES 0x7ffffffeu  /* one encapsulated STL file */
+#define BRIDGE_UID_LABEL_MAX 256                 /* label of bridge_uid_derive() */
+
+/* A coded concept (Code Sequence Macro). Strings are not copied. */
+struct bridge_code {
+	const char *value;    /* Code Value, e.g. "39607008" */
+	const char *scheme;   /* Coding Scheme Designator, e.g. "SCT" */
+	const char *meaning;  /* Code Meaning, e.g. "Lung" */
+};
+
+/* SNOMED CT Segmented Property Category (CID 7150) and Type (CID 7151) of
+ * recon3d's structure names: bone (Tissue / Bone 3138006), skin (Tissue /
+ * Skin), lungs (Anatomical Structure / Lung), vessels (Tissue / Blood
+ * vessel), custom (Tissue / Tissue). Fills the outputs that are not NULL
+ * with static strings; false for another name. */
+bool bridge_structure_codes(const char *name, struct bridge_code *category,
+			    struct bridge_code *type);
+
+/* sRGB in [0, 1] (clamped) to a DICOM Recommended Display CIELab Value:
+ * L*, a*, b* (D65) scaled to 0..65535 (a*, b* offset by 128). */
+void bridge_rgb_to_cielab(const float rgb[3], uint16_t lab[3]);
+
+/* What a mesh check established about a surface; zero means not checked. */
+enum bridge_surface_flag {
+	BRIDGE_FLAG_UNKNOWN = 0,  /* not checked: written UNKNOWN */
+	BRIDGE_FLAG_YES,          /* verified: written YES */
+	BRIDGE_FLAG_NO,           /* checked, does not hold: written NO */
+};
+
+/* One structure as a triangle mesh (r3d/mesh.h's struct mesh gives xyz, tri,
+ * nvert and ntri; mesh_check()'s closed and manifold give the flags). */
+struct bridge_export_structure {
+	const char *name;      /* Segment Label, 1..64 characters, e.g. "bone" */
+	float rgb[3];          /* sRGB in [0, 1]: the recommended display colour */
+	const float *xyz;      /* nvert * 3: points in patient LPS mm of the source FoR */
+	const uint32_t *tri;   /* ntri * 3: 0-based vertex indices, counter-clockwise
+				* seen from outside (written 1-based) */
+	size_t nvert, ntri;    /* 1..BRIDGE_EXPORT_MAX_POINTS / _TRIANGLES */
+	enum bridge_surface_flag finite_volume;  /* closed: encloses a finite volume */
+	enum bridge_surface_flag manifold;       /* every edge in exactly two triangles */
+	/* Segmented property codes; both NULL: bridge_structure_codes(name). */
+	const struct bridge_code *category, *type;
+};
+
+/* One source instance to reference. */
+struct bridge_export_ref {
+	const char *sop_class_uid;
+	const char *sop_instance_uid;
+};
+
+/* Identity of the object to write and where it comes from. UIDs should be
+ * stable per job (bridge_uid_derive()) so that a retry rewrites the same
+ * instance rather than making a second copy. */
+struct bridge_export_info {
+	const char *source_path;          /* one instance of the source series */
+	const struct bridge_export_ref *refs; /* the source series' instances */
+	size_t nrefs;                     /* 1..BRIDGE_EXPORT_MAX_REFS */
+	const char *series_uid;           /* the new series */
+	long series_number;               /* 0..2^31-1 */
+	const char *series_description;   /* 1..64 characters, e.g. "3D model: bone (STL)" */
+	const char *sop_instance_uid;
+	long instance_number;             /* 1..2^31-1 */
+	const char *content_date;         /* DA YYYYMMDD; NULL: today (local time) */
+	const char *content_time;         /* TM HHMMSS[.F]; NULL: now */
+	const char *device_serial_number; /* NULL: this host's name */
+};
+
+/* Writes one Surface Segmentation (1.2.840.10008.5.1.4.1.1.66.5, Modality
+ * SEG) at path holding structures[0..count) (1..BRIDGE_EXPORT_MAX_STRUCTURES):
+ * segment i+1 refers to surface i+1; per surface the points (float32), a
+ * unit normal per point (area-weighted; a point only on zero-area triangles
+ * takes its neighbours', or a zero vector if none has one), the triangles
+ * as a Long Triangle Point Index List, the colour as CIELab and grey value,
+ * Finite Volume and Manifold from the flags. Algorithm: recon3d,
+ * R3D_VERSION, AUTOMATIC.
+ * Fails with R3D_EINVAL on bad input (an index out of range, a point not
+ * finite, a source without Frame of Reference UID...), R3D_EIO/R3D_ENOSPC
+ * when the file cannot be written; path is then untouched. */
+bool bridge_write_surface_segmentation(struct r3d_err *err, const char *path,
+				       const struct bridge_export_info *info,
+				       const struct bridge_export_structure *structures,
+				       size_t count);
+
+/* Writes one Encapsulated STL (1.2.840.10008.5.1.4.1.1.104.3, Modality M3D)
+ * at path holding the bytes of the binary STL file stl_path (as written by
+ * mesh_stl_write(): little-endian, millimetres, patient LPS of the source
+ * FoR), MIME type model/stl, Encapsulated Document Length the file's size
+ * (the value is padded to even length), units UCUM mm, Document Title
+ * "3D model: <name> (STL)". name: 1..48 characters. Errors as above. */
+bool bridge_write_encapsulated_stl(struct r3d_err *err, const char *path,
+				   const struct bridge_export_info *info, const char *name,
+				   const char *stl_path);
+
+/* Derives a UID from a job key: out = "2.25." followed by the decimal value
+ * of a name-based UUID (RFC 9562 version 8) made of the first 128 bits of
+ * SHA-256(root_uid, NUL, label). The same inputs always give the same UID;
+ * root_uid is a valid UID (e.g. the source series UID), label 1..
+ * BRIDGE_UID_LABEL_MAX characters naming the object (e.g. "job 42 stl bone
+ * instance"). Thread-safe. */
+bool bridge_uid_derive(struct r3d_err *err, const char *root_uid, const char *label,
+		       char out[BRIDGE_UID_MAX + 1]);
 
 /* ===================================================================== */
 /* Storage SCU: sending objects to a PACS (issue 4)                      */
 /* ===================================================================== */
 
-/* (reserved: the sender's association and C-STORE functions go here) */
+/* Sends Part 10 files to a storage SCP over one association: one thread at
+ * a time per struct bridge_scu (any thread). Every failure is classified by
+ * its r3d_err code: R3D_ENET when a later attempt may succeed (connection
+ * refused, timeout, association aborted or released by the peer, association
+ * rejected-transient or for congestion, status Out of Resources 0xA7xx or
+ * Resource Limitation 0x0213), R3D_EREFUSED when it will not (association rejected-permanent, no
+ * presentation context accepted for the SOP class, a transfer syntax the
+ * peer refuses that cannot be converted, any other failure status),
+ * R3D_EINVAL / R3D_EIO when the file itself is unusable. err->msg says why,
+ * e.g. "association rejected (permanent): called AE title not recognized".
+ * The process must ignore SIGPIPE (the daemon does). */
+
+#define BRIDGE_SCU_MAX_CONTEXTS 128  /* presentation contexts in one request (odd IDs 1..255) */
+#define BRIDGE_SCU_MAX_TIMEOUT_S 3600 /* each of the timeouts below */
+#define BRIDGE_COMMENT_MAX 64        /* Error Comment (LO) */
+
+struct bridge_scu;  /* one requested association; one thread at a time */
+
+struct bridge_scu_params {
+	const char *host;        /* name or numeric IPv4 address of the peer */
+	int port;                /* 1..65535 */
+	const char *called_ae;   /* the peer's AE title, 1..16 characters */
+	const char *calling_ae;  /* ours, 1..16 characters */
+	int connect_timeout_s;   /* TCP connect, 1..BRIDGE_SCU_MAX_TIMEOUT_S (DCMTK keeps
+				    this one process-wide: the last value set applies) */
+	int acse_timeout_s;      /* waiting for A-ASSOCIATE-AC/RJ, A-RELEASE-RP */
+	int dimse_timeout_s;     /* waiting for each C-STORE-RSP */
+	int max_pdu;             /* largest PDU we receive; 0: 16384 */
+};
+
+struct bridge_scu_info {
+	unsigned files_readable;     /* files of the list whose meta header was read */
+	unsigned proposed_contexts;
+	unsigned accepted_contexts;
+	bool nodelay_by_dcmtk;       /* TCP_NODELAY was already on when we looked (bridge_init) */
+	bool nodelay;                /* TCP_NODELAY is on now (we set it when DCMTK had not) */
+	long peer_max_pdu;           /* 0: unlimited */
+};
+
+/* Opens an association to p->host:p->port proposing the presentation
+ * contexts files[0..nfiles) need: per SOP class, one context per transfer
+ * syntax of its files with that syntax alone (the acceptor, not the
+ * proposer, orders the syntaxes of a context), and one [Explicit VR Little
+ * Endian, Implicit VR Little Endian] context to fall back on when a file is
+ * uncompressed (also deflated or big endian) or DCMTK can decode it (JPEG,
+ * JPEG-LS, RLE; not JPEG 2000). Only the meta header of each file is read
+ * here; unreadable files are left out (bridge_scu_store() reports them).
+ * Fails with R3D_EIO when no file is readable; R3D_EINVAL when an AE title or
+ * timeout is invalid or more than BRIDGE_SCU_MAX_CONTEXTS contexts are needed
+ * (send fewer files per association); R3D_ENET / R3D_EREFUSED as above,
+ * R3D_EREFUSED also when the peer accepts none of the contexts. On success
+ * the caller owns *out and ends it with bridge_scu_release() or
+ * bridge_scu_abort(). */
+bool bridge_scu_open(struct r3d_err *err, const struct bridge_scu_params *p,
+		     const char *const *files, size_t nfiles, struct bridge_scu **out);
+
+void bridge_scu_get_info(const struct bridge_scu *scu, struct bridge_scu_info *info);
+
+/* What one C-STORE gave. */
+struct bridge_scu_result {
+	bool responded;            /* a C-STORE-RSP arrived; status is valid */
+	uint16_t status;           /* its DIMSE status */
+	char error_comment[BRIDGE_COMMENT_MAX + 1];  /* the peer's Error Comment, may be "" */
+	char sop_instance_uid[BRIDGE_UID_MAX + 1];   /* of the file, once read */
+	char transfer_syntax[BRIDGE_UID_MAX + 1];    /* the file was sent in this syntax */
+	bool converted;            /* ... which is not the file's own */
+};
+
+/* Sends the file at path with C-STORE on the accepted presentation context
+ * of its SOP class: the one in the file's own transfer syntax, else an
+ * uncompressed one after converting (decompressing) the dataset. DCMTK
+ * re-encodes the dataset on the way (explicit-length sequences, group
+ * lengths recalculated): attributes and pixel bytes are unchanged, the
+ * file's bytes may not be. Writing may block up to DCMTK's socket send
+ * timeout (60 s, process-wide). Returns true when the object was delivered
+ * (status Success or Warning; res->status says which); false with err
+ * classified as above. After a transient network failure (timeout, abort,
+ * broken link) the association is unusable: bridge_scu_alive() turns false
+ * and later stores fail at once with R3D_ENET. */
+bool bridge_scu_store(struct r3d_err *err, struct bridge_scu *scu, const char *path,
+		      struct bridge_scu_result *res);
+
+/* True while the association can carry another C-STORE. */
+bool bridge_scu_alive(const struct bridge_scu *scu);
+
+/* Releases the association (A-RELEASE; A-ABORT if the release fails) and
+ * frees scu. Returns false with err (R3D_ENET) when the release was not
+ * confirmed; objects already answered are delivered either way. NULL is
+ * allowed. */
+bool bridge_scu_release(struct r3d_err *err, struct bridge_scu *scu);
+
+/* Sends A-ABORT (while alive), closes and frees scu. NULL is allowed. */
+void bridge_scu_abort(struct bridge_scu *scu);
+
+/* How a C-STORE-RSP status is to be taken (PS3.4 B.2.3, PS3.7 C):
+ * Success 0x0000; Warning 0x0001, 0x0107, 0x0116, 0xB000..0xBFFF (delivered);
+ * transient failure 0xA700..0xA7FF Out of Resources, 0x0213 Resource
+ * Limitation; every other status is a permanent failure (0xA9xx Data Set
+ * does not match SOP Class, 0xCxxx Cannot understand, 0x0110 Processing
+ * failure, 0x0122 SOP Class not supported, 0x0124 Not authorized, pending or
+ * cancel codes which a C-STORE-RSP must not carry, ...). */
+enum bridge_store_kind {
+	BRIDGE_STORE_SUCCESS,
+	BRIDGE_STORE_WARNING,
+	BRIDGE_STORE_TRANSIENT,
+	BRIDGE_STORE_PERMANENT,
+};
+enum bridge_store_kind bridge_store_status_kind(uint16_t status);
+/* A short English name of the status ("Out of Resources", ...). */
+const char *bridge_store_status_text(uint16_t status);
 
 #ifdef __cplusplus
 }
