@@ -23,6 +23,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,7 +34,8 @@
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
 
-#define SCU_HOST_MAX 255   /* host name given to bridge_scu_open() */
+#define SCU_HOST_MAX 255         /* host name given to bridge_scu_open() */
+#define SCU_QUICKACK_WAIT_MS 500 /* wait for a response to ACK at once (see store_progress) */
 
 struct bridge_scu {
 	T_ASC_Network *net;
@@ -240,6 +242,36 @@ void check_nodelay(struct bridge_scu *scu)
 	on = 1;
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == 0)
 		scu->info.nodelay = true;
+}
+
+/* A receiver that leaves Nagle's algorithm on (DCMTK's default: storescp,
+ * Orthanc 1.10) writes its C-STORE-RSP in several small segments and holds
+ * the later ones until we ACK the first, which Linux delays by ~40 ms once
+ * the connection looks interactive. Measured on loopback, 134 CT slices:
+ * storescp 6.0 s -> 0.12 s, Orthanc 6.8 s -> 0.6 s. So once the dataset is
+ * sent, wait (briefly) for the response to start and ask for an immediate
+ * ACK (TCP_QUICKACK leaves the delayed-ACK mode and sends the pending ACK).
+ * A peer slower than SCU_QUICKACK_WAIT_MS is not helped, and needs no help. */
+void quickack(int fd)
+{
+	int on = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+}
+
+void store_progress(void *ctx, T_DIMSE_StoreProgress *progress, T_DIMSE_C_StoreRQ *)
+{
+	struct bridge_scu *scu = static_cast<struct bridge_scu *>(ctx);
+	int fd;
+
+	if (progress->state != DIMSE_StoreEnd)
+		return;
+	fd = scu_socket(scu->assoc);
+	if (fd < 0)
+		return;
+	quickack(fd);
+	struct pollfd pfd = {fd, POLLIN, 0};
+	if (poll(&pfd, 1, SCU_QUICKACK_WAIT_MS) == 1)
+		quickack(fd);
 }
 
 void scu_free(struct bridge_scu *scu)
@@ -527,7 +559,7 @@ bool scu_store(struct r3d_err *err, struct bridge_scu *scu, const char *path,
 	copy_str(req.AffectedSOPInstanceUID, sizeof(req.AffectedSOPInstanceUID), inst.c_str());
 	req.DataSetType = DIMSE_DATASET_PRESENT;
 	req.Priority = DIMSE_PRIORITY_MEDIUM;
-	cond = DIMSE_storeUser(scu->assoc, pres_id, &req, nullptr, ds, nullptr, nullptr,
+	cond = DIMSE_storeUser(scu->assoc, pres_id, &req, nullptr, ds, store_progress, scu,
 			       DIMSE_NONBLOCKING, scu->dimse_timeout_s, &rsp, &detail, nullptr, 0);
 	if (cond.bad()) {
 		delete detail;

@@ -51,16 +51,18 @@ def _die_with_parent():
 class Server:
     """A peer process; stop() is idempotent and safe in finally."""
 
-    def __init__(self, args, log_path, cwd=None):
+    def __init__(self, args, log_path, cwd=None, env=None):
         self.args = args
         self.log_path = log_path
         self.cwd = cwd
+        self.env = env
         self.proc = None
 
     def start(self):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=self.cwd, preexec_fn=_die_with_parent)
+                                     cwd=self.cwd, env=self.env,
+                                     preexec_fn=_die_with_parent)
         return self
 
     def stop(self):

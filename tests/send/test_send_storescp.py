@@ -7,7 +7,8 @@ network namespace (loopback only).
   association: all delivered, each stored (storescp +B) in its own transfer
   syntax with the same attributes and pixel bytes as the file (compared after
   dcmconv normalises sequence and group lengths, which DCMTK's sender
-  re-encodes); TCP_NODELAY on.
+  re-encodes); TCP_NODELAY on; 60 slices well under the 2.4 s that
+  delayed ACKs against storescp's Nagle would cost.
 - storescp with its default (uncompressed only): JPEG, JPEG-LS and RLE files
   are decompressed by the sender and arrive with the same pixels DCMTK's
   own decoders give; JPEG 2000 (no decoder in DCMTK) fails for good.
@@ -65,8 +66,10 @@ class StoreScp(unittest.TestCase):
         port = port or free_port()
         out = os.path.join(self.work, name)
         os.makedirs(out, exist_ok=True)
+        # DCMTK's default: Nagle's algorithm on (no TCP_NODELAY), like most PACS
+        env = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
         s = Server(["storescp", "-aet", "STORESCP", "+uf", "-od", out] + list(opts) + [str(port)],
-                   os.path.join(self.work, name + ".log"))
+                   os.path.join(self.work, name + ".log"), env=env)
         self.servers.append(s)
         s.start()
         if wait:
@@ -112,6 +115,17 @@ class StoreScp(unittest.TestCase):
         self.assertTrue(any(sendtest.pixel_data(p, os.path.join(self.work, "raw-got")) == want
                             for p in arrived), "%s: pixels differ" % src)
 
+    def test_no_delayed_ack_stall(self):
+        # storescp writes each response in small pieces with Nagle on; unless
+        # the sender ACKs at once, every C-STORE waits ~40 ms (25 images/s).
+        files = sendtest.pancreas_files(60)
+        _, port, _ = self.storescp("speed", "+xa", "--ignore")
+        rc, outs, err = send("127.0.0.1", port, "STORESCP", files)
+        self.assertEqual(rc, 0, err)
+        seconds = float(err.split("seconds=")[1].split()[0])
+        print("60 slices in %.3f s" % seconds, file=sys.stderr)
+        self.assertLess(seconds, 1.2, "%d files took %.2f s: delayed-ACK stalls?" % (len(files), seconds))
+
     def test_decompress_when_peer_takes_uncompressed_only(self):
         files = sendtest.cornerstone_files()
         _, port, out = self.storescp("native", "+B")
@@ -147,6 +161,28 @@ class StoreScp(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertEqual((outs[0].outcome, outs[0].code), ("retry", "network"), outs)
         self.assertEqual([o.outcome for o in outs[1:]], ["not_tried", "not_tried"], outs)
+
+    def test_connect_timeout_is_transient(self):
+        # A veth end with a static neighbour that never answers: the SYN
+        # leaves and nothing comes back, so only the connect timeout ends it.
+        setup = ("ip link add r3dv0 type veth peer name r3dv1 && "
+                 "ip addr add 10.213.0.1/24 dev r3dv0 && ip link set r3dv0 up && "
+                 "ip neigh add 10.213.0.2 lladdr 02:00:00:00:00:02 dev r3dv0 nud permanent")
+        r = subprocess.run(["sh", "-c", setup], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("no veth in this namespace: " + r.stderr.strip())
+        try:
+            t0 = time.time()
+            rc, outs, _ = send("10.213.0.2", 104, "STORESCP", sendtest.pancreas_files(2),
+                               timeouts="2,5,5")
+            dt = time.time() - t0
+        finally:
+            subprocess.run(["ip", "link", "del", "r3dv0"], capture_output=True)
+        self.assertEqual(rc, 1)
+        self.assertTrue(1.9 <= dt < 4.0, dt)
+        for o in outs:
+            self.assertEqual((o.outcome, o.code), ("retry", "network"), o)
+            self.assertIn("Timeout", o.reason)
 
     def test_nobody_listening_then_late_peer(self):
         port = free_port()
