@@ -425,7 +425,8 @@ struct bridge_scu_params {
 	int connect_timeout_s;   /* TCP connect, 1..BRIDGE_SCU_MAX_TIMEOUT_S (DCMTK keeps
 				    this one process-wide: the last value set applies) */
 	int acse_timeout_s;      /* waiting for A-ASSOCIATE-AC/RJ, A-RELEASE-RP */
-	int dimse_timeout_s;     /* waiting for each C-STORE-RSP */
+	int dimse_timeout_s;     /* waiting for each C-STORE-RSP (plus at most 0.5 s spent
+				    waiting to ACK its first bytes at once) */
 	int max_pdu;             /* largest PDU we receive; 0: 16384 */
 };
 
