@@ -147,6 +147,16 @@ size_t mesh_remove_degenerate(struct mesh *m);
 bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error,
 		   int threads);
 
+/* Removes zero-area triangles (a vertex on its triangle's opposite edge, as
+ * decimation leaves on flat caps) by flipping that edge with the neighbour's,
+ * or, where no flip helps, by collapsing the vertex that lies on the edge:
+ * the surface, its orientation and manifoldness are kept. The mesh must be
+ * closed and consistently oriented (welded). *flipped: flips and collapses;
+ * *left: slivers that remain. */
+bool mesh_flip_slivers(struct r3d_err *err, struct mesh *m, size_t *flipped, size_t *left);
+/* Zero-area triangles: twice the area below 1e-6 of the longest edge squared. */
+size_t mesh_count_slivers(const struct mesh *m);
+
 struct mesh_stats {
 	size_t nvert;             /* vertices used by at least one triangle */
 	size_t ntri;
@@ -155,6 +165,7 @@ struct mesh_stats {
 	size_t nonmanifold_edges; /* edges in three or more triangles */
 	size_t misoriented_edges; /* edges used twice in the same direction */
 	size_t degenerate_tri;    /* triangles that use one vertex twice */
+	size_t zero_area_tri;     /* triangles with (near) zero area: see mesh_flip_slivers() */
 	bool closed;              /* no boundary edge */
 	bool manifold;            /* every edge in exactly two triangles, oriented */
 	long euler;               /* V - E + F: 2 for a sphere, 0 for a torus */

@@ -26,10 +26,11 @@ static struct mesh *mesh_clone(struct r3d_err *err, const struct mesh *m)
 }
 
 /* Decimates *mp to the budget. meshopt_simplify can still leave a few open
- * edges in rare configurations that the repair does not catch; a model that
- * was watertight must stay so. Then the budget is loosened by a quarter and
- * the decimation redone from the undecimated copy, and after
- * BUILD_DECIMATE_TRIES the undecimated (watertight) mesh is kept. */
+ * edges or zero-area triangles in rare configurations that the repairs do
+ * not catch; a model that was watertight and free of them must stay so.
+ * Then the budget is loosened by a quarter and the decimation redone from
+ * the undecimated copy, and after BUILD_DECIMATE_TRIES the undecimated mesh
+ * is kept. */
 static bool decimate_watertight(struct r3d_err *err, struct mesh **mp,
 				const struct mesh_build_params *p, struct mesh_stats *st)
 {
@@ -46,14 +47,14 @@ static bool decimate_watertight(struct r3d_err *err, struct mesh **mp,
 		if (!mesh_decimate(err, *mp, target, p->max_error, p->threads) ||
 		    !mesh_check(err, *mp, st))
 			goto out;
-		if (st->closed && st->manifold)
+		if (st->closed && st->manifold && st->zero_area_tri == 0)
 			break;
 		if (attempt == 0) {
 			struct mesh_stats before;
 			if (!mesh_check(err, orig, &before))
 				goto out;
-			if (!(before.closed && before.manifold))
-				break;   /* nothing to keep: it was open before decimation */
+			if (!(before.closed && before.manifold && before.zero_area_tri == 0))
+				break;   /* nothing better to keep: it was so before decimation */
 		}
 		mesh_destroy(*mp);
 		*mp = mesh_clone(err, orig);

@@ -552,6 +552,10 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 					 3 * sizeof(float));
 	decimate_swap_xyz(m, xyz, bytes, nv);
 	xyz = NULL;
+	/* Collapses on flat regions leave zero-area triangles: flip them away. */
+	size_t flipped, left;
+	if (!mesh_flip_slivers(err, m, &flipped, &left))
+		goto out;
 	ok = true;
 out:
 	free(src);

@@ -140,6 +140,7 @@ bool mesh_check(struct r3d_err *err, const struct mesh *m, struct mesh_stats *st
 	st->manifold = st->closed && st->nonmanifold_edges == 0 && st->misoriented_edges == 0 &&
 		       st->degenerate_tri == 0;
 	st->euler = (long)st->nvert - (long)st->nedge + (long)st->ntri;
+	st->zero_area_tri = mesh_count_slivers(m);
 	check_geometry(m, st);
 	ok = true;
 out:

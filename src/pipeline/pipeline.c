@@ -347,6 +347,8 @@ static json_t *report_json(const struct pipeline_result *res)
 			json_object_set_new(s, "watertight",
 					    json_boolean(ps->stats.closed && ps->stats.manifold));
 			json_object_set_new(s, "euler", json_integer(ps->stats.euler));
+			json_object_set_new(s, "zero_area_triangles",
+					    json_integer((json_int_t)ps->stats.zero_area_tri));
 			if (!(ps->stats.closed && ps->stats.manifold))
 				json_object_set_new(s, "defects",
 						    json_pack("{s:I, s:I, s:I}",

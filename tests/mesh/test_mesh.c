@@ -713,6 +713,46 @@ out:
 	free(v);
 }
 
+
+/* An octahedron with a zero-area triangle: vertex r sits on edge p-q and
+ * the sliver (p, q, r) closes the gap. mesh_flip_slivers() must remove it
+ * and keep the solid: closed, 2-manifold, Euler 2, volume 4/3. */
+static void test_slivers(void)
+{
+	static const float xyz[] = {
+		1, 0, 0,  -1, 0, 0,  0, 1, 0,  0, -1, 0,  0, 0, 1,  0, 0, -1,
+		0.5f, 0.5f, 0,   /* 6: r, the midpoint of edge 0-2 */
+	};
+	/* Octahedron faces, outward (counter-clockwise seen from outside). The
+	 * face (0, 2, 4) is split at r into (0, 6, 4) and (6, 2, 4); the sliver
+	 * (2, 6, 0) fills the slit between r and edge 0-2, whose other side is
+	 * the face (2, 0, 5). */
+	static const uint32_t tri[] = {
+		0, 6, 4,  6, 2, 4,  2, 1, 4,  1, 3, 4,  3, 0, 4,
+		2, 0, 5,  1, 2, 5,  3, 1, 5,  0, 3, 5,
+		2, 6, 0,
+	};
+	struct r3d_err err;
+	struct mesh_stats st;
+	size_t flipped = 0, left = 0;
+	struct mesh *m = mesh_create(&err, 7, 10);
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		return;
+	memcpy(m->xyz, xyz, sizeof(xyz));
+	memcpy(m->tri, tri, sizeof(tri));
+	CHECK(mesh_check(&err, m, &st));
+	CHECK(st.zero_area_tri == 1 && st.closed && st.manifold);
+	CHECK(mesh_count_slivers(m) == 1);
+	CHECK(mesh_flip_slivers(&err, m, &flipped, &left));
+	CHECK(flipped == 1 && left == 0);
+	CHECK(mesh_check(&err, m, &st));
+	CHECK(st.zero_area_tri == 0 && st.closed && st.manifold && st.euler == 2);
+	CHECK_NEAR(st.volume, 4.0 / 3.0, 1e-6);
+	mesh_destroy(m);
+}
+
 int main(void)
 {
 	struct r3d_err err = {0};
@@ -736,6 +776,7 @@ int main(void)
 	test_refusals();
 	test_writers();
 	test_work_reuse();
+	test_slivers();
 	rc = test_summary();
 	mesh_iso_work_destroy(test_work);
 	return rc;

@@ -103,6 +103,14 @@ class RealSeries(unittest.TestCase):
                             "%s outside the CT volume: %s %s" % (s["name"], v.min(0), v.max(0)))
             self.assertLess(v[:, 1].max(), TABLE_TOP_Y,
                             "%s reaches the CT table (y %.1f mm)" % (s["name"], v[:, 1].max()))
+            # No degenerate triangle: every one has area (checked on the STL
+            # itself, relative to its longest edge), and the report agrees.
+            t = v.reshape(-1, 3, 3).astype(np.float64)
+            twice_area = np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
+            longest = np.max([np.sum((t[:, (i + 1) % 3] - t[:, i]) ** 2, axis=1)
+                              for i in range(3)], axis=0)
+            self.assertEqual(int((twice_area <= 1e-6 * longest).sum()), 0, s["name"])
+            self.assertEqual(s["zero_area_triangles"], 0)
 
 
 def dcm_numbers(path, tag):
@@ -138,6 +146,7 @@ class GantryTilt(unittest.TestCase):
             for s in rep["structures"]:
                 self.assertTrue(s["watertight"], s)
                 self.assertNotIn("defects", s)
+                self.assertEqual(s["zero_area_triangles"], 0, s["name"])
         finally:
             shutil.rmtree(out, ignore_errors=True)
 
