@@ -43,6 +43,13 @@ def http_get(url, timeout=5):
         return e.code, e.read().decode()
 
 
+def cornerstone_files():
+    """The DICOM files of ts/cornerstone-ct (its .ts files are not DICOM)."""
+    folder = os.path.join(DATA, "ts", "cornerstone-ct")
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+            if f.endswith(".dcm") or f in ("CT1_J2KR", "CT2_J2KR")]
+
+
 def pancreas_files():
     return sorted(os.path.join(PANCREAS, f) for f in os.listdir(PANCREAS) if f.endswith(".dcm"))
 

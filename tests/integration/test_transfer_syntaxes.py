@@ -12,18 +12,7 @@ import subprocess
 import tempfile
 import unittest
 
-from r3dtest import DATA, Daemon, dataset_bytes, dcm_value, free_port, main
-
-CORNERSTONE = os.path.join(DATA, "ts", "cornerstone-ct")
-
-
-def cornerstone_files():
-    out = []
-    for f in sorted(os.listdir(CORNERSTONE)):
-        p = os.path.join(CORNERSTONE, f)
-        if f.endswith(".dcm") or f in ("CT1_J2KR", "CT2_J2KR"):
-            out.append(p)
-    return out
+from r3dtest import Daemon, cornerstone_files, dataset_bytes, dcm_value, free_port, main
 
 
 def profile(path, sop_class, ts):

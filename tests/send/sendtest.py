@@ -17,6 +17,10 @@ import subprocess
 import sys
 import time
 
+# The DICOM file helpers the integration tests already have.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from r3dtest import cornerstone_files, dataset_bytes, dcm_value  # noqa: E402
+
 SEND_FILES = os.environ.get("R3D_SEND_FILES", "")
 DATA = os.environ.get("R3D_DATA", "")
 PANCREAS = os.path.join(DATA, "ct", "pancreas-ct-cb001")
@@ -144,41 +148,6 @@ def start_send(host, port, called, files, calling="RECON3D", retry=None, timeout
 def pancreas_files(n):
     names = sorted(f for f in os.listdir(PANCREAS) if f.endswith(".dcm"))
     return [os.path.join(PANCREAS, f) for f in names[:n]]
-
-
-def cornerstone_files():
-    out = []
-    for f in sorted(os.listdir(CORNERSTONE)):
-        if f.endswith(".dcm") or f in ("CT1_J2KR", "CT2_J2KR"):
-            out.append(os.path.join(CORNERSTONE, f))
-    return out
-
-
-def dcm_value(path, tag):
-    out = subprocess.run(["dcmdump", "-q", "-Un", "+P", tag, path], capture_output=True,
-                         text=True).stdout
-    i, j = out.find("["), out.find("]")
-    return out[i + 1:j] if 0 <= i < j else None
-
-
-def dataset_bytes(path):
-    """The bytes of a Part 10 file after its meta header (group 0002)."""
-    with open(path, "rb") as f:
-        b = f.read()
-    if b[128:132] != b"DICM":
-        raise ValueError(path + " is not a Part 10 file")
-    i = 132
-    while True:
-        group, _ = struct.unpack("<HH", b[i:i + 4])
-        if group != 2:
-            return b[i:]
-        vr = b[i + 4:i + 6]
-        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
-            length = struct.unpack("<I", b[i + 8:i + 12])[0]
-            i += 12 + length
-        else:
-            length = struct.unpack("<H", b[i + 6:i + 8])[0]
-            i += 8 + length
 
 
 def canonical(path, workdir):
