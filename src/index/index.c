@@ -172,7 +172,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" modality = coalesce(nullif(?3, ''), modality),"
 		" series_description = coalesce(nullif(?4, ''), series_description),"
 		" series_number = coalesce(?5, series_number), calling_ae = ?7, pending = 1"
-		" WHERE id = ?1 AND ?2 = ?2",
+		" WHERE id = ?1",
 	[STMT_INSTANCE_FIND] = "SELECT path FROM instances WHERE sop_uid = ?1",
 	[STMT_INSTANCE_UPSERT] =
 		"INSERT INTO instances(series_id, sop_uid, sop_class_uid, transfer_syntax, frames,"

@@ -125,6 +125,8 @@ static bool series_eligible(const struct series_facts *f, int min_slices, char *
 	return true;
 }
 
+/* Runs one statement with ?1 = a, ?2 = d and ?3 = text (when not NULL);
+ * a parameter the statement does not use is not bound (SQLITE_RANGE). */
 static bool run(struct r3d_err *err, struct index *idx, const char *sql, int64_t a, double d,
 		const char *text)
 {
@@ -133,9 +135,11 @@ static bool run(struct r3d_err *err, struct index *idx, const char *sql, int64_t
 
 	if (sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return index_sql_fail(err, idx, "preparing");
+	int n = sqlite3_bind_parameter_count(st);
 	sqlite3_bind_int64(st, 1, a);
-	sqlite3_bind_double(st, 2, d);
-	if (text != NULL)
+	if (n >= 2)
+		sqlite3_bind_double(st, 2, d);
+	if (text != NULL && n >= 3)
 		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -155,7 +159,7 @@ static bool queue_series(struct r3d_err *err, struct index *idx, int64_t series_
 	if (!series_eligible(&f, min_slices, reason, sizeof(reason))) {
 		if (!run(err, idx,
 			 "UPDATE series SET pending = 0, status = 'ineligible', reason = ?3"
-			 " WHERE id = ?1 AND ?2 = ?2",
+			 " WHERE id = ?1",
 			 series_id, now, reason))
 			return false;
 		pass->series_ineligible++;
@@ -177,8 +181,7 @@ static bool queue_series(struct r3d_err *err, struct index *idx, int64_t series_
 		return false;
 	int64_t job_id = sqlite3_last_insert_rowid(idx->db);
 	if (!run(err, idx,
-		 "UPDATE series SET pending = 0, status = 'queued', reason = NULL WHERE id = ?1"
-		 " AND ?2 = ?2",
+		 "UPDATE series SET pending = 0, status = 'queued', reason = NULL WHERE id = ?1",
 		 series_id, now, NULL))
 		return false;
 	pass->jobs_queued++;
