@@ -18,6 +18,8 @@
 #define CONFIG_HOST_MAX 256
 #define CONFIG_MAX_CALLERS 256
 #define CONFIG_MAX_CALLER_ADDRS 8
+#define CONFIG_MAX_DESTINATIONS 16
+#define CONFIG_NAME_MAX 32
 
 /* One allowed calling AE title and the numeric addresses it may come from. */
 struct config_caller {
@@ -25,6 +27,16 @@ struct config_caller {
 	char host[CONFIG_HOST_MAX];   /* as written, or "*" for any host */
 	int naddrs;
 	char addrs[CONFIG_MAX_CALLER_ADDRS][64];
+};
+
+/* One [destination NAME] section: a PACS that receives the results. */
+struct config_destination {
+	char name[CONFIG_NAME_MAX + 1];
+	char ae_title[CONFIG_AE_MAX + 1];
+	char host[CONFIG_HOST_MAX];
+	int port;
+	char calling_ae_title[CONFIG_AE_MAX + 1];   /* "" : [dicom] ae_title */
+	int connect_timeout_s, acse_timeout_s, dimse_timeout_s;
 };
 
 struct config {
@@ -54,6 +66,13 @@ struct config {
 	int http_port;
 	/* [log] */
 	enum log_level log_level;
+	/* [retry] */
+	int retry_initial_delay_s;
+	int retry_max_delay_s;
+	int retry_max_attempts;
+	/* [destination NAME] */
+	int ndestinations;
+	struct config_destination destinations[CONFIG_MAX_DESTINATIONS];
 };
 
 /* Fills cfg with the embedded defaults. */

@@ -85,6 +85,47 @@ int index_job_claim(struct r3d_err *err, struct index *idx, double now, struct i
 bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, enum job_state state,
 		      const char *reason, const char *results_dir, const char *result_json, double now);
 
+/* ---- outbox: result objects per destination ---- */
+
+enum outbox_state { OUTBOX_PENDING, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_NSTATES };
+const char *outbox_state_name(enum outbox_state s);
+
+struct outbox_row {
+	int64_t id, job_id;
+	char path[4096];
+	char sop_instance_uid[BRIDGE_UID_MAX + 1];
+	int attempts;
+};
+
+/* Queues path for destination. The same object (SOP Instance UID) queued
+ * again for the same destination replaces its row: no second copy. */
+bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, const char *destination,
+		      const char *path, const char *sop_instance_uid, double now);
+/* Up to max pending rows of destination that are due at now; -1 on error. */
+int index_outbox_due(struct r3d_err *err, struct index *idx, const char *destination, double now,
+		     struct outbox_row *rows, int max);
+/* Records one row's outcome; dimse_status < 0: none; error may be NULL. */
+bool index_outbox_result(struct r3d_err *err, struct index *idx, int64_t id, enum outbox_state state,
+			 int attempts, double next_attempt_at, int dimse_status, const char *error,
+			 double now);
+
+struct outbox_counts {
+	char destination[64];
+	int64_t n[OUTBOX_NSTATES];
+};
+/* Rows per destination and state (up to max destinations); -1 on error. */
+int index_outbox_counts(struct r3d_err *err, struct index *idx, struct outbox_counts *out, int max);
+
+/* The instances of a series, for references in result objects. On success
+ * (>= 0, the count) the caller frees *out. */
+struct series_ref {
+	char sop_class_uid[BRIDGE_UID_MAX + 1];
+	char sop_instance_uid[BRIDGE_UID_MAX + 1];
+	char path[4096];
+};
+int index_series_refs(struct r3d_err *err, struct index *idx, const char *series_uid,
+		      struct series_ref **out);
+
 /* What one pass of the stable-study check did. */
 struct queue_pass {
 	int studies_stable;

@@ -92,6 +92,12 @@ static const struct config_key config_keys[] = {
 	 "TCP port of the status endpoint (0: no status endpoint)"},
 	{"log", "level", KEY_SPECIAL, "info", 0, 0, NUM_FIELD(log_level), set_log_level,
 	 "debug, info, warn or error; patient data is never logged at info or above"},
+	{"retry", "initial_delay_s", KEY_INT, "5", 1, 3600, NUM_FIELD(retry_initial_delay_s), NULL,
+	 "after a transient failure (PACS down, busy, timeout) the first retry waits this long"},
+	{"retry", "max_delay_s", KEY_INT, "600", 1, 86400, NUM_FIELD(retry_max_delay_s), NULL,
+	 "each further retry waits twice as long, up to this"},
+	{"retry", "max_attempts", KEY_INT, "50", 1, 10000, NUM_FIELD(retry_max_attempts), NULL,
+	 "attempts per object before it is marked failed"},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -295,6 +301,104 @@ void config_defaults(struct config *cfg)
 }
 
 /* ------------------------------------------------------------------ */
+/* [destination NAME] sections                                         */
+/* ------------------------------------------------------------------ */
+
+#define DEST_DEFAULT_CONNECT_S 5
+#define DEST_DEFAULT_ACSE_S 10
+#define DEST_DEFAULT_DIMSE_S 30
+
+static bool destination_name_valid(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > CONFIG_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = n[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static bool destination_set(struct r3d_err *err, struct config *cfg, const char *dname,
+			    const char *key, const char *value)
+{
+	struct config_destination *d = NULL;
+	long v;
+
+	if (!destination_name_valid(dname))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a destination name (letters, digits, - _ .)",
+				   dname);
+	for (int i = 0; i < cfg->ndestinations; i++) {
+		if (strcmp(cfg->destinations[i].name, dname) == 0)
+			d = &cfg->destinations[i];
+	}
+	if (d == NULL) {
+		if (cfg->ndestinations >= CONFIG_MAX_DESTINATIONS)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d destinations",
+					   CONFIG_MAX_DESTINATIONS);
+		d = &cfg->destinations[cfg->ndestinations++];
+		memset(d, 0, sizeof(*d));
+		snprintf(d->name, sizeof(d->name), "%s", dname);
+		d->connect_timeout_s = DEST_DEFAULT_CONNECT_S;
+		d->acse_timeout_s = DEST_DEFAULT_ACSE_S;
+		d->dimse_timeout_s = DEST_DEFAULT_DIMSE_S;
+	}
+	if (strcmp(key, "ae_title") == 0 || strcmp(key, "calling_ae_title") == 0) {
+		if (!ae_title_valid(value))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an AE title", value);
+		if (key[0] == 'a')
+			snprintf(d->ae_title, sizeof(d->ae_title), "%s", value);
+		else
+			snprintf(d->calling_ae_title, sizeof(d->calling_ae_title), "%s", value);
+		return true;
+	}
+	if (strcmp(key, "host") == 0) {
+		if (value[0] == '\0' || strlen(value) >= sizeof(d->host))
+			return r3d_err_set(err, R3D_EINVAL, "bad host '%s'", value);
+		snprintf(d->host, sizeof(d->host), "%s", value);
+		return true;
+	}
+	if (strcmp(key, "port") == 0) {
+		if (!parse_long(err, value, 1, 65535, &v))
+			return false;
+		d->port = (int)v;
+		return true;
+	}
+	int *t = strcmp(key, "connect_timeout_s") == 0 ? &d->connect_timeout_s :
+		 strcmp(key, "acse_timeout_s") == 0 ? &d->acse_timeout_s :
+		 strcmp(key, "dimse_timeout_s") == 0 ? &d->dimse_timeout_s : NULL;
+	if (t != NULL) {
+		if (!parse_long(err, value, 1, 3600, &v))
+			return false;
+		*t = (int)v;
+		return true;
+	}
+	return r3d_err_set(err, R3D_EINVAL, "unknown key (ae_title, host, port, calling_ae_title, "
+					   "connect_timeout_s, acse_timeout_s, dimse_timeout_s)");
+}
+
+static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
+{
+	for (int i = 0; i < cfg->ndestinations; i++) {
+		const struct config_destination *d = &cfg->destinations[i];
+		const char *missing = d->ae_title[0] == '\0' ? "ae_title" :
+				      d->host[0] == '\0' ? "host" : d->port == 0 ? "port" : NULL;
+		if (missing != NULL)
+			return r3d_err_set(err, R3D_EINVAL, "[destination %s] %s: missing", d->name,
+					   missing);
+	}
+	if (cfg->retry_max_delay_s < cfg->retry_initial_delay_s)
+		return r3d_err_set(err, R3D_EINVAL,
+				   "[retry] max_delay_s: %d is less than initial_delay_s (%d)",
+				   cfg->retry_max_delay_s, cfg->retry_initial_delay_s);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
 /* Loading                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -322,6 +426,14 @@ static int load_handler(void *user, const char *section, const char *name, const
 #endif
 	if (ctx->failed)
 		return 0;
+	if (strncmp(section, "destination ", 12) == 0) {
+		if (!destination_set(ctx->err, ctx->cfg, section + 12, name, value)) {
+			ctx->failed = true;
+			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+			return 0;
+		}
+		return 1;
+	}
 	key = key_find(section, name);
 	if (key == NULL) {
 		ctx->failed = true;
@@ -366,6 +478,8 @@ bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 	if (rc != 0)
 		return r3d_err_set(err, R3D_EINVAL, "%s:%d: syntax error (expected [section] or key = value)",
 				   path, rc);
+	if (!destinations_complete(err, cfg))
+		return r3d_err_prefix(err, "%s", path);
 	return true;
 }
 
@@ -465,6 +579,14 @@ void config_write_sample(FILE *out)
 			fprintf(out, " (%ld to %ld)", k->min, k->max);
 		fprintf(out, "\n%s = %s\n", k->name, k->def);
 	}
+	fprintf(out, "\n# One section per PACS that receives the results (none by default):\n"
+		     "# [destination pacs]\n"
+		     "# ae_title = PACS              (its AE title)\n"
+		     "# host = pacs.hospital.local\n"
+		     "# port = 104\n"
+		     "# calling_ae_title = RECON3D    (default: [dicom] ae_title)\n"
+		     "# connect_timeout_s = %d  acse_timeout_s = %d  dimse_timeout_s = %d\n",
+		DEST_DEFAULT_CONNECT_S, DEST_DEFAULT_ACSE_S, DEST_DEFAULT_DIMSE_S);
 }
 
 bool config_caller_allowed(const struct config *cfg, const char *calling_ae, const char *peer_host)

@@ -22,6 +22,7 @@
 #include "r3d/index.h"
 #include "r3d/log.h"
 #include "r3d/receive.h"
+#include "r3d/sender.h"
 #include "r3d/status.h"
 #include "r3d/util.h"
 #include "r3d/worker.h"
@@ -92,6 +93,7 @@ static int run_daemon(const struct config *cfg)
 	struct status_server *status = NULL;
 	struct receiver *recv = NULL;
 	struct worker_pool *workers = NULL;
+	struct sender *sender = NULL;
 	struct queue_thread_ctx qctx;
 	pthread_t qtid;
 	bool queue_started = false;
@@ -145,6 +147,10 @@ static int run_daemon(const struct config *cfg)
 		goto out;
 	}
 	status_set_workers(status, workers);
+	if (!sender_start(&err, cfg, idx, &sender)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
 	if (!receiver_open(&err, cfg, idx, &recv)) {
 		log_error("main", "%s", err.msg);
 		goto out;
@@ -171,6 +177,7 @@ out:
 		log_info("main", "waiting for running jobs to finish");
 		worker_pool_stop(workers);
 	}
+	sender_stop(sender);
 	status_stop(status);
 	receiver_free(recv);
 	index_close(idx);

@@ -84,6 +84,22 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN finished_at REAL;"
 	"ALTER TABLE jobs ADD COLUMN results_dir TEXT;"
 	"ALTER TABLE jobs ADD COLUMN result TEXT;",   /* report.json of the run, or NULL */
+	/* 2 -> 3: objects waiting for, or sent to, each destination */
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+	"  destination TEXT NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  sop_instance_uid TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"          /* pending, sent, failed */
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at REAL NOT NULL,"
+	"  dimse_status INTEGER,"
+	"  last_error TEXT,"
+	"  created_at REAL NOT NULL,"
+	"  updated_at REAL NOT NULL,"
+	"  UNIQUE(destination, sop_instance_uid));"
+	"CREATE INDEX outbox_due ON outbox(destination, state, next_attempt_at);",
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -485,4 +501,206 @@ bool index_recover(struct r3d_err *err, struct index *idx, int *requeued)
 		*requeued = sqlite3_changes(idx->db);
 	pthread_mutex_unlock(&idx->lock);
 	return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Outbox                                                              */
+/* ------------------------------------------------------------------ */
+
+static const char *const outbox_state_names[OUTBOX_NSTATES] = {"pending", "sent", "failed"};
+
+const char *outbox_state_name(enum outbox_state s)
+{
+	if ((int)s < 0 || s >= OUTBOX_NSTATES)
+		return "unknown";
+	return outbox_state_names[s];
+}
+
+bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, const char *destination,
+		      const char *path, const char *sop_instance_uid, double now)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok;
+
+	pthread_mutex_lock(&idx->lock);
+	ok = sqlite3_prepare_v2(idx->db,
+				"INSERT INTO outbox(job_id, destination, path, sop_instance_uid, state,"
+				" next_attempt_at, created_at, updated_at)"
+				" VALUES(?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5)"
+				" ON CONFLICT(destination, sop_instance_uid) DO UPDATE SET job_id = ?1,"
+				" path = ?3, state = 'pending', attempts = 0, next_attempt_at = ?5,"
+				" dimse_status = NULL, last_error = NULL, updated_at = ?5",
+				-1, &st, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int64(st, 1, job_id);
+		sqlite3_bind_text(st, 2, destination, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, sop_instance_uid, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 5, now);
+		ok = sqlite3_step(st) == SQLITE_DONE;
+	}
+	if (!ok)
+		index_sql_fail(err, idx, "adding to the outbox");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
+
+int index_outbox_due(struct r3d_err *err, struct index *idx, const char *destination, double now,
+		     struct outbox_row *rows, int max)
+{
+	sqlite3_stmt *st = NULL;
+	int n = 0, rc;
+
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT id, job_id, path, sop_instance_uid, attempts FROM outbox"
+			       " WHERE destination = ?1 AND state = 'pending' AND next_attempt_at <= ?2"
+			       " ORDER BY next_attempt_at, id LIMIT ?3",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "reading the outbox");
+		pthread_mutex_unlock(&idx->lock);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, destination, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 2, now);
+	sqlite3_bind_int(st, 3, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+		struct outbox_row *r = &rows[n++];
+		r->id = sqlite3_column_int64(st, 0);
+		r->job_id = sqlite3_column_int64(st, 1);
+		snprintf(r->path, sizeof(r->path), "%s", (const char *)sqlite3_column_text(st, 2));
+		snprintf(r->sop_instance_uid, sizeof(r->sop_instance_uid), "%s",
+			 (const char *)sqlite3_column_text(st, 3));
+		r->attempts = sqlite3_column_int(st, 4);
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		index_sql_fail(err, idx, "reading the outbox");
+		n = -1;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return n;
+}
+
+bool index_outbox_result(struct r3d_err *err, struct index *idx, int64_t id, enum outbox_state state,
+			 int attempts, double next_attempt_at, int dimse_status, const char *error,
+			 double now)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok;
+
+	pthread_mutex_lock(&idx->lock);
+	ok = sqlite3_prepare_v2(idx->db,
+				"UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
+				" dimse_status = ?5, last_error = ?6, updated_at = ?7 WHERE id = ?1",
+				-1, &st, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, outbox_state_name(state), -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, attempts);
+		sqlite3_bind_double(st, 4, next_attempt_at);
+		if (dimse_status >= 0)
+			sqlite3_bind_int(st, 5, dimse_status);
+		if (error != NULL && error[0] != '\0')
+			sqlite3_bind_text(st, 6, error, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_double(st, 7, now);
+		ok = sqlite3_step(st) == SQLITE_DONE;
+	}
+	if (!ok)
+		index_sql_fail(err, idx, "recording a delivery");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
+
+int index_outbox_counts(struct r3d_err *err, struct index *idx, struct outbox_counts *out, int max)
+{
+	sqlite3_stmt *st = NULL;
+	int n = 0, rc;
+
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT destination, state, count(*) FROM outbox GROUP BY destination, state"
+			       " ORDER BY destination",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "counting the outbox");
+		pthread_mutex_unlock(&idx->lock);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *dest = (const char *)sqlite3_column_text(st, 0);
+		const char *state = (const char *)sqlite3_column_text(st, 1);
+		int i;
+		for (i = 0; i < n && strcmp(out[i].destination, dest) != 0; i++)
+			;
+		if (i == n) {
+			if (n == max)
+				continue;
+			memset(&out[n], 0, sizeof(out[n]));
+			snprintf(out[n].destination, sizeof(out[n].destination), "%s", dest);
+			n++;
+		}
+		for (int k = 0; k < OUTBOX_NSTATES; k++) {
+			if (strcmp(state, outbox_state_names[k]) == 0)
+				out[i].n[k] = sqlite3_column_int64(st, 2);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		index_sql_fail(err, idx, "counting the outbox");
+		n = -1;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return n;
+}
+
+int index_series_refs(struct r3d_err *err, struct index *idx, const char *series_uid,
+		      struct series_ref **out)
+{
+	sqlite3_stmt *st = NULL;
+	struct series_ref *refs = NULL;
+	int n = 0, cap = 0, rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT i.sop_class_uid, i.sop_uid, i.path FROM instances i"
+			       " JOIN series s ON s.id = i.series_id WHERE s.series_uid = ?1 ORDER BY i.id",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "reading a series' instances");
+		pthread_mutex_unlock(&idx->lock);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, series_uid, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			int ncap = cap ? cap * 2 : 256;
+			struct series_ref *p = realloc(refs, (size_t)ncap * sizeof(*p));
+			if (p == NULL) {
+				r3d_err_set(err, R3D_ENOMEM, "out of memory");
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			refs = p;
+			cap = ncap;
+		}
+		struct series_ref *r = &refs[n++];
+		snprintf(r->sop_class_uid, sizeof(r->sop_class_uid), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		snprintf(r->sop_instance_uid, sizeof(r->sop_instance_uid), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		snprintf(r->path, sizeof(r->path), "%s", (const char *)sqlite3_column_text(st, 2));
+	}
+	if (rc != SQLITE_DONE) {
+		if (rc != SQLITE_NOMEM)
+			index_sql_fail(err, idx, "reading a series' instances");
+		free(refs);
+		refs = NULL;
+		n = -1;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	*out = refs;
+	return n;
 }

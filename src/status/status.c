@@ -40,6 +40,8 @@ struct snapshot {
 	struct receive_stats recv;
 	bool recv_up;
 	struct worker_stats work;
+	struct outbox_counts outbox[CONFIG_MAX_DESTINATIONS];
+	int noutbox;
 	int64_t storage_free_bytes;
 	double uptime_s;
 };
@@ -54,6 +56,9 @@ static void snapshot_take(struct status_server *s, struct snapshot *snap)
 	memset(snap, 0, sizeof(*snap));
 	snap->uptime_s = clock_mono_s() - s->started_mono;
 	snap->idx_ok = index_counts(&err, s->idx, &snap->idx);
+	snap->noutbox = index_outbox_counts(&err, s->idx, snap->outbox, CONFIG_MAX_DESTINATIONS);
+	if (snap->noutbox < 0)
+		snap->noutbox = 0;
 	if (recv != NULL) {
 		receiver_stats(recv, &snap->recv);
 		snap->recv_up = snap->recv.listening;
@@ -72,10 +77,24 @@ static void snapshot_take(struct status_server *s, struct snapshot *snap)
 char *status_render_json(struct status_server *s)
 {
 	struct snapshot snap;
-	json_t *root, *jobs, *stages;
+	json_t *root, *jobs, *stages, *dests, *outbox;
 	char *out;
+	int64_t totals[OUTBOX_NSTATES] = {0};
 
 	snapshot_take(s, &snap);
+	dests = json_array();
+	for (int i = 0; i < snap.noutbox; i++) {
+		json_t *d = json_pack("{s:s}", "name", snap.outbox[i].destination);
+		for (int k = 0; k < OUTBOX_NSTATES; k++) {
+			json_object_set_new(d, outbox_state_name((enum outbox_state)k),
+					    json_integer(snap.outbox[i].n[k]));
+			totals[k] += snap.outbox[i].n[k];
+		}
+		json_array_append_new(dests, d);
+	}
+	outbox = json_object();
+	for (int k = 0; k < OUTBOX_NSTATES; k++)
+		json_object_set_new(outbox, outbox_state_name((enum outbox_state)k), json_integer(totals[k]));
 	stages = json_object();
 	for (int i = 0; i < PIPELINE_NSTAGES; i++)
 		json_object_set_new(stages, pipeline_stage_name((enum pipeline_stage)i),
@@ -85,7 +104,7 @@ char *status_render_json(struct status_server *s)
 		json_object_set_new(jobs, job_state_name((enum job_state)i),
 				    json_integer(snap.idx.jobs[i]));
 	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o,"
-			 " s:I,"
+			 " s:o, s:o, s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
 			 "ae_title", s->cfg->ae_title,
@@ -103,6 +122,8 @@ char *status_render_json(struct status_server *s)
 			 "jobs", jobs,
 			 "jobs_finished_since_start", (json_int_t)snap.work.jobs_finished,
 			 "stage_seconds_total", stages,
+			 "outbox", outbox,
+			 "destinations", dests,
 			 "storage_free_bytes", (json_int_t)snap.storage_free_bytes,
 			 "received",
 			 "instances_ok", (json_int_t)snap.recv.instances_stored,
@@ -170,6 +191,14 @@ char *status_render_metrics(struct status_server *s)
 		       job_state_name((enum job_state)i), (long long)snap.idx.jobs[i]);
 	GAUGE("storage_free_bytes", "Free bytes in the storage folder.", snap.storage_free_bytes);
 	COUNTER("jobs_finished_total", "Jobs finished since start, any outcome.", snap.work.jobs_finished);
+	metric(buf, &len, "# HELP recon3d_outbox Result objects per destination and state "
+			  "(pending: waiting or being retried).\n# TYPE recon3d_outbox gauge\n");
+	for (int i = 0; i < snap.noutbox; i++) {
+		for (int k = 0; k < OUTBOX_NSTATES; k++)
+			metric(buf, &len, "recon3d_outbox{destination=\"%s\",state=\"%s\"} %lld\n",
+			       snap.outbox[i].destination, outbox_state_name((enum outbox_state)k),
+			       (long long)snap.outbox[i].n[k]);
+	}
 	metric(buf, &len, "# HELP recon3d_stage_seconds_total Time spent per pipeline stage.\n"
 			  "# TYPE recon3d_stage_seconds_total counter\n");
 	for (int i = 0; i < PIPELINE_NSTAGES; i++)

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "r3d/export.h"
 #include "r3d/log.h"
 #include "r3d/util.h"
 
@@ -52,6 +53,35 @@ static char *read_text(const char *path, size_t max)
 	return buf;
 }
 
+/* The DICOM objects of a done job, queued for every destination. */
+static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
+			     const struct pipeline_result *res, const char *results)
+{
+	static _Thread_local struct export_result ex;
+	struct series_ref *refs = NULL;
+	int nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
+	bool ok = false;
+
+	if (nrefs < 0)
+		return false;
+	if (!export_job(err, res, job->id, refs, nrefs, results, &ex))
+		goto out;
+	for (int i = 0; i < ex.n; i++) {
+		for (int d = 0; d < p->cfg->ndestinations; d++) {
+			if (!index_outbox_add(err, p->idx, job->id, p->cfg->destinations[d].name,
+					      ex.obj[i].path, ex.obj[i].sop_instance_uid, clock_wall_s()))
+				goto out;
+		}
+	}
+	if (ex.n > 0)
+		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations",
+			 (long long)job->id, ex.n, p->cfg->ndestinations);
+	ok = true;
+out:
+	free(refs);
+	return ok;
+}
+
 static void run_job(struct worker_pool *p, const struct index_job *job, int threads)
 {
 	static const char module[] = "worker";
@@ -78,7 +108,8 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	o.series_uid = job->series_uid;
 	o.threads = threads;
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
-		if (pipeline_write_outputs(&err, results, &res)) {
+		if (pipeline_write_outputs(&err, results, &res) &&
+		    export_and_queue(&err, p, job, &res, results)) {
 			outcome = JOB_DONE;
 			snprintf(report_path, sizeof(report_path), "%s/report.json", results);
 			report = read_text(report_path, WORKER_REPORT_MAX);

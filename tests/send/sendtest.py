@@ -9,7 +9,9 @@ Environment (set by ctest): R3D_SEND_FILES (the send_files binary), R3D_DATA
 (the shared data folder).
 """
 import ctypes
+import json
 import os
+import urllib.request
 import signal
 import socket
 import struct
@@ -28,12 +30,12 @@ CORNERSTONE = os.path.join(DATA, "ts", "cornerstone-ct")
 SKIP = 77
 
 
-def enter_netns():
+def enter_netns(need_send_files=True):
     """Re-runs this script in a new network namespace with loopback up.
     Returns only inside the namespace."""
     if os.environ.get("R3D_SEND_NETNS") == "1":
         return
-    if not SEND_FILES or not os.path.exists(SEND_FILES):
+    if need_send_files and (not SEND_FILES or not os.path.exists(SEND_FILES)):
         print("R3D_SEND_FILES does not point at send_files", file=sys.stderr)
         sys.exit(2)
     env = dict(os.environ, R3D_SEND_NETNS="1")
@@ -169,3 +171,79 @@ def pixel_data(path, workdir):
     assert len(raws) == 1, raws
     with open(os.path.join(workdir, raws[0]), "rb") as f:
         return f.read()
+
+
+# ---- a real PACS: our own Orthanc instance (never the system service) ----
+
+AET = "R3DTESTPACS"
+
+
+class Orthanc:
+    def __init__(self, workdir):
+        self.dir = workdir
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.conf = os.path.join(workdir, "orthanc.json")
+        conf = {
+            "Name": "recon3d-send-test",
+            "DicomAet": AET,
+            "DicomPort": self.dicom_port,
+            "HttpPort": self.http_port,
+            "DicomServerEnabled": True,
+            "HttpServerEnabled": True,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "StorageDirectory": os.path.join(workdir, "storage"),
+            "IndexDirectory": os.path.join(workdir, "index"),
+            "DicomCheckCalledAet": True,
+            "UnknownSopClassAccepted": False,
+            "Plugins": [],
+            "LuaScripts": [],
+            "HttpThreadsCount": 4,
+            "DicomThreadsCount": 2,
+            "ConcurrentJobs": 1,
+            "SaveJobs": False,
+        }
+        with open(self.conf, "w") as f:
+            json.dump(conf, f, indent=2)
+        self.server = None
+
+    def start(self):
+        self.server = Server(["Orthanc", self.conf], os.path.join(self.dir, "orthanc.log"),
+                             cwd=self.dir).start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.server.proc.poll() is not None:
+                raise AssertionError("Orthanc exited:\n" + self.server.log_text()[-3000:])
+            try:
+                self.get("/system")
+                wait_port(self.dicom_port, self.server.proc, timeout=10)
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("Orthanc did not start:\n" + self.server.log_text()[-3000:])
+
+    def stop(self):
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def get(self, path):
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body[:1] in (b"{", b"[") else body.decode()
+
+    def post(self, path, data):
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        req = urllib.request.Request(url, data=data.encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def instance(self, sop_uid):
+        """Orthanc's id of the instance with this SOP Instance UID, or None."""
+        hits = [h for h in self.post("/tools/lookup", sop_uid) if h.get("Type") == "Instance"]
+        return hits[0]["ID"] if hits else None
+
+    def count(self):
+        return self.get("/statistics")["CountInstances"]

@@ -1,0 +1,133 @@
+/*
+ * export.c: a job's models as Surface Segmentation and Encapsulated STL
+ * objects (see r3d/export.h). Any thread.
+ */
+#include "r3d/export.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r3d/util.h"
+
+/* snprintf into a path buffer; false (err set) when it does not fit. */
+static bool path_fmt(struct r3d_err *err, char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static bool path_fmt(struct r3d_err *err, char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size)
+		return r3d_err_set(err, R3D_EINVAL, "export: path too long");
+	return true;
+}
+
+static bool derive(struct r3d_err *err, const char *root, int64_t job_id, const char *what,
+		   char out[BRIDGE_UID_MAX + 1])
+{
+	char label[BRIDGE_UID_LABEL_MAX];
+
+	snprintf(label, sizeof(label), "recon3d job %lld %s", (long long)job_id, what);
+	return bridge_uid_derive(err, root, label, out);
+}
+
+bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
+		const struct series_ref *refs, int nrefs, const char *results_dir,
+		struct export_result *out)
+{
+	struct bridge_export_structure st[PIPELINE_MAX_STRUCTURES];
+	struct bridge_export_ref *brefs = NULL;
+	struct bridge_export_info info;
+	char dir[PATH_MAX], series_uid[BRIDGE_UID_MAX + 1], what[128], stl[PATH_MAX];
+	size_t nst = 0;
+	bool ok = false;
+
+	memset(out, 0, sizeof(*out));
+	if (nrefs < 1)
+		return r3d_err_set(err, R3D_EINVAL, "export: no source instances");
+	for (size_t i = 0; i < res->nstructures; i++) {
+		const struct pipeline_structure *ps = &res->structures[i];
+		if (ps->mesh == NULL)
+			continue;
+		bool verified = ps->stats.closed && ps->stats.manifold;
+		st[nst] = (struct bridge_export_structure){
+			.name = ps->name,
+			.rgb = {ps->rgb[0], ps->rgb[1], ps->rgb[2]},
+			.xyz = ps->mesh->xyz,
+			.tri = ps->mesh->tri,
+			.nvert = ps->mesh->nvert,
+			.ntri = ps->mesh->ntri,
+			.finite_volume = verified ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO,
+			.manifold = verified ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO,
+		};
+		nst++;
+	}
+	if (nst == 0)
+		return true;
+	if (!path_fmt(err, dir, sizeof(dir), "%s/dicom", results_dir))
+		return false;
+	if (!mkdir_p(err, dir))
+		return false;
+	brefs = calloc((size_t)nrefs, sizeof(*brefs));
+	if (brefs == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
+	for (int i = 0; i < nrefs; i++) {
+		brefs[i].sop_class_uid = refs[i].sop_class_uid;
+		brefs[i].sop_instance_uid = refs[i].sop_instance_uid;
+	}
+	memset(&info, 0, sizeof(info));
+	info.source_path = refs[0].path;
+	info.refs = brefs;
+	info.nrefs = (size_t)nrefs;
+	info.instance_number = 1;
+
+	/* One Surface Segmentation with every structure. */
+	struct export_object *o = &out->obj[out->n];
+	if (!derive(err, res->series_uid, job_id, "surface segmentation series", series_uid) ||
+	    !derive(err, res->series_uid, job_id, "surface segmentation instance",
+		    o->sop_instance_uid))
+		goto out;
+	snprintf(o->description, sizeof(o->description), "3D models (surface segmentation)");
+	if (!path_fmt(err, o->path, sizeof(o->path), "%s/surface-segmentation.dcm", dir))
+		goto out;
+	info.series_uid = series_uid;
+	info.series_number = EXPORT_SERIES_NUMBER_BASE;
+	info.series_description = o->description;
+	info.sop_instance_uid = o->sop_instance_uid;
+	if (!bridge_write_surface_segmentation(err, o->path, &info, st, nst))
+		goto out;
+	out->n++;
+
+	/* One Encapsulated STL per structure, each its own series. */
+	for (size_t i = 0; i < nst; i++) {
+		o = &out->obj[out->n];
+		snprintf(what, sizeof(what), "stl %s series", st[i].name);
+		if (!derive(err, res->series_uid, job_id, what, series_uid))
+			goto out;
+		snprintf(what, sizeof(what), "stl %s instance", st[i].name);
+		if (!derive(err, res->series_uid, job_id, what, o->sop_instance_uid))
+			goto out;
+		snprintf(o->description, sizeof(o->description), "3D model: %s (STL)", st[i].name);
+		if (!path_fmt(err, o->path, sizeof(o->path), "%s/stl-%s.dcm", dir, st[i].name) ||
+		    !path_fmt(err, stl, sizeof(stl), "%s/%s.stl", results_dir, st[i].name))
+			goto out;
+		info.series_uid = series_uid;
+		info.series_number = EXPORT_SERIES_NUMBER_BASE + 1 + (long)i;
+		info.series_description = o->description;
+		info.sop_instance_uid = o->sop_instance_uid;
+		if (!bridge_write_encapsulated_stl(err, o->path, &info, st[i].name, stl))
+			goto out;
+		out->n++;
+	}
+	ok = true;
+out:
+	free(brefs);
+	if (!ok)
+		r3d_err_prefix(err, "export");
+	return ok;
+}

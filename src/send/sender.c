@@ -1,0 +1,154 @@
+/*
+ * sender.c: the sender thread (see r3d/sender.h). One thread serves every
+ * destination in turn; one association per destination and round.
+ */
+#include "r3d/sender.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "r3d/log.h"
+#include "r3d/send.h"
+#include "r3d/util.h"
+
+#define SENDER_BATCH 64          /* objects per association */
+#define SENDER_IDLE_MS 500
+
+struct sender {
+	const struct config *cfg;
+	struct index *idx;
+	struct send_policy policy;
+	pthread_t thread;
+	atomic_bool stop;
+};
+
+static void apply(struct sender *s, const struct config_destination *d, const struct outbox_row *row,
+		  const struct send_item *it, double now)
+{
+	struct r3d_err err;
+	enum outbox_state state;
+	int attempts = row->attempts + 1;
+	double next = now;
+
+	switch (it->outcome) {
+	case SEND_DELIVERED:
+		state = OUTBOX_SENT;
+		log_info("send", "delivered job=%lld destination=%s sop=%s attempt=%d", (long long)row->job_id,
+			 d->name, row->sop_instance_uid, attempts);
+		break;
+	case SEND_RETRY:
+		state = OUTBOX_PENDING;
+		next = it->next_attempt;
+		log_warn("send", "will retry job=%lld destination=%s sop=%s attempt=%d in=%.0fs reason=\"%s\"",
+			 (long long)row->job_id, d->name, row->sop_instance_uid, attempts, next - now,
+			 it->reason);
+		break;
+	case SEND_FAILED:
+		state = OUTBOX_FAILED;
+		log_error("send", "failed job=%lld destination=%s sop=%s attempt=%d reason=\"%s\"",
+			  (long long)row->job_id, d->name, row->sop_instance_uid, attempts, it->reason);
+		break;
+	default:
+		return;   /* not tried: the row stays as it was */
+	}
+	if (!index_outbox_result(&err, s->idx, row->id, state, attempts, next,
+				 it->responded ? (int)it->status : -1,
+				 state == OUTBOX_SENT ? NULL : it->reason, now))
+		log_error("send", "cannot record a delivery: %s", err.msg);
+}
+
+static void round_for(struct sender *s, const struct config_destination *d)
+{
+	static struct outbox_row rows[SENDER_BATCH];   /* the sender thread only */
+	struct send_item items[SENDER_BATCH];
+	struct send_batch_stats stats;
+	struct r3d_err err;
+	double now = clock_wall_s();
+	int n = index_outbox_due(&err, s->idx, d->name, now, rows, SENDER_BATCH);
+
+	if (n < 0) {
+		log_error("send", "cannot read the outbox: %s", err.msg);
+		return;
+	}
+	if (n == 0)
+		return;
+	memset(items, 0, sizeof(items));
+	for (int i = 0; i < n; i++) {
+		items[i].path = rows[i].path;
+		items[i].attempts = (unsigned)rows[i].attempts;
+	}
+	struct send_destination dest = {
+		.name = d->name,
+		.host = d->host,
+		.port = d->port,
+		.called_ae = d->ae_title,
+		.calling_ae = d->calling_ae_title[0] ? d->calling_ae_title : s->cfg->ae_title,
+		.connect_timeout_s = d->connect_timeout_s,
+		.acse_timeout_s = d->acse_timeout_s,
+		.dimse_timeout_s = d->dimse_timeout_s,
+	};
+	if (!send_batch(&err, &dest, &s->policy, now, items, (size_t)n, &stats)) {
+		log_error("send", "destination=%s: %s", d->name, err.msg);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		apply(s, d, &rows[i], &items[i], clock_wall_s());
+}
+
+static void *sender_main(void *arg)
+{
+	struct sender *s = arg;
+	struct timespec idle = {0, SENDER_IDLE_MS * 1000000L};
+
+	while (!atomic_load(&s->stop)) {
+		for (int i = 0; i < s->cfg->ndestinations && !atomic_load(&s->stop); i++)
+			round_for(s, &s->cfg->destinations[i]);
+		nanosleep(&idle, NULL);
+	}
+	return NULL;
+}
+
+bool sender_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
+		  struct sender **out)
+{
+	struct sender *s;
+
+	*out = NULL;
+	if (cfg->ndestinations == 0)
+		return true;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "sender: out of memory");
+	s->cfg = cfg;
+	s->idx = idx;
+	s->policy = (struct send_policy){
+		.initial_delay_s = cfg->retry_initial_delay_s,
+		.max_delay_s = cfg->retry_max_delay_s,
+		.max_attempts = (unsigned)cfg->retry_max_attempts,
+		.jitter = SEND_JITTER_FULL,
+	};
+	if (!send_policy_check(err, &s->policy)) {
+		free(s);
+		return r3d_err_prefix(err, "[retry]");
+	}
+	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
+		free(s);
+		return r3d_err_set(err, R3D_ENOMEM, "cannot start the sender thread");
+	}
+	log_info("send", "sender started for %d destinations", cfg->ndestinations);
+	*out = s;
+	return true;
+}
+
+void sender_stop(struct sender *s)
+{
+	if (s == NULL)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	free(s);
+}
