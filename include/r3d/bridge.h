@@ -141,6 +141,9 @@ struct bridge_instance_attrs {
 	long series_number;            /* -1 when absent */
 	long number_of_frames;         /* 1 when absent */
 	long rows, columns;            /* 0 when absent */
+	char accession_number[17];     /* may be empty */
+	char patient_name[65];         /* patient data: never logged, only for the
+					* webhook with include_patient_name */
 };
 
 /* Reads the attributes the index needs from a DICOM file without loading

@@ -66,6 +66,12 @@ struct config {
 	int http_port;
 	/* [log] */
 	enum log_level log_level;
+	/* [webhook] */
+	char webhook_url[4096];       /* one or more URLs, space separated; "" : none */
+	char webhook_secret[256];
+	char webhook_secret_file[PATH_MAX];
+	bool webhook_include_patient_name;
+	int webhook_timeout_s;
 	/* [retry] */
 	int retry_initial_delay_s;
 	int retry_max_delay_s;

@@ -126,6 +126,67 @@ struct series_ref {
 int index_series_refs(struct r3d_err *err, struct index *idx, const char *series_uid,
 		      struct series_ref **out);
 
+/* ---- notifications: one webhook message per finished study ---- */
+
+#define INDEX_STUDY_MAX_SERIES 64
+#define INDEX_STUDY_MAX_DESTINATIONS 16
+
+struct finished_series {
+	char series_uid[BRIDGE_UID_MAX + 1];
+	char state[16];            /* done, failed, skipped */
+	char reason[R3D_ERR_MSG_MAX];
+	char *report;              /* the job's report.json, or NULL; owned */
+	double started_at, finished_at;
+};
+
+struct finished_study {
+	int64_t id;
+	char study_uid[BRIDGE_UID_MAX + 1];
+	char instance_path[4096];  /* one of its instances (accession number, name) */
+	double received_at, finished_at;
+	int nseries;
+	struct finished_series series[INDEX_STUDY_MAX_SERIES];
+	int ndest;
+	struct {
+		char name[64];
+		int64_t sent, failed;
+	} dest[INDEX_STUDY_MAX_DESTINATIONS];
+};
+
+/* One study whose jobs have all finished, whose objects are all sent or
+ * finally failed, and that finished something since its last message:
+ * 1 with *out filled (free with index_finished_study_free), 0 none, -1 error. */
+int index_study_finished_next(struct r3d_err *err, struct index *idx, struct finished_study *out);
+void index_finished_study_free(struct finished_study *s);
+
+/* Queues the message for each URL and marks the study notified, in one
+ * transaction. */
+bool index_notification_add(struct r3d_err *err, struct index *idx, int64_t study_id,
+			    const char *study_uid, const char *const *urls, int nurls,
+			    const char *webhook_id, const char *body, double now);
+
+struct notification_row {
+	int64_t id;
+	char url[2048];
+	char webhook_id[64];
+	char *body;                /* owned */
+	int attempts;
+};
+/* Up to max due pending messages; -1 on error. Free each body. */
+int index_notification_due(struct r3d_err *err, struct index *idx, double now,
+			   struct notification_row *rows, int max);
+/* Records one attempt (its own row) and the message's new state:
+ * "pending" (retry at next_attempt_at), "delivered" or "failed". */
+bool index_notification_result(struct r3d_err *err, struct index *idx, int64_t id, const char *state,
+			       int attempts, double next_attempt_at, long http_status, int curl_code,
+			       const char *error, double now);
+
+struct notification_counts {
+	int64_t pending, delivered, failed;
+	int64_t attempts, attempts_failed;
+};
+bool index_notification_counts(struct r3d_err *err, struct index *idx, struct notification_counts *out);
+
 /* What one pass of the stable-study check did. */
 struct queue_pass {
 	int studies_stable;

@@ -131,6 +131,8 @@ extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path
 		out->number_of_frames = get_long(ds, DCM_NumberOfFrames, 1);
 		if (out->number_of_frames < 1)
 			out->number_of_frames = 1;
+		get_str(ds, DCM_AccessionNumber, out->accession_number, sizeof(out->accession_number));
+		get_str(ds, DCM_PatientName, out->patient_name, sizeof(out->patient_name));
 		out->rows = get_us(ds, DCM_Rows);
 		out->columns = get_us(ds, DCM_Columns);
 	} catch (...) {

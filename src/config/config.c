@@ -92,6 +92,17 @@ static const struct config_key config_keys[] = {
 	 "TCP port of the status endpoint (0: no status endpoint)"},
 	{"log", "level", KEY_SPECIAL, "info", 0, 0, NUM_FIELD(log_level), set_log_level,
 	 "debug, info, warn or error; patient data is never logged at info or above"},
+	{"webhook", "url", KEY_STR, "", 0, 0, STR_FIELD(webhook_url), NULL,
+	 "where a signed JSON message goes when a study's models are delivered (space separated; empty: none)"},
+	{"webhook", "secret", KEY_STR, "", 0, 0, STR_FIELD(webhook_secret), NULL,
+	 "signing secret, whsec_<base64 of 24 to 64 bytes> (Standard Webhooks); or secret_file"},
+	{"webhook", "secret_file", KEY_STR, "", 0, 0, STR_FIELD(webhook_secret_file), NULL,
+	 "file holding the signing secret (preferred over secret: keep it out of this file)"},
+	{"webhook", "include_patient_name", KEY_BOOL, "false", 0, 0,
+	 NUM_FIELD(webhook_include_patient_name), NULL,
+	 "true: the message carries the patient's name (it never carries the ID or birth date)"},
+	{"webhook", "timeout_s", KEY_INT, "15", 1, 300, NUM_FIELD(webhook_timeout_s), NULL,
+	 "seconds one delivery attempt may take"},
 	{"retry", "initial_delay_s", KEY_INT, "5", 1, 3600, NUM_FIELD(retry_initial_delay_s), NULL,
 	 "after a transient failure (PACS down, busy, timeout) the first retry waits this long"},
 	{"retry", "max_delay_s", KEY_INT, "600", 1, 86400, NUM_FIELD(retry_max_delay_s), NULL,
@@ -242,7 +253,7 @@ static bool key_set(struct r3d_err *err, const struct config_key *key, const cha
 	case KEY_STR:
 		if (key->special != NULL && !key->special(err, key, value, cfg, append))
 			return false;
-		if (strlen(value) >= key->size)
+		if (key->size > 0 && strlen(value) >= key->size)
 			return r3d_err_set(err, R3D_EINVAL, "value longer than %zu characters",
 					   key->size - 1);
 		snprintf(base + key->offset, key->size, "%s", value);
@@ -391,6 +402,10 @@ static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 			return r3d_err_set(err, R3D_EINVAL, "[destination %s] %s: missing", d->name,
 					   missing);
 	}
+	if (cfg->webhook_url[0] != '\0' &&
+	    (cfg->webhook_secret[0] != '\0') == (cfg->webhook_secret_file[0] != '\0'))
+		return r3d_err_set(err, R3D_EINVAL, "[webhook] url is set: give exactly one of secret "
+						   "and secret_file");
 	if (cfg->retry_max_delay_s < cfg->retry_initial_delay_s)
 		return r3d_err_set(err, R3D_EINVAL,
 				   "[retry] max_delay_s: %d is less than initial_delay_s (%d)",

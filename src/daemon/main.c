@@ -21,6 +21,8 @@
 #include "r3d/config.h"
 #include "r3d/index.h"
 #include "r3d/log.h"
+#include "r3d/notifier.h"
+#include "r3d/notify.h"
 #include "r3d/receive.h"
 #include "r3d/sender.h"
 #include "r3d/status.h"
@@ -94,6 +96,7 @@ static int run_daemon(const struct config *cfg)
 	struct receiver *recv = NULL;
 	struct worker_pool *workers = NULL;
 	struct sender *sender = NULL;
+	struct notifier *notifier = NULL;
 	struct queue_thread_ctx qctx;
 	pthread_t qtid;
 	bool queue_started = false;
@@ -109,7 +112,7 @@ static int run_daemon(const struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	log_info("main", "recon3d %s starting ae_title=%s", R3D_VERSION, cfg->ae_title);
-	if (!bridge_init(&err)) {
+	if (!bridge_init(&err) || !notify_global_init(&err)) {
 		log_error("main", "%s", err.msg);
 		return 1;
 	}
@@ -147,7 +150,7 @@ static int run_daemon(const struct config *cfg)
 		goto out;
 	}
 	status_set_workers(status, workers);
-	if (!sender_start(&err, cfg, idx, &sender)) {
+	if (!sender_start(&err, cfg, idx, &sender) || !notifier_start(&err, cfg, idx, &notifier)) {
 		log_error("main", "%s", err.msg);
 		goto out;
 	}
@@ -178,10 +181,12 @@ out:
 		worker_pool_stop(workers);
 	}
 	sender_stop(sender);
+	notifier_stop(notifier);
 	status_stop(status);
 	receiver_free(recv);
 	index_close(idx);
 	bridge_cleanup();
+	notify_global_cleanup();
 	log_info("main", "stopped");
 	return rc;
 }
@@ -234,7 +239,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		if (!config_check_paths(&err, &cfg)) {
+		if (!config_check_paths(&err, &cfg) || !notifier_check_config(&err, &cfg)) {
 			fprintf(stderr, "recon3d: config: %s\n", err.msg);
 			return 1;
 		}

@@ -100,6 +100,29 @@ static const char *const migrations[] = {
 	"  updated_at REAL NOT NULL,"
 	"  UNIQUE(destination, sop_instance_uid));"
 	"CREATE INDEX outbox_due ON outbox(destination, state, next_attempt_at);",
+	/* 3 -> 4: webhook messages and every attempt to deliver them */
+	"ALTER TABLE studies ADD COLUMN notified_at REAL;"
+	"CREATE TABLE notifications ("
+	"  id INTEGER PRIMARY KEY,"
+	"  study_uid TEXT NOT NULL,"
+	"  url TEXT NOT NULL,"
+	"  webhook_id TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"          /* pending, delivered, failed */
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at REAL NOT NULL,"
+	"  last_http_status INTEGER,"
+	"  last_error TEXT,"
+	"  created_at REAL NOT NULL,"
+	"  updated_at REAL NOT NULL);"
+	"CREATE INDEX notifications_due ON notifications(state, next_attempt_at);"
+	"CREATE TABLE notification_attempts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  notification_id INTEGER NOT NULL REFERENCES notifications(id),"
+	"  at REAL NOT NULL,"
+	"  http_status INTEGER,"
+	"  curl_code INTEGER,"
+	"  error TEXT);",
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

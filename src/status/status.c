@@ -40,6 +40,7 @@ struct snapshot {
 	struct receive_stats recv;
 	bool recv_up;
 	struct worker_stats work;
+	struct notification_counts webhook;
 	struct outbox_counts outbox[CONFIG_MAX_DESTINATIONS];
 	int noutbox;
 	int64_t storage_free_bytes;
@@ -56,6 +57,7 @@ static void snapshot_take(struct status_server *s, struct snapshot *snap)
 	memset(snap, 0, sizeof(*snap));
 	snap->uptime_s = clock_mono_s() - s->started_mono;
 	snap->idx_ok = index_counts(&err, s->idx, &snap->idx);
+	(void)index_notification_counts(&err, s->idx, &snap->webhook);
 	snap->noutbox = index_outbox_counts(&err, s->idx, snap->outbox, CONFIG_MAX_DESTINATIONS);
 	if (snap->noutbox < 0)
 		snap->noutbox = 0;
@@ -104,7 +106,7 @@ char *status_render_json(struct status_server *s)
 		json_object_set_new(jobs, job_state_name((enum job_state)i),
 				    json_integer(snap.idx.jobs[i]));
 	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o,"
-			 " s:o, s:o, s:I,"
+			 " s:o, s:o, s:o, s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
 			 "ae_title", s->cfg->ae_title,
@@ -123,6 +125,12 @@ char *status_render_json(struct status_server *s)
 			 "jobs_finished_since_start", (json_int_t)snap.work.jobs_finished,
 			 "stage_seconds_total", stages,
 			 "outbox", outbox,
+			 "webhook", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+					      "pending", (json_int_t)snap.webhook.pending,
+					      "delivered", (json_int_t)snap.webhook.delivered,
+					      "failed", (json_int_t)snap.webhook.failed,
+					      "attempts", (json_int_t)snap.webhook.attempts,
+					      "attempts_failed", (json_int_t)snap.webhook.attempts_failed),
 			 "destinations", dests,
 			 "storage_free_bytes", (json_int_t)snap.storage_free_bytes,
 			 "received",
@@ -191,6 +199,16 @@ char *status_render_metrics(struct status_server *s)
 		       job_state_name((enum job_state)i), (long long)snap.idx.jobs[i]);
 	GAUGE("storage_free_bytes", "Free bytes in the storage folder.", snap.storage_free_bytes);
 	COUNTER("jobs_finished_total", "Jobs finished since start, any outcome.", snap.work.jobs_finished);
+	metric(buf, &len, "# HELP recon3d_webhook_messages Webhook messages by state.\n"
+			  "# TYPE recon3d_webhook_messages gauge\n"
+			  "recon3d_webhook_messages{state=\"pending\"} %lld\n"
+			  "recon3d_webhook_messages{state=\"delivered\"} %lld\n"
+			  "recon3d_webhook_messages{state=\"failed\"} %lld\n",
+	       (long long)snap.webhook.pending, (long long)snap.webhook.delivered,
+	       (long long)snap.webhook.failed);
+	COUNTER("webhook_attempts_total", "Webhook delivery attempts.", snap.webhook.attempts);
+	COUNTER("webhook_attempts_failed_total", "Webhook attempts without a 2xx answer.",
+		snap.webhook.attempts_failed);
 	metric(buf, &len, "# HELP recon3d_outbox Result objects per destination and state "
 			  "(pending: waiting or being retried).\n# TYPE recon3d_outbox gauge\n");
 	for (int i = 0; i < snap.noutbox; i++) {

@@ -1,0 +1,287 @@
+/*
+ * notifier.c: the notifier thread (see r3d/notifier.h): finished studies
+ * become messages in the index, and due messages are posted.
+ */
+#include "r3d/notifier.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "r3d/bridge.h"
+#include "r3d/log.h"
+#include "r3d/notify.h"
+#include "r3d/send.h"
+#include "r3d/util.h"
+
+#define NOTIFIER_MAX_URLS 8
+#define NOTIFIER_IDLE_MS 500
+#define NOTIFIER_BATCH 16
+#define NOTIFIER_MAX_STRUCTURES 8
+
+struct notifier {
+	const struct config *cfg;
+	struct index *idx;
+	struct notify_secret secret;
+	struct notify_backoff backoff;
+	char urls_buf[sizeof(((struct config *)0)->webhook_url)];
+	const char *urls[NOTIFIER_MAX_URLS];
+	int nurls;
+	pthread_t thread;
+	atomic_bool stop;
+};
+
+static bool split_urls(struct r3d_err *err, const char *text, char *buf, size_t size,
+		       const char **urls, int *n)
+{
+	char *save = NULL;
+
+	*n = 0;
+	snprintf(buf, size, "%s", text);
+	for (char *tok = strtok_r(buf, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+		if (*n == NOTIFIER_MAX_URLS)
+			return r3d_err_set(err, R3D_EINVAL, "[webhook] url: more than %d URLs",
+					   NOTIFIER_MAX_URLS);
+		if (strncmp(tok, "http://", 7) != 0 && strncmp(tok, "https://", 8) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "[webhook] url: '%s' is not http:// or https://",
+					   tok);
+		urls[(*n)++] = tok;
+	}
+	return true;
+}
+
+static bool load_secret(struct r3d_err *err, const struct config *cfg, struct notify_secret *out)
+{
+	bool ok = cfg->webhook_secret_file[0] != '\0' ?
+			  notify_secret_read_file(err, cfg->webhook_secret_file, out) :
+			  notify_secret_parse(err, cfg->webhook_secret, out);
+	if (!ok)
+		r3d_err_prefix(err, "[webhook] %s", cfg->webhook_secret_file[0] ? "secret_file" : "secret");
+	return ok;
+}
+
+bool notifier_check_config(struct r3d_err *err, const struct config *cfg)
+{
+	char buf[sizeof(cfg->webhook_url)];
+	const char *urls[NOTIFIER_MAX_URLS];
+	struct notify_secret secret;
+	int n;
+
+	if (cfg->webhook_url[0] == '\0')
+		return true;
+	if (!split_urls(err, cfg->webhook_url, buf, sizeof(buf), urls, &n) || !load_secret(err, cfg, &secret))
+		return false;
+	notify_secret_clear(&secret);
+	return true;
+}
+
+/* ---- a finished study becomes a message ---- */
+
+static enum notify_series_outcome series_outcome(const char *state)
+{
+	if (strcmp(state, "done") == 0)
+		return NOTIFY_SERIES_DONE;
+	if (strcmp(state, "skipped") == 0)
+		return NOTIFY_SERIES_SKIPPED;
+	return NOTIFY_SERIES_FAILED;
+}
+
+static void queue_message(struct notifier *n, struct finished_study *fs)
+{
+	struct notify_series series[INDEX_STUDY_MAX_SERIES];
+	struct notify_structure structures[INDEX_STUDY_MAX_SERIES][NOTIFIER_MAX_STRUCTURES];
+	struct notify_destination dests[INDEX_STUDY_MAX_DESTINATIONS];
+	json_t *reports[INDEX_STUDY_MAX_SERIES] = {0};
+	struct bridge_instance_attrs attrs;
+	struct notify_message msg = {0};
+	struct r3d_err err;
+	int done = 0;
+	int64_t sent = 0, failed = 0;
+	double processing = 0, last_job = 0;
+
+	memset(series, 0, sizeof(series));
+	for (int i = 0; i < fs->nseries; i++) {
+		struct finished_series *f = &fs->series[i];
+		struct notify_series *s = &series[i];
+		s->series_uid = f->series_uid;
+		s->outcome = series_outcome(f->state);
+		s->reason = f->reason[0] ? f->reason : NULL;
+		done += s->outcome == NOTIFY_SERIES_DONE;
+		processing += f->finished_at - f->started_at;
+		if (f->finished_at > last_job)
+			last_job = f->finished_at;
+		reports[i] = f->report != NULL ? json_loads(f->report, 0, NULL) : NULL;
+		json_t *arr = json_object_get(reports[i], "structures");
+		size_t k;
+		json_t *st;
+		json_array_foreach(arr, k, st) {
+			if (s->nstructures == NOTIFIER_MAX_STRUCTURES || json_object_get(st, "triangles") == NULL)
+				continue;
+			struct notify_structure *ns = &structures[i][s->nstructures++];
+			ns->name = json_string_value(json_object_get(st, "name"));
+			ns->triangles = (uint64_t)json_integer_value(json_object_get(st, "triangles"));
+			ns->volume_ml = json_number_value(json_object_get(st, "volume_ml"));
+		}
+		s->structures = structures[i];
+		json_t *t = json_object_get(reports[i], "timings_ms");
+		s->seconds.volume = json_number_value(json_object_get(t, "volume")) / 1e3;
+		s->seconds.segment = json_number_value(json_object_get(t, "segment")) / 1e3;
+		s->seconds.mesh = json_number_value(json_object_get(t, "mesh")) / 1e3;
+	}
+	for (int i = 0; i < fs->ndest; i++) {
+		dests[i].name = fs->dest[i].name;
+		dests[i].ae_title = NULL;
+		for (int d = 0; d < n->cfg->ndestinations; d++) {
+			if (strcmp(n->cfg->destinations[d].name, fs->dest[i].name) == 0)
+				dests[i].ae_title = n->cfg->destinations[d].ae_title;
+		}
+		dests[i].delivered = (uint32_t)fs->dest[i].sent;
+		dests[i].failed = (uint32_t)fs->dest[i].failed;
+		sent += fs->dest[i].sent;
+		failed += fs->dest[i].failed;
+	}
+	memset(&attrs, 0, sizeof(attrs));
+	if (fs->instance_path[0] != '\0' && !bridge_read_instance_attrs(&err, fs->instance_path, &attrs))
+		log_warn("notify", "study=%s: cannot read its accession number: %s", fs->study_uid, err.msg);
+	struct notify_study study = {
+		.study_uid = fs->study_uid,
+		.accession_number = attrs.accession_number,
+		.patient_name = attrs.patient_name,
+		.outcome = done == fs->nseries && failed == 0 ? NOTIFY_COMPLETE :
+			   (done == 0 || (fs->ndest > 0 && sent == 0)) ? NOTIFY_FAILED : NOTIFY_PARTIAL,
+		.received_at = fs->received_at,
+		.finished_at = fs->finished_at,
+		.processing_s = processing,
+		.delivery_s = fs->finished_at > last_job ? fs->finished_at - last_job : 0,
+		.series = series,
+		.nseries = (size_t)fs->nseries,
+		.destinations = dests,
+		.ndestinations = (size_t)fs->ndest,
+	};
+	struct notify_options opt = {n->cfg->webhook_include_patient_name, n->cfg->ae_title};
+	if (!notify_message_build(&err, &study, &opt, &msg)) {
+		log_error("notify", "study=%s: cannot build the message: %s", fs->study_uid, err.msg);
+	} else if (!index_notification_add(&err, n->idx, fs->id, fs->study_uid, n->urls, n->nurls, msg.id,
+					   msg.body, clock_wall_s())) {
+		log_error("notify", "study=%s: cannot queue the message: %s", fs->study_uid, err.msg);
+	} else {
+		log_info("notify", "message queued study=%s id=%s outcome=%s urls=%d", fs->study_uid,
+			 msg.id, notify_outcome_name(study.outcome), n->nurls);
+	}
+	notify_message_free(&msg);
+	for (int i = 0; i < fs->nseries; i++)
+		json_decref(reports[i]);
+}
+
+/* ---- due messages are posted ---- */
+
+static void post_due(struct notifier *n)
+{
+	struct notification_row rows[NOTIFIER_BATCH];
+	struct r3d_err err;
+	int count = index_notification_due(&err, n->idx, clock_wall_s(), rows, NOTIFIER_BATCH);
+
+	if (count < 0) {
+		log_error("notify", "cannot read messages: %s", err.msg);
+		return;
+	}
+	for (int i = 0; i < count && !atomic_load(&n->stop); i++) {
+		struct notification_row *r = &rows[i];
+		struct notify_target target = {r->url, &n->secret, n->cfg->webhook_timeout_s * 1000L, 0, NULL};
+		struct notify_message msg;
+		struct notify_attempt at;
+		const char *state;
+		double next = clock_wall_s(), delay = 0;
+		int attempts = r->attempts + 1;
+
+		memset(&msg, 0, sizeof(msg));
+		snprintf(msg.id, sizeof(msg.id), "%s", r->webhook_id);
+		msg.body = r->body;
+		msg.body_len = strlen(r->body);
+		bool delivered = notify_post(&err, &target, &msg, (int64_t)time(NULL), &at);
+		if (delivered) {
+			state = "delivered";
+			log_info("notify", "delivered id=%s url=%s attempt=%d status=%ld", r->webhook_id, r->url,
+				 attempts, at.http_status);
+		} else if (at.code == R3D_ENET &&
+			   notify_backoff_next(&n->backoff, (unsigned)attempts, at.retry_after_s,
+					       send_random_unit(), &delay)) {
+			state = "pending";
+			next += delay;
+			log_warn("notify", "will retry id=%s url=%s attempt=%d in=%.0fs reason=\"%s\"",
+				 r->webhook_id, r->url, attempts, delay, at.error);
+		} else {
+			state = "failed";
+			log_error("notify", "failed id=%s url=%s attempt=%d reason=\"%s\"", r->webhook_id, r->url,
+				  attempts, at.error);
+		}
+		if (!index_notification_result(&err, n->idx, r->id, state, attempts, next, at.http_status,
+					       at.curl_code, delivered ? NULL : at.error, clock_wall_s()))
+			log_error("notify", "cannot record an attempt: %s", err.msg);
+	}
+	for (int i = 0; i < count; i++)
+		free(rows[i].body);
+}
+
+static void *notifier_main(void *arg)
+{
+	struct notifier *n = arg;
+	struct timespec idle = {0, NOTIFIER_IDLE_MS * 1000000L};
+
+	while (!atomic_load(&n->stop)) {
+		struct finished_study fs;
+		struct r3d_err err;
+		int rc;
+		while (!atomic_load(&n->stop) && (rc = index_study_finished_next(&err, n->idx, &fs)) == 1) {
+			queue_message(n, &fs);
+			index_finished_study_free(&fs);
+		}
+		post_due(n);
+		nanosleep(&idle, NULL);
+	}
+	return NULL;
+}
+
+bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
+		    struct notifier **out)
+{
+	struct notifier *n;
+
+	*out = NULL;
+	if (cfg->webhook_url[0] == '\0')
+		return true;
+	n = calloc(1, sizeof(*n));
+	if (n == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "notifier: out of memory");
+	n->cfg = cfg;
+	n->idx = idx;
+	n->backoff = (struct notify_backoff){cfg->retry_initial_delay_s, cfg->retry_max_delay_s,
+					     (unsigned)cfg->retry_max_attempts, 0.5};
+	if (!split_urls(err, cfg->webhook_url, n->urls_buf, sizeof(n->urls_buf), n->urls, &n->nurls) ||
+	    !load_secret(err, cfg, &n->secret) || !notify_backoff_check(err, &n->backoff)) {
+		free(n);
+		return false;
+	}
+	if (pthread_create(&n->thread, NULL, notifier_main, n) != 0) {
+		notify_secret_clear(&n->secret);
+		free(n);
+		return r3d_err_set(err, R3D_ENOMEM, "cannot start the notifier thread");
+	}
+	log_info("notify", "notifier started for %d URLs", n->nurls);
+	*out = n;
+	return true;
+}
+
+void notifier_stop(struct notifier *n)
+{
+	if (n == NULL)
+		return;
+	atomic_store(&n->stop, true);
+	pthread_join(n->thread, NULL);
+	notify_secret_clear(&n->secret);
+	free(n);
+}
