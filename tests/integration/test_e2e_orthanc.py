@@ -8,6 +8,8 @@ CT volume. On the way: Orthanc is down when the results are ready, so they
 wait in the outbox with their attempts counted and go out once it starts,
 without restarting recon3d; a second destination whose called AE title
 Orthanc rejects is marked failed at the first rejection and not retried.
+Killed (SIGKILL) during a job and restarted, recon3d completes the job and
+Orthanc ends with one copy of each object (the UIDs derive from the job).
 
 Orthanc 1.10 cannot listen on loopback only, so the whole test runs in a
 private network namespace (skipped where none can be made).
@@ -138,6 +140,41 @@ class EndToEnd(unittest.TestCase):
                         [("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]))
                     pts = rec["v"].reshape(-1, 3)
                     self.assertTrue((pts.min(0) >= lo).all() and (pts.max(0) <= hi).all())
+        finally:
+            d.stop()
+            d.cleanup()
+            orthanc.stop()
+            shutil.rmtree(work, ignore_errors=True)
+
+    def test_sigkill_during_job_one_copy_in_orthanc(self):
+        work = tempfile.mkdtemp(prefix="r3d-e2e-kill-")
+        os.makedirs(os.path.join(work, "orthanc"))
+        orthanc = sendtest.Orthanc(os.path.join(work, "orthanc")).start()
+        d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1)
+        d.conf["destination orthanc"] = {"ae_title": sendtest.AET, "host": "127.0.0.1",
+                                         "port": orthanc.dicom_port}
+        d.write_conf()
+        d.start()
+        try:
+            r = d.storescu(pancreas_files())
+            self.assertEqual(r.returncode, 0, r.stderr[-1500:])
+            deadline = time.time() + 120
+            while time.time() < deadline and "job started job=1" not in d.log_text():
+                time.sleep(0.05)
+            d.kill()
+            d.start()
+            d.wait_for(lambda s: any(x["name"] == "orthanc" and x["sent"] == OBJECTS
+                                     for x in s["destinations"]), timeout=300,
+                       what="objects delivered after the restart")
+            st = d.status()
+            self.assertEqual((st["jobs"]["done"], sum(st["jobs"].values())), (1, 1))
+            with d.db() as db:
+                sent = {row[0] for row in db.execute("SELECT sop_instance_uid FROM outbox")}
+            self.assertEqual(len(sent), OBJECTS)
+            # One copy of each object, with the SOP Instance UIDs recon3d sent.
+            self.assertEqual(orthanc.count(), OBJECTS)
+            for uid in sent:
+                self.assertIsNotNone(orthanc.instance(uid), uid)
         finally:
             d.stop()
             d.cleanup()
