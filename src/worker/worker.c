@@ -27,7 +27,7 @@ struct worker_pool {
 	const struct config *cfg;
 	struct index *idx;
 	int nthreads;                /* started; joined at stop */
-	int job_threads;             /* threads each job may use; set before any worker starts */
+	long cpus;                   /* online CPUs; set before any worker starts */
 	pthread_t threads[WORKER_MAX];
 	atomic_bool stop;
 	pthread_mutex_t lock;   /* guards the stats below */
@@ -163,8 +163,11 @@ static void *worker_main(void *arg)
 		last_failed = false;
 		pthread_mutex_lock(&p->lock);
 		p->stats.jobs_running++;
+		/* The cores are shared by the jobs running now: a study processed
+		 * alone gets all of them. */
+		int threads = (int)(p->cpus / p->stats.jobs_running);
 		pthread_mutex_unlock(&p->lock);
-		run_job(p, &job, p->job_threads);
+		run_job(p, &job, threads < 1 ? 1 : threads);
 		pthread_mutex_lock(&p->lock);
 		p->stats.jobs_running--;
 		p->stats.jobs_finished++;
@@ -187,11 +190,9 @@ bool worker_pool_start(struct r3d_err *err, const struct config *cfg, struct ind
 	p->cfg = cfg;
 	p->idx = idx;
 	pthread_mutex_init(&p->lock, NULL);
-	/* The pool shares the cores: each job gets its slice of them. */
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	p->job_threads = cfg->workers > 0 ? (int)(cpus / cfg->workers) : 1;
-	if (p->job_threads < 1)
-		p->job_threads = 1;
+	p->cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (p->cpus < 1)
+		p->cpus = 1;
 	for (int i = 0; i < cfg->workers && i < WORKER_MAX; i++) {
 		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
 			r3d_err_set(err, R3D_ENOMEM, "cannot start worker %d: %s", i, strerror(errno));
