@@ -12,7 +12,8 @@ PACKAGES=(
   # run
   dcmtk
   # test and benchmark peers
-  dicom3tools orthanc python3 python3-numpy python3-vtk9 curl sqlite3 util-linux procps iproute2
+  dicom3tools orthanc python3 python3-numpy python3-vtk9 python3-pydicom curl sqlite3 util-linux
+  procps iproute2
 )
 
 missing=()

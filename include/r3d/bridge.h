@@ -514,6 +514,18 @@ enum bridge_store_kind bridge_store_status_kind(uint16_t status);
 /* A short English name of the status ("Out of Resources", ...). */
 const char *bridge_store_status_text(uint16_t status);
 
+/* ===================================================================== */
+/* DICOM Segmentation (voxel masks) (issue 5)                            */
+/* ===================================================================== */
+
+/* (reserved: the Segmentation writer goes here) */
+
+/* ===================================================================== */
+/* Secondary Capture previews (issue 5)                                  */
+/* ===================================================================== */
+
+/* (reserved: the preview image writer goes here) */
+
 #ifdef __cplusplus
 }
 #endif
