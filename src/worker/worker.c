@@ -57,28 +57,30 @@ static char *read_text(const char *path, size_t max)
 static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
 			     const struct pipeline_result *res, const char *results)
 {
-	static _Thread_local struct export_result ex;
+	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~275 KB: not on the stack */
 	struct series_ref *refs = NULL;
-	int nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
+	int nrefs;
 	bool ok = false;
 
-	if (nrefs < 0)
-		return false;
-	if (!export_job(err, res, job->id, refs, nrefs, results, &ex))
+	if (ex == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
+	nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
+	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, ex))
 		goto out;
-	for (int i = 0; i < ex.n; i++) {
+	for (int i = 0; i < ex->n; i++) {
 		for (int d = 0; d < p->cfg->ndestinations; d++) {
 			if (!index_outbox_add(err, p->idx, job->id, p->cfg->destinations[d].name,
-					      ex.obj[i].path, ex.obj[i].sop_instance_uid, clock_wall_s()))
+					      ex->obj[i].path, ex->obj[i].sop_instance_uid, clock_wall_s()))
 				goto out;
 		}
 	}
-	if (ex.n > 0)
+	if (ex->n > 0)
 		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations",
-			 (long long)job->id, ex.n, p->cfg->ndestinations);
+			 (long long)job->id, ex->n, p->cfg->ndestinations);
 	ok = true;
 out:
 	free(refs);
+	free(ex);
 	return ok;
 }
 
