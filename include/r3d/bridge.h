@@ -518,7 +518,63 @@ const char *bridge_store_status_text(uint16_t status);
 /* DICOM Segmentation (voxel masks) (issue 5)                            */
 /* ===================================================================== */
 
-/* (reserved: the Segmentation writer goes here) */
+/* A binary DICOM Segmentation (1.2.840.10008.5.1.4.1.1.66.4, Modality SEG)
+ * of voxel masks on the grid of the source CT slices, for viewers that show
+ * masks (OHIF, 3D Slicer, Weasis). One segment per structure (segment i+1 is
+ * structures[i]); one frame per (segment, source slice) where that segment
+ * has at least one voxel on that slice (a segment with no voxel at all gets
+ * one empty frame on the first slice, so that every segment has a frame).
+ * Frames are ordered by segment, then by slice (the input's k order). Per
+ * frame: Derivation Image (the source slice, purpose "Source image for image
+ * processing operation"), Plane Position (the slice's Image Position), Frame
+ * Content (Dimension Index Values: segment number, slice k + 1) and Segment
+ * Identification; shared: Plane Orientation and Pixel Measures. Dimension
+ * Organization: Referenced Segment Number, then Image Position (Patient).
+ * Patient, study and Frame of Reference come from info->source_path; the
+ * slices are referenced (Referenced Series Sequence); info->refs is not used.
+ * Written like the result objects above (Explicit VR Little Endian, under a
+ * temporary name, synced, renamed over path). Any thread. */
+
+#define BRIDGE_SEG_MAX_SLICES 4096   /* source slices (VOLUME_MAX_SLICES) */
+#define BRIDGE_SEG_MAX_DIM 4096      /* rows or columns */
+#define BRIDGE_SEG_MAX_FRAMES 65535  /* frames of one object (our bound; the writer refuses more) */
+
+/* One source slice, in the k order of the masks. */
+struct bridge_seg_slice {
+	const char *sop_class_uid;
+	const char *sop_instance_uid;
+	double position[3];   /* Image Position (Patient), LPS mm */
+};
+
+/* One structure as a voxel mask. */
+struct bridge_seg_structure {
+	const char *name;      /* Segment Label, 1..64 characters */
+	float rgb[3];          /* sRGB in [0, 1] */
+	/* Segmented property codes; both NULL: bridge_structure_codes(name). */
+	const struct bridge_code *category, *type;
+	const uint8_t *mask;   /* columns * rows * nslices, x (along a row) fastest,
+				* then row, then slice k; non-zero is inside */
+};
+
+struct bridge_seg_input {
+	const struct bridge_seg_slice *slices;   /* 1..BRIDGE_SEG_MAX_SLICES */
+	size_t nslices;
+	uint32_t rows, columns;                  /* of every source slice */
+	double orientation[6];                   /* Image Orientation (Patient) */
+	double pixel_spacing[2];                 /* DICOM order: between rows, between columns */
+	double slice_thickness;                  /* mm, > 0 */
+	const struct bridge_seg_structure *structures;  /* 1..BRIDGE_EXPORT_MAX_STRUCTURES */
+	size_t nstructures;
+};
+
+/* Writes the Segmentation described above at path. info gives the identity
+ * (series, SOP instance, numbers, description, content date/time, device
+ * serial) and the source instance. Fails with R3D_EINVAL on bad input (a
+ * malformed UID, a mask missing, too many frames...), R3D_EIO/R3D_ENOSPC
+ * when the file cannot be written; path is then untouched. */
+bool bridge_write_segmentation(struct r3d_err *err, const char *path,
+			       const struct bridge_export_info *info,
+			       const struct bridge_seg_input *in);
 
 /* ===================================================================== */
 /* Secondary Capture previews (issue 5)                                  */
