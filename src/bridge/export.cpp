@@ -34,6 +34,13 @@ extern "C" {
 #include <dcmtk/dcmiod/cielabutil.h>
 
 #include <openssl/evp.h>
+#include "bridge_util.h"
+
+using r3d_bridge_util::code_ok;
+using r3d_bridge_util::digits_ok;
+using r3d_bridge_util::host_serial;
+using r3d_bridge_util::save_atomic;
+using r3d_bridge_util::text_ok;
 
 /* Values longer than this stay on disk while the source header is parsed. */
 #define EXPORT_MAX_READ_LENGTH (64 * 1024)
@@ -123,39 +130,8 @@ bool is_ascii(const char *s)
 	return true;
 }
 
-/* A short value without control characters or backslashes (it would split
- * the value), at most max characters. */
-bool text_ok(const char *s, size_t max)
-{
-	size_t n = s != nullptr ? strlen(s) : 0;
 
-	if (n == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = static_cast<unsigned char>(s[i]);
-		if (c < 0x20 || c == 0x7f || c == '\\')
-			return false;
-	}
-	return true;
-}
 
-bool digits_ok(const char *s, size_t min, size_t max, bool dot)
-{
-	size_t n = strlen(s);
-
-	if (n < min || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (dot && s[i] == '.' && i >= 6)))
-			return false;
-	return true;
-}
-
-bool code_ok(const struct bridge_code *c)
-{
-	return c != nullptr && text_ok(c->value, 64) && text_ok(c->scheme, 16) &&
-	       text_ok(c->meaning, EXPORT_LO_MAX);
-}
 
 bool info_check(struct r3d_err *err, const struct bridge_export_info *info)
 {
@@ -360,23 +336,6 @@ bool copy_source(struct r3d_err *err, const struct bridge_export_info *info, boo
 	return true;
 }
 
-std::string host_serial()
-{
-	char host[256];
-
-	if (gethostname(host, sizeof(host)) != 0)
-		return "unknown";
-	host[sizeof(host) - 1] = '\0';
-	std::string s(host);
-	if (s.empty())
-		return "unknown";
-	if (s.size() > EXPORT_LO_MAX)
-		s.resize(EXPORT_LO_MAX);
-	for (char &c : s)
-		if (static_cast<unsigned char>(c) < 0x20 || c == '\\')
-			c = '_';
-	return s;
-}
 
 /* SOP Common, series, equipment, frame of reference and the Common Instance
  * Reference module: everything both objects share. */
@@ -580,51 +539,6 @@ bool put_segment(struct r3d_err *err, DcmItem *seg, const struct bridge_export_s
 /* Files                                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* Saves ff as Explicit VR Little Endian under a unique temporary name in the
- * folder of path, syncs it and renames it to path. */
-bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path)
-{
-	std::string tmp = std::string(path) + ".tmp.XXXXXX";
-	std::vector<char> name(tmp.begin(), tmp.end());
-	OFCondition cond;
-	int fd, e;
-
-	name.push_back('\0');
-	fd = mkstemp(name.data());
-	if (fd < 0) {
-		e = errno;
-		return r3d_err_set(err, e == ENOSPC ? R3D_ENOSPC : R3D_EIO,
-				   "cannot create a temporary file next to '%s': %s", path, strerror(e));
-	}
-	fchmod(fd, 0640);
-	close(fd);
-	/* Sequences of undefined length: a big surface need not fit one 32-bit
-	 * sequence length, only each value does. */
-	cond = ff.saveFile(name.data(), EXS_LittleEndianExplicit, EET_UndefinedLength,
-			   EGL_recalcGL, EPD_noChange);
-	if (cond.bad()) {
-		e = errno;
-		unlink(name.data());
-		return r3d_err_set(err, e == ENOSPC ? R3D_ENOSPC : R3D_EIO, "cannot write '%s': %s",
-				   name.data(), cond.text());
-	}
-	fd = open(name.data(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		unlink(name.data());
-		return r3d_err_set(err, e == ENOSPC ? R3D_ENOSPC : R3D_EIO, "cannot sync '%s': %s",
-				   name.data(), strerror(e));
-	}
-	close(fd);
-	if (rename(name.data(), path) != 0) {
-		e = errno;
-		unlink(name.data());
-		return r3d_err_set(err, R3D_EIO, "cannot rename to '%s': %s", path, strerror(e));
-	}
-	return true;
-}
 
 /* Reads a binary STL file whole and checks its size against its triangle count. */
 bool stl_read(struct r3d_err *err, const char *path, std::vector<Uint8> &out)
@@ -707,7 +621,7 @@ bool surface_segmentation_write(struct r3d_err *err, const char *path,
 		    !put_surface(err, surface, s, number, category, type))
 			return false;
 	}
-	return save_atomic(err, ff, path);
+	return save_atomic(err, ff, path, EET_UndefinedLength);
 }
 
 bool encapsulated_stl_write(struct r3d_err *err, const char *path,
@@ -759,7 +673,7 @@ bool encapsulated_stl_write(struct r3d_err *err, const char *path,
 	ok &= put_algorithm(ds, DCM_DerivationAlgorithmSequence);
 	if (!ok)
 		return r3d_err_set(err, R3D_ENOMEM, "cannot fill the Encapsulated STL attributes");
-	return save_atomic(err, ff, path);
+	return save_atomic(err, ff, path, EET_UndefinedLength);
 }
 
 /* Decimal digits of a big-endian unsigned integer (destroys it). */

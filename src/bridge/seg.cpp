@@ -35,6 +35,13 @@ extern "C" {
 #include <dcmtk/dcmfg/fgseg.h>
 #include <dcmtk/dcmseg/segdoc.h>
 #include <dcmtk/dcmseg/segment.h>
+#include "bridge_util.h"
+
+using r3d_bridge_util::code_ok;
+using r3d_bridge_util::digits_ok;
+using r3d_bridge_util::host_serial;
+using r3d_bridge_util::save_atomic;
+using r3d_bridge_util::text_ok;
 
 #define SEG_LO_MAX 64
 #define SEG_DS_MAX 16   /* characters of a DS value */
@@ -44,37 +51,8 @@ extern "C" {
 
 namespace {
 
-bool text_ok(const char *s, size_t max)
-{
-	size_t n = s != nullptr ? strlen(s) : 0;
 
-	if (n == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = static_cast<unsigned char>(s[i]);
-		if (c < 0x20 || c == 0x7f || c == '\\')
-			return false;
-	}
-	return true;
-}
 
-bool digits_ok(const char *s, size_t min, size_t max, bool dot)
-{
-	size_t n = strlen(s);
-
-	if (n < min || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (dot && s[i] == '.' && i >= 6)))
-			return false;
-	return true;
-}
-
-bool code_ok(const struct bridge_code *c)
-{
-	return c != nullptr && text_ok(c->value, 64) && text_ok(c->scheme, 16) &&
-	       text_ok(c->meaning, SEG_LO_MAX);
-}
 
 /* A DS value of at most 16 characters, as precise as fits. */
 OFString ds(double v)
@@ -160,63 +138,7 @@ bool dcm_fail(struct r3d_err *err, const char *what, const OFCondition &c)
 	return r3d_err_set(err, R3D_EINVAL, "segmentation: %s: %s", what, c.text());
 }
 
-std::string host_serial()
-{
-	char host[256];
 
-	if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
-		return "unknown";
-	host[sizeof host - 1] = '\0';
-	std::string s(host);
-	if (s.size() > SEG_LO_MAX)
-		s.resize(SEG_LO_MAX);
-	for (char &c : s)
-		if (static_cast<unsigned char>(c) < 0x20 || c == '\\')
-			c = '_';
-	return s;
-}
-
-bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path)
-{
-	std::string tmp = std::string(path) + ".tmp.XXXXXX";
-	std::vector<char> name(tmp.begin(), tmp.end());
-	OFCondition cond;
-	int fd, e;
-
-	name.push_back('\0');
-	fd = mkstemp(name.data());
-	if (fd < 0) {
-		e = errno;
-		return r3d_err_set(err, e == ENOSPC ? R3D_ENOSPC : R3D_EIO,
-				   "cannot create a temporary file next to '%s': %s", path, strerror(e));
-	}
-	fchmod(fd, 0640);
-	close(fd);
-	cond = ff.saveFile(name.data(), EXS_LittleEndianExplicit, EET_ExplicitLength,
-			   EGL_recalcGL, EPD_noChange);
-	if (cond.bad()) {
-		e = errno;
-		unlink(name.data());
-		return r3d_err_set(err, e == ENOSPC ? R3D_ENOSPC : R3D_EIO, "cannot write '%s': %s",
-				   name.data(), cond.text());
-	}
-	fd = open(name.data(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		unlink(name.data());
-		return r3d_err_set(err, e == ENOSPC ? R3D_ENOSPC : R3D_EIO, "cannot sync '%s': %s",
-				   name.data(), strerror(e));
-	}
-	close(fd);
-	if (rename(name.data(), path) != 0) {
-		e = errno;
-		unlink(name.data());
-		return r3d_err_set(err, R3D_EIO, "cannot rename to '%s': %s", path, strerror(e));
-	}
-	return true;
-}
 
 /* Common Instance Reference: the source series and its slices. */
 bool put_referenced_series(DcmDataset *ds, const char *series_uid,
@@ -440,7 +362,7 @@ bool write_seg(struct r3d_err *err, const char *path, const struct bridge_export
 		return dcm_fail(err, "write dataset", c);
 	if (!put_referenced_series(out, source_series, in))
 		return r3d_err_set(err, R3D_ENOMEM, "cannot add the referenced series");
-	return save_atomic(err, ff, path);
+	return save_atomic(err, ff, path, EET_ExplicitLength);
 }
 
 } // namespace

@@ -1,0 +1,34 @@
+/*
+ * bridge_util.h: helpers shared by the bridge's object writers (export.cpp,
+ * seg.cpp). Internal to src/bridge; C++. Any thread.
+ */
+#ifndef R3D_BRIDGE_UTIL_H
+#define R3D_BRIDGE_UTIL_H
+
+#include <cstddef>
+#include <string>
+
+#include "r3d/bridge.h"
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+
+namespace r3d_bridge_util {
+
+#define BRIDGE_LO_MAX 64   /* characters of an LO value (labels, descriptions) */
+
+/* 1..max characters, none of them a control character or a backslash. */
+bool text_ok(const char *s, size_t max);
+/* min..max digits (and dots after the sixth character when dot). */
+bool digits_ok(const char *s, size_t min, size_t max, bool dot);
+/* A code with a value, scheme and meaning that fit their VRs. */
+bool code_ok(const struct bridge_code *c);
+/* This host's name as an LO value, for Device Serial Number. */
+std::string host_serial();
+/* Saves ff as Explicit VR Little Endian (sequences with enc) under a unique
+ * temporary name in the folder of path, syncs it and renames it to path. */
+bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path, E_EncodingType enc);
+
+}  // namespace r3d_bridge_util
+
+#endif
