@@ -580,7 +580,16 @@ bool bridge_write_segmentation(struct r3d_err *err, const char *path,
 /* Secondary Capture previews (issue 5)                                  */
 /* ===================================================================== */
 
-/* (reserved: the preview image writer goes here) */
+/* Writes one Secondary Capture image (1.2.840.10008.5.1.4.1.1.7, Modality
+ * OT, Conversion Type SYN) at path: rgb holds width * height pixels of 3
+ * bytes, top row first; Burned In Annotation YES (the view's letters and
+ * scale bar are drawn in); Patient Orientation from row_dir and col_dir
+ * (e.g. "L", "F"; NULL or "" leaves it empty); Image Comments names the
+ * view. Patient, study and source references as for the objects above. */
+#define BRIDGE_PREVIEW_MAX_DIM 8192
+bool bridge_write_preview(struct r3d_err *err, const char *path, const struct bridge_export_info *info,
+			  const uint8_t *rgb, uint32_t width, uint32_t height, const char *view_name,
+			  const char *row_dir, const char *col_dir);
 
 #ifdef __cplusplus
 }

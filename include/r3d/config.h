@@ -66,6 +66,11 @@ struct config {
 	int http_port;
 	/* [log] */
 	enum log_level log_level;
+	/* [export] */
+	bool export_surface_segmentation;
+	bool export_stl;
+	bool export_preview;
+	int export_preview_size;
 	/* [webhook] */
 	char webhook_url[4096];       /* one or more URLs, space separated; "" : none */
 	char webhook_secret[256];

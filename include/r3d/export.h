@@ -18,7 +18,7 @@
 #include "r3d/index.h"
 #include "r3d/pipeline.h"
 
-#define EXPORT_MAX_OBJECTS (PIPELINE_MAX_STRUCTURES + 1)
+#define EXPORT_MAX_OBJECTS (PIPELINE_MAX_STRUCTURES + 1 + 7)   /* + one image per preview view */
 #define EXPORT_SERIES_NUMBER_BASE 9000   /* new series are numbered from here */
 
 struct export_object {
@@ -32,6 +32,13 @@ struct export_result {
 	struct export_object obj[EXPORT_MAX_OBJECTS];
 };
 
+struct export_options {
+	bool surface_segmentation;   /* [export] surface_segmentation */
+	bool stl;                    /* [export] stl */
+	bool preview;                /* [export] preview: one image per view, one series */
+	int preview_size;            /* pixels, square */
+};
+
 /* Writes the objects of res (its STL files must already be in results_dir,
  * as pipeline_write_outputs() leaves them) under results_dir/dicom/. refs:
  * the source series' instances (nrefs >= 1; the first is the source of the
@@ -39,6 +46,6 @@ struct export_result {
  * with none made, nothing is written and out->n is 0. */
 bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
 		const struct series_ref *refs, int nrefs, const char *results_dir,
-		struct export_result *out);
+		const struct export_options *opt, struct export_result *out);
 
 #endif

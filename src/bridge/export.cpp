@@ -676,6 +676,62 @@ bool encapsulated_stl_write(struct r3d_err *err, const char *path,
 	return save_atomic(err, ff, path, EET_UndefinedLength);
 }
 
+/* One rendered view as a Secondary Capture image. */
+bool preview_write(struct r3d_err *err, const char *path, const struct bridge_export_info *info,
+		   const uint8_t *rgb, uint32_t width, uint32_t height, const char *view_name,
+		   const char *row_dir, const char *col_dir)
+{
+	DcmFileFormat ff;
+	DcmDataset *ds = ff.getDataset();
+	struct source_facts facts;
+	struct stamp st;
+	std::string orientation;
+	bool ok = true;
+
+	if (!info_check(err, info))
+		return false;
+	if (rgb == nullptr || width == 0 || height == 0 || width > BRIDGE_PREVIEW_MAX_DIM ||
+	    height > BRIDGE_PREVIEW_MAX_DIM)
+		return r3d_err_set(err, R3D_EINVAL, "preview: bad image size %ux%u", width, height);
+	if (!text_ok(view_name, EXPORT_LO_MAX))
+		return r3d_err_set(err, R3D_EINVAL, "preview: bad view name");
+	stamp_make(info, &st);
+	if (!copy_source(err, info, !is_ascii(info->series_description), ds, &facts) ||
+	    !fill_common(err, ds, info, UID_SecondaryCaptureImageStorage, "OT", st, facts))
+		return false;
+	if (row_dir != nullptr && row_dir[0] != '\0' && col_dir != nullptr && col_dir[0] != '\0') {
+		/* Patient Orientation spells superior H (head) and inferior F (foot). */
+		orientation = std::string(row_dir) + "\\" + col_dir;
+		for (char &c : orientation)
+			c = c == 'S' ? 'H' : c == 'I' ? 'F' : c;
+	}
+	/* General Image, SC Equipment, Image Pixel. */
+	ok &= put(ds, DCM_PatientOrientation, orientation.c_str()) || orientation.empty();
+	if (orientation.empty())
+		ok &= ds->insertEmptyElement(DCM_PatientOrientation).good();
+	ok &= put(ds, DCM_ImageType, "DERIVED\\SECONDARY");
+	ok &= ds->insertEmptyElement(DCM_Laterality).good();   /* type 2C: not a paired part */
+	ok &= put(ds, DCM_ConversionType, "SYN");
+	ok &= put(ds, DCM_BurnedInAnnotation, "YES");
+	ok &= put(ds, DCM_LossyImageCompression, "00");
+	ok &= put(ds, DCM_ImageComments, view_name);
+	ok &= put_refs(ds, DCM_SourceImageSequence, info);
+	ok &= ds->putAndInsertUint16(DCM_SamplesPerPixel, 3).good();
+	ok &= put(ds, DCM_PhotometricInterpretation, "RGB");
+	ok &= ds->putAndInsertUint16(DCM_PlanarConfiguration, 0).good();
+	ok &= ds->putAndInsertUint16(DCM_Rows, static_cast<Uint16>(height)).good();
+	ok &= ds->putAndInsertUint16(DCM_Columns, static_cast<Uint16>(width)).good();
+	ok &= ds->putAndInsertUint16(DCM_BitsAllocated, 8).good();
+	ok &= ds->putAndInsertUint16(DCM_BitsStored, 8).good();
+	ok &= ds->putAndInsertUint16(DCM_HighBit, 7).good();
+	ok &= ds->putAndInsertUint16(DCM_PixelRepresentation, 0).good();
+	ok &= ds->putAndInsertUint8Array(DCM_PixelData, rgb,
+					 static_cast<unsigned long>(width) * height * 3).good();
+	if (!ok)
+		return r3d_err_set(err, R3D_ENOMEM, "cannot fill the Secondary Capture attributes");
+	return save_atomic(err, ff, path, EET_ExplicitLength);
+}
+
 /* Decimal digits of a big-endian unsigned integer (destroys it). */
 std::string big_decimal(unsigned char *v, size_t n)
 {
@@ -786,5 +842,17 @@ extern "C" bool bridge_write_encapsulated_stl(struct r3d_err *err, const char *p
 		return r3d_err_set(err, R3D_ENOMEM, "out of memory writing '%s'", path);
 	} catch (...) {
 		return r3d_err_set(err, R3D_EIO, "unexpected failure writing '%s'", path);
+	}
+}
+
+extern "C" bool bridge_write_preview(struct r3d_err *err, const char *path,
+				     const struct bridge_export_info *info, const uint8_t *rgb,
+				     uint32_t width, uint32_t height, const char *view_name,
+				     const char *row_dir, const char *col_dir)
+{
+	try {
+		return preview_write(err, path, info, rgb, width, height, view_name, row_dir, col_dir);
+	} catch (...) {
+		return r3d_err_set(err, R3D_ENOMEM, "preview: unexpected error");
 	}
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "r3d/preview.h"
 #include "r3d/util.h"
 
 /* snprintf into a path buffer; false (err set) when it does not fit. */
@@ -36,9 +37,68 @@ static bool derive(struct r3d_err *err, const char *root, int64_t job_id, const 
 	return bridge_uid_derive(err, root, label, out);
 }
 
+/* Seven rendered views, one Secondary Capture series. The skin hides the
+ * structures inside it, so it is left out when there are any. */
+static bool export_previews(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
+			    struct bridge_export_info *info, const char *dir,
+			    const struct export_options *opt, struct export_result *out)
+{
+	struct preview_mesh meshes[PIPELINE_MAX_STRUCTURES];
+	char series_uid[BRIDGE_UID_MAX + 1], what[96];
+	size_t n = 0, bytes = 0;
+	uint8_t *rgb = NULL;
+	bool ok = false;
+
+	/* The skin encloses everything else: draw it only when it is alone. */
+	bool inner = false;
+	for (size_t i = 0; i < res->nstructures; i++)
+		inner = inner || (res->structures[i].mesh != NULL && strcmp(res->structures[i].name, "skin") != 0);
+	for (size_t i = 0; i < res->nstructures; i++) {
+		if (res->structures[i].mesh == NULL || (inner && strcmp(res->structures[i].name, "skin") == 0))
+			continue;
+		meshes[n].mesh = res->structures[i].mesh;
+		memcpy(meshes[n].rgb, res->structures[i].rgb, sizeof(meshes[n].rgb));
+		n++;
+	}
+	if (!size_mul3((size_t)opt->preview_size, (size_t)opt->preview_size, 3, &bytes))
+		return r3d_err_set(err, R3D_EINVAL, "export: preview size");
+	rgb = malloc(bytes);
+	if (rgb == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
+	if (!derive(err, res->series_uid, job_id, "preview series", series_uid))
+		goto out;
+	info->series_uid = series_uid;
+	info->series_number = EXPORT_SERIES_NUMBER_BASE + 90;
+	info->series_description = "3D model: preview";
+	for (int v = 0; v < PREVIEW_NVIEWS; v++) {
+		struct preview_info pi;
+		struct export_object *o = &out->obj[out->n];
+		const char *name = preview_view_name((enum preview_view)v);
+		if (!preview_render(err, meshes, n, (enum preview_view)v, opt->preview_size,
+				    opt->preview_size, rgb, &pi))
+			goto out;
+		snprintf(what, sizeof(what), "preview %s instance", name);
+		if (!derive(err, res->series_uid, job_id, what, o->sop_instance_uid) ||
+		    !path_fmt(err, o->path, sizeof(o->path), "%s/preview-%s.dcm", dir, name))
+			goto out;
+		snprintf(o->description, sizeof(o->description), "3D model: preview (%s)", name);
+		info->sop_instance_uid = o->sop_instance_uid;
+		info->instance_number = v + 1;
+		/* Patient Orientation: the letters at the right and bottom edges. */
+		if (!bridge_write_preview(err, o->path, info, rgb, (uint32_t)opt->preview_size,
+					  (uint32_t)opt->preview_size, name, pi.letters[1], pi.letters[3]))
+			goto out;
+		out->n++;
+	}
+	ok = true;
+out:
+	free(rgb);
+	return ok;
+}
+
 bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
 		const struct series_ref *refs, int nrefs, const char *results_dir,
-		struct export_result *out)
+		const struct export_options *opt, struct export_result *out)
 {
 	struct bridge_export_structure st[PIPELINE_MAX_STRUCTURES];
 	struct bridge_export_ref *brefs = NULL;
@@ -88,23 +148,25 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 
 	/* One Surface Segmentation with every structure. */
 	struct export_object *o = &out->obj[out->n];
-	if (!derive(err, res->series_uid, job_id, "surface segmentation series", series_uid) ||
-	    !derive(err, res->series_uid, job_id, "surface segmentation instance",
-		    o->sop_instance_uid))
-		goto out;
-	snprintf(o->description, sizeof(o->description), "3D models (surface segmentation)");
-	if (!path_fmt(err, o->path, sizeof(o->path), "%s/surface-segmentation.dcm", dir))
-		goto out;
-	info.series_uid = series_uid;
-	info.series_number = EXPORT_SERIES_NUMBER_BASE;
-	info.series_description = o->description;
-	info.sop_instance_uid = o->sop_instance_uid;
-	if (!bridge_write_surface_segmentation(err, o->path, &info, st, nst))
-		goto out;
-	out->n++;
+	if (opt->surface_segmentation) {
+		if (!derive(err, res->series_uid, job_id, "surface segmentation series", series_uid) ||
+		    !derive(err, res->series_uid, job_id, "surface segmentation instance",
+			    o->sop_instance_uid))
+			goto out;
+		snprintf(o->description, sizeof(o->description), "3D models (surface segmentation)");
+		if (!path_fmt(err, o->path, sizeof(o->path), "%s/surface-segmentation.dcm", dir))
+			goto out;
+		info.series_uid = series_uid;
+		info.series_number = EXPORT_SERIES_NUMBER_BASE;
+		info.series_description = o->description;
+		info.sop_instance_uid = o->sop_instance_uid;
+		if (!bridge_write_surface_segmentation(err, o->path, &info, st, nst))
+			goto out;
+		out->n++;
+	}
 
 	/* One Encapsulated STL per structure, each its own series. */
-	for (size_t i = 0; i < nst; i++) {
+	for (size_t i = 0; opt->stl && i < nst; i++) {
 		o = &out->obj[out->n];
 		snprintf(what, sizeof(what), "stl %s series", st[i].name);
 		if (!derive(err, res->series_uid, job_id, what, series_uid))
@@ -120,10 +182,13 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		info.series_number = EXPORT_SERIES_NUMBER_BASE + 1 + (long)i;
 		info.series_description = o->description;
 		info.sop_instance_uid = o->sop_instance_uid;
+		info.instance_number = 1;
 		if (!bridge_write_encapsulated_stl(err, o->path, &info, st[i].name, stl))
 			goto out;
 		out->n++;
 	}
+	if (opt->preview && !export_previews(err, res, job_id, &info, dir, opt, out))
+		goto out;
 	ok = true;
 out:
 	free(brefs);

@@ -65,7 +65,9 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 	if (ex == NULL)
 		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
 	nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
-	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, ex))
+	struct export_options eo = {p->cfg->export_surface_segmentation, p->cfg->export_stl,
+				    p->cfg->export_preview, p->cfg->export_preview_size};
+	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
 		goto out;
 	for (int i = 0; i < ex->n; i++) {
 		for (int d = 0; d < p->cfg->ndestinations; d++) {

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "send"))
 import sendtest  # noqa: E402
 from r3dtest import Daemon, pancreas_files  # noqa: E402
 
-OBJECTS = 5   # one Surface Segmentation + four STL
+OBJECTS = 12   # one Surface Segmentation + four STL + seven preview images
 
 
 def outbox(d):
@@ -104,6 +104,10 @@ class EndToEnd(unittest.TestCase):
             self.assertEqual(len(by_modality["CT"][0]["Instances"]), 134)
             self.assertEqual(len(by_modality["SEG"]), 1)
             self.assertEqual(len(by_modality["M3D"]), 4)
+            self.assertEqual(len(by_modality["OT"]), 1)
+            previews = by_modality["OT"][0]
+            self.assertEqual(previews["MainDicomTags"].get("SeriesDescription"), "3D model: preview")
+            self.assertEqual(len(previews["Instances"]), 7)
             names = sorted(s["MainDicomTags"].get("SeriesDescription") for s in by_modality["M3D"])
             self.assertEqual(names, ["3D model: %s (STL)" % n for n in
                                      ("bone", "lungs", "skin", "vessels")])
@@ -119,8 +123,9 @@ class EndToEnd(unittest.TestCase):
                                 for k in (0, dims[2] - 1)], float) @ a.T
             margin = 0.5 * np.array(rep["volume"]["spacing_mm"]) + 0.5
             lo, hi = corners[:, :3].min(0) - margin, corners[:, :3].max(0) + margin
-            for s in by_modality["SEG"] + by_modality["M3D"]:
-                iid = s["Instances"][0]
+            objects = [(s, i) for s in by_modality["SEG"] + by_modality["M3D"] + by_modality["OT"]
+                       for i in s["Instances"]]
+            for s, iid in objects:
                 path = os.path.join(work, iid + ".dcm")
                 with urllib.request.urlopen("http://127.0.0.1:%d/instances/%s/file"
                                             % (orthanc.http_port, iid), timeout=30) as f, \
@@ -129,6 +134,19 @@ class EndToEnd(unittest.TestCase):
                 v = subprocess.run(["dciodvfy", path], capture_output=True, text=True)
                 errors = [ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Error")]
                 self.assertEqual(errors, [], s["MainDicomTags"].get("SeriesDescription"))
+                if s in by_modality["OT"]:
+                    import pydicom
+                    ds = pydicom.dcmread(path)
+                    self.assertEqual(ds.BurnedInAnnotation, "YES")
+                    px = ds.pixel_array.reshape(-1, 3).astype(int)
+                    lit = px.max(1) > 20
+                    self.assertGreater(lit.mean(), 0.05, "preview %s is blank" % ds.ImageComments)
+                    # The inner structures in their colours: the vessels' red (r well
+                    # above g and b) and the lungs' blue (b above r) in every view.
+                    red = (px[:, 0] > 2 * px[:, 1] + 20) & (px[:, 0] > 2 * px[:, 2] + 20)
+                    blue = px[:, 2] > px[:, 0] + 30
+                    self.assertGreater(red.sum() + blue.sum(), 200, ds.ImageComments)
+                    self.assertGreater(blue.sum(), 50, ds.ImageComments)
                 if s in by_modality["M3D"]:
                     with urllib.request.urlopen("http://127.0.0.1:%d/instances/%s/content/0042-0011"
                                                 % (orthanc.http_port, iid), timeout=30) as f:
