@@ -71,6 +71,11 @@ struct config {
 	bool export_stl;
 	bool export_preview;
 	int export_preview_size;
+	bool export_segmentation;
+	/* [viewer] */
+	bool viewer_enabled;
+	int viewer_link_ttl_days;
+	char viewer_base_url[1024];   /* no trailing slash; "" : http://<http bind>:<http port> */
 	/* [webhook] */
 	char webhook_url[4096];       /* one or more URLs, space separated; "" : none */
 	char webhook_secret[256];

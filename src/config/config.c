@@ -49,6 +49,8 @@ static bool set_log_level(struct r3d_err *err, const struct config_key *key, con
 			  struct config *cfg, bool append);
 static bool check_nonempty(struct r3d_err *err, const struct config_key *key, const char *value,
 			   struct config *cfg, bool append);
+static bool check_base_url(struct r3d_err *err, const struct config_key *key, const char *value,
+			   struct config *cfg, bool append);
 
 #define STR_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NUM_FIELD(f) offsetof(struct config, f), 0
@@ -100,6 +102,14 @@ static const struct config_key config_keys[] = {
 	 "send rendered views of the models (Secondary Capture, seven directions) any viewer shows"},
 	{"export", "preview_size", KEY_INT, "512", 128, 2048, NUM_FIELD(export_preview_size), NULL,
 	 "width and height of each rendered view, in pixels"},
+	{"export", "segmentation", KEY_BOOL, "true", 0, 0, NUM_FIELD(export_segmentation), NULL,
+	 "send one DICOM Segmentation (voxel masks on the CT slices) per series, for OHIF, Slicer, Weasis"},
+	{"viewer", "enabled", KEY_BOOL, "false", 0, 0, NUM_FIELD(viewer_enabled), NULL,
+	 "true: the HTTP server shows each study's models at /viewer/<token>; the webhook carries the link"},
+	{"viewer", "link_ttl_days", KEY_INT, "7", 1, 3650, NUM_FIELD(viewer_link_ttl_days), NULL,
+	 "a viewer link stops working this many days after it was made"},
+	{"viewer", "base_url", KEY_STR, "", 0, 0, STR_FIELD(viewer_base_url), check_base_url,
+	 "address surgeons reach the HTTP server at, e.g. https://recon3d.example.org (empty: http://bind:port)"},
 	{"webhook", "url", KEY_STR, "", 0, 0, STR_FIELD(webhook_url), NULL,
 	 "where a signed JSON message goes when a study's models are delivered (space separated; empty: none)"},
 	{"webhook", "secret", KEY_STR, "", 0, 0, STR_FIELD(webhook_secret), NULL,
@@ -140,6 +150,23 @@ static bool ae_title_valid(const char *s)
 			nonspace = true;
 	}
 	return nonspace;
+}
+
+/* [viewer] base_url: an http(s) address (its trailing slash is dropped after loading). */
+static bool check_base_url(struct r3d_err *err, const struct config_key *key, const char *value,
+			   struct config *cfg, bool append)
+{
+	(void)append;
+	(void)key;
+	size_t n = strlen(value);
+	if (n == 0)
+		return true;
+	if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not an http:// or https:// address", value);
+	if (strpbrk(value, " \t\"<>") != NULL)
+		return r3d_err_set(err, R3D_EINVAL, "'%s' has a space, quote or angle bracket", value);
+	(void)cfg;
+	return true;
 }
 
 static bool set_ae_title(struct r3d_err *err, const struct config_key *key, const char *value,
@@ -414,6 +441,8 @@ static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 	    (cfg->webhook_secret[0] != '\0') == (cfg->webhook_secret_file[0] != '\0'))
 		return r3d_err_set(err, R3D_EINVAL, "[webhook] url is set: give exactly one of secret "
 						   "and secret_file");
+	if (cfg->viewer_enabled && cfg->http_port == 0)
+		return r3d_err_set(err, R3D_EINVAL, "[viewer] enabled: needs the HTTP server ([http] port is 0)");
 	if (cfg->retry_max_delay_s < cfg->retry_initial_delay_s)
 		return r3d_err_set(err, R3D_EINVAL,
 				   "[retry] max_delay_s: %d is less than initial_delay_s (%d)",
@@ -503,6 +532,8 @@ bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 				   path, rc);
 	if (!destinations_complete(err, cfg))
 		return r3d_err_prefix(err, "%s", path);
+	for (size_t n = strlen(cfg->viewer_base_url); n > 0 && cfg->viewer_base_url[n - 1] == '/';)
+		cfg->viewer_base_url[--n] = '\0';
 	return true;
 }
 
