@@ -22,7 +22,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,11 +44,26 @@
 #define NET_ACSE_TIMEOUT_S 30   /* to read an A-ASSOCIATE-RQ after the connect */
 #define NET_ARTIM_S 3           /* after our A-ABORT or release, wait this long for the peer to close */
 #define NET_POLL_S 1            /* how often a waiting thread looks at stopping() */
+#define NET_MAX_PENDING 64      /* connections waiting for their A-ASSOCIATE-RQ */
+#define NET_PARTIAL_POLL_MS 10  /* re-check of a request that arrived in part */
+#define NET_MAX_RQ_BYTES 65536  /* a larger request is handed over once this much is in */
+
+/* A connection accepted but not yet handed to DCMTK: its A-ASSOCIATE-RQ is
+ * read by DCMTK on the receiver's thread, so it is handed over only once the
+ * whole request is in the socket buffer. A peer that connects and sends
+ * nothing (a port probe, a stuck client) then delays nobody else. */
+struct net_pending {
+	int fd;
+	struct timespec deadline;
+	bool partial;   /* some bytes in, not the whole request yet */
+};
 
 struct bridge_net {
 	T_ASC_Network *net;
 	int listen_fd;
 	int max_pdu;
+	int npending;
+	struct net_pending pending[NET_MAX_PENDING];
 };
 
 struct bridge_assoc {
@@ -217,6 +234,7 @@ extern "C" bool bridge_net_open(struct r3d_err *err, const char *bind_addr, int 
 		bn->listen_fd = fd;
 		bn->max_pdu = max_pdu;
 		bn->net = NULL;
+		bn->npending = 0;
 		/* With an external socket set, DCMTK opens no listener of its own. */
 		dcmExternalSocketHandle.set(fd);
 		OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, port, NET_ARTIM_S, &bn->net);
@@ -246,6 +264,8 @@ extern "C" void bridge_net_close(struct bridge_net *bn)
 	}
 	/* DCMTK closes an external listening socket itself in 3.6.7; make sure. */
 	close(bn->listen_fd);
+	for (int i = 0; i < bn->npending; i++)
+		close(bn->pending[i].fd);
 	delete bn;
 }
 
@@ -261,6 +281,129 @@ static void assoc_free(T_ASC_Association **a)
 	*a = NULL;
 }
 
+static bool time_passed(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec || (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+static void pending_remove(struct bridge_net *bn, int i)
+{
+	bn->pending[i] = bn->pending[--bn->npending];
+}
+
+/* Whether the whole first PDU of fd is buffered: 1 yes (or the peer closed,
+ * or the PDU is too large to wait for: DCMTK reads and judges it), 0 not yet,
+ * -1 nothing will come (closed before a byte). */
+static int request_ready(int fd)
+{
+	unsigned char head[6];
+	ssize_t n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0)
+		return -1;
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	if (n < (ssize_t)sizeof(head))
+		return 0;
+	uint32_t len = (uint32_t)head[2] << 24 | (uint32_t)head[3] << 16 | (uint32_t)head[4] << 8 |
+		       (uint32_t)head[5];
+	if (len > NET_MAX_RQ_BYTES)
+		return 1;
+	int avail = 0;
+	if (ioctl(fd, FIONREAD, &avail) != 0)
+		return 1;
+	return (uint32_t)avail >= len + sizeof(head) ? 1 : 0;
+}
+
+/* Waits for a connection whose association request is fully in, accepting
+ * new connections into the pending list on the way. Returns the fd to hand
+ * over, -1 when none is ready within timeout_ms, -2 on a pending connection
+ * dropped for silence (err set, for the caller's log). */
+static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms)
+{
+	struct pollfd pfd[NET_MAX_PENDING + 1];
+	struct timespec now;
+	int n = 0, wait_ms = timeout_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (int i = 0; i < bn->npending; i++) {
+		struct net_pending *p = &bn->pending[i];
+		long ms = (p->deadline.tv_sec - now.tv_sec) * 1000L +
+			  (p->deadline.tv_nsec - now.tv_nsec) / 1000000L;
+		if (ms < 0)
+			ms = 0;
+		if (p->partial && ms > NET_PARTIAL_POLL_MS)
+			ms = NET_PARTIAL_POLL_MS;
+		if (ms < wait_ms)
+			wait_ms = (int)ms;
+	}
+	pfd[n++] = (struct pollfd){bn->listen_fd, POLLIN, 0};
+	for (int i = 0; i < bn->npending; i++)
+		/* A partial request keeps its socket readable: look at it by time, not by poll. */
+		pfd[n++] = (struct pollfd){bn->pending[i].fd, (short)(bn->pending[i].partial ? 0 : POLLIN), 0};
+	int prc = poll(pfd, (nfds_t)n, wait_ms);
+	if (prc < 0 && errno != EINTR) {
+		r3d_err_set(err, R3D_ENET, "poll: %s", strerror(errno));
+		return -2;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* The pending connections first: they have waited longest. */
+	for (int i = bn->npending - 1; i >= 0; i--) {
+		struct net_pending *p = &bn->pending[i];
+		if (!p->partial && !(pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    !time_passed(&now, &p->deadline))
+			continue;
+		int ready = request_ready(p->fd);
+		if (ready == 1) {
+			int fd = p->fd;
+			pending_remove(bn, i);
+			return fd;
+		}
+		if (ready < 0) {
+			/* Closed before sending anything: a port probe. Nothing to say. */
+			close(p->fd);
+			pending_remove(bn, i);
+			continue;
+		}
+		if (time_passed(&now, &p->deadline)) {
+			close(p->fd);
+			pending_remove(bn, i);
+			r3d_err_set(err, R3D_ENET, "a connection sent no complete association request "
+						  "within %d s; closed", NET_ACSE_TIMEOUT_S);
+			return -2;
+		}
+		p->partial = true;
+	}
+	if (pfd[0].revents & POLLIN) {
+		int fd = accept4(bn->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return -1;
+			r3d_err_set(err, R3D_ENET, "accept: %s", strerror(errno));
+			return -2;
+		}
+		/* Without it each C-STORE response waits ~40 ms for a delayed ACK. */
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (request_ready(fd) == 1)
+			return fd;
+		if (bn->npending == NET_MAX_PENDING) {
+			/* Full of silent connections: the oldest makes room. */
+			int oldest = 0;
+			for (int i = 1; i < bn->npending; i++)
+				if (!time_passed(&bn->pending[oldest].deadline, &bn->pending[i].deadline))
+					oldest = i;
+			close(bn->pending[oldest].fd);
+			pending_remove(bn, oldest);
+		}
+		struct net_pending *p = &bn->pending[bn->npending++];
+		p->fd = fd;
+		p->partial = false;
+		p->deadline = now;
+		p->deadline.tv_sec += NET_ACSE_TIMEOUT_S;
+	}
+	return -1;
+}
+
 extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int timeout_ms,
 				 struct bridge_assoc **out, struct bridge_assoc_info *info)
 {
@@ -268,20 +411,11 @@ extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int
 
 	*out = NULL;
 	memset(info, 0, sizeof(*info));
-	struct pollfd pfd = {bn->listen_fd, POLLIN, 0};
-	int prc = poll(&pfd, 1, timeout_ms);
-	if (prc <= 0)
+	int fd = next_ready(err, bn, timeout_ms);
+	if (fd == -1)
 		return 0;
-	int fd = accept4(bn->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-			return 0;
-		r3d_err_set(err, R3D_ENET, "accept: %s", strerror(errno));
+	if (fd < 0)
 		return -1;
-	}
-	/* Without it each C-STORE response waits ~40 ms for a delayed ACK. */
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	try {
 		/* The connection is handed over; DCMTK owns and closes fd from here. */
 		dcmExternalSocketHandle.set(fd);

@@ -3,7 +3,8 @@ Association policy with real peers: unknown calling AE titles and a wrong
 called AE title are rejected with the right reason, max_associations is
 enforced (one more is rejected as transient, local limit exceeded), a silent
 association is aborted after idle_timeout_s, and SIGTERM stops the daemon
-cleanly even with an association open.
+cleanly even with an association open. Connections that send nothing, or
+only part of an association request, delay no other caller.
 """
 import signal
 import socket
@@ -90,6 +91,39 @@ class Policy(unittest.TestCase):
             self.assertIn("aborting 1 open associations", log)
             self.assertIn("main: stopped", log)
         finally:
+            d.stop()
+            d.cleanup()
+
+    def test_silent_connections_block_nobody(self):
+        d = Daemon().start()
+        silent = []
+        try:
+            from r3dtest import associate_rq
+            rq = associate_rq()
+            # Ten connections that say nothing, and one that stops halfway
+            # through its A-ASSOCIATE-RQ.
+            for _ in range(10):
+                silent.append(socket.create_connection(("127.0.0.1", d.dicom_port), timeout=10))
+            half = socket.create_connection(("127.0.0.1", d.dicom_port), timeout=10)
+            half.sendall(rq[:len(rq) // 2])
+            silent.append(half)
+            time.sleep(0.3)
+            for _ in range(3):
+                t0 = time.time()
+                r = d.echoscu()
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertLess(time.time() - t0, 3, "C-ECHO waited behind silent connections")
+            # A port probe (connect, close) is not an error worth a log line.
+            socket.create_connection(("127.0.0.1", d.dicom_port), timeout=10).close()
+            # The half request, completed late, is still served.
+            half.sendall(rq[len(rq) // 2:])
+            self.assertEqual(read_pdu_type(half, 10), PDU_AC)
+            r = d.echoscu()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("association request failed", d.log_text())
+        finally:
+            for s in silent:
+                s.close()
             d.stop()
             d.cleanup()
 
