@@ -104,6 +104,30 @@ class CheckConfig(unittest.TestCase):
             if "=" in line and not line.startswith("#"):
                 self.assertTrue(lines[i - 1].startswith("# "), line)
 
+    def test_install_configs_list_every_key(self):
+        """systemd/recon3d.conf.example and docker/recon3d.conf say they hold
+        every key: they do, and every path in them is absolute (neither
+        service has a working directory to hang a relative path on)."""
+        def keys(text, name=None):
+            out, section = set(), None
+            for line in text.splitlines():
+                line = line.strip()
+                if line.startswith("["):
+                    section = line.strip("[]")
+                elif "=" in line and not line.startswith("#"):
+                    k, v = (x.strip() for x in line.split("=", 1))
+                    out.add((section, k))
+                    if name and section == "storage" and k in ("dir", "database", "results"):
+                        self.assertTrue(v.startswith("/"), "%s: [storage] %s = %s" % (name, k, v))
+            return out
+        r = subprocess.run([BIN, "--print-default-config"], capture_output=True, text=True)
+        want = keys(r.stdout)
+        for name in ("systemd/recon3d.conf.example", "docker/recon3d.conf"):
+            with open(os.path.join(SOURCE, name)) as f:
+                have = keys(f.read(), name)
+            self.assertEqual(sorted(want - have), [], name + " lacks keys")
+            self.assertEqual(sorted(have - want), [], name + " has unknown keys")
+
 
 if __name__ == "__main__":
     main()
