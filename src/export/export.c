@@ -1,6 +1,7 @@
 /*
- * export.c: a job's models as Surface Segmentation and Encapsulated STL
- * objects (see r3d/export.h). Any thread.
+ * export.c: a job's models as Surface Segmentation, Encapsulated STL,
+ * binary Segmentation and Secondary Capture preview objects (see
+ * r3d/export.h). Any thread.
  */
 #include "r3d/export.h"
 
@@ -184,6 +185,24 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		info.sop_instance_uid = o->sop_instance_uid;
 		info.instance_number = 1;
 		if (!bridge_write_encapsulated_stl(err, o->path, &info, st[i].name, stl))
+			goto out;
+		out->n++;
+	}
+	/* One binary Segmentation: the meshed masks on the source slices. */
+	if (opt->segmentation && res->seg.nslices > 0) {
+		o = &out->obj[out->n];
+		if (!derive(err, res->series_uid, job_id, "segmentation series", series_uid) ||
+		    !derive(err, res->series_uid, job_id, "segmentation instance", o->sop_instance_uid))
+			goto out;
+		snprintf(o->description, sizeof(o->description), "3D model: segmentation");
+		if (!path_fmt(err, o->path, sizeof(o->path), "%s/segmentation.dcm", dir))
+			goto out;
+		info.series_uid = series_uid;
+		info.series_number = EXPORT_SERIES_NUMBER_BASE + EXPORT_SEG_SERIES_OFFSET;
+		info.series_description = o->description;
+		info.sop_instance_uid = o->sop_instance_uid;
+		info.instance_number = 1;
+		if (!pipeline_write_segmentation(err, res, &info, o->path))
 			goto out;
 		out->n++;
 	}
