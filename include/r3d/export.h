@@ -32,9 +32,19 @@ struct export_object {
 	char description[65];
 };
 
+/* Wall time spent writing each kind of object, for logs and benchmarks. */
+enum export_kind {
+	EXPORT_SURFACE_SEGMENTATION,
+	EXPORT_STL,
+	EXPORT_SEGMENTATION,
+	EXPORT_PREVIEW,
+	EXPORT_NKINDS
+};
+
 struct export_result {
 	int n;
 	struct export_object obj[EXPORT_MAX_OBJECTS];
+	double ms[EXPORT_NKINDS];
 };
 
 struct export_options {

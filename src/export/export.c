@@ -149,6 +149,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 
 	/* One Surface Segmentation with every structure. */
 	struct export_object *o = &out->obj[out->n];
+	double t = clock_mono_s();
 	if (opt->surface_segmentation) {
 		if (!derive(err, res->series_uid, job_id, "surface segmentation series", series_uid) ||
 		    !derive(err, res->series_uid, job_id, "surface segmentation instance",
@@ -165,6 +166,8 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 			goto out;
 		out->n++;
 	}
+	out->ms[EXPORT_SURFACE_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
+	t = clock_mono_s();
 
 	/* One Encapsulated STL per structure, each its own series. */
 	for (size_t i = 0; opt->stl && i < nst; i++) {
@@ -188,6 +191,8 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 			goto out;
 		out->n++;
 	}
+	out->ms[EXPORT_STL] = (clock_mono_s() - t) * 1e3;
+	t = clock_mono_s();
 	/* One binary Segmentation: the meshed masks on the source slices. */
 	if (opt->segmentation && res->seg.nslices > 0) {
 		o = &out->obj[out->n];
@@ -206,8 +211,11 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 			goto out;
 		out->n++;
 	}
+	out->ms[EXPORT_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
+	t = clock_mono_s();
 	if (opt->preview && !export_previews(err, res, job_id, &info, dir, opt, out))
 		goto out;
+	out->ms[EXPORT_PREVIEW] = (clock_mono_s() - t) * 1e3;
 	ok = true;
 out:
 	free(brefs);

@@ -82,8 +82,13 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 		}
 	}
 	if (ex->n > 0)
-		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations",
-			 (long long)job->id, ex->n, p->cfg->ndestinations);
+		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations "
+			 "(ms: surface_segmentation %.0f stl %.0f segmentation %.0f preview %.0f)",
+			 (long long)job->id, ex->n, p->cfg->ndestinations,
+			 ex->ms[EXPORT_SURFACE_SEGMENTATION], ex->ms[EXPORT_STL],
+			 ex->ms[EXPORT_SEGMENTATION], ex->ms[EXPORT_PREVIEW]);
+	if (p->cfg->export_segmentation && res->seg.nslices == 0)
+		log_info("worker", "job=%lld: no segmentation: the masks were not kept", (long long)job->id);
 	ok = true;
 out:
 	free(refs);
