@@ -539,21 +539,30 @@ const char *bridge_store_status_text(uint16_t status);
 #define BRIDGE_SEG_MAX_DIM 4096      /* rows or columns */
 #define BRIDGE_SEG_MAX_FRAMES 65535  /* frames of one object (our bound; the writer refuses more) */
 
-/* One source slice, in the k order of the masks. */
+/* One source slice, in the k order of the masks. A frame of a multi-frame
+ * source (Enhanced CT) is referenced with its Referenced Frame Number (PS3.3
+ * Image SOP Instance Reference Macro: required when the instance is
+ * multi-frame and the reference is not to all of its frames), in the
+ * frame's Source Image Sequence; the Referenced Series Sequence lists each
+ * instance once. */
 struct bridge_seg_slice {
 	const char *sop_class_uid;
 	const char *sop_instance_uid;
 	double position[3];   /* Image Position (Patient), LPS mm */
+	uint32_t frame_number; /* 1-based frame of a multi-frame instance (1..65535); 0: single-frame */
 };
 
-/* One structure as a voxel mask. */
+/* One structure as a voxel mask: bytes (mask) or bits (bits), exactly one
+ * of the two. Voxel v = x + columns * (y + rows * k), x (along a row)
+ * fastest, then row, then slice k. */
 struct bridge_seg_structure {
 	const char *name;      /* Segment Label, 1..64 characters */
 	float rgb[3];          /* sRGB in [0, 1] */
 	/* Segmented property codes; both NULL: bridge_structure_codes(name). */
 	const struct bridge_code *category, *type;
-	const uint8_t *mask;   /* columns * rows * nslices, x (along a row) fastest,
-				* then row, then slice k; non-zero is inside */
+	const uint8_t *mask;   /* one byte per voxel; non-zero is inside */
+	const uint8_t *bits;   /* one bit per voxel: byte v / 8, bit v % 8 (least
+				* significant first); 1 is inside */
 };
 
 struct bridge_seg_input {

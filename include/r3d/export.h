@@ -1,8 +1,10 @@
 /*
  * export.h: a finished job's models as the DICOM objects that go back to the
- * PACS: one Surface Segmentation holding every structure, and one
- * Encapsulated STL per structure, each in a series of its own described for
- * a surgeon ("3D model: bone (STL)"). UIDs are derived from the source series
+ * PACS: one Surface Segmentation holding every structure, one
+ * Encapsulated STL per structure, one binary DICOM Segmentation (voxel
+ * masks on the source slices, every meshed structure a segment) and the
+ * rendered previews, each in a series of its own described for a surgeon
+ * ("3D model: bone (STL)", "3D model: segmentation"). UIDs are derived from the source series
  * and the job id, so a job run again writes the same instances (a PACS keeps
  * one copy). Written through the bridge. Any thread.
  */
@@ -18,7 +20,10 @@
 #include "r3d/index.h"
 #include "r3d/pipeline.h"
 
-#define EXPORT_MAX_OBJECTS (PIPELINE_MAX_STRUCTURES + 1 + 7)   /* + one image per preview view */
+/* Surface Segmentation + one STL per structure + one Segmentation + one
+ * image per preview view. */
+#define EXPORT_MAX_OBJECTS (PIPELINE_MAX_STRUCTURES + 1 + 1 + 7)
+#define EXPORT_SEG_SERIES_OFFSET 80      /* the Segmentation is series 9080 (previews: 9090) */
 #define EXPORT_SERIES_NUMBER_BASE 9000   /* new series are numbered from here */
 
 struct export_object {
@@ -27,14 +32,26 @@ struct export_object {
 	char description[65];
 };
 
+/* Wall time spent writing each kind of object, for logs and benchmarks. */
+enum export_kind {
+	EXPORT_SURFACE_SEGMENTATION,
+	EXPORT_STL,
+	EXPORT_SEGMENTATION,
+	EXPORT_PREVIEW,
+	EXPORT_NKINDS
+};
+
 struct export_result {
 	int n;
 	struct export_object obj[EXPORT_MAX_OBJECTS];
+	double ms[EXPORT_NKINDS];
 };
 
 struct export_options {
 	bool surface_segmentation;   /* [export] surface_segmentation */
 	bool stl;                    /* [export] stl */
+	bool segmentation;           /* [export] segmentation: one binary DICOM Segmentation
+				      * (needs the pipeline run with keep_masks) */
 	bool preview;                /* [export] preview: one image per view, one series */
 	int preview_size;            /* pixels, square */
 };

@@ -13,10 +13,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "r3d/err.h"
 #include "r3d/mesh.h"
 #include "r3d/segment.h"
+
+struct bridge_export_info;  /* r3d/bridge.h */
 
 #define PIPELINE_MAX_STRUCTURES (SEGMENT_STRUCTURE_COUNT + 1)  /* presets + custom */
 #define PIPELINE_NAME_MAX 32
@@ -41,6 +44,12 @@ struct pipeline_options {
 	const char *series_uid;  /* NULL: the largest series in the folder */
 	bool interpolate_gaps;   /* resample across gaps instead of refusing the series */
 	const char *save_volume; /* if set: write the HU volume there (int16, x fastest) */
+	const char *save_masks;  /* if set: a folder (created) that receives each meshed
+				  * structure's mask on the volume grid as <name>.raw
+				  * (uint8 0/1, x fastest; dims and affine in report.json) */
+	bool keep_masks;         /* keep the meshed masks on the source slice grid
+				  * (struct pipeline_result.seg, pipeline_structure.seg_bits)
+				  * for a DICOM Segmentation */
 	bool smooth;
 	bool decimate;
 	int threads;             /* 1..MESH_MAX_THREADS */
@@ -60,6 +69,34 @@ struct pipeline_structure {
 	struct mesh_stats stats;
 	char skipped_reason[SEGMENT_REASON_MAX];
 	double segment_ms, mesh_ms;
+	/* keep_masks: the mask the mesh was made from on the source slice grid,
+	 * one bit per source pixel (struct pipeline_seg), NULL when skipped. */
+	uint8_t *seg_bits;
+	size_t seg_voxels;          /* set bits */
+};
+
+/* One source slice (one frame of an instance), in sorted order. */
+struct pipeline_seg_slice {
+	char sop_class_uid[65];
+	char sop_instance_uid[65];
+	uint32_t frame_number;      /* 1-based frame of a multi-frame instance; 0: single frame */
+	double position[3];         /* Image Position (Patient), LPS mm */
+};
+
+/* The source slice grid the kept masks are on (keep_masks). Bit v of a
+ * structure's seg_bits (byte v / 8, bit v % 8, least significant first) is
+ * pixel (x, y) of sorted slice k, v = x + columns * (y + rows * k). When the
+ * volume is the slices as given, the bits are the meshed mask exactly; when
+ * it was resampled (tilt, uneven spacing, gaps), each source pixel centre
+ * takes the nearest volume voxel (outside the volume: 0). */
+struct pipeline_seg {
+	size_t nslices;             /* 0: no masks kept */
+	uint32_t rows, columns;
+	double orientation[6];      /* Image Orientation (Patient) */
+	double pixel_spacing[2];    /* DICOM order: between rows, between columns */
+	double slice_thickness;     /* mean step between sorted slices, mm */
+	bool mapped;                /* resampled volume: nearest-voxel mapping */
+	struct pipeline_seg_slice *slices;  /* nslices, sorted along the normal */
 };
 
 struct pipeline_result {
@@ -78,6 +115,7 @@ struct pipeline_result {
 	struct pipeline_structure structures[PIPELINE_MAX_STRUCTURES];
 	double ms[PIPELINE_NSTAGES];
 	long peak_rss_bytes;
+	struct pipeline_seg seg;    /* keep_masks only */
 };
 
 /* Runs every stage on the CT series under dir. Refuses with a clear reason
@@ -94,6 +132,15 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir,
 			    struct pipeline_result *res);
 
+/* Frees the meshes and the kept masks. */
 void pipeline_result_free(struct pipeline_result *res);
+
+/* Writes the kept masks (o->keep_masks) as one binary DICOM Segmentation at
+ * path through bridge_write_segmentation(): one segment per meshed
+ * structure, frames on the source slices (Referenced Frame Number for the
+ * frames of multi-frame sources). info gives the identity and the source
+ * instance. R3D_EINVAL when no masks were kept or no structure was meshed. */
+bool pipeline_write_segmentation(struct r3d_err *err, const struct pipeline_result *res,
+				 const struct bridge_export_info *info, const char *path);
 
 #endif

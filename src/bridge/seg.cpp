@@ -18,6 +18,7 @@ extern "C" {
 #include <ctime>
 #include <memory>
 #include <new>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,14 +113,18 @@ bool check(struct r3d_err *err, const struct bridge_export_info *info,
 		for (int a = 0; a < 3; a++)
 			if (!std::isfinite(s->position[a]))
 				return r3d_err_set(err, R3D_EINVAL, "slice %zu: position not finite", k);
+		if (s->frame_number > 65535)
+			return r3d_err_set(err, R3D_EINVAL, "slice %zu: frame number %u over 65535", k,
+					   s->frame_number);
 	}
 	for (size_t i = 0; i < in->nstructures; i++) {
 		const struct bridge_seg_structure *s = &in->structures[i];
 		if (!text_ok(s->name, SEG_LO_MAX))
 			return r3d_err_set(err, R3D_EINVAL, "structure %zu: name empty, too long or "
 					   "with control characters", i);
-		if (s->mask == nullptr)
-			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): no mask", i, s->name);
+		if ((s->mask == nullptr) == (s->bits == nullptr))
+			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): give a mask or bits "
+					   "(exactly one)", i, s->name);
 		if ((s->category == nullptr) != (s->type == nullptr))
 			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): give both codes or "
 					   "neither", i, s->name);
@@ -151,8 +156,11 @@ bool put_referenced_series(DcmDataset *ds, const char *series_uid,
 		return false;
 	if (series->putAndInsertString(DCM_SeriesInstanceUID, series_uid).bad())
 		return false;
+	std::set<std::string> seen;
 	for (size_t k = 0; k < in->nslices; k++) {
 		DcmItem *it = nullptr;
+		if (!seen.insert(in->slices[k].sop_instance_uid).second)
+			continue;   /* another frame of a multi-frame instance */
 		if (series->findOrCreateSequenceItem(DCM_ReferencedInstanceSequence, it, -2).bad() ||
 		    it->putAndInsertString(DCM_ReferencedSOPClassUID, in->slices[k].sop_class_uid).bad() ||
 		    it->putAndInsertString(DCM_ReferencedSOPInstanceUID,
@@ -162,12 +170,42 @@ bool put_referenced_series(DcmDataset *ds, const char *series_uid,
 	return true;
 }
 
-bool slice_has_voxels(const uint8_t *m, size_t n)
+/* Voxels [first, first + n) of a structure's mask or bits: any set? */
+bool has_voxels(const struct bridge_seg_structure *s, size_t first, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (m[i] != 0)
+	if (s->mask != nullptr) {
+		for (size_t i = first; i < first + n; i++)
+			if (s->mask[i] != 0)
+				return true;
+		return false;
+	}
+	size_t v = first, end = first + n;
+	while (v < end) {
+		if ((v & 7) == 0 && v + 8 <= end) {
+			if (s->bits[v >> 3] != 0)
+				return true;
+			v += 8;
+			continue;
+		}
+		if ((s->bits[v >> 3] >> (v & 7)) & 1)
 			return true;
+		v++;
+	}
 	return false;
+}
+
+/* Voxels [first, first + n) as 0/1 bytes. */
+void unpack(const struct bridge_seg_structure *s, size_t first, size_t n, Uint8 *out)
+{
+	if (s->mask != nullptr) {
+		for (size_t p = 0; p < n; p++)
+			out[p] = s->mask[first + p] != 0 ? 1 : 0;
+		return;
+	}
+	for (size_t p = 0; p < n; p++) {
+		size_t v = first + p;
+		out[p] = static_cast<Uint8>((s->bits[v >> 3] >> (v & 7)) & 1);
+	}
 }
 
 bool write_seg(struct r3d_err *err, const char *path, const struct bridge_export_info *info,
@@ -190,7 +228,7 @@ bool write_seg(struct r3d_err *err, const char *path, const struct bridge_export
 	for (size_t i = 0; i < in->nstructures; i++) {
 		size_t n = 0;
 		for (size_t k = 0; k < in->nslices; k++)
-			if (slice_has_voxels(in->structures[i].mask + k * plane, plane))
+			if (has_voxels(&in->structures[i], k * plane, plane))
 				n++;
 		nframes += n > 0 ? n : 1;
 	}
@@ -286,13 +324,11 @@ bool write_seg(struct r3d_err *err, const char *path, const struct bridge_export
 		}
 
 		/* An empty segment keeps one empty frame on the first slice. */
-		bool empty = !slice_has_voxels(s->mask, plane * in->nslices);
+		bool empty = !has_voxels(s, 0, plane * in->nslices);
 		for (size_t k = 0; k < in->nslices; k++) {
-			const uint8_t *m = s->mask + k * plane;
-			if (!slice_has_voxels(m, plane) && !(empty && k == 0))
+			if (!has_voxels(s, k * plane, plane) && !(empty && k == 0))
 				continue;
-			for (size_t p = 0; p < plane; p++)
-				frame[p] = m[p] != 0 ? 1 : 0;
+			unpack(s, k * plane, plane, frame.data());
 
 			const struct bridge_seg_slice *sl = &in->slices[k];
 			FGPlanePosPatient *pp = FGPlanePosPatient::createMinimal(
@@ -316,6 +352,14 @@ bool write_seg(struct r3d_err *err, const char *path, const struct bridge_export
 				"Source image for image processing operation");
 			src->getImageSOPInstanceReference().setReferencedSOPClassUID(sl->sop_class_uid);
 			src->getImageSOPInstanceReference().setReferencedSOPInstanceUID(sl->sop_instance_uid);
+			if (sl->frame_number > 0) {
+				c = src->getImageSOPInstanceReference().addReferencedFrameNumber(
+					static_cast<Uint16>(sl->frame_number));
+				if (c.bad()) {
+					delete src;
+					return dcm_fail(err, "referenced frame number", c);
+				}
+			}
 			item->getSourceImageItems().push_back(src);
 			FGSegmentation fs;
 			fs.setReferencedSegmentNumber(number);

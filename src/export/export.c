@@ -1,6 +1,7 @@
 /*
- * export.c: a job's models as Surface Segmentation and Encapsulated STL
- * objects (see r3d/export.h). Any thread.
+ * export.c: a job's models as Surface Segmentation, Encapsulated STL,
+ * binary Segmentation and Secondary Capture preview objects (see
+ * r3d/export.h). Any thread.
  */
 #include "r3d/export.h"
 
@@ -148,6 +149,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 
 	/* One Surface Segmentation with every structure. */
 	struct export_object *o = &out->obj[out->n];
+	double t = clock_mono_s();
 	if (opt->surface_segmentation) {
 		if (!derive(err, res->series_uid, job_id, "surface segmentation series", series_uid) ||
 		    !derive(err, res->series_uid, job_id, "surface segmentation instance",
@@ -164,6 +166,8 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 			goto out;
 		out->n++;
 	}
+	out->ms[EXPORT_SURFACE_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
+	t = clock_mono_s();
 
 	/* One Encapsulated STL per structure, each its own series. */
 	for (size_t i = 0; opt->stl && i < nst; i++) {
@@ -187,8 +191,31 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 			goto out;
 		out->n++;
 	}
+	out->ms[EXPORT_STL] = (clock_mono_s() - t) * 1e3;
+	t = clock_mono_s();
+	/* One binary Segmentation: the meshed masks on the source slices. */
+	if (opt->segmentation && res->seg.nslices > 0) {
+		o = &out->obj[out->n];
+		if (!derive(err, res->series_uid, job_id, "segmentation series", series_uid) ||
+		    !derive(err, res->series_uid, job_id, "segmentation instance", o->sop_instance_uid))
+			goto out;
+		snprintf(o->description, sizeof(o->description), "3D model: segmentation");
+		if (!path_fmt(err, o->path, sizeof(o->path), "%s/segmentation.dcm", dir))
+			goto out;
+		info.series_uid = series_uid;
+		info.series_number = EXPORT_SERIES_NUMBER_BASE + EXPORT_SEG_SERIES_OFFSET;
+		info.series_description = o->description;
+		info.sop_instance_uid = o->sop_instance_uid;
+		info.instance_number = 1;
+		if (!pipeline_write_segmentation(err, res, &info, o->path))
+			goto out;
+		out->n++;
+	}
+	out->ms[EXPORT_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
+	t = clock_mono_s();
 	if (opt->preview && !export_previews(err, res, job_id, &info, dir, opt, out))
 		goto out;
+	out->ms[EXPORT_PREVIEW] = (clock_mono_s() - t) * 1e3;
 	ok = true;
 out:
 	free(brefs);

@@ -4,12 +4,16 @@
  *
  *   recon3d-mesh DICOM_DIR -o OUT_DIR [--structures bone,skin,lungs,vessels]
  *                [--threshold HU] [--series UID] [--interpolate-gaps] [--no-smooth]
- *                [--no-decimate] [--threads N]
+ *                [--no-decimate] [--threads N] [--save-volume FILE]
+ *                [--save-masks DIR] [--dicom-seg FILE]
  *
- * Writes OUT_DIR/<structure>.stl, model.obj, model.mtl and report.json.
+ * Writes OUT_DIR/<structure>.stl, model.obj, model.mtl and report.json;
+ * --dicom-seg also the meshed masks as a binary DICOM Segmentation of the
+ * source series (the same object the daemon sends back to the PACS).
  * Exit status 0 on success, 1 with one clear message when the input is
  * refused or a stage fails, 2 for a usage error. Main thread only.
  */
+#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -36,6 +40,11 @@ static void usage(FILE *out)
 		"                          (default: the largest CT series)\n"
 		"  --interpolate-gaps      resample across missing slices instead of refusing\n"
 		"  --save-volume FILE      also write the HU volume (int16, x fastest; dims in report.json)\n"
+		"  --save-masks DIR        also write each meshed structure's mask on the volume grid\n"
+		"                          as DIR/<name>.raw (uint8 0/1, x fastest; dims, affine in\n"
+		"                          report.json)\n"
+		"  --dicom-seg FILE        also write the meshed masks as a binary DICOM Segmentation\n"
+		"                          on the source slices (series 9080 '3D model: segmentation')\n"
 		"  --no-smooth             raw isosurface, no smoothing\n"
 		"  --no-decimate           keep every triangle\n"
 		"  --threads N             worker threads (default: online CPUs)\n");
@@ -54,6 +63,64 @@ static void on_progress(void *ctx, enum pipeline_stage stage, const char *what)
 		return;
 	fprintf(stderr, "recon3d-mesh: [%d/%d] %-7s %s (%.1f s)\n", (int)stage + 1, PIPELINE_NSTAGES,
 		pipeline_stage_name(stage), what, clock_mono_s() - p->t0);
+}
+
+/* The file of the source series that holds a given SOP instance (nftw
+ * has no context argument: one search at a time, main thread). */
+static struct {
+	const char *uid;
+	char path[PATH_MAX];
+} find_state;
+
+static int find_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	struct bridge_instance_attrs a;
+	struct r3d_err err;
+
+	(void)st;
+	(void)ftw;
+	if (type != FTW_F || !bridge_read_instance_attrs(&err, path, &a))
+		return 0;
+	if (strcmp(a.sop_instance_uid, find_state.uid) != 0)
+		return 0;
+	snprintf(find_state.path, sizeof(find_state.path), "%s", path);
+	return 1;
+}
+
+/* --dicom-seg: the Segmentation of the masks the meshes were made from,
+ * identified like the daemon's (UIDs derived from the source series). */
+static bool write_dicom_seg(struct r3d_err *err, const char *dicom_dir,
+			    const struct pipeline_result *res, const char *path)
+{
+	struct bridge_export_info info;
+	char series_uid[BRIDGE_UID_MAX + 1], sop_uid[BRIDGE_UID_MAX + 1];
+	const char *root;
+	double t0 = clock_mono_s();
+
+	if (res->seg.nslices == 0)
+		return r3d_err_set(err, R3D_EINVAL, "--dicom-seg: no masks kept");
+	find_state.uid = res->seg.slices[0].sop_instance_uid;
+	find_state.path[0] = '\0';
+	if (nftw(dicom_dir, find_visit, 16, FTW_PHYS) != 1 || find_state.path[0] == '\0')
+		return r3d_err_set(err, R3D_EIO, "--dicom-seg: the file of instance %s is not in '%s'",
+				   find_state.uid, dicom_dir);
+	root = bridge_uid_valid(res->series_uid) ? res->series_uid : res->seg.slices[0].sop_instance_uid;
+	if (!bridge_uid_derive(err, root, "recon3d-mesh segmentation series", series_uid) ||
+	    !bridge_uid_derive(err, root, "recon3d-mesh segmentation instance", sop_uid))
+		return false;
+	memset(&info, 0, sizeof(info));
+	info.source_path = find_state.path;
+	info.series_uid = series_uid;
+	info.series_number = 9080;
+	info.series_description = "3D model: segmentation";
+	info.sop_instance_uid = sop_uid;
+	info.instance_number = 1;
+	if (!pipeline_write_segmentation(err, res, &info, path))
+		return false;
+	fprintf(stderr, "recon3d-mesh: segmentation %s written in %.0f ms%s\n", path,
+		(clock_mono_s() - t0) * 1e3,
+		res->seg.mapped ? " (masks mapped from the resampled volume to the source slices)" : "");
+	return true;
 }
 
 static bool parse_structures(const char *list, unsigned *out)
@@ -80,7 +147,7 @@ static bool parse_structures(const char *list, unsigned *out)
 int main(int argc, char **argv)
 {
 	enum { OPT_STRUCTURES = 1000, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE,
-	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME };
+	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"structures", required_argument, NULL, OPT_STRUCTURES},
@@ -88,6 +155,8 @@ int main(int argc, char **argv)
 		{"series", required_argument, NULL, OPT_SERIES},
 		{"interpolate-gaps", no_argument, NULL, OPT_INTERPOLATE},
 		{"save-volume", required_argument, NULL, OPT_SAVE_VOLUME},
+		{"save-masks", required_argument, NULL, OPT_SAVE_MASKS},
+		{"dicom-seg", required_argument, NULL, OPT_DICOM_SEG},
 		{"no-smooth", no_argument, NULL, OPT_NO_SMOOTH},
 		{"no-decimate", no_argument, NULL, OPT_NO_DECIMATE},
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -98,7 +167,7 @@ int main(int argc, char **argv)
 	struct pipeline_options o;
 	struct progress_state prog = {isatty(STDERR_FILENO) != 0, clock_mono_s()};
 	struct r3d_err err;
-	const char *out_dir = NULL;
+	const char *out_dir = NULL, *dicom_seg = NULL;
 	bool structures_given = false;
 	long v;
 	int c;
@@ -131,6 +200,13 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SAVE_VOLUME:
 			o.save_volume = optarg;
+			break;
+		case OPT_SAVE_MASKS:
+			o.save_masks = optarg;
+			break;
+		case OPT_DICOM_SEG:
+			dicom_seg = optarg;
+			o.keep_masks = true;
 			break;
 		case OPT_INTERPOLATE:
 			o.interpolate_gaps = true;
@@ -175,6 +251,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "recon3d-mesh: note: %s\n", res.note);
 	on_progress(&prog, PIPELINE_WRITE, out_dir);
 	if (!pipeline_write_outputs(&err, out_dir, &res)) {
+		fprintf(stderr, "recon3d-mesh: %s\n", err.msg);
+		pipeline_result_free(&res);
+		bridge_cleanup();
+		return 1;
+	}
+	if (dicom_seg != NULL && !write_dicom_seg(&err, argv[optind], &res, dicom_seg)) {
 		fprintf(stderr, "recon3d-mesh: %s\n", err.msg);
 		pipeline_result_free(&res);
 		bridge_cleanup();

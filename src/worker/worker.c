@@ -65,8 +65,13 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 	if (ex == NULL)
 		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
 	nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
-	struct export_options eo = {p->cfg->export_surface_segmentation, p->cfg->export_stl,
-				    p->cfg->export_preview, p->cfg->export_preview_size};
+	struct export_options eo = {
+		.surface_segmentation = p->cfg->export_surface_segmentation,
+		.stl = p->cfg->export_stl,
+		.segmentation = p->cfg->export_segmentation,
+		.preview = p->cfg->export_preview,
+		.preview_size = p->cfg->export_preview_size,
+	};
 	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
 		goto out;
 	for (int i = 0; i < ex->n; i++) {
@@ -77,8 +82,13 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 		}
 	}
 	if (ex->n > 0)
-		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations",
-			 (long long)job->id, ex->n, p->cfg->ndestinations);
+		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations "
+			 "(ms: surface_segmentation %.0f stl %.0f segmentation %.0f preview %.0f)",
+			 (long long)job->id, ex->n, p->cfg->ndestinations,
+			 ex->ms[EXPORT_SURFACE_SEGMENTATION], ex->ms[EXPORT_STL],
+			 ex->ms[EXPORT_SEGMENTATION], ex->ms[EXPORT_PREVIEW]);
+	if (p->cfg->export_segmentation && res->seg.nslices == 0)
+		log_info("worker", "job=%lld: no segmentation: the masks were not kept", (long long)job->id);
 	ok = true;
 out:
 	free(refs);
@@ -111,6 +121,7 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	pipeline_options_default(&o);
 	o.series_uid = job->series_uid;
 	o.threads = threads;
+	o.keep_masks = p->cfg->export_segmentation;   /* only the Segmentation needs them */
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
 		if (pipeline_write_outputs(&err, results, &res) &&
 		    export_and_queue(&err, p, job, &res, results)) {

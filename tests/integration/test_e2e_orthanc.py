@@ -1,9 +1,10 @@
 """
 End to end with a real PACS: pancreas-ct-cb001 pushed to recon3d comes back
 to Orthanc (Debian package, our own configuration, never the system service)
-as DICOM objects in the same study: one Surface Segmentation and one
-Encapsulated STL per structure, checked through Orthanc's REST API and with
-dciodvfy; the STL taken back out of Orthanc is a valid binary STL inside the
+as DICOM objects in the same study: one Surface Segmentation, one
+Encapsulated STL per structure, one binary DICOM Segmentation (Modality SEG
+too: told apart by SOP class and description) and seven preview images,
+checked through Orthanc's REST API and with dciodvfy; the STL taken back out of Orthanc is a valid binary STL inside the
 CT volume. On the way: Orthanc is down when the results are ready, so they
 wait in the outbox with their attempts counted and go out once it starts,
 without restarting recon3d; a second destination whose called AE title
@@ -30,7 +31,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "send"))
 import sendtest  # noqa: E402
 from r3dtest import Daemon, pancreas_files  # noqa: E402
 
-OBJECTS = 12   # one Surface Segmentation + four STL + seven preview images
+OBJECTS = 13   # one Surface Segmentation + four STL + one Segmentation + seven preview images
+SURFACE_SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.5"
+SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def outbox(d):
@@ -102,7 +105,11 @@ class EndToEnd(unittest.TestCase):
             for s in series:
                 by_modality.setdefault(s["MainDicomTags"].get("Modality"), []).append(s)
             self.assertEqual(len(by_modality["CT"][0]["Instances"]), 134)
-            self.assertEqual(len(by_modality["SEG"]), 1)
+            # Modality SEG: the Surface Segmentation and the binary Segmentation.
+            self.assertEqual(sorted(s["MainDicomTags"].get("SeriesDescription")
+                                    for s in by_modality["SEG"]),
+                             ["3D model: segmentation", "3D models (surface segmentation)"])
+            self.assertTrue(all(len(s["Instances"]) == 1 for s in by_modality["SEG"]))
             self.assertEqual(len(by_modality["M3D"]), 4)
             self.assertEqual(len(by_modality["OT"]), 1)
             previews = by_modality["OT"][0]
@@ -134,6 +141,27 @@ class EndToEnd(unittest.TestCase):
                 v = subprocess.run(["dciodvfy", path], capture_output=True, text=True)
                 errors = [ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Error")]
                 self.assertEqual(errors, [], s["MainDicomTags"].get("SeriesDescription"))
+                if s in by_modality["SEG"]:
+                    import pydicom
+                    ds = pydicom.dcmread(path)
+                    if s["MainDicomTags"].get("SeriesDescription") == "3D model: segmentation":
+                        # Voxel masks of every meshed structure on the CT's slices.
+                        self.assertEqual(ds.SOPClassUID, SEG_CLASS)
+                        self.assertEqual(ds.SegmentationType, "BINARY")
+                        self.assertEqual(int(ds.SeriesNumber), 9080)
+                        self.assertEqual([x.SegmentLabel for x in ds.SegmentSequence],
+                                         ["skin", "bone", "lungs", "vessels"])
+                        self.assertEqual((int(ds.Rows), int(ds.Columns)), (512, 512))
+                        self.assertEqual(ds.ReferencedSeriesSequence[0].SeriesInstanceUID,
+                                         by_modality["CT"][0]["MainDicomTags"]["SeriesInstanceUID"])
+                        px = ds.pixel_array
+                        sn = [int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+                              for f in ds.PerFrameFunctionalGroupsSequence]
+                        for number in (1, 2, 3, 4):
+                            vox = sum(int(px[i].sum()) for i, n in enumerate(sn) if n == number)
+                            self.assertGreater(vox, 10000, "segment %d is nearly empty" % number)
+                    else:
+                        self.assertEqual(ds.SOPClassUID, SURFACE_SEG_CLASS)
                 if s in by_modality["OT"]:
                     import pydicom
                     ds = pydicom.dcmread(path)

@@ -124,9 +124,9 @@ int main(int argc, char **argv)
 
 	{
 		const struct bridge_seg_structure st[NSTRUCT] = {
-			{"bone", {0.95f, 0.9f, 0.8f}, NULL, NULL, masks[0]},
-			{"custom", {0.8f, 0.2f, 0.2f}, NULL, NULL, masks[1]},
-			{"lungs", {0.6f, 0.7f, 0.9f}, NULL, NULL, masks[2]},
+			{"bone", {0.95f, 0.9f, 0.8f}, NULL, NULL, masks[0], NULL},
+			{"custom", {0.8f, 0.2f, 0.2f}, NULL, NULL, masks[1], NULL},
+			{"lungs", {0.6f, 0.7f, 0.9f}, NULL, NULL, masks[2], NULL},
 		};
 		struct bridge_seg_input in = {
 			.slices = sl, .nslices = vol->nz,

@@ -35,10 +35,10 @@ int main(void)
 {
 	static uint8_t mask[4 * 3 * 2];
 	const struct bridge_seg_slice sl[2] = {
-		{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.1", {0, 0, 0}},
-		{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.2", {0, 0, 1}},
+		{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.1", {0, 0, 0}, 0},
+		{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.2", {0, 0, 1}, 0},
 	};
-	struct bridge_seg_structure st = {"bone", {1, 1, 1}, NULL, NULL, mask};
+	struct bridge_seg_structure st = {"bone", {1, 1, 1}, NULL, NULL, mask, NULL};
 	struct bridge_seg_input in = {
 		.slices = sl, .nslices = 2, .rows = 3, .columns = 4,
 		.orientation = {1, 0, 0, 0, 1, 0}, .pixel_spacing = {1, 1},
@@ -84,7 +84,17 @@ int main(void)
 	in.slice_thickness = 1;
 	st.mask = NULL;
 	expect_refused("no mask", target, &info, &in);
+	st.bits = mask;
+	expect_refused("both mask and bits", target, &info, &in);
+	st.bits = NULL;
 	st.mask = mask;
+	{
+		struct bridge_seg_slice big[2] = {sl[0], sl[1]};
+		big[1].frame_number = 65536;
+		in.slices = big;
+		expect_refused("a frame number over 65535", target, &info, &in);
+		in.slices = sl;
+	}
 	st.name = "spleen";
 	expect_refused("a name without codes", target, &info, &in);
 	st.name = "bone";
