@@ -47,6 +47,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
                   "--hide-scrollbars", "--window-size=1000,750"]
 PANEL_RIGHT = 360   # the list of structures covers x < 350 at this size
+BACKGROUND = (0x3a, 0x3d, 0x42)   # viewer.js scene.background
 
 
 def get(url, timeout=30):
@@ -112,17 +113,24 @@ def linear_to_srgb(c):
     return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
-def colour_pixels(img, rgb01, tol=10):
+def colour_pixels(img, rgb01, tol=6):
     """Pixels right of the list (whose swatches have the exact colours) that
     equal the colour shaded by Lambert lighting (its linear value scaled by
-    0.3 to 1.0, as an ambient light of 0.35 and a headlight guarantee),
-    within tol per channel."""
-    shades = linear_to_srgb(np.outer(np.linspace(0.3, 1.0, 71), srgb_to_linear(rgb01))) * 255
+    0.5 to 1.0: an ambient light of 0.35 and a headlight, on surfaces that
+    mostly face the viewer), within tol per channel. Grey, however lit, does
+    not pass for bone."""
+    shades = linear_to_srgb(np.outer(np.linspace(0.5, 1.0, 51), srgb_to_linear(rgb01))) * 255
     px = img[:, PANEL_RIGHT:].reshape(-1, 3).astype(np.int16)
     hit = np.zeros(len(px), dtype=bool)
     for s in shades.round().astype(np.int16):
         hit |= np.all(np.abs(px - s) <= tol, axis=1)
     return int(hit.sum())
+
+
+def model_pixels(img):
+    """Pixels right of the list that are not the page's background."""
+    px = img[:, PANEL_RIGHT:].reshape(-1, 3).astype(np.int16)
+    return int((np.abs(px - np.array(BACKGROUND)).max(axis=1) > 12).sum())
 
 
 def screenshot(url, out_png, profile):
@@ -242,6 +250,10 @@ class ViewerPage(unittest.TestCase):
             inner = [s for s in made if s["name"] != "skin"]
             for s in inner:
                 self.assertGreater(counts[s["name"]], 300, "no %s on the page: %s" % (s["name"], counts))
+            drawn = model_pixels(img)
+            print("model pixels:", drawn)
+            self.assertGreater(sum(counts[s["name"]] for s in inner), 0.6 * drawn,
+                               "the model is not drawn in its structures' colours")
             if surface and inner:
                 img = screenshot(link + "#show=skin", os.path.join(shots, "skin.png"),
                                  os.path.join(shots, "p2"))
