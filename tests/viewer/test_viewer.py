@@ -301,6 +301,52 @@ class ViewerPage(unittest.TestCase):
                 d.cleanup()
                 shutil.rmtree(work, ignore_errors=True)
 
+    def test_link_without_webhook_and_disabled_viewer(self):
+        """The link exists without any webhook; a daemon without the viewer
+        answers 404 under /viewer/, assets included."""
+        work = tempfile.mkdtemp(prefix="r3d-viewer2-")
+        series = os.path.join(work, "phantom")
+        r = subprocess.run([PHANTOM, "--out", series, "--size", "96", "--slices", "40",
+                            "--spacing", "2,2,3"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        files = sorted(os.path.join(series, f) for f in os.listdir(series) if f.endswith(".dcm"))
+        os.makedirs(os.path.join(work, "on"))
+        os.makedirs(os.path.join(work, "off"))
+        on = Daemon(os.path.join(work, "on"), pipeline__workers=1, pipeline__stable_seconds=1,
+                    viewer__enabled="true")
+        off = Daemon(os.path.join(work, "off"))
+        on.start()
+        off.start()
+        try:
+            r = on.storescu(files)
+            self.assertEqual(r.returncode, 0, r.stderr[-1500:])
+            on.wait_for(lambda s: s["viewer"]["links_active"] == 1, timeout=200, what="a link")
+            with on.db() as db:
+                (token,) = db.execute("SELECT token FROM viewer_links").fetchone()
+                (notified,) = db.execute("SELECT count(*) FROM studies WHERE notified_at IS NOT NULL"
+                                         ).fetchone()
+            self.assertEqual(notified, 1)
+            self.assertRegex(token, r"^[0-9a-f]{64}$")
+            code, _, page = get(on.url("/viewer/" + token))
+            self.assertEqual(code, 200)
+            code, _, models = get(on.url("/viewer/" + token + "/models.json"))
+            self.assertEqual(code, 200)
+            self.assertGreater(len(json.loads(models)["structures"]), 0)
+            time.sleep(1.5)   # no second link, no message loop
+            with on.db() as db:
+                self.assertEqual(db.execute("SELECT count(*) FROM viewer_links").fetchone()[0], 1)
+                self.assertEqual(db.execute("SELECT count(*) FROM notifications").fetchone()[0], 0)
+            for path in ("/viewer/" + token, "/viewer/assets/viewer.js", "/viewer/assets/three.core.js"):
+                code, _, _ = get(off.url(path))
+                self.assertEqual(code, 404, path)
+            self.assertEqual(off.status()["viewer"], {"enabled": False, "links_active": 0})
+        finally:
+            on.stop()
+            off.stop()
+            on.cleanup()
+            off.cleanup()
+            shutil.rmtree(work, ignore_errors=True)
+
 
 if __name__ == "__main__":
     main()
