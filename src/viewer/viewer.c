@@ -471,8 +471,9 @@ enum MHD_Result viewer_answer(const struct config *cfg, struct index *idx,
 	if (found == 0)
 		return not_found(conn);
 	if (rest == NULL) {
+		const struct viewer_asset *page = asset_find("page");
 		log_debug("viewer", "page study=%s", study_uid);
-		return send_asset(conn, asset_find("page"), CACHE_PRIVATE);
+		return page != NULL ? send_asset(conn, page, CACHE_PRIVATE) : server_error(conn);
 	}
 	if (!vstudy_load(&err, idx, study_uid, &v)) {
 		log_error("viewer", "study=%s: %s", study_uid, err.msg);
