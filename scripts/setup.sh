@@ -9,6 +9,7 @@ PACKAGES=(
   cmake make g++ pkg-config
   libdcmtk-dev libopenjp2-7-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
   libmicrohttpd-dev libmeshoptimizer-dev libinih-dev libjansson-dev libsystemd-dev
+  zlib1g-dev
   # run
   dcmtk
   # test and benchmark peers

@@ -13,6 +13,8 @@ struct viewer_asset {
 	const char *type;    /* Content-Type */
 	const char *data;
 	size_t size;
+	const char *gz;      /* the same, gzip-compressed */
+	size_t gz_size;      /* 0 when compressing did not make it smaller */
 };
 
 extern const struct viewer_asset viewer_assets[];

@@ -7,11 +7,14 @@
  * NAME is the path under /viewer/ the file is served at, TYPE its
  * Content-Type. The bytes go out as string literals (printable ASCII as is,
  * everything else as octal escapes), which compilers digest far faster than
- * a list of numbers. Runs once per build, single-threaded.
+ * a list of numbers. Each file is also kept gzip-compressed (level 9) when
+ * that is smaller, for browsers that accept it. Runs once per build,
+ * single-threaded.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define EMBED_MAX_FILE (16L * 1024 * 1024)
 #define EMBED_LINE 100   /* bytes of input per output line */
@@ -36,6 +39,35 @@ static int write_bytes(FILE *out, const unsigned char *data, long n)
 	}
 	fputs("\"", out);
 	return ferror(out) ? -1 : 0;
+}
+
+/* data gzip-compressed into a new buffer (*gzn bytes); NULL on failure. */
+static unsigned char *gzip_all(const unsigned char *data, long n, long *gzn)
+{
+	z_stream zs;
+	unsigned char *out = NULL;
+	uLong cap;
+
+	*gzn = 0;
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	cap = deflateBound(&zs, (uLong)n) + 32;
+	out = malloc(cap);
+	if (out != NULL) {
+		zs.next_in = (unsigned char *)data;
+		zs.avail_in = (uInt)n;
+		zs.next_out = out;
+		zs.avail_out = (uInt)cap;
+		if (deflate(&zs, Z_FINISH) == Z_STREAM_END) {
+			*gzn = (long)zs.total_out;
+		} else {
+			free(out);
+			out = NULL;
+		}
+	}
+	deflateEnd(&zs);
+	return out;
 }
 
 static unsigned char *read_all(const char *path, long *n)
@@ -84,8 +116,20 @@ int main(int argc, char **argv)
 			fprintf(stderr, "r3d_embed: cannot read %s\n", path);
 			goto out;
 		}
+		long gzn = 0;
+		unsigned char *gz = gzip_all(data, n, &gzn);
+		if (gz == NULL) {
+			fprintf(stderr, "r3d_embed: cannot compress %s\n", path);
+			free(data);
+			goto out;
+		}
 		fprintf(out, "/* %s */\nstatic const char asset_%d[] =\n", path, i);
 		int w = write_bytes(out, data, n);
+		fprintf(out, ";\nstatic const char asset_gz_%d[] =\n", i);
+		/* Not smaller: an empty one, and the file goes out as it is. */
+		if (w == 0)
+			w = write_bytes(out, gz, gzn < n ? gzn : 0);
+		free(gz);
 		free(data);
 		if (w != 0)
 			goto out;
@@ -93,8 +137,8 @@ int main(int argc, char **argv)
 	}
 	fprintf(out, "const struct viewer_asset viewer_assets[] = {\n");
 	for (int i = 0; i < nfiles; i++)
-		fprintf(out, "\t{\"%s\", \"%s\", asset_%d, sizeof(asset_%d) - 1},\n", argv[2 + 3 * i],
-			argv[2 + 3 * i + 1], i, i);
+		fprintf(out, "\t{\"%s\", \"%s\", asset_%d, sizeof(asset_%d) - 1, asset_gz_%d,"
+			" sizeof(asset_gz_%d) - 1},\n", argv[2 + 3 * i], argv[2 + 3 * i + 1], i, i, i, i);
 	fprintf(out, "};\nconst size_t viewer_nassets = %d;\n", nfiles);
 	rc = ferror(out) ? 1 : 0;
 out:

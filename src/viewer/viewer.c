@@ -395,12 +395,34 @@ static const struct viewer_asset *asset_find(const char *name)
 	return NULL;
 }
 
+/* True when the request's Accept-Encoding names gzip (without q=0). */
+static bool accepts_gzip(struct MHD_Connection *conn)
+{
+	const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding");
+	const char *g = ae != NULL ? strstr(ae, "gzip") : NULL;
+
+	if (g == NULL)
+		return false;
+	g += 4;
+	while (*g == ' ')
+		g++;
+	return !(strncmp(g, ";q=0", 4) == 0 && strspn(g + 4, "0.") == strcspn(g + 4, ","));
+}
+
 static enum MHD_Result send_asset(struct MHD_Connection *conn, const struct viewer_asset *a,
 				  const char *cache)
 {
-	return queue(conn, MHD_HTTP_OK,
-		     MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT),
-		     a->type, cache);
+	bool gz = a->gz_size > 0 && accepts_gzip(conn);
+	struct MHD_Response *rsp = MHD_create_response_from_buffer(
+		gz ? a->gz_size : a->size, (void *)(gz ? a->gz : a->data), MHD_RESPMEM_PERSISTENT);
+
+	if (rsp != NULL) {
+		if (gz)
+			MHD_add_response_header(rsp, "Content-Encoding", "gzip");
+		if (a->gz_size > 0)
+			MHD_add_response_header(rsp, "Vary", "Accept-Encoding");
+	}
+	return queue(conn, MHD_HTTP_OK, rsp, a->type, cache);
 }
 
 static enum MHD_Result send_stl(struct MHD_Connection *conn, const struct vstudy *v,

@@ -238,6 +238,16 @@ class ViewerPage(unittest.TestCase):
                 self.assertGreater(len(data), 1000, asset)
             code, _, orbit = get(d.url("/viewer/assets/OrbitControls.js"))
             self.assertNotIn(b"from 'three'", orbit)
+            # Compressed for browsers that take gzip; the same bytes once unpacked.
+            req = urllib.request.Request(d.url("/viewer/assets/three.core.js"),
+                                         headers={"Accept-Encoding": "gzip, deflate"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                self.assertEqual(r.headers["Content-Encoding"], "gzip")
+                packed = r.read()
+            _, hdr, plain = get(d.url("/viewer/assets/three.core.js"))
+            self.assertIsNone(hdr["Content-Encoding"])
+            self.assertLess(len(packed), len(plain) / 3)
+            self.assertEqual(zlib.decompress(packed, 31), plain)
 
             # The browser: the canvas draws every inner structure in its colour.
             shots = os.path.join(work, "shots")
