@@ -342,6 +342,34 @@ class ViewerPage(unittest.TestCase):
             code, _, models = get(on.url("/viewer/" + token + "/models.json"))
             self.assertEqual(code, 200)
             self.assertGreater(len(json.loads(models)["structures"]), 0)
+            # A second done series in the study (its rows written as a worker
+            # would, pointing at the same models): both are listed, names told
+            # apart by series number, both downloadable.
+            with on.db() as db:
+                db.execute("INSERT INTO series(study_id, series_uid, modality, series_description,"
+                           " series_number, first_received, last_received, pending)"
+                           " SELECT study_id, '1.2.826.0.1.3680043.2.1125.99', 'CT', 'thin recon', 7,"
+                           " 1, 1, 0 FROM series LIMIT 1")
+                db.execute("INSERT INTO jobs(series_id, state, instances, created_at, updated_at,"
+                           " started_at, finished_at, results_dir, result)"
+                           " SELECT (SELECT id FROM series WHERE series_number = 7), 'done', 1, 1, 1,"
+                           " 1, 1, results_dir, result FROM jobs WHERE state = 'done'")
+                (number,) = db.execute("SELECT series_number FROM series WHERE series_number != 7"
+                                       ).fetchone()
+            code, _, models2 = get(on.url("/viewer/" + token + "/models.json"))
+            models2 = json.loads(models2)
+            names = [s["name"] for s in json.loads(models)["structures"]]
+            self.assertEqual(sorted(s["key"] for s in models2["structures"]),
+                             sorted(["%s_series%d" % (n, k) for n in names for k in (number, 7)]))
+            self.assertEqual([x["label"] for x in models2["series"]],
+                             ["series %d: recon3d phantom" % number, "series 7: thin recon"])
+            for s in models2["structures"]:
+                code, hdr, stl = get(on.url("/viewer/" + token + "/" + s["file"]))
+                self.assertEqual(code, 200, s["file"])
+                self.assertIn('filename="%s"' % s["file"], hdr["Content-Disposition"])
+                self.assertEqual(len(stl), 84 + 50 * s["triangles"])
+            code, _, _ = get(on.url("/viewer/" + token + "/" + names[0] + ".stl"))
+            self.assertEqual(code, 404)
             time.sleep(1.5)   # no second link, no message loop
             with on.db() as db:
                 self.assertEqual(db.execute("SELECT count(*) FROM viewer_links").fetchone()[0], 1)

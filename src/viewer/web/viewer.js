@@ -118,6 +118,11 @@ function resize() {
   const w = view.clientWidth || window.innerWidth, h = view.clientHeight || window.innerHeight;
   renderer.setSize(w, h, false);
   camera.aspect = w / h;
+  if (camera.view && camera.view.enabled) {
+    const pw = document.getElementById('panel').getBoundingClientRect().right;
+    if (w > 2.5 * pw) camera.setViewOffset(w, h, -pw / 2, 0, w, h);
+    else camera.clearViewOffset();
+  }
   camera.updateProjectionMatrix();
   requestRender();
 }
@@ -136,6 +141,11 @@ function frame() {
   const radius = Math.max(box.getSize(new THREE.Vector3()).length() / 2, 1);
   const fov = THREE.MathUtils.degToRad(camera.fov);
   const dist = radius / Math.sin(Math.min(fov, fov * camera.aspect) / 2);
+  // On a wide window, centre the model in the room right of the list.
+  const w = view.clientWidth || window.innerWidth, h = view.clientHeight || window.innerHeight;
+  const pw = document.getElementById('panel').getBoundingClientRect().right;
+  if (w > 2.5 * pw) camera.setViewOffset(w, h, -pw / 2, 0, w, h);
+  else camera.clearViewOffset();
   camera.position.set(center.x, center.y - dist, center.z);   // LPS: -y is anterior
   camera.near = Math.max(dist - 2 * radius, dist / 100);
   camera.far = dist + 4 * radius;
