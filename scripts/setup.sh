@@ -9,11 +9,14 @@ PACKAGES=(
   cmake make g++ pkg-config
   libdcmtk-dev libopenjp2-7-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
   libmicrohttpd-dev libmeshoptimizer-dev libinih-dev libjansson-dev libsystemd-dev
+  zlib1g-dev
   # run
   dcmtk
   # test and benchmark peers
   dicom3tools orthanc python3 python3-numpy python3-vtk9 python3-pydicom curl sqlite3 util-linux
   procps iproute2
+  # the 3D page's browser test (headless)
+  chromium
 )
 
 missing=()
@@ -22,6 +25,11 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# npm fetches the 3D page's JavaScript at build time (npm ci). Any node/npm
+# already on the PATH will do; Debian's only when there is none.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -187,6 +187,47 @@ struct notification_counts {
 };
 bool index_notification_counts(struct r3d_err *err, struct index *idx, struct notification_counts *out);
 
+/* ---- viewer links: the 3D page's capability token, one per study ---- */
+
+/* Bytes of a token as stored, with the NUL. The caller makes tokens (at
+ * least 128 random bits, see r3d/viewer.h); the index only keeps them. */
+#define INDEX_VIEWER_TOKEN_MAX 128
+
+/* Gives the study its link. When the study has a link valid at now, its
+ * token and expiry are copied out and `candidate` is not used; otherwise
+ * `candidate` becomes the study's token, valid from now to now + ttl_s
+ * (an expired link of the study is replaced, so the old token stays dead).
+ * *created is true when candidate was stored. token_out holds
+ * INDEX_VIEWER_TOKEN_MAX bytes. */
+bool index_viewer_link_ensure(struct r3d_err *err, struct index *idx, const char *study_uid,
+			      const char *candidate, double now, double ttl_s,
+			      char token_out[INDEX_VIEWER_TOKEN_MAX], double *expires_at,
+			      bool *created);
+
+/* 1 with study_uid filled when token names a link valid at now (expires_at
+ * > now); 0 when the token is unknown or expired; -1 on error. */
+int index_viewer_link_find(struct r3d_err *err, struct index *idx, const char *token, double now,
+			   char study_uid[BRIDGE_UID_MAX + 1], double *expires_at);
+
+/* Links valid at now. */
+bool index_viewer_link_count(struct r3d_err *err, struct index *idx, double now, int64_t *active);
+
+/* The latest done job of one series of a study, for the 3D page. */
+struct index_viewer_series {
+	char series_uid[BRIDGE_UID_MAX + 1];
+	long series_number;            /* -1 when absent */
+	char series_description[65];   /* may be empty */
+	char results_dir[4096];
+	char *report;                  /* the job's report.json text, or NULL; owned */
+};
+
+/* The series of the study whose latest finished job is done and has a
+ * results folder, in series number order. On success (>= 0, the count) the
+ * caller frees *out with index_viewer_series_free(*out, count); -1 on error. */
+int index_viewer_study_series(struct r3d_err *err, struct index *idx, const char *study_uid,
+			      struct index_viewer_series **out);
+void index_viewer_series_free(struct index_viewer_series *rows, int n);
+
 /* What one pass of the stable-study check did. */
 struct queue_pass {
 	int studies_stable;

@@ -4,7 +4,10 @@
  * signed message (src/notify) per [webhook] url, keeps it in the index, and
  * POSTs it, retrying with backoff ([retry]); every attempt is recorded. A
  * study that receives more images later gets a new message when its new
- * jobs finish. Started and stopped by the main thread.
+ * jobs finish. With [viewer] enabled it also gives each such study (with at
+ * least one series done) its 3D page link (r3d/viewer.h), which the message
+ * carries; this happens with or without a webhook URL. Started and stopped
+ * by the main thread.
  */
 #ifndef R3D_NOTIFIER_H
 #define R3D_NOTIFIER_H
@@ -20,7 +23,8 @@ struct notifier;
 /* Checks [webhook]: the URLs and that the secret parses. */
 bool notifier_check_config(struct r3d_err *err, const struct config *cfg);
 
-/* With no [webhook] url, no thread starts and *out is NULL. */
+/* With no [webhook] url and the viewer disabled, no thread starts and *out
+ * is NULL. */
 bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
 		    struct notifier **out);
 void notifier_stop(struct notifier *n);

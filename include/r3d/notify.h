@@ -33,6 +33,10 @@
  *     "accession_number": "A123" | null,          null when absent or empty
  *     "patient_name": "DOE^JANE",                 ONLY with include_patient_name
  *     "outcome": "complete" | "partial" | "failed",
+ *     "viewer_url": "https://.../viewer/<token>", ONLY with [viewer] enabled and
+ *                                                 at least one series done: the
+ *                                                 study's 3D page (a capability:
+ *                                                 whoever has it sees the models)
  *     "node": {"ae_title": "RECON3D", "version": "0.1.0"},   ae_title if given
  *     "received_at": "2026-11-22T19:39:51Z",      if known (last instance stored)
  *     "finished_at": "2026-11-22T19:40:05Z",
@@ -167,6 +171,7 @@ struct notify_study {
 	const char *study_uid;         /* required */
 	const char *accession_number;  /* NULL or "" when absent */
 	const char *patient_name;      /* sent only with include_patient_name */
+	const char *viewer_url;        /* the study's 3D page; NULL or "" to leave out */
 	enum notify_outcome outcome;
 	double received_at;            /* wall seconds since the epoch; <= 0 unknown */
 	double finished_at;            /* wall seconds since the epoch; required */

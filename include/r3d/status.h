@@ -1,6 +1,7 @@
 /*
  * status.h: the HTTP status endpoint (libmicrohttpd): GET /healthz, /status
- * (JSON) and /metrics (Prometheus text). Started and stopped by the main
+ * (JSON) and /metrics (Prometheus text), and with [viewer] enabled the 3D
+ * page under /viewer/ (r3d/viewer.h). Started and stopped by the main
  * thread; requests are answered on libmicrohttpd's own thread, which only
  * reads counters and the index.
  */

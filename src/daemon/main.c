@@ -138,6 +138,10 @@ static int run_daemon(const struct config *cfg)
 		log_error("main", "%s", err.msg);
 		goto out;
 	}
+	if (cfg->viewer_enabled && cfg->viewer_base_url[0] == '\0' &&
+	    (strcmp(cfg->http_bind, "0.0.0.0") == 0 || strcmp(cfg->http_bind, "::") == 0))
+		log_warn("main", "[viewer] base_url is empty: 3D page links will name %s, which no "
+			 "browser can reach; set base_url", cfg->http_bind);
 	qctx.cfg = cfg;
 	qctx.idx = idx;
 	if (pthread_create(&qtid, NULL, queue_thread, &qctx) != 0) {

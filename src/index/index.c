@@ -123,6 +123,13 @@ static const char *const migrations[] = {
 	"  http_status INTEGER,"
 	"  curl_code INTEGER,"
 	"  error TEXT);",
+	/* 4 -> 5: the 3D page's links, one capability token per study */
+	"CREATE TABLE viewer_links ("
+	"  id INTEGER PRIMARY KEY,"
+	"  token TEXT NOT NULL UNIQUE,"
+	"  study_uid TEXT NOT NULL UNIQUE,"
+	"  created_at REAL NOT NULL,"
+	"  expires_at REAL NOT NULL);",
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -60,7 +60,8 @@ static bool check_study(struct r3d_err *err, const struct notify_study *st,
 {
 	if (!check_string(err, "study UID", st->study_uid, true) ||
 	    !check_string(err, "accession number", st->accession_number, false) ||
-	    !check_string(err, "node AE title", opt->node_ae_title, false))
+	    !check_string(err, "node AE title", opt->node_ae_title, false) ||
+	    !check_string(err, "viewer URL", st->viewer_url, false))
 		return false;
 	if (opt->include_patient_name &&
 	    !check_string(err, "patient name", st->patient_name, false))
@@ -306,6 +307,8 @@ static json_t *study_json(const struct notify_study *st, const struct notify_opt
 	if (opt->include_patient_name)
 		put(&ok, data, "patient_name", jstr_or_null(st->patient_name));
 	put(&ok, data, "outcome", json_string(notify_outcome_name(st->outcome)));
+	if (st->viewer_url != NULL && st->viewer_url[0] != '\0')
+		put(&ok, data, "viewer_url", jstr(st->viewer_url));
 	if (opt->node_ae_title != NULL && opt->node_ae_title[0] != '\0')
 		put(&ok, node, "ae_title", jstr(opt->node_ae_title));
 	put(&ok, node, "version", json_string(R3D_VERSION));

@@ -17,6 +17,7 @@
 #include "r3d/notify.h"
 #include "r3d/send.h"
 #include "r3d/util.h"
+#include "r3d/viewer.h"
 
 #define NOTIFIER_MAX_URLS 8
 #define NOTIFIER_IDLE_MS 500
@@ -144,6 +145,19 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 		sent += fs->dest[i].sent;
 		failed += fs->dest[i].failed;
 	}
+	/* The 3D page's link exists whether or not a webhook is configured. */
+	char viewer_url[VIEWER_URL_MAX] = "";
+	if (n->cfg->viewer_enabled && done > 0 &&
+	    !viewer_link_for_study(&err, n->cfg, n->idx, fs->study_uid, clock_wall_s(), viewer_url,
+				   sizeof(viewer_url)))
+		log_error("viewer", "study=%s: no link: %s", fs->study_uid, err.msg);
+	if (n->nurls == 0) {
+		/* Only the link: mark the study so that it is not picked again. */
+		if (!index_notification_add(&err, n->idx, fs->id, fs->study_uid, NULL, 0, "", "",
+					    clock_wall_s()))
+			log_error("notify", "study=%s: cannot mark it done: %s", fs->study_uid, err.msg);
+		goto out;
+	}
 	memset(&attrs, 0, sizeof(attrs));
 	if (fs->instance_path[0] != '\0' && !bridge_read_instance_attrs(&err, fs->instance_path, &attrs))
 		log_warn("notify", "study=%s: cannot read its accession number: %s", fs->study_uid, err.msg);
@@ -151,6 +165,7 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 		.study_uid = fs->study_uid,
 		.accession_number = attrs.accession_number,
 		.patient_name = attrs.patient_name,
+		.viewer_url = viewer_url,
 		.outcome = done == fs->nseries && failed == 0 ? NOTIFY_COMPLETE :
 			   (done == 0 || (fs->ndest > 0 && sent == 0)) ? NOTIFY_FAILED : NOTIFY_PARTIAL,
 		.received_at = fs->received_at,
@@ -173,6 +188,8 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 			 msg.id, notify_outcome_name(study.outcome), n->nurls);
 	}
 	notify_message_free(&msg);
+out:
+	memset(viewer_url, 0, sizeof(viewer_url));
 	for (int i = 0; i < fs->nseries; i++)
 		json_decref(reports[i]);
 }
@@ -252,7 +269,7 @@ bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index 
 	struct notifier *n;
 
 	*out = NULL;
-	if (cfg->webhook_url[0] == '\0')
+	if (cfg->webhook_url[0] == '\0' && !cfg->viewer_enabled)
 		return true;
 	n = calloc(1, sizeof(*n));
 	if (n == NULL)
@@ -262,7 +279,8 @@ bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index 
 	n->backoff = (struct notify_backoff){cfg->retry_initial_delay_s, cfg->retry_max_delay_s,
 					     (unsigned)cfg->retry_max_attempts, 0.5};
 	if (!split_urls(err, cfg->webhook_url, n->urls_buf, sizeof(n->urls_buf), n->urls, &n->nurls) ||
-	    !load_secret(err, cfg, &n->secret) || !notify_backoff_check(err, &n->backoff)) {
+	    (n->nurls > 0 && !load_secret(err, cfg, &n->secret)) ||
+	    !notify_backoff_check(err, &n->backoff)) {
 		free(n);
 		return false;
 	}
@@ -271,7 +289,8 @@ bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index 
 		free(n);
 		return r3d_err_set(err, R3D_ENOMEM, "cannot start the notifier thread");
 	}
-	log_info("notify", "notifier started for %d URLs", n->nurls);
+	log_info("notify", "notifier started for %d URLs%s", n->nurls,
+		 cfg->viewer_enabled ? " and the 3D page's links" : "");
 	*out = n;
 	return true;
 }

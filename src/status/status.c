@@ -1,7 +1,8 @@
 /*
  * status.c: /healthz, /status and /metrics over libmicrohttpd (see
- * r3d/status.h). Counters come from the receiver (atomics) and the index
- * (its own lock); nothing here holds patient data.
+ * r3d/status.h), and hands /viewer/ to the 3D page (r3d/viewer.h). Counters
+ * come from the receiver (atomics) and the index (its own lock); nothing
+ * here holds patient data.
  */
 #include "r3d/status.h"
 
@@ -20,6 +21,7 @@
 
 #include "r3d/log.h"
 #include "r3d/util.h"
+#include "r3d/viewer.h"
 
 #define STATUS_METRICS_MAX 16384
 
@@ -44,6 +46,7 @@ struct snapshot {
 	struct outbox_counts outbox[CONFIG_MAX_DESTINATIONS];
 	int noutbox;
 	int64_t storage_free_bytes;
+	int64_t viewer_links_active;
 	double uptime_s;
 };
 
@@ -61,6 +64,9 @@ static void snapshot_take(struct status_server *s, struct snapshot *snap)
 	snap->noutbox = index_outbox_counts(&err, s->idx, snap->outbox, CONFIG_MAX_DESTINATIONS);
 	if (snap->noutbox < 0)
 		snap->noutbox = 0;
+	if (s->cfg->viewer_enabled &&
+	    !index_viewer_link_count(&err, s->idx, clock_wall_s(), &snap->viewer_links_active))
+		snap->viewer_links_active = 0;
 	if (recv != NULL) {
 		receiver_stats(recv, &snap->recv);
 		snap->recv_up = snap->recv.listening;
@@ -106,7 +112,7 @@ char *status_render_json(struct status_server *s)
 		json_object_set_new(jobs, job_state_name((enum job_state)i),
 				    json_integer(snap.idx.jobs[i]));
 	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o,"
-			 " s:o, s:o, s:o, s:I,"
+			 " s:o, s:o, s:o, s:o, s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
 			 "ae_title", s->cfg->ae_title,
@@ -131,6 +137,8 @@ char *status_render_json(struct status_server *s)
 					      "failed", (json_int_t)snap.webhook.failed,
 					      "attempts", (json_int_t)snap.webhook.attempts,
 					      "attempts_failed", (json_int_t)snap.webhook.attempts_failed),
+			 "viewer", json_pack("{s:b, s:I}", "enabled", s->cfg->viewer_enabled,
+					     "links_active", (json_int_t)snap.viewer_links_active),
 			 "destinations", dests,
 			 "storage_free_bytes", (json_int_t)snap.storage_free_bytes,
 			 "received",
@@ -206,6 +214,7 @@ char *status_render_metrics(struct status_server *s)
 			  "recon3d_webhook_messages{state=\"failed\"} %lld\n",
 	       (long long)snap.webhook.pending, (long long)snap.webhook.delivered,
 	       (long long)snap.webhook.failed);
+	GAUGE("viewer_links_active", "3D page links that have not expired.", snap.viewer_links_active);
 	COUNTER("webhook_attempts_total", "Webhook delivery attempts.", snap.webhook.attempts);
 	COUNTER("webhook_attempts_failed_total", "Webhook attempts without a 2xx answer.",
 		snap.webhook.attempts_failed);
@@ -285,6 +294,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return reply(conn, MHD_HTTP_OK, "application/json", status_render_json(s));
 	if (strcmp(url, "/metrics") == 0)
 		return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", status_render_metrics(s));
+	if (strncmp(url, "/viewer/", 8) == 0)
+		return viewer_answer(s->cfg, s->idx, conn, url + 8);
 	return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", strdup("not found\n"));
 }
 

@@ -66,6 +66,89 @@ static char *reason_of(const char *db_path, const char *series)
 	return out;
 }
 
+/* Viewer links: one token per study, found until it expires, dead after;
+ * an expired study link is replaced by a new token, the old one stays dead.
+ * The series list holds only done jobs, the latest per series. */
+static void test_viewer_links(struct index *idx, const char *db_path)
+{
+	struct r3d_err err;
+	char tok[INDEX_VIEWER_TOKEN_MAX], uid[BRIDGE_UID_MAX + 1];
+	double exp = 0, now = 5000.0, day = 86400.0;
+	bool created = false;
+	int64_t active = -1;
+	const char *t1 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	const char *t2 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+	const char *t3 = "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccdddddddddddddddd";
+
+	CHECK(index_viewer_link_count(&err, idx, now, &active) && active == 0);
+	CHECK(index_viewer_link_find(&err, idx, t1, now, uid, &exp) == 0 && uid[0] == '\0');
+	CHECK(index_viewer_link_ensure(&err, idx, "1.1", t1, now, 7 * day, tok, &exp, &created));
+	CHECK(created && strcmp(tok, t1) == 0);
+	CHECK_NEAR(exp, now + 7 * day, 1e-6);
+	/* Same study again: the first token stays, the candidate is not used. */
+	CHECK(index_viewer_link_ensure(&err, idx, "1.1", t2, now + 10, 7 * day, tok, &exp, &created));
+	CHECK(!created && strcmp(tok, t1) == 0);
+	CHECK_NEAR(exp, now + 7 * day, 1e-6);
+	/* Another study, another token; the same token twice is refused. */
+	CHECK(!index_viewer_link_ensure(&err, idx, "2.2", t1, now, 7 * day, tok, &exp, &created));
+	CHECK(tok[0] == '\0' && !created);
+	CHECK(index_viewer_link_ensure(&err, idx, "2.2", t2, now, day, tok, &exp, &created));
+	CHECK(created && strcmp(tok, t2) == 0);
+	CHECK(index_viewer_link_count(&err, idx, now, &active) && active == 2);
+	/* Lookups: valid, wrong, expired (at the very second and after). */
+	CHECK(index_viewer_link_find(&err, idx, t1, now + 6 * day, uid, &exp) == 1 &&
+	      strcmp(uid, "1.1") == 0);
+	CHECK(index_viewer_link_find(&err, idx, t3, now, uid, &exp) == 0);
+	CHECK(index_viewer_link_find(&err, idx, "", now, uid, &exp) == 0);
+	CHECK(index_viewer_link_find(&err, idx, t2, now + day, uid, &exp) == 0);
+	CHECK(index_viewer_link_find(&err, idx, t1, now + 8 * day, uid, &exp) == 0 && uid[0] == '\0');
+	CHECK(index_viewer_link_count(&err, idx, now + 2 * day, &active) && active == 1);
+	CHECK(!index_viewer_link_ensure(&err, idx, "3.3", "", now, day, tok, &exp, &created));
+	CHECK(!index_viewer_link_ensure(&err, idx, "3.3", t3, now, 0, tok, &exp, &created));
+	/* Expired: a new token replaces it; the old one stays dead. */
+	CHECK(index_viewer_link_ensure(&err, idx, "2.2", t3, now + 2 * day, day, tok, &exp, &created));
+	CHECK(created && strcmp(tok, t3) == 0);
+	CHECK(index_viewer_link_find(&err, idx, t2, now + 2 * day, uid, &exp) == 0);
+	CHECK(index_viewer_link_find(&err, idx, t3, now + 2 * day, uid, &exp) == 1 &&
+	      strcmp(uid, "2.2") == 0);
+
+	/* Done series of a study: none yet; then one done job with a report,
+	 * a later failed job of the same series hides it. */
+	struct index_viewer_series *rows = NULL;
+	CHECK(index_viewer_study_series(&err, idx, "1.1", &rows) == 0);
+	index_viewer_series_free(rows, 0);
+	{
+		sqlite3 *db;
+		sqlite3_open(db_path, &db);
+		CHECK(sqlite3_exec(db,
+				   "UPDATE jobs SET state = 'done', results_dir = '/r/' || id,"
+				   " result = '{\"structures\":[]}', finished_at = 1"
+				   " WHERE id = (SELECT max(id) FROM jobs)",
+				   NULL, NULL, NULL) == SQLITE_OK);
+		sqlite3_close(db);
+	}
+	int n = index_viewer_study_series(&err, idx, "2.2", &rows);
+	CHECK(n == 1);
+	if (n == 1) {
+		CHECK(strcmp(rows[0].series_uid, "2.2.4") == 0 || strcmp(rows[0].series_uid, "2.2.5") == 0);
+		CHECK(rows[0].report != NULL && strstr(rows[0].report, "structures") != NULL);
+		CHECK(strncmp(rows[0].results_dir, "/r/", 3) == 0);
+		CHECK(rows[0].series_number == 1);
+	}
+	index_viewer_series_free(rows, n);
+	{
+		sqlite3 *db;
+		sqlite3_open(db_path, &db);
+		CHECK(sqlite3_exec(db,
+				   "INSERT INTO jobs(series_id, state, instances, created_at, updated_at)"
+				   " SELECT series_id, 'failed', 1, 2, 2 FROM jobs WHERE state = 'done'",
+				   NULL, NULL, NULL) == SQLITE_OK);
+		sqlite3_close(db);
+	}
+	CHECK(index_viewer_study_series(&err, idx, "2.2", &rows) == 0);
+	index_viewer_series_free(rows, 0);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/r3d-test-index-XXXXXX";
@@ -152,6 +235,7 @@ int main(void)
 	CHECK(index_recover(&err, idx, &requeued) && requeued == 2);
 	CHECK(index_counts(&err, idx, &c) && c.jobs[JOB_QUEUED] == 2 && c.jobs[JOB_RUNNING] == 0);
 	CHECK(index_ping(&err, idx));
+	test_viewer_links(idx, path);
 	index_close(idx);
 
 	/* Reopen: the schema is there, nothing migrates twice, data kept. */

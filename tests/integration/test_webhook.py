@@ -59,6 +59,7 @@ class Webhook(unittest.TestCase):
             self.assertEqual(sorted(s["name"] for s in series[0]["structures"]),
                              ["bone", "lungs", "skin", "vessels"])
             self.assertNotIn("patient_name", body["data"])
+            self.assertNotIn("viewer_url", body["data"])   # [viewer] enabled is false by default
             name = dcm_value(src, "0010,0010")
             if name:
                 self.assertNotIn(name.split("^")[0], reqs[-1]["body"])

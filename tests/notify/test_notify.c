@@ -250,6 +250,37 @@ static void test_message_fields(void)
 	CHECK(m.body == NULL && m.id[0] == '\0');
 }
 
+/* viewer_url: present when given, absent for NULL and "", and part of the id. */
+static void test_message_viewer_url(void)
+{
+	struct notify_study st = sample_study();
+	struct notify_message a, b;
+	struct r3d_err err;
+	json_t *root;
+	char long_url[NOTIFY_MAX_STRING + 16];
+
+	CHECK(notify_message_build(&err, &st, NULL, &a));
+	CHECK(a.body != NULL && strstr(a.body, "viewer_url") == NULL);
+	st.viewer_url = "";
+	CHECK(notify_message_build(&err, &st, NULL, &b));
+	CHECK(b.body != NULL && a.body != NULL && strcmp(a.body, b.body) == 0);
+	notify_message_free(&b);
+	st.viewer_url = "https://r3d.example.org/viewer/00ff";
+	CHECK(notify_message_build(&err, &st, NULL, &b));
+	root = b.body != NULL ? parse(&b) : NULL;
+	CHECK(root != NULL &&
+	      str_is(json_object_get(json_object_get(root, "data"), "viewer_url"),
+		     "https://r3d.example.org/viewer/00ff"));
+	CHECK(strcmp(a.id, b.id) != 0);
+	json_decref(root);
+	notify_message_free(&a);
+	notify_message_free(&b);
+	memset(long_url, 'a', sizeof(long_url) - 1);
+	long_url[sizeof(long_url) - 1] = '\0';
+	st.viewer_url = long_url;
+	CHECK(!notify_message_build(&err, &st, NULL, &a) && err.code == R3D_EINVAL);
+}
+
 static void test_message_patient_name(void)
 {
 	struct notify_study st = sample_study();
@@ -477,6 +508,7 @@ int main(void)
 	test_signatures();
 	test_secret_and_sign_refusals();
 	test_message_fields();
+	test_message_viewer_url();
 	test_message_patient_name();
 	test_message_id();
 	test_message_refusals();

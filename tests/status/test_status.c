@@ -11,6 +11,7 @@
 #include "r3d/log.h"
 #include "r3d/status.h"
 #include "r3d/test.h"
+#include "r3d/util.h"
 
 int main(void)
 {
@@ -43,6 +44,16 @@ int main(void)
 		CHECK(index_put_instance(&err, idx, &a, a.sop_instance_uid, 100, "X", 10.0, old, sizeof(old)));
 	}
 	CHECK(queue_scan_stable(&err, idx, 100.0, 20, 20, &pass) && pass.jobs_queued == 1);
+	/* Two viewer links, one already expired: one counts, no token shows. */
+	const char *live = "1111111111111111111111111111111111111111111111111111111111111111";
+	const char *dead = "2222222222222222222222222222222222222222222222222222222222222222";
+	char tok[INDEX_VIEWER_TOKEN_MAX];
+	double exp;
+	bool made;
+	cfg.viewer_enabled = true;
+	CHECK(index_viewer_link_ensure(&err, idx, "1.2", live, clock_wall_s(), 86400, tok, &exp, &made));
+	CHECK(index_viewer_link_ensure(&err, idx, "9.9", dead, clock_wall_s() - 20 * 86400.0, 86400, tok,
+				       &exp, &made));
 	CHECK(status_start(&err, &cfg, idx, &s));
 
 	char *body = status_render_json(s);
@@ -59,14 +70,18 @@ int main(void)
 		CHECK(json_integer_value(json_object_get(j, "storage_free_bytes")) > 0);
 		CHECK(json_is_number(json_object_get(j, "uptime_s")));
 		CHECK(json_is_false(json_object_get(j, "receiver_up")));
+		CHECK(json_is_true(json_object_get(json_object_get(j, "viewer"), "enabled")));
+		CHECK(json_integer_value(json_object_get(json_object_get(j, "viewer"), "links_active")) == 1);
 		json_decref(j);
 	}
+	CHECK(body != NULL && strstr(body, "1111111111") == NULL && strstr(body, "2222222222") == NULL);
 	free(body);
 
 	char *m = status_render_metrics(s);
 	CHECK(m != NULL && strstr(m, "\nrecon3d_instances 21\n") != NULL);
 	CHECK(m != NULL && strstr(m, "\nrecon3d_jobs{state=\"queued\"} 1\n") != NULL);
 	CHECK(m != NULL && strstr(m, "# TYPE recon3d_instances_received_total counter\n") != NULL);
+	CHECK(m != NULL && strstr(m, "\nrecon3d_viewer_links_active 1\n") != NULL);
 	/* Every sample line is name[{labels}] value, names prefixed recon3d_. */
 	for (char *line = m ? strtok(m, "\n") : NULL; line != NULL; line = strtok(NULL, "\n")) {
 		if (line[0] == '#')
