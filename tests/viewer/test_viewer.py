@@ -113,6 +113,16 @@ def linear_to_srgb(c):
     return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
+def colour_mask(img, rgb01, tol=6):
+    """colour_pixels() as a mask of the area right of the list."""
+    shades = linear_to_srgb(np.outer(np.linspace(0.5, 1.0, 51), srgb_to_linear(rgb01))) * 255
+    px = img[:, PANEL_RIGHT:].astype(np.int16)
+    hit = np.zeros(px.shape[:2], dtype=bool)
+    for s in shades.round().astype(np.int16):
+        hit |= np.all(np.abs(px - s) <= tol, axis=2)
+    return hit
+
+
 def colour_pixels(img, rgb01, tol=6):
     """Pixels right of the list (whose swatches have the exact colours) that
     equal the colour shaded by Lambert lighting (its linear value scaled by
@@ -264,6 +274,21 @@ class ViewerPage(unittest.TestCase):
             print("model pixels:", drawn)
             self.assertGreater(sum(counts[s["name"]] for s in inner), 0.6 * drawn,
                                "the model is not drawn in its structures' colours")
+            # The first view is from the front, head up, the patient's right
+            # on the screen's left (as the anterior preview): the phantom's
+            # bone shell (patient's right, superior) is upper left, its large
+            # sphere (patient's left, inferior) lower right, nothing bony in
+            # the upper right.
+            bone = colour_mask(img, next(s["color_rgb"] for s in made if s["name"] == "bone"))
+            ys, xs = np.nonzero(bone)
+            x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+            t, ym = (x1 - x0) // 3, (y0 + y1) // 2
+            q = {"UL": int(bone[y0:ym, x0:x0 + t].sum()), "UR": int(bone[y0:ym, x1 - t:x1].sum()),
+                 "LL": int(bone[ym:y1, x0:x0 + t].sum()), "LR": int(bone[ym:y1, x1 - t:x1].sum())}
+            print("bone pixels by outer third (default view):", q)
+            self.assertGreater(q["UL"], 1000, "no shell upper left: %s" % q)
+            self.assertLess(q["UR"], q["UL"] / 20, "the page shows the patient mirrored: %s" % q)
+            self.assertGreater(q["LR"], q["LL"], "the sphere is not lower right: %s" % q)
             if surface and inner:
                 img = screenshot(link + "#show=skin", os.path.join(shots, "skin.png"),
                                  os.path.join(shots, "p2"))
