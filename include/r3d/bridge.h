@@ -361,6 +361,12 @@ struct bridge_export_info {
 	const char *content_date;         /* DA YYYYMMDD; NULL: today (local time) */
 	const char *content_time;         /* TM HHMMSS[.F]; NULL: now */
 	const char *device_serial_number; /* NULL: this host's name */
+	/* Recognizable Visual Features (0028,0302) for the objects whose IOD has
+	 * it (Encapsulated STL, Segmentation, Secondary Capture): YES when the
+	 * object shows the body surface (a face can be recognised from a head
+	 * CT's skin), NO when it does not; UNKNOWN leaves it out. The Surface
+	 * Segmentation IOD has no such attribute. */
+	int recognizable;                 /* enum bridge_flag */
 };
 
 /* Writes one Surface Segmentation (1.2.840.10008.5.1.4.1.1.66.5, Modality

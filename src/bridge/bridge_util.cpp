@@ -4,6 +4,8 @@
  */
 #include "bridge_util.h"
 
+#include "dcmtk/dcmdata/dcdeftag.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -106,6 +108,13 @@ bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path, E_Enc
 		return r3d_err_set(err, R3D_EIO, "cannot rename to '%s': %s", path, strerror(e));
 	}
 	return true;
+}
+
+bool put_recognizable(DcmItem *it, const struct bridge_export_info *info)
+{
+	const char *v = info->recognizable == BRIDGE_FLAG_YES ? "YES" :
+			info->recognizable == BRIDGE_FLAG_NO ? "NO" : nullptr;
+	return v == nullptr || it->putAndInsertString(DCM_RecognizableVisualFeatures, v).good();
 }
 
 }  // namespace r3d_bridge_util

@@ -28,6 +28,8 @@ std::string host_serial();
 /* Saves ff as Explicit VR Little Endian (sequences with enc) under a unique
  * temporary name in the folder of path, syncs it and renames it to path. */
 bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path, E_EncodingType enc);
+/* Recognizable Visual Features from info->recognizable (nothing when UNKNOWN). */
+bool put_recognizable(DcmItem *it, const struct bridge_export_info *info);
 
 }  // namespace r3d_bridge_util
 

@@ -40,6 +40,7 @@ using r3d_bridge_util::code_ok;
 using r3d_bridge_util::digits_ok;
 using r3d_bridge_util::host_serial;
 using r3d_bridge_util::save_atomic;
+using r3d_bridge_util::put_recognizable;
 using r3d_bridge_util::text_ok;
 
 /* Values longer than this stay on disk while the source header is parsed. */
@@ -659,6 +660,7 @@ bool encapsulated_stl_write(struct r3d_err *err, const char *path,
 	/* Encapsulated Document module. */
 	ok &= ds->insertEmptyElement(DCM_AcquisitionDateTime).good();
 	ok &= put(ds, DCM_BurnedInAnnotation, "NO");
+	ok &= put_recognizable(ds, info);
 	ok &= put_refs(ds, DCM_SourceInstanceSequence, info);
 	ok &= put(ds, DCM_DocumentTitle, title.c_str());
 	ok &= ds->insertEmptyElement(DCM_ConceptNameCodeSequence).good();
@@ -713,6 +715,7 @@ bool preview_write(struct r3d_err *err, const char *path, const struct bridge_ex
 	ok &= ds->insertEmptyElement(DCM_Laterality).good();   /* type 2C: not a paired part */
 	ok &= put(ds, DCM_ConversionType, "SYN");
 	ok &= put(ds, DCM_BurnedInAnnotation, "YES");
+	ok &= put_recognizable(ds, info);
 	ok &= put(ds, DCM_LossyImageCompression, "00");
 	ok &= put(ds, DCM_ImageComments, view_name);
 	ok &= put_refs(ds, DCM_SourceImageSequence, info);

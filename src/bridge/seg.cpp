@@ -42,6 +42,7 @@ using r3d_bridge_util::code_ok;
 using r3d_bridge_util::digits_ok;
 using r3d_bridge_util::host_serial;
 using r3d_bridge_util::save_atomic;
+using r3d_bridge_util::put_recognizable;
 using r3d_bridge_util::text_ok;
 
 #define SEG_LO_MAX 64
@@ -404,7 +405,7 @@ bool write_seg(struct r3d_err *err, const char *path, const struct bridge_export
 	c = seg->writeDataset(*out);
 	if (c.bad())
 		return dcm_fail(err, "write dataset", c);
-	if (!put_referenced_series(out, source_series, in))
+	if (!put_referenced_series(out, source_series, in) || !put_recognizable(out, info))
 		return r3d_err_set(err, R3D_ENOMEM, "cannot add the referenced series");
 	return save_atomic(err, ff, path, EET_ExplicitLength);
 }

@@ -38,6 +38,13 @@ static bool derive(struct r3d_err *err, const char *root, int64_t job_id, const 
 	return bridge_uid_derive(err, root, label, out);
 }
 
+/* The body surface: a model of it can show a face (Recognizable Visual
+ * Features YES on the objects that carry it). */
+static bool is_skin(const char *name)
+{
+	return strcmp(name, "skin") == 0;
+}
+
 /* Seven rendered views, one Secondary Capture series. The skin hides the
  * structures inside it, so it is left out when there are any. */
 static bool export_previews(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
@@ -61,6 +68,8 @@ static bool export_previews(struct r3d_err *err, const struct pipeline_result *r
 		memcpy(meshes[n].rgb, res->structures[i].rgb, sizeof(meshes[n].rgb));
 		n++;
 	}
+	/* A skin drawn alone shows the face of a head CT. */
+	info->recognizable = inner ? BRIDGE_FLAG_NO : BRIDGE_FLAG_YES;
 	if (!size_mul3((size_t)opt->preview_size, (size_t)opt->preview_size, 3, &bytes))
 		return r3d_err_set(err, R3D_EINVAL, "export: preview size");
 	rgb = malloc(bytes);
@@ -187,6 +196,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		info.series_description = o->description;
 		info.sop_instance_uid = o->sop_instance_uid;
 		info.instance_number = 1;
+		info.recognizable = is_skin(st[i].name) ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
 		if (!bridge_write_encapsulated_stl(err, o->path, &info, st[i].name, stl))
 			goto out;
 		out->n++;
@@ -207,6 +217,10 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		info.series_description = o->description;
 		info.sop_instance_uid = o->sop_instance_uid;
 		info.instance_number = 1;
+		info.recognizable = BRIDGE_FLAG_NO;
+		for (size_t i = 0; i < nst; i++)
+			if (is_skin(st[i].name))
+				info.recognizable = BRIDGE_FLAG_YES;
 		if (!pipeline_write_segmentation(err, res, &info, o->path))
 			goto out;
 		out->n++;

@@ -18,6 +18,9 @@ same scene:
   the anterior view is the one at the left edge of the posterior view (both
   "L") and differs from the glyph at the anterior view's left edge ("R"); the
   top of the anterior view and of the left view carry the same glyph ("S");
+- Recognizable Visual Features: YES on the skin's STL and on the
+  Segmentation that holds the skin, NO on the bone's STL and on previews that
+  leave the skin out (absent from the Surface Segmentation, whose IOD lacks it);
 - the oblique acquisition gives the same anterior picture as the axial one
   (the projection is in patient coordinates, not in the scanner's): the bone
   pixels overlap (IoU >= 0.9).
@@ -128,6 +131,16 @@ class PreviewOrientation(unittest.TestCase):
                 geometry = geometry_of[report["series_instance_uid"]]
                 made = [s["name"] for s in report["structures"] if "file" in s]
                 self.assertIn("bone", made, report["structures"])
+                # Recognizable Visual Features: the skin (a face, on a head CT)
+                # says YES, objects without it NO; the previews leave the skin
+                # out when there is bone.
+                dicom = os.path.join(results, "dicom")
+                rvf = {f: pydicom.dcmread(os.path.join(dicom, f)).get("RecognizableVisualFeatures")
+                       for f in ("stl-skin.dcm", "stl-bone.dcm", "segmentation.dcm",
+                                 "preview-anterior.dcm", "surface-segmentation.dcm")}
+                self.assertEqual(rvf, {"stl-skin.dcm": "YES", "stl-bone.dcm": "NO",
+                                       "segmentation.dcm": "YES", "preview-anterior.dcm": "NO",
+                                       "surface-segmentation.dcm": None}, geometry)
                 views = {}
                 for name in ORIENTATION.keys() | {"oblique"}:
                     path = os.path.join(results, "dicom", "preview-%s.dcm" % name)
