@@ -28,6 +28,7 @@
 #include "r3d/status.h"
 #include "r3d/util.h"
 #include "r3d/worker.h"
+#include "r3d/wake.h"
 
 #define QUEUE_POLL_MS 250
 #define CHECKPOINT_EVERY 4   /* queue passes between index checkpoints (1 s) */
@@ -78,6 +79,10 @@ static void *queue_thread(void *arg)
 			last_failed = true;
 		} else {
 			last_failed = false;
+			if (pass.jobs_queued > 0)
+				wake_post(WAKE_JOBS);
+			if (pass.studies_stable > 0)
+				wake_post(WAKE_FINISHED);   /* a study with nothing usable is finished now */
 		}
 		nanosleep(&pause, NULL);
 	}

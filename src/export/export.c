@@ -5,11 +5,13 @@
  */
 #include "r3d/export.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "r3d/log.h"
 #include "r3d/preview.h"
 #include "r3d/util.h"
 
@@ -106,10 +108,37 @@ out:
 	return ok;
 }
 
+/* The previews render on a thread of their own while the other objects are
+ * written: the rasterizer is CPU-bound, the writers mostly too, and the job
+ * has the cores to itself by then. */
+struct preview_task {
+	const struct pipeline_result *res;
+	int64_t job_id;
+	struct bridge_export_info info;   /* a copy: the series and instance fields are its own */
+	const char *dir;
+	const struct export_options *opt;
+	struct export_result out;         /* the preview objects */
+	struct r3d_err err;
+	bool ok;
+};
+
+static void *preview_thread(void *arg)
+{
+	struct preview_task *t = arg;
+	double t0 = clock_mono_s();
+
+	t->ok = export_previews(&t->err, t->res, t->job_id, &t->info, t->dir, t->opt, &t->out);
+	t->out.ms[EXPORT_PREVIEW] = (clock_mono_s() - t0) * 1e3;
+	return NULL;
+}
+
 bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
 		const struct series_ref *refs, int nrefs, const char *results_dir,
 		const struct export_options *opt, struct export_result *out)
 {
+	struct preview_task *pt = NULL;
+	pthread_t pt_thread;
+	bool pt_running = false;
 	struct bridge_export_structure st[PIPELINE_MAX_STRUCTURES];
 	struct bridge_export_ref *brefs = NULL;
 	struct bridge_export_info info;
@@ -155,6 +184,20 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 	info.refs = brefs;
 	info.nrefs = (size_t)nrefs;
 	info.instance_number = 1;
+
+	if (opt->preview) {
+		pt = calloc(1, sizeof(*pt));
+		if (pt == NULL) {
+			r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
+			goto out;
+		}
+		*pt = (struct preview_task){.res = res, .job_id = job_id, .info = info, .dir = dir,
+					    .opt = opt};
+		r3d_err_clear(&pt->err);
+		pt_running = pthread_create(&pt_thread, NULL, preview_thread, pt) == 0;
+		if (!pt_running)   /* no thread to be had: render them here, after the others */
+			log_debug("export", "preview thread not started; rendering in line");
+	}
 
 	/* One Surface Segmentation with every structure. */
 	struct export_object *o = &out->obj[out->n];
@@ -226,12 +269,27 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		out->n++;
 	}
 	out->ms[EXPORT_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
-	t = clock_mono_s();
-	if (opt->preview && !export_previews(err, res, job_id, &info, dir, opt, out))
-		goto out;
-	out->ms[EXPORT_PREVIEW] = (clock_mono_s() - t) * 1e3;
+	if (pt != NULL && !pt_running)
+		preview_thread(pt);
+	if (pt_running) {
+		pthread_join(pt_thread, NULL);
+		pt_running = false;
+	}
+	if (pt != NULL) {
+		if (!pt->ok) {
+			*err = pt->err;
+			goto out;
+		}
+		for (int i = 0; i < pt->out.n && out->n < EXPORT_MAX_OBJECTS; i++)
+			out->obj[out->n++] = pt->out.obj[i];
+		out->ms[EXPORT_PREVIEW] = pt->out.ms[EXPORT_PREVIEW];
+	}
 	ok = true;
 out:
+	/* On an early failure the preview thread still owns pt: wait for it. */
+	if (pt_running)
+		pthread_join(pt_thread, NULL);
+	free(pt);
 	free(brefs);
 	if (!ok)
 		r3d_err_prefix(err, "export");

@@ -18,6 +18,7 @@
 #include "r3d/send.h"
 #include "r3d/util.h"
 #include "r3d/viewer.h"
+#include "r3d/wake.h"
 
 #define NOTIFIER_MAX_URLS 8
 #define NOTIFIER_IDLE_MS 500
@@ -247,7 +248,7 @@ static void post_due(struct notifier *n)
 static void *notifier_main(void *arg)
 {
 	struct notifier *n = arg;
-	struct timespec idle = {0, NOTIFIER_IDLE_MS * 1000000L};
+	unsigned long seen = 0;
 
 	while (!atomic_load(&n->stop)) {
 		struct finished_study fs;
@@ -258,7 +259,7 @@ static void *notifier_main(void *arg)
 			index_finished_study_free(&fs);
 		}
 		post_due(n);
-		nanosleep(&idle, NULL);
+		wake_wait(WAKE_FINISHED, &seen, NOTIFIER_IDLE_MS);
 	}
 	return NULL;
 }

@@ -14,6 +14,7 @@
 #include "r3d/log.h"
 #include "r3d/send.h"
 #include "r3d/util.h"
+#include "r3d/wake.h"
 
 #define SENDER_BATCH 64          /* objects per association */
 #define SENDER_IDLE_MS 500
@@ -97,17 +98,19 @@ static void round_for(struct sender *s, const struct config_destination *d)
 	}
 	for (int i = 0; i < n; i++)
 		apply(s, d, &rows[i], &items[i], clock_wall_s());
+	wake_post(WAKE_FINISHED);   /* that may have been a study's last object */
 }
 
 static void *sender_main(void *arg)
 {
 	struct sender *s = arg;
-	struct timespec idle = {0, SENDER_IDLE_MS * 1000000L};
+	unsigned long seen = 0;
 
 	while (!atomic_load(&s->stop)) {
 		for (int i = 0; i < s->cfg->ndestinations && !atomic_load(&s->stop); i++)
 			round_for(s, &s->cfg->destinations[i]);
-		nanosleep(&idle, NULL);
+		/* New objects from a worker end the wait at once. */
+		wake_wait(WAKE_OUTBOX, &seen, SENDER_IDLE_MS);
 	}
 	return NULL;
 }

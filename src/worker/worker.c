@@ -18,6 +18,7 @@
 #include "r3d/export.h"
 #include "r3d/log.h"
 #include "r3d/util.h"
+#include "r3d/wake.h"
 
 #define WORKER_IDLE_MS 250
 #define WORKER_MAX 64
@@ -159,7 +160,7 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 static void *worker_main(void *arg)
 {
 	struct worker_pool *p = arg;
-	struct timespec idle = {0, WORKER_IDLE_MS * 1000000L};
+	unsigned long seen = 0;
 	bool last_failed = false;
 
 	while (!atomic_load(&p->stop)) {
@@ -172,7 +173,7 @@ static void *worker_main(void *arg)
 			last_failed = true;
 		}
 		if (rc <= 0) {
-			nanosleep(&idle, NULL);
+			wake_wait(WAKE_JOBS, &seen, WORKER_IDLE_MS);
 			continue;
 		}
 		last_failed = false;
@@ -183,6 +184,8 @@ static void *worker_main(void *arg)
 		int threads = (int)(p->cpus / p->stats.jobs_running);
 		pthread_mutex_unlock(&p->lock);
 		run_job(p, &job, threads < 1 ? 1 : threads);
+		wake_post(WAKE_OUTBOX);
+		wake_post(WAKE_FINISHED);
 		pthread_mutex_lock(&p->lock);
 		p->stats.jobs_running--;
 		p->stats.jobs_finished++;

@@ -1,13 +1,16 @@
 /*
- * test_common.c: unit tests for err, log and util.
+ * test_common.c: unit tests for err, log, util and wake.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "r3d/err.h"
 #include "r3d/log.h"
 #include "r3d/test.h"
 #include "r3d/util.h"
+#include "r3d/wake.h"
 
 static void test_size_math(void)
 {
@@ -78,6 +81,52 @@ static void test_log_level(void)
 	CHECK(log_enabled(LOG_ERROR));
 }
 
+static void *post_later(void *arg)
+{
+	struct timespec t = {0, 100 * 1000000L};
+
+	nanosleep(&t, NULL);
+	wake_post(*(enum wake_topic *)arg);
+	return NULL;
+}
+
+static void test_wake(void)
+{
+	unsigned long seen = 0, other = 0;
+	enum wake_topic topic = WAKE_OUTBOX;
+	pthread_t th;
+	double t;
+
+	/* Nothing posted: the wait lasts its timeout. */
+	t = clock_mono_s();
+	wake_wait(WAKE_JOBS, &seen, 150);
+	CHECK(clock_mono_s() - t >= 0.14);
+	/* A post made while nobody waits is not lost: the next wait returns at once. */
+	wake_post(WAKE_OUTBOX);
+	t = clock_mono_s();
+	wake_wait(WAKE_OUTBOX, &other, 5000);
+	CHECK(clock_mono_s() - t < 0.5);
+	CHECK(other == 1);
+	/* ... once: the following one waits again. */
+	t = clock_mono_s();
+	wake_wait(WAKE_OUTBOX, &other, 150);
+	CHECK(clock_mono_s() - t >= 0.14);
+	/* A post from another thread ends a long wait early; a post on another
+	 * topic does not. */
+	CHECK(pthread_create(&th, NULL, post_later, &topic) == 0);
+	t = clock_mono_s();
+	wake_wait(WAKE_OUTBOX, &other, 10000);
+	double waited = clock_mono_s() - t;
+	CHECK(waited >= 0.05 && waited < 2.0);
+	pthread_join(th, NULL);
+	topic = WAKE_FINISHED;
+	CHECK(pthread_create(&th, NULL, post_later, &topic) == 0);
+	t = clock_mono_s();
+	wake_wait(WAKE_OUTBOX, &other, 400);
+	CHECK(clock_mono_s() - t >= 0.39);
+	pthread_join(th, NULL);
+}
+
 int main(void)
 {
 	test_size_math();
@@ -85,5 +134,6 @@ int main(void)
 	test_err();
 	test_bigbuf();
 	test_log_level();
+	test_wake();
 	return test_summary();
 }
