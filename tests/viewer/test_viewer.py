@@ -172,7 +172,7 @@ class ViewerPage(unittest.TestCase):
         os.makedirs(os.path.join(work, "daemon"))
         d = Daemon(os.path.join(work, "daemon"), pipeline__workers=1, pipeline__stable_seconds=1,
                    webhook__url="http://127.0.0.1:%d/hook" % port, webhook__secret=secret,
-                   viewer__enabled="true", viewer__link_ttl_days=3)
+                   viewer__enabled="true", viewer__link_ttl_days=3, log__level="debug")
         # A base URL as behind a reverse proxy, except that it is this daemon.
         d.conf["viewer"]["base_url"] = "http://127.0.0.1:%d/" % d.http_port
         d.write_conf()
@@ -262,7 +262,12 @@ class ViewerPage(unittest.TestCase):
             # The browser: the canvas draws every inner structure in its colour.
             shots = os.path.join(work, "shots")
             os.makedirs(shots)
+            mark = len(d.log_text())
             img = screenshot(link, os.path.join(shots, "default.png"), os.path.join(shots, "p1"))
+            # Only what is shown is downloaded: the hidden skin is not fetched.
+            fetched = re.findall(r"download study=\S+ structure=(\S+)", d.log_text()[mark:])
+            self.assertIn("bone", fetched)
+            self.assertNotIn("skin", fetched)
             self.assertGreater(img.std(), 5, "blank screenshot")
             counts = {s["name"]: colour_pixels(img, s["color_rgb"]) for s in made}
             print("pixels per structure colour (default view):", counts)
@@ -290,8 +295,11 @@ class ViewerPage(unittest.TestCase):
             self.assertLess(q["UR"], q["UL"] / 20, "the page shows the patient mirrored: %s" % q)
             self.assertGreater(q["LR"], q["LL"], "the sphere is not lower right: %s" % q)
             if surface and inner:
+                mark = len(d.log_text())
                 img = screenshot(link + "#show=skin", os.path.join(shots, "skin.png"),
                                  os.path.join(shots, "p2"))
+                fetched = re.findall(r"download study=\S+ structure=(\S+)", d.log_text()[mark:])
+                self.assertEqual(fetched, ["skin"])
                 skin = {s["name"]: colour_pixels(img, s["color_rgb"]) for s in made}
                 print("pixels per structure colour (#show=skin):", skin)
                 self.assertGreater(skin["skin"], 2000)

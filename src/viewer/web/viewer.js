@@ -237,37 +237,60 @@ async function main() {
   const visible = initialVisibility(structures);
   structures.forEach((info, i) => {
     const checkbox = listItem(info, models.series[info.series], multiSeries, visible[i]);
-    const it = { info, mesh: null, checkbox, surface: SURFACE_NAMES.has(info.name) };
-    checkbox.addEventListener('change', () => {
+    const it = { info, mesh: null, loading: null, failed: false, checkbox,
+      surface: SURFACE_NAMES.has(info.name) };
+    checkbox.addEventListener('change', async () => {
+      // A structure hidden at first is fetched when it is first shown.
+      if (checkbox.checked && !it.mesh && !it.failed) {
+        statusLine.textContent = `Loading ${it.info.name}\u2026`;
+        await load(it);
+        showStatus();
+      }
       if (it.mesh) it.mesh.visible = checkbox.checked;
       updateSurfaces();
+      requestRender();
     });
     items.push(it);
   });
-  statusLine.textContent = `Loading ${structures.length} models\u2026`;
-  let failed = 0;
-  await Promise.all(items.map(async (it) => {
-    try {
-      const r = await fetch(base + '/' + encodeURIComponent(it.info.file), { cache: 'no-store' });
-      if (!r.ok) throw new Error('HTTP ' + r.status);
-      const geometry = indexed(parseStl(await r.arrayBuffer()));
-      const color = new THREE.Color().setRGB(it.info.color_rgb[0] / 255, it.info.color_rgb[1] / 255,
-        it.info.color_rgb[2] / 255, THREE.SRGBColorSpace);
-      const material = new THREE.MeshLambertMaterial({ color, side: THREE.DoubleSide });
-      it.mesh = new THREE.Mesh(geometry, material);
-      it.mesh.visible = it.checkbox.checked;
-      it.mesh.name = it.info.key;
-      scene.add(it.mesh);
-    } catch (e) {
-      failed++;
-      it.checkbox.disabled = true;
-    }
-  }));
+  // Only what is shown is downloaded now (the skin alone can be 15 MB).
+  const shown = items.filter((it) => it.checkbox.checked);
+  statusLine.textContent = `Loading ${shown.length} models\u2026`;
+  await Promise.all(shown.map(load));
   updateSurfaces();
   frame();
+  showStatus();
+  document.body.dataset.state = items.some((it) => it.failed) ? 'partial' : 'ready';
+}
+
+// Fetches and parses one structure's STL once; a failure disables its box.
+function load(it) {
+  if (!it.loading) {
+    it.loading = (async () => {
+      try {
+        const r = await fetch(base + '/' + encodeURIComponent(it.info.file), { cache: 'no-store' });
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        const geometry = indexed(parseStl(await r.arrayBuffer()));
+        const color = new THREE.Color().setRGB(it.info.color_rgb[0] / 255, it.info.color_rgb[1] / 255,
+          it.info.color_rgb[2] / 255, THREE.SRGBColorSpace);
+        const material = new THREE.MeshLambertMaterial({ color, side: THREE.DoubleSide });
+        it.mesh = new THREE.Mesh(geometry, material);
+        it.mesh.visible = it.checkbox.checked;
+        it.mesh.name = it.info.key;
+        scene.add(it.mesh);
+      } catch (e) {
+        it.failed = true;
+        it.checkbox.checked = false;
+        it.checkbox.disabled = true;
+      }
+    })();
+  }
+  return it.loading;
+}
+
+function showStatus() {
+  const failed = items.filter((it) => it.failed).length;
   statusLine.textContent = failed ? `${failed} of ${items.length} models could not be loaded.` :
     `${items.length} structure${items.length > 1 ? 's' : ''}`;
-  document.body.dataset.state = failed ? 'partial' : 'ready';
 }
 
 document.getElementById('reset').addEventListener('click', frame);
