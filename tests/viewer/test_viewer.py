@@ -239,6 +239,16 @@ class ViewerPage(unittest.TestCase):
                 tri = np.frombuffer(stl[84:], dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", 9),
                                                              ("a", "<u2")]))
                 self.assertTrue(np.all(np.isfinite(tri["v"])))
+                # A browser (Accept-Encoding: gzip) gets it compressed on the
+                # fly: the same bytes once unpacked, and smaller.
+                req = urllib.request.Request(link + "/" + m["file"],
+                                             headers={"Accept-Encoding": "gzip"})
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    self.assertEqual(r.headers["Content-Encoding"], "gzip")
+                    self.assertIn("attachment", r.headers["Content-Disposition"])
+                    packed = r.read()
+                self.assertEqual(zlib.decompress(packed, 31), stl, m["file"])
+                self.assertLess(len(packed), 0.8 * len(stl))
             # The assets: ours and three.js, from this server only.
             for asset in ("viewer.js", "viewer.css", "three.module.js", "three.core.js",
                           "OrbitControls.js"):
