@@ -212,6 +212,8 @@ bool bridge_file_load(struct r3d_err *err, const char *path, struct bridge_serie
 const struct volume_slice *bridge_series_slices(const struct bridge_series *s, size_t *count);
 /* SOP Instance UID and transfer syntax UID of the instance slice i came from. */
 const char *bridge_series_sop_uid(const struct bridge_series *s, size_t i);
+/* SOP Class UID of the instance slice i came from. */
+const char *bridge_series_sop_class(const struct bridge_series *s, size_t i);
 const char *bridge_series_transfer_syntax(const struct bridge_series *s, size_t i);
 void bridge_series_free(struct bridge_series *s);
 

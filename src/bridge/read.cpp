@@ -64,6 +64,7 @@ struct bridge_scan {
 struct bridge_series {
 	std::vector<std::string> labels;            /* per file: name for messages */
 	std::vector<std::string> sop_uids;          /* per file */
+	std::vector<std::string> sop_classes;       /* per file */
 	std::vector<std::string> xfers;             /* per file: transfer syntax UID */
 	std::vector<std::vector<uint16_t>> pixels;  /* per file: all frames */
 	std::vector<volume_slice> slices;
@@ -739,6 +740,8 @@ bool file_load(struct r3d_err *err, const std::string &path, bridge_series &out)
 	get_str(ds, DCM_SOPInstanceUID, sop, sizeof(sop));
 	out.labels.push_back(label);
 	out.sop_uids.push_back(sop);
+	get_str(ds, DCM_SOPClassUID, sop, sizeof(sop));
+	out.sop_classes.push_back(sop);
 	out.xfers.push_back(xf.getXferID());
 	out.pixels.push_back(std::move(pixels));
 	for (volume_slice &s : slices) {
@@ -810,6 +813,7 @@ void series_append(bridge_series &s, bridge_series &part)
 	for (size_t i = 0; i < part.labels.size(); i++) {
 		s.labels.push_back(std::move(part.labels[i]));
 		s.sop_uids.push_back(std::move(part.sop_uids[i]));
+		s.sop_classes.push_back(std::move(part.sop_classes[i]));
 		s.xfers.push_back(std::move(part.xfers[i]));
 		s.pixels.push_back(std::move(part.pixels[i]));
 	}
@@ -930,6 +934,11 @@ extern "C" const struct volume_slice *bridge_series_slices(const struct bridge_s
 extern "C" const char *bridge_series_sop_uid(const struct bridge_series *s, size_t i)
 {
 	return i < s->slices.size() ? s->sop_uids[s->slice_file[i]].c_str() : "";
+}
+
+extern "C" const char *bridge_series_sop_class(const struct bridge_series *s, size_t i)
+{
+	return i < s->slices.size() ? s->sop_classes[s->slice_file[i]].c_str() : "";
 }
 
 extern "C" const char *bridge_series_transfer_syntax(const struct bridge_series *s, size_t i)

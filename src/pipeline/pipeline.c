@@ -217,7 +217,11 @@ static bool seg_slices_build(struct r3d_err *err, const struct bridge_series *se
 		const struct volume_slice *s = &slices[ord[k].index];
 		struct pipeline_seg_slice *d = &g->slices[k];
 		const char *uid = bridge_series_sop_uid(series, ord[k].index);
-		snprintf(d->sop_class_uid, sizeof(d->sop_class_uid), "%s", sop_class);
+		/* Each slice's own class (a series may mix CT and Enhanced CT
+		 * instances); the series' first instance's when it has none. */
+		const char *cls = bridge_series_sop_class(series, ord[k].index);
+		snprintf(d->sop_class_uid, sizeof(d->sop_class_uid), "%s",
+			 cls != NULL && cls[0] != '\0' ? cls : sop_class);
 		snprintf(d->sop_instance_uid, sizeof(d->sop_instance_uid), "%s", uid != NULL ? uid : "");
 		memcpy(d->position, s->position, sizeof(d->position));
 		d->frame_number = s->frame + 1;   /* cleared below for single-frame instances */
