@@ -123,6 +123,7 @@ struct vstructure {
 	double volume_ml;
 	json_int_t triangles;
 	const char *file;              /* in reports[]; checked to be a plain name */
+	const char *mesh_file;         /* the indexed mesh for the page, or NULL (older results) */
 };
 
 struct vskipped {
@@ -151,12 +152,17 @@ static void vstudy_free(struct vstudy *v)
 }
 
 /* A file name from a report we are willing to open under results_dir. */
+static bool plain_name(const char *f, const char *suffix)
+{
+	size_t n = f != NULL ? strlen(f) : 0, ns = strlen(suffix);
+
+	return n > ns && n < VIEWER_KEY_MAX && f[0] != '.' && strchr(f, '/') == NULL &&
+	       strcmp(f + n - ns, suffix) == 0;
+}
+
 static bool plain_stl_name(const char *f)
 {
-	size_t n = f != NULL ? strlen(f) : 0;
-
-	return n > 4 && n < VIEWER_KEY_MAX && f[0] != '.' && strchr(f, '/') == NULL &&
-	       strcmp(f + n - 4, ".stl") == 0;
+	return plain_name(f, ".stl");
 }
 
 /* Letters, digits, '-' and '_' only: safe in a URL path and a file name. */
@@ -236,6 +242,9 @@ static bool vstudy_load(struct r3d_err *err, struct index *idx, const char *stud
 			struct vstructure *s = &v->s[v->ns++];
 			s->name = name;
 			s->file = file;
+			s->mesh_file = json_string_value(json_object_get(st, "mesh_file"));
+			if (!plain_name(s->mesh_file, ".mesh"))
+				s->mesh_file = NULL;
 			s->series = i;
 			s->triangles = json_integer_value(json_object_get(st, "triangles"));
 			s->volume_ml = json_number_value(json_object_get(st, "volume_ml"));
@@ -327,12 +336,16 @@ static char *models_json(const struct vstudy *v, double expires_at)
 	for (int k = 0; k < v->ns; k++) {
 		const struct vstructure *s = &v->s[k];
 		snprintf(file, sizeof(file), "%s.stl", s->key);
-		json_array_append_new(structs,
-				      json_pack("{s:s, s:s, s:i, s:[i,i,i], s:f, s:I, s:s}", "name", s->name,
-						"key", s->key, "series", s->series, "color_rgb", s->rgb[0],
-						s->rgb[1], s->rgb[2], "volume_ml",
-						round(s->volume_ml * 100.0) / 100.0, "triangles",
-						s->triangles, "file", file));
+		json_t *o = json_pack("{s:s, s:s, s:i, s:[i,i,i], s:f, s:I, s:s}", "name", s->name,
+				      "key", s->key, "series", s->series, "color_rgb", s->rgb[0],
+				      s->rgb[1], s->rgb[2], "volume_ml",
+				      round(s->volume_ml * 100.0) / 100.0, "triangles",
+				      s->triangles, "file", file);
+		if (o != NULL && s->mesh_file != NULL) {
+			snprintf(file, sizeof(file), "%s.mesh", s->key);
+			json_object_set_new(o, "mesh", json_string(file));
+		}
+		json_array_append_new(structs, o);
 	}
 	for (int k = 0; k < v->nskipped; k++) {
 		const struct vskipped *s = &v->skipped[k];
@@ -500,8 +513,9 @@ static struct MHD_Response *gz_response(int fd)
 	return rsp;
 }
 
-static enum MHD_Result send_stl(struct MHD_Connection *conn, const struct vstudy *v,
-				const char *key, const char *study_uid)
+/* One structure's STL (a download) or, with mesh, its indexed mesh (for the page). */
+static enum MHD_Result send_model(struct MHD_Connection *conn, const struct vstudy *v,
+				  const char *key, const char *study_uid, bool mesh)
 {
 	char path[4096 + VIEWER_KEY_MAX + 2], disposition[VIEWER_KEY_MAX + 64];
 	struct MHD_Response *rsp;
@@ -512,11 +526,14 @@ static enum MHD_Result send_stl(struct MHD_Connection *conn, const struct vstudy
 		const struct vstructure *s = &v->s[k];
 		if (strcmp(s->key, key) != 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", v->rows[s->series].results_dir, s->file);
+		const char *file = mesh ? s->mesh_file : s->file;
+		if (file == NULL)
+			return not_found(conn);
+		snprintf(path, sizeof(path), "%s/%s", v->rows[s->series].results_dir, file);
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 			log_warn("viewer", "study=%s: model %s missing from its results folder", study_uid,
-				 s->file);
+				 file);
 			if (fd >= 0)
 				close(fd);
 			return not_found(conn);
@@ -534,6 +551,10 @@ static enum MHD_Result send_stl(struct MHD_Connection *conn, const struct vstudy
 		if (gz)
 			MHD_add_response_header(rsp, "Content-Encoding", "gzip");
 		MHD_add_response_header(rsp, "Vary", "Accept-Encoding");
+		if (mesh) {
+			log_debug("viewer", "model study=%s structure=%s format=mesh", study_uid, s->key);
+			return queue(conn, MHD_HTTP_OK, rsp, "application/octet-stream", CACHE_PRIVATE);
+		}
 		snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s.stl\"", s->key);
 		MHD_add_response_header(rsp, "Content-Disposition", disposition);
 		log_debug("viewer", "download study=%s structure=%s", study_uid, s->key);
@@ -601,7 +622,11 @@ enum MHD_Result viewer_answer(const struct config *cfg, struct index *idx,
 		if (n > 4 && n - 4 < sizeof(key) && strcmp(rest + n - 4, ".stl") == 0) {
 			memcpy(key, rest, n - 4);
 			key[n - 4] = '\0';
-			ret = send_stl(conn, &v, key, study_uid);
+			ret = send_model(conn, &v, key, study_uid, false);
+		} else if (n > 5 && n - 5 < sizeof(key) && strcmp(rest + n - 5, ".mesh") == 0) {
+			memcpy(key, rest, n - 5);
+			key[n - 5] = '\0';
+			ret = send_model(conn, &v, key, study_uid, true);
 		} else {
 			ret = not_found(conn);
 		}

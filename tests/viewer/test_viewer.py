@@ -249,6 +249,20 @@ class ViewerPage(unittest.TestCase):
                     packed = r.read()
                 self.assertEqual(zlib.decompress(packed, 31), stl, m["file"])
                 self.assertLess(len(packed), 0.8 * len(stl))
+                # The page loads the indexed mesh instead: the same triangles,
+                # vertex for vertex, in about a third of the bytes.
+                self.assertEqual(m["mesh"], m["key"] + ".mesh")
+                code, hdr, mesh = get(link + "/" + m["mesh"])
+                self.assertEqual(code, 200, m["mesh"])
+                self.assertIsNone(hdr["Content-Disposition"])
+                self.assertEqual(mesh[:8], b"R3DMESH1")
+                nv, nt = struct.unpack("<II", mesh[8:16])
+                self.assertEqual(len(mesh), 16 + 12 * nv + 12 * nt)
+                self.assertEqual(nt, n)
+                xyz = np.frombuffer(mesh, dtype="<f4", count=3 * nv, offset=16).reshape(-1, 3)
+                idx = np.frombuffer(mesh, dtype="<u4", count=3 * nt, offset=16 + 12 * nv).reshape(-1, 3)
+                self.assertTrue(np.array_equal(xyz[idx].reshape(-1, 9), tri["v"]), m["mesh"])
+                self.assertLess(len(mesh), 0.45 * len(stl))
             # The assets: ours and three.js, from this server only.
             for asset in ("viewer.js", "viewer.css", "three.module.js", "three.core.js",
                           "OrbitControls.js"):
@@ -275,9 +289,11 @@ class ViewerPage(unittest.TestCase):
             mark = len(d.log_text())
             img = screenshot(link, os.path.join(shots, "default.png"), os.path.join(shots, "p1"))
             # Only what is shown is downloaded: the hidden skin is not fetched.
-            fetched = re.findall(r"download study=\S+ structure=(\S+)", d.log_text()[mark:])
+            fetched = re.findall(r"(?:download|model) study=\S+ structure=(\S+)", d.log_text()[mark:])
             self.assertIn("bone", fetched)
             self.assertNotIn("skin", fetched)
+            self.assertIn("structure=bone format=mesh", d.log_text()[mark:],
+                          "the page did not load the indexed mesh")
             self.assertGreater(img.std(), 5, "blank screenshot")
             counts = {s["name"]: colour_pixels(img, s["color_rgb"]) for s in made}
             print("pixels per structure colour (default view):", counts)
@@ -308,7 +324,7 @@ class ViewerPage(unittest.TestCase):
                 mark = len(d.log_text())
                 img = screenshot(link + "#show=skin", os.path.join(shots, "skin.png"),
                                  os.path.join(shots, "p2"))
-                fetched = re.findall(r"download study=\S+ structure=(\S+)", d.log_text()[mark:])
+                fetched = re.findall(r"(?:download|model) study=\S+ structure=(\S+)", d.log_text()[mark:])
                 self.assertEqual(fetched, ["skin"])
                 skin = {s["name"]: colour_pixels(img, s["color_rgb"]) for s in made}
                 print("pixels per structure colour (#show=skin):", skin)

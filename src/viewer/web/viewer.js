@@ -44,6 +44,22 @@ function parseStl(buffer) {
   return new Float32Array(out);
 }
 
+// recon3d's indexed mesh (<key>.mesh, a third of the STL's size): "R3DMESH1",
+// uint32 vertex and triangle counts, float32 xyz per vertex, uint32 indices.
+function parseMesh(buffer) {
+  const dv = new DataView(buffer);
+  const magic = new TextDecoder().decode(new Uint8Array(buffer, 0, Math.min(8, buffer.byteLength)));
+  if (magic !== 'R3DMESH1' || buffer.byteLength < 16) throw new Error('not a recon3d mesh');
+  const nv = dv.getUint32(8, true), nt = dv.getUint32(12, true);
+  if (buffer.byteLength !== 16 + 12 * nv + 12 * nt) throw new Error('truncated mesh');
+  const geometry = new THREE.BufferGeometry();
+  geometry.setAttribute('position', new THREE.BufferAttribute(new Float32Array(buffer, 16, 3 * nv), 3));
+  geometry.setIndex(new THREE.BufferAttribute(new Uint32Array(buffer, 16 + 12 * nv, 3 * nt), 1));
+  geometry.computeVertexNormals();
+  geometry.computeBoundingBox();
+  return geometry;
+}
+
 // Shares vertices that have the same coordinates, so that normals are smooth.
 function indexed(pos) {
   const nv = pos.length / 3;
@@ -267,9 +283,12 @@ function load(it) {
   if (!it.loading) {
     it.loading = (async () => {
       try {
-        const r = await fetch(base + '/' + encodeURIComponent(it.info.file), { cache: 'no-store' });
+        // The indexed mesh when the server has one (results made before it only have the STL).
+        const file = it.info.mesh || it.info.file;
+        const r = await fetch(base + '/' + encodeURIComponent(file), { cache: 'no-store' });
         if (!r.ok) throw new Error('HTTP ' + r.status);
-        const geometry = indexed(parseStl(await r.arrayBuffer()));
+        const buffer = await r.arrayBuffer();
+        const geometry = it.info.mesh ? parseMesh(buffer) : indexed(parseStl(buffer));
         const color = new THREE.Color().setRGB(it.info.color_rgb[0] / 255, it.info.color_rgb[1] / 255,
           it.info.color_rgb[2] / 255, THREE.SRGBColorSpace);
         const material = new THREE.MeshLambertMaterial({ color, side: THREE.DoubleSide });
