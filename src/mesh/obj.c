@@ -16,34 +16,6 @@
 #define OBJ_MAX_ABS_COORD 1e9 /* beyond this a coordinate is refused */
 #define OBJ_LINE_MAX 128
 
-/* Appends v with 4 decimals; returns the characters written. */
-static size_t obj_fmt_fixed(char *p, double v)
-{
-	char rev[32];
-	size_t n = 0, r = 0;
-	long long s = llround(v * 10000.0);
-	unsigned long long u;
-
-	if (s < 0) {
-		p[n++] = '-';
-		u = (unsigned long long)(-s);
-	} else {
-		u = (unsigned long long)s;
-	}
-	for (int d = 0; d < 4; d++) {
-		rev[r++] = (char)('0' + u % 10);
-		u /= 10;
-	}
-	rev[r++] = '.';
-	do {
-		rev[r++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	while (r > 0)
-		p[n++] = rev[--r];
-	return n;
-}
-
 static size_t obj_fmt_uint(char *p, unsigned long long u)
 {
 	char rev[24];
@@ -56,6 +28,23 @@ static size_t obj_fmt_uint(char *p, unsigned long long u)
 	while (r > 0)
 		p[n++] = rev[--r];
 	return n;
+}
+
+/* Appends v with 4 decimals; returns the characters written. */
+static size_t obj_fmt_fixed(char *p, double v)
+{
+	long long s = llround(v * 10000.0);
+	unsigned long long u = s < 0 ? (unsigned long long)(-s) : (unsigned long long)s;
+	size_t n = 0;
+
+	if (s < 0)
+		p[n++] = '-';
+	n += obj_fmt_uint(p + n, u / 10000);
+	p[n++] = '.';
+	u %= 10000;
+	for (int d = 3; d >= 0; d--, u /= 10)
+		p[n + (size_t)d] = (char)('0' + u % 10);
+	return n + 4;
 }
 
 static bool obj_check_parts(struct r3d_err *err, const struct mesh_obj_part *parts,
