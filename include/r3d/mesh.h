@@ -15,6 +15,7 @@
  *   mesh_build()             build.c       all of the above for one structure
  *   mesh_stl_write()         stl.c         one structure, binary STL
  *   mesh_obj_write()         obj.c         several structures, OBJ + MTL
+ *   mesh_bin_write()         meshbin.c     one structure, indexed, for the 3D page
  *
  * Memory order: volumes are x fastest, then y, then z:
  * value(x, y, z) = data[x + nx * (y + ny * z)].
@@ -207,6 +208,10 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
  * name goes in the 80-byte header. */
 bool mesh_stl_write(struct r3d_err *err, const char *path, const struct mesh *m,
 		    const char *name);
+
+/* Writes one structure as the indexed mesh the 3D page loads (see
+ * meshbin.c for the layout), atomically. */
+bool mesh_bin_write(struct r3d_err *err, const char *path, const struct mesh *m);
 
 /* One named, coloured structure of an OBJ file. name: 1..MESH_NAME_MAX-1
  * characters from [A-Za-z0-9_.-]; rgb in [0, 1]. */

@@ -607,33 +607,6 @@ static json_t *report_json(const struct pipeline_result *res)
 			 "generator", "recon3d " R3D_VERSION);
 }
 
-/* <name>.mesh for the 3D page: "R3DMESH1", uint32 vertex and triangle
- * counts, float32 x y z per vertex (LPS mm), uint32 vertex indices per
- * triangle; little-endian. Indexed, so a third of the binary STL's size. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the .mesh file is written as in memory");
-static bool write_mesh_bin(struct r3d_err *err, const char *path, const struct mesh *m)
-{
-	uint32_t head[2] = {(uint32_t)m->nvert, (uint32_t)m->ntri};
-	FILE *f;
-	bool ok;
-
-	if (m->nvert > UINT32_MAX || m->ntri > UINT32_MAX)
-		return r3d_err_set(err, R3D_EINVAL, "mesh too large for %s", path);
-	f = fopen(path, "wb");
-	if (f == NULL)
-		return r3d_err_set(err, R3D_EIO, "cannot write %s", path);
-	ok = fwrite("R3DMESH1", 1, 8, f) == 8 && fwrite(head, sizeof(head), 1, f) == 1 &&
-	     fwrite(m->xyz, sizeof(float) * 3, m->nvert, f) == m->nvert &&
-	     fwrite(m->tri, sizeof(uint32_t) * 3, m->ntri, f) == m->ntri;
-	if (fclose(f) != 0)
-		ok = false;
-	if (!ok) {
-		unlink(path);
-		return r3d_err_set(err, R3D_EIO, "cannot write %s", path);
-	}
-	return true;
-}
-
 bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir, struct pipeline_result *res)
 {
 	struct mesh_obj_part parts[PIPELINE_MAX_STRUCTURES];
@@ -653,7 +626,7 @@ bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir, struct pip
 		if (!mesh_stl_write(err, path, ps->mesh, ps->name))
 			return false;
 		snprintf(path, sizeof(path), "%s/%s.mesh", out_dir, ps->name);
-		if (!write_mesh_bin(err, path, ps->mesh))
+		if (!mesh_bin_write(err, path, ps->mesh))
 			return false;
 		parts[nparts].name = ps->name;
 		parts[nparts].mesh = ps->mesh;
