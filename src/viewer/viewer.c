@@ -160,10 +160,6 @@ static bool plain_name(const char *f, const char *suffix)
 	       strcmp(f + n - ns, suffix) == 0;
 }
 
-static bool plain_stl_name(const char *f)
-{
-	return plain_name(f, ".stl");
-}
 
 /* Letters, digits, '-' and '_' only: safe in a URL path and a file name. */
 static void sanitize(char *s)
@@ -237,7 +233,7 @@ static bool vstudy_load(struct r3d_err *err, struct index *idx, const char *stud
 				}
 				continue;
 			}
-			if (!plain_stl_name(file) || v->ns == VIEWER_MAX_STRUCTURES)
+			if (!plain_name(file, ".stl") || v->ns == VIEWER_MAX_STRUCTURES)
 				continue;
 			struct vstructure *s = &v->s[v->ns++];
 			s->name = name;
@@ -617,16 +613,15 @@ enum MHD_Result viewer_answer(const struct config *cfg, struct index *idx,
 			ret = queue(conn, MHD_HTTP_OK, rsp, "application/json", CACHE_PRIVATE);
 		}
 	} else {
-		size_t n = strlen(rest);
+		/* <key>.stl (a download) or <key>.mesh (the page's model). */
+		const char *dot = strrchr(rest, '.');
+		size_t n = dot != NULL ? (size_t)(dot - rest) : 0;
+		bool mesh = dot != NULL && strcmp(dot, ".mesh") == 0;
 		char key[VIEWER_KEY_MAX];
-		if (n > 4 && n - 4 < sizeof(key) && strcmp(rest + n - 4, ".stl") == 0) {
-			memcpy(key, rest, n - 4);
-			key[n - 4] = '\0';
-			ret = send_model(conn, &v, key, study_uid, false);
-		} else if (n > 5 && n - 5 < sizeof(key) && strcmp(rest + n - 5, ".mesh") == 0) {
-			memcpy(key, rest, n - 5);
-			key[n - 5] = '\0';
-			ret = send_model(conn, &v, key, study_uid, true);
+		if (n > 0 && n < sizeof(key) && (mesh || strcmp(dot, ".stl") == 0)) {
+			memcpy(key, rest, n);
+			key[n] = '\0';
+			ret = send_model(conn, &v, key, study_uid, mesh);
 		} else {
 			ret = not_found(conn);
 		}
