@@ -110,6 +110,28 @@ bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path, E_Enc
 	return true;
 }
 
+bool identity_check(struct r3d_err *err, const struct bridge_export_info *info)
+{
+	if (info == nullptr || info->source_path == nullptr)
+		return r3d_err_set(err, R3D_EINVAL, "no source instance given");
+	if (!bridge_uid_valid(info->series_uid) || !bridge_uid_valid(info->sop_instance_uid))
+		return r3d_err_set(err, R3D_EINVAL, "missing or malformed series or SOP instance UID");
+	if (info->series_number < 0 || info->series_number > 2147483647L ||
+	    info->instance_number < 1 || info->instance_number > 2147483647L)
+		return r3d_err_set(err, R3D_EINVAL, "series number %ld or instance number %ld out of range",
+				   info->series_number, info->instance_number);
+	if (!text_ok(info->series_description, BRIDGE_LO_MAX))
+		return r3d_err_set(err, R3D_EINVAL, "series description empty, too long or with "
+				   "control characters");
+	if (info->device_serial_number != nullptr && !text_ok(info->device_serial_number, BRIDGE_LO_MAX))
+		return r3d_err_set(err, R3D_EINVAL, "malformed device serial number");
+	if (info->content_date != nullptr && !digits_ok(info->content_date, 8, 8, false))
+		return r3d_err_set(err, R3D_EINVAL, "content date '%s' is not YYYYMMDD", info->content_date);
+	if (info->content_time != nullptr && !digits_ok(info->content_time, 6, 13, true))
+		return r3d_err_set(err, R3D_EINVAL, "content time '%s' is not HHMMSS[.F]", info->content_time);
+	return true;
+}
+
 bool put_recognizable(DcmItem *it, const struct bridge_export_info *info)
 {
 	const char *v = info->recognizable == BRIDGE_FLAG_YES ? "YES" :

@@ -28,6 +28,10 @@ std::string host_serial();
 /* Saves ff as Explicit VR Little Endian (sequences with enc) under a unique
  * temporary name in the folder of path, syncs it and renames it to path. */
 bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path, E_EncodingType enc);
+/* The identity every written object takes from info: source instance,
+ * series and SOP instance UIDs, series and instance numbers, series
+ * description, device serial number, content date and time. */
+bool identity_check(struct r3d_err *err, const struct bridge_export_info *info);
 /* Recognizable Visual Features from info->recognizable (nothing when UNKNOWN). */
 bool put_recognizable(DcmItem *it, const struct bridge_export_info *info);
 

@@ -37,15 +37,14 @@ extern "C" {
 #include "bridge_util.h"
 
 using r3d_bridge_util::code_ok;
-using r3d_bridge_util::digits_ok;
 using r3d_bridge_util::host_serial;
+using r3d_bridge_util::identity_check;
 using r3d_bridge_util::save_atomic;
 using r3d_bridge_util::put_recognizable;
 using r3d_bridge_util::text_ok;
 
 /* Values longer than this stay on disk while the source header is parsed. */
 #define EXPORT_MAX_READ_LENGTH (64 * 1024)
-#define EXPORT_LO_MAX 64        /* characters of an LO value (labels, descriptions) */
 #define EXPORT_STL_HEADER 84    /* binary STL: 80-byte header + uint32 count */
 #define EXPORT_STL_FACET 50     /* binary STL: bytes per triangle */
 
@@ -136,23 +135,8 @@ bool is_ascii(const char *s)
 
 bool info_check(struct r3d_err *err, const struct bridge_export_info *info)
 {
-	if (info == nullptr || info->source_path == nullptr)
-		return r3d_err_set(err, R3D_EINVAL, "no source instance given");
-	if (!bridge_uid_valid(info->series_uid) || !bridge_uid_valid(info->sop_instance_uid))
-		return r3d_err_set(err, R3D_EINVAL, "missing or malformed series or SOP instance UID");
-	if (info->series_number < 0 || info->series_number > 2147483647L ||
-	    info->instance_number < 1 || info->instance_number > 2147483647L)
-		return r3d_err_set(err, R3D_EINVAL, "series number %ld or instance number %ld out of range",
-				   info->series_number, info->instance_number);
-	if (!text_ok(info->series_description, EXPORT_LO_MAX))
-		return r3d_err_set(err, R3D_EINVAL, "series description empty, too long or with "
-				   "control characters");
-	if (info->device_serial_number != nullptr && !text_ok(info->device_serial_number, EXPORT_LO_MAX))
-		return r3d_err_set(err, R3D_EINVAL, "malformed device serial number");
-	if (info->content_date != nullptr && !digits_ok(info->content_date, 8, 8, false))
-		return r3d_err_set(err, R3D_EINVAL, "content date '%s' is not YYYYMMDD", info->content_date);
-	if (info->content_time != nullptr && !digits_ok(info->content_time, 6, 13, true))
-		return r3d_err_set(err, R3D_EINVAL, "content time '%s' is not HHMMSS[.F]", info->content_time);
+	if (!identity_check(err, info))
+		return false;
 	if (info->nrefs == 0 || info->refs == nullptr)
 		return r3d_err_set(err, R3D_EINVAL, "no source instances to reference");
 	if (info->nrefs > BRIDGE_EXPORT_MAX_REFS)
@@ -167,7 +151,7 @@ bool info_check(struct r3d_err *err, const struct bridge_export_info *info)
 
 bool structure_check(struct r3d_err *err, const struct bridge_export_structure *s, size_t i)
 {
-	if (!text_ok(s->name, EXPORT_LO_MAX))
+	if (!text_ok(s->name, BRIDGE_LO_MAX))
 		return r3d_err_set(err, R3D_EINVAL, "structure %zu: name empty, too long or with "
 				   "control characters", i);
 	if (s->nvert == 0 || s->ntri == 0 || s->xyz == nullptr || s->tri == nullptr)
@@ -640,7 +624,7 @@ bool encapsulated_stl_write(struct r3d_err *err, const char *path,
 
 	if (!info_check(err, info))
 		return false;
-	if (!text_ok(name, EXPORT_LO_MAX - 16))
+	if (!text_ok(name, BRIDGE_LO_MAX - 16))
 		return r3d_err_set(err, R3D_EINVAL, "structure name empty, too long or with control "
 				   "characters");
 	if (stl_path == nullptr || !stl_read(err, stl_path, stl))
@@ -695,7 +679,7 @@ bool preview_write(struct r3d_err *err, const char *path, const struct bridge_ex
 	if (rgb == nullptr || width == 0 || height == 0 || width > BRIDGE_PREVIEW_MAX_DIM ||
 	    height > BRIDGE_PREVIEW_MAX_DIM)
 		return r3d_err_set(err, R3D_EINVAL, "preview: bad image size %ux%u", width, height);
-	if (!text_ok(view_name, EXPORT_LO_MAX))
+	if (!text_ok(view_name, BRIDGE_LO_MAX))
 		return r3d_err_set(err, R3D_EINVAL, "preview: bad view name");
 	stamp_make(info, &st);
 	if (!copy_source(err, info, !is_ascii(info->series_description), ds, &facts) ||

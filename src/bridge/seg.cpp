@@ -39,13 +39,12 @@ extern "C" {
 #include "bridge_util.h"
 
 using r3d_bridge_util::code_ok;
-using r3d_bridge_util::digits_ok;
 using r3d_bridge_util::host_serial;
+using r3d_bridge_util::identity_check;
 using r3d_bridge_util::save_atomic;
 using r3d_bridge_util::put_recognizable;
 using r3d_bridge_util::text_ok;
 
-#define SEG_LO_MAX 64
 #define SEG_DS_MAX 16   /* characters of a DS value */
 #define SEG_MANUFACTURER "recon3d"
 #define SEG_ALGORITHM "recon3d"
@@ -72,23 +71,10 @@ OFString ds(double v)
 bool check(struct r3d_err *err, const struct bridge_export_info *info,
 	   const struct bridge_seg_input *in)
 {
-	if (info == nullptr || info->source_path == nullptr || in == nullptr)
-		return r3d_err_set(err, R3D_EINVAL, "no source instance or input given");
-	if (!bridge_uid_valid(info->series_uid) || !bridge_uid_valid(info->sop_instance_uid))
-		return r3d_err_set(err, R3D_EINVAL, "missing or malformed series or SOP instance UID");
-	if (info->series_number < 0 || info->series_number > 2147483647L ||
-	    info->instance_number < 1 || info->instance_number > 2147483647L)
-		return r3d_err_set(err, R3D_EINVAL, "series number %ld or instance number %ld out of range",
-				   info->series_number, info->instance_number);
-	if (!text_ok(info->series_description, SEG_LO_MAX))
-		return r3d_err_set(err, R3D_EINVAL, "series description empty, too long or with "
-				   "control characters");
-	if (info->device_serial_number != nullptr && !text_ok(info->device_serial_number, SEG_LO_MAX))
-		return r3d_err_set(err, R3D_EINVAL, "malformed device serial number");
-	if (info->content_date != nullptr && !digits_ok(info->content_date, 8, 8, false))
-		return r3d_err_set(err, R3D_EINVAL, "content date '%s' is not YYYYMMDD", info->content_date);
-	if (info->content_time != nullptr && !digits_ok(info->content_time, 6, 13, true))
-		return r3d_err_set(err, R3D_EINVAL, "content time '%s' is not HHMMSS[.F]", info->content_time);
+	if (in == nullptr)
+		return r3d_err_set(err, R3D_EINVAL, "no input given");
+	if (!identity_check(err, info))
+		return false;
 	if (in->nslices == 0 || in->nslices > BRIDGE_SEG_MAX_SLICES || in->slices == nullptr)
 		return r3d_err_set(err, R3D_EINVAL, "%zu source slices (1..%d)", in->nslices,
 				   BRIDGE_SEG_MAX_SLICES);
@@ -120,7 +106,7 @@ bool check(struct r3d_err *err, const struct bridge_export_info *info,
 	}
 	for (size_t i = 0; i < in->nstructures; i++) {
 		const struct bridge_seg_structure *s = &in->structures[i];
-		if (!text_ok(s->name, SEG_LO_MAX))
+		if (!text_ok(s->name, BRIDGE_LO_MAX))
 			return r3d_err_set(err, R3D_EINVAL, "structure %zu: name empty, too long or "
 					   "with control characters", i);
 		if ((s->mask == nullptr) == (s->bits == nullptr))
