@@ -203,7 +203,7 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	vol = (struct mesh_volume){data, MESH_SCALAR_I16, nx, ny, nz};
+	vol = (struct mesh_volume){data, MESH_SCALAR_I16, nx, ny, nz, NULL, 0, 0};
 
 	for (int threads = 1; threads <= 2; threads++) {
 		struct mesh *m = NULL;

@@ -68,11 +68,26 @@ enum mesh_scalar {
 	MESH_SCALAR_I16, /* HU volumes: iso a half-integer such as 299.5 */
 };
 
-/* A scalar volume, x fastest (see above). The mesh stage only reads it. */
+/* A scalar volume, x fastest (see above). The mesh stage only reads it.
+ *
+ * Grey-level placement: when grey is set (U8 masks only), data says which
+ * voxels are inside and grey (int16 HU on the same grid) says where on each
+ * crossed voxel edge the vertex lies. The field is
+ *   g = min(hu - grey_lo, grey_hi - hu)   (either bound may be infinite)
+ * so g > 0 inside the HU range [grey_lo, grey_hi]; a voxel where the mask
+ * and g disagree (the mask drew the boundary: a cut, a filled cavity, a
+ * touching structure) takes g = +0.5 inside the mask and -0.5 outside, and
+ * the vertex goes where the linear ramp between the two ends crosses 0. On
+ * a threshold crossing the vertex is the interpolated HU crossing, exactly
+ * the isosurface of the CT; between two voxels of which both disagree it is
+ * the edge midpoint, as for the mask alone. Classification (and hence
+ * topology, closedness, manifoldness) comes from the mask alone. */
 struct mesh_volume {
 	const void *data;
 	enum mesh_scalar type;
 	size_t nx, ny, nz;
+	const int16_t *grey;      /* NULL: vertices by the values of data */
+	double grey_lo, grey_hi;  /* HU range of g > 0 (half-integers; -INFINITY / INFINITY) */
 };
 
 /* Creates an empty mesh with room for nvert vertices and ntri triangles
@@ -119,9 +134,14 @@ struct mesh_smooth_params {
 	double lambda;  /* shrink step, e.g. 0.5 */
 	double mu;      /* inflate step, negative, |mu| > lambda, e.g. -0.53 */
 	int threads;    /* 1..MESH_MAX_THREADS */
+	double clamp;   /* > 0: after every step each vertex is put back within
+			 * +-clamp of its starting point on every axis (a box in
+			 * the mesh's frame: in voxel index, 0.5 keeps a marching
+			 * cubes vertex of a mask in the voxel cell around the
+			 * edge it came from); 0: unconstrained */
 };
 /* Sensible defaults for a marching-cubes surface (10 pairs, 0.5, -0.53,
- * one thread). */
+ * one thread, no clamp). */
 void mesh_smooth_defaults(struct mesh_smooth_params *p);
 /* Taubin lambda/mu smoothing with uniform (umbrella) weights: a low-pass
  * filter that removes the voxel staircase while keeping the enclosed
@@ -179,14 +199,18 @@ struct mesh_stats {
 bool mesh_check(struct r3d_err *err, const struct mesh *m, struct mesh_stats *st);
 
 /* The whole stage for one structure, as the workers and the offline command
- * run it: isosurface (voxel index) -> transform (LPS mm) -> smoothing (in
- * mm, so anisotropic spacing is respected) -> decimation -> check. */
+ * run it: isosurface (voxel index) -> [mask smoothing, voxel index] ->
+ * transform (LPS mm) -> [smoothing, mm] -> decimation -> check.
+ * Uniform-weight smoothing commutes with the affine map, so smoothing in
+ * voxel index or in millimetres gives the same points; the clamp box of the
+ * mask smoothing is a voxel-index box. */
 struct mesh_build_params {
 	double iso;          /* 0.5 for masks, half-integer HU for volumes */
 	int threads;         /* isosurface and smoothing threads, 1..MESH_MAX_THREADS */
 	double affine[16];   /* voxel index -> LPS mm, row-major (see mesh_transform) */
 	bool smooth;
-	struct mesh_smooth_params smoothing;
+	struct mesh_smooth_params smoothing;  /* clamp > 0: done in voxel index
+					       * before the transform (mask surfaces) */
 	size_t max_tri;      /* triangle budget; 0: no decimation */
 	float max_error;     /* decimation error bound relative to the extent */
 };

@@ -52,6 +52,9 @@ struct pipeline_options {
 				  * for a DICOM Segmentation */
 	bool smooth;
 	bool decimate;
+	bool mask_surfaces;      /* mesh every structure from its binary mask alone
+				  * (the surfaces before grey-level placement; for
+				  * comparisons) instead of the CT's grey levels */
 	int threads;             /* 1..MESH_MAX_THREADS */
 	size_t max_tri[PIPELINE_MAX_STRUCTURES];  /* per structure (custom last) */
 	/* Called at the start of each stage; may be NULL. */

@@ -186,6 +186,10 @@ struct segment_result {
 	char skipped_reason[SEGMENT_STRUCTURE_COUNT][SEGMENT_REASON_MAX]; /* "" when produced */
 	size_t voxels[SEGMENT_STRUCTURE_COUNT];
 	double ms[SEGMENT_STRUCTURE_COUNT];  /* wall time per structure */
+	/* The HU range whose crossing draws each mask's boundary where the
+	 * mask follows the CT (-INFINITY / INFINITY for an open end): the
+	 * grey-level surface of r3d/mesh.h's struct mesh_volume. */
+	double range_lo[SEGMENT_STRUCTURE_COUNT], range_hi[SEGMENT_STRUCTURE_COUNT];
 	double body_ms;                      /* shared body step (also in ms[SKIN]) */
 	double detect_ms;                    /* contrast detection, before bone */
 	bool contrast;                       /* contrast enhancement detected */

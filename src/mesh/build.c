@@ -101,12 +101,22 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 		goto out;
 	tm.isosurface_s = clock_mono_s() - t0;
 
+	/* A clamped smoothing keeps each vertex in its voxel cell: its box is
+	 * in voxel index, so it runs before the transform. */
+	if (p->smooth && sp.clamp > 0.0) {
+		t0 = clock_mono_s();
+		sp.threads = p->threads;
+		if (!mesh_smooth(err, m, &sp))
+			goto out;
+		tm.smooth_s = clock_mono_s() - t0;
+	}
+
 	t0 = clock_mono_s();
 	if (!mesh_transform(err, m, p->affine))
 		goto out;
 	tm.transform_s = clock_mono_s() - t0;
 
-	if (p->smooth) {
+	if (p->smooth && sp.clamp <= 0.0) {
 		t0 = clock_mono_s();
 		sp.threads = p->threads;
 		if (!mesh_smooth(err, m, &sp))

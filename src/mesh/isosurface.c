@@ -398,6 +398,21 @@ static inline double iso_value(const struct iso_job *jb, size_t i, size_t j, siz
 	return ((const uint8_t *)vol->data)[at];
 }
 
+/* Grey-level field of padded voxel (i, j, k), a real voxel, whose class
+ * (inside the mask or not) is inside: g of r3d/mesh.h, or +-0.5 where the
+ * mask and g disagree. */
+static inline double iso_grey(const struct iso_job *jb, size_t i, size_t j, size_t k, bool inside)
+{
+	const struct mesh_volume *vol = jb->vol;
+	size_t at = (i - 1) + vol->nx * ((j - 1) + vol->ny * (k - 1));
+	double hu = vol->grey[at];
+	double g = fmin(hu - vol->grey_lo, vol->grey_hi - hu);
+
+	if (inside)
+		return g > 0.0 ? g : 0.5;
+	return g < 0.0 ? g : -0.5;
+}
+
 static inline bool iso_is_pad(const struct iso_job *jb, size_t i, size_t j, size_t k)
 {
 	return i == 0 || j == 0 || k == 0 || i + 1 == jb->px || j + 1 == jb->py ||
@@ -415,7 +430,14 @@ static void iso_vertex(const struct iso_job *jb, uint32_t id, size_t i, size_t j
 
 	if (!iso_is_pad(jb, i, j, k) && !iso_is_pad(jb, i1, j1, k1)) {
 		double a = iso_value(jb, i, j, k), b = iso_value(jb, i1, j1, k1);
-		t = (jb->iso - a) / (b - a);
+		if (jb->vol->grey != NULL) {
+			/* Exactly one end is inside: the edge is crossed. */
+			bool ain = a > jb->iso;
+			double ga = iso_grey(jb, i, j, k, ain), gb = iso_grey(jb, i1, j1, k1, !ain);
+			t = ga / (ga - gb);
+		} else {
+			t = (jb->iso - a) / (b - a);
+		}
 	}
 	p[0] = (float)((double)i - 1.0 + (axis == 0 ? t : 0.0));
 	p[1] = (float)((double)j - 1.0 + (axis == 1 ? t : 0.0));
@@ -573,6 +595,11 @@ static bool iso_check_input(struct r3d_err *err, const struct mesh_volume *vol, 
 				   nthreads, MESH_MAX_THREADS);
 	if (!isfinite(iso))
 		return r3d_err_set(err, R3D_EINVAL, "isosurface: iso value is not finite");
+	if (vol->grey != NULL &&
+	    (vol->type != MESH_SCALAR_U8 || isnan(vol->grey_lo) || isnan(vol->grey_hi) ||
+	     !(vol->grey_lo < vol->grey_hi) || (isinf(vol->grey_lo) && isinf(vol->grey_hi))))
+		return r3d_err_set(err, R3D_EINVAL,
+				   "isosurface: grey levels need a mask and a range with a finite end");
 	if (vol->type == MESH_SCALAR_U8 && (iso < 0.0 || iso > 255.0))
 		return r3d_err_set(err, R3D_EINVAL, "isosurface: iso %g outside 0..255", iso);
 	if (vol->type == MESH_SCALAR_I16 && (iso < -32768.0 || iso > 32767.0))

@@ -22,6 +22,7 @@ void mesh_smooth_defaults(struct mesh_smooth_params *p)
 	p->lambda = 0.5;
 	p->mu = -0.53;
 	p->threads = 1;
+	p->clamp = 0.0;
 }
 
 struct smooth_worker {
@@ -30,6 +31,8 @@ struct smooth_worker {
 	const float *in;
 	float *out;
 	double f;
+	const float *orig;   /* clamp > 0: the starting points */
+	float clamp;
 	size_t v0, v1;
 };
 
@@ -56,6 +59,13 @@ static void *smooth_step(void *arg)
 		float inv = 1.0f / (float)n, f = (float)w->f;
 		for (int d = 0; d < 3; d++)
 			w->out[3 * v + d] = p[d] + f * (s[d] * inv - p[d]);
+		if (w->clamp > 0.0f) {
+			const float *o = w->orig + 3 * v;
+			for (int d = 0; d < 3; d++) {
+				float lo = o[d] - w->clamp, hi = o[d] + w->clamp, x = w->out[3 * v + d];
+				w->out[3 * v + d] = x < lo ? lo : (x > hi ? hi : x);
+			}
+		}
 	}
 	return NULL;
 }
@@ -81,15 +91,16 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 {
 	size_t *first = NULL, nhalf = 0, tmp_bytes = 0;
 	uint32_t *nb = NULL;
-	float *tmp = NULL;
+	float *tmp = NULL, *orig = NULL;
 	bool ok = false;
 
 	if (p->iterations < 0 || p->iterations > MESH_MAX_SMOOTH_ITER || !isfinite(p->lambda) ||
 	    !isfinite(p->mu) || p->lambda <= 0.0 || p->lambda >= 1.0 || p->mu >= 0.0 ||
-	    p->mu <= -1.0 || p->threads < 1 || p->threads > MESH_MAX_THREADS) {
+	    p->mu <= -1.0 || p->threads < 1 || p->threads > MESH_MAX_THREADS ||
+	    !isfinite(p->clamp) || p->clamp < 0.0) {
 		r3d_err_set(err, R3D_EINVAL,
-			    "smooth: need 0..%d iterations, 0 < lambda < 1, -1 < mu < 0, 1..%d threads",
-			    MESH_MAX_SMOOTH_ITER, MESH_MAX_THREADS);
+			    "smooth: need 0..%d iterations, 0 < lambda < 1, -1 < mu < 0, 1..%d threads, "
+			    "clamp >= 0", MESH_MAX_SMOOTH_ITER, MESH_MAX_THREADS);
 		goto out;
 	}
 	if (p->iterations == 0 || m->ntri == 0) {
@@ -103,10 +114,14 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 	first = calloc(m->nvert + 2, sizeof(*first));
 	nb = malloc(nhalf * sizeof(*nb));
 	tmp = bigbuf_alloc(err, tmp_bytes);
-	if (first == NULL || nb == NULL || tmp == NULL) {
+	if (p->clamp > 0.0)
+		orig = bigbuf_alloc(err, tmp_bytes);
+	if (first == NULL || nb == NULL || tmp == NULL || (p->clamp > 0.0 && orig == NULL)) {
 		r3d_err_set(err, R3D_ENOMEM, "smooth: cannot allocate neighbour lists");
 		goto out;
 	}
+	if (orig != NULL)
+		memcpy(orig, m->xyz, tmp_bytes);
 	/* Neighbours through both directions of every triangle edge, so that
 	 * boundary vertices see all of theirs; repeats are dropped below. */
 	for (size_t i = 0; i < 3 * m->ntri; i++) {
@@ -144,6 +159,8 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 	for (int t = 0; t < p->threads; t++) {
 		wk[t].first = first;
 		wk[t].nb = nb;
+		wk[t].orig = orig;
+		wk[t].clamp = (float)p->clamp;
 		wk[t].v0 = m->nvert * (size_t)t / (size_t)p->threads;
 		wk[t].v1 = m->nvert * (size_t)(t + 1) / (size_t)p->threads;
 	}
@@ -153,6 +170,7 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 	}
 	ok = true;
 out:
+	bigbuf_free(orig, orig != NULL ? tmp_bytes : 0);
 	bigbuf_free(tmp, tmp_bytes);
 	free(nb);
 	free(first);

@@ -367,9 +367,15 @@ static bool mask_keep(struct r3d_err *err, const struct pipeline_options *o,
 
 static bool mesh_one(struct r3d_err *err, const struct pipeline_options *o, struct pipeline_result *res,
 		     struct pipeline_structure *ps, const uint8_t *mask, const struct volume *vol,
-		     size_t max_tri, struct mesh_iso_work *work)
+		     double lo, double hi, size_t max_tri, struct mesh_iso_work *work)
 {
-	struct mesh_volume mv = {mask, MESH_SCALAR_U8, vol->nx, vol->ny, vol->nz};
+	struct mesh_volume mv = {mask, MESH_SCALAR_U8, vol->nx, vol->ny, vol->nz, NULL, 0, 0};
+
+	if (!o->mask_surfaces) {
+		mv.grey = vol->hu;
+		mv.grey_lo = lo;
+		mv.grey_hi = hi;
+	}
 	struct mesh_build_params bp;
 	double t0 = clock_mono_s();
 
@@ -511,7 +517,8 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason), "no voxels");
 			continue;
 		}
-		if (!mesh_one(err, o, res, ps, sres.mask[s], vol, o->max_tri[s], work) ||
+		if (!mesh_one(err, o, res, ps, sres.mask[s], vol, sres.range_lo[s], sres.range_hi[s],
+			      o->max_tri[s], work) ||
 		    !mask_keep(err, o, res, ps, sres.mask[s], vol))
 			goto out;
 	}
@@ -525,7 +532,8 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 		if (any == 0)
 			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason),
 				 "no voxel at or above %d HU", o->custom_hu);
-		else if (!mesh_one(err, o, res, ps, custom, vol, o->max_tri[SEGMENT_STRUCTURE_COUNT], work) ||
+		else if (!mesh_one(err, o, res, ps, custom, vol, o->custom_hu - 0.5, INFINITY,
+				   o->max_tri[SEGMENT_STRUCTURE_COUNT], work) ||
 			 !mask_keep(err, o, res, ps, custom, vol))
 			goto out;
 	}

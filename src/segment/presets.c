@@ -821,6 +821,12 @@ static void skip(struct segment_result *res, int s, const char *why)
 	snprintf(res->skipped_reason[s], sizeof(res->skipped_reason[s]), "%s", why);
 }
 
+static void range_set(struct segment_result *res, int s, double lo, double hi)
+{
+	res->range_lo[s] = lo;
+	res->range_hi[s] = hi;
+}
+
 bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
 		 const struct segment_params *p, unsigned structures, struct segment_result *res)
 {
@@ -912,5 +918,9 @@ bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segm
 			res->voxels[s] = segment_count_set(res->mask[s], ctx->nvox);
 	ok = true;
 out:
+	range_set(res, SEGMENT_SKIN, p->skin.body_hu, INFINITY);
+	range_set(res, SEGMENT_BONE, res->contrast ? p->bone.contrast_low_hu : p->bone.low_hu, INFINITY);
+	range_set(res, SEGMENT_LUNGS, -INFINITY, p->lungs.air_hu);
+	range_set(res, SEGMENT_VESSELS, p->vessels.low_hu, p->vessels.high_hu);
 	return ok;
 }

@@ -47,6 +47,8 @@ static void usage(FILE *out)
 		"                          on the source slices (series 9080 '3D model: segmentation')\n"
 		"  --no-smooth             raw isosurface, no smoothing\n"
 		"  --no-decimate           keep every triangle\n"
+		"  --mask-surfaces         mesh each structure from its binary mask alone, not from\n"
+		"                          the CT's grey levels (for comparisons: half a voxel off)\n"
 		"  --threads N             worker threads (default: online CPUs)\n");
 }
 
@@ -146,7 +148,7 @@ static bool parse_structures(const char *list, unsigned *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_STRUCTURES = 1000, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE,
+	enum { OPT_STRUCTURES = 1000, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE, OPT_MASK_SURFACES,
 	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
@@ -159,6 +161,7 @@ int main(int argc, char **argv)
 		{"dicom-seg", required_argument, NULL, OPT_DICOM_SEG},
 		{"no-smooth", no_argument, NULL, OPT_NO_SMOOTH},
 		{"no-decimate", no_argument, NULL, OPT_NO_DECIMATE},
+		{"mask-surfaces", no_argument, NULL, OPT_MASK_SURFACES},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -216,6 +219,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_DECIMATE:
 			o.decimate = false;
+			break;
+		case OPT_MASK_SURFACES:
+			o.mask_surfaces = true;
 			break;
 		case OPT_THREADS:
 			if (!parse_long(&err, optarg, 1, MESH_MAX_THREADS, &v)) {

@@ -99,7 +99,7 @@ static struct mesh *iso(const void *data, enum mesh_scalar type, size_t nx, size
 			double isoval, int threads)
 {
 	struct r3d_err err = {0};
-	struct mesh_volume vol = {data, type, nx, ny, nz};
+	struct mesh_volume vol = {data, type, nx, ny, nz, NULL, 0, 0};
 	struct mesh *m = NULL;
 
 	if (!mesh_isosurface(&err, &vol, isoval, threads, test_work, &m)) {
@@ -504,7 +504,7 @@ static void test_build(void)
 	struct solid s = {0, {60.2, 55.9, 14.3}, {45, 38, 10}};
 	size_t nx = 121, ny = 112, nz = 30;
 	uint8_t *v = raster_u8(&s, nx, ny, nz);
-	struct mesh_volume vol = {v, MESH_SCALAR_U8, nx, ny, nz};
+	struct mesh_volume vol = {v, MESH_SCALAR_U8, nx, ny, nz, NULL, 0, 0};
 	struct mesh_build_params p;
 	struct mesh_build_times tm;
 	struct mesh_stats st;
@@ -580,7 +580,7 @@ static void test_work_reuse(void)
 	struct solid s = {0, {12.2, 10.7, 9.4}, {9, 7, 6}};
 	size_t nx = 70, ny = 22, nz = 20; /* x over one 64-bit word */
 	int16_t *v = raster_i16(&s, nx, ny, nz);
-	struct mesh_volume vol = {v, MESH_SCALAR_I16, nx, ny, nz};
+	struct mesh_volume vol = {v, MESH_SCALAR_I16, nx, ny, nz, NULL, 0, 0};
 	struct mesh *fresh = NULL, *reused = NULL;
 	struct r3d_err err = {0};
 
@@ -604,7 +604,7 @@ static void test_refusals(void)
 {
 	struct r3d_err err = {0};
 	uint8_t one = 1;
-	struct mesh_volume vol = {&one, MESH_SCALAR_U8, 1, 1, 1};
+	struct mesh_volume vol = {&one, MESH_SCALAR_U8, 1, 1, 1, NULL, 0, 0};
 	struct mesh *m = NULL;
 	double sing[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 
