@@ -308,13 +308,15 @@ struct bridge_code {
 	const char *meaning;  /* Code Meaning, e.g. "Lung" */
 };
 
-/* SNOMED CT Segmented Property Category (CID 7150) and Type (CID 7151) of
- * recon3d's structure names: bone (Tissue / Bone 3138006), skin (Tissue /
- * Skin), lungs (Anatomical Structure / Lung), vessels (Tissue / Blood
- * vessel), custom (Tissue / Tissue). Fills the outputs that are not NULL
- * with static strings; false for another name. */
-bool bridge_structure_codes(const char *name, struct bridge_code *category,
-			    struct bridge_code *type);
+/* The codes of one segment (from the structure catalogue, r3d/structure.h):
+ * Segmented Property Category (CID 7150) and Type (CID 7151), required; the
+ * type's modifier (laterality), the Anatomic Region and its modifier,
+ * optional: a code whose value is NULL or "" is left out. */
+struct bridge_segment_codes {
+	struct bridge_code category, type;
+	struct bridge_code type_modifier;
+	struct bridge_code region, region_modifier;
+};
 
 /* sRGB in [0, 1] (clamped) to a DICOM Recommended Display CIELab Value:
  * L*, a*, b* (D65) scaled to 0..65535 (a*, b* offset by 128). */
@@ -338,8 +340,7 @@ struct bridge_export_structure {
 	size_t nvert, ntri;    /* 1..BRIDGE_EXPORT_MAX_POINTS / _TRIANGLES */
 	enum bridge_surface_flag finite_volume;  /* closed: encloses a finite volume */
 	enum bridge_surface_flag manifold;       /* every edge in exactly two triangles */
-	/* Segmented property codes; both NULL: bridge_structure_codes(name). */
-	const struct bridge_code *category, *type;
+	struct bridge_segment_codes codes;
 };
 
 /* One source instance to reference. */
@@ -566,8 +567,7 @@ struct bridge_seg_slice {
 struct bridge_seg_structure {
 	const char *name;      /* Segment Label, 1..64 characters */
 	float rgb[3];          /* sRGB in [0, 1] */
-	/* Segmented property codes; both NULL: bridge_structure_codes(name). */
-	const struct bridge_code *category, *type;
+	struct bridge_segment_codes codes;
 	const uint8_t *mask;   /* one byte per voxel; non-zero is inside */
 	const uint8_t *bits;   /* one bit per voxel: byte v / 8, bit v % 8 (least
 				* significant first); 1 is inside */

@@ -13,6 +13,7 @@
 
 #include "r3d/err.h"
 #include "r3d/log.h"
+#include "r3d/structure.h"
 
 #define CONFIG_AE_MAX 16
 #define CONFIG_HOST_MAX 256
@@ -86,6 +87,9 @@ struct config {
 	int retry_initial_delay_s;
 	int retry_max_delay_s;
 	int retry_max_attempts;
+	/* [structure KEY]: the structure catalogue (built-in presets changed,
+	 * switched off, or site structures added) */
+	struct structure_catalog structures;
 	/* [destination NAME] */
 	int ndestinations;
 	struct config_destination destinations[CONFIG_MAX_DESTINATIONS];
@@ -95,7 +99,10 @@ struct config {
 void config_defaults(struct config *cfg);
 
 /* Loads path on top of the defaults. Fails naming the line, section and key,
- * and the reason: unknown key, bad value, unreadable file. */
+ * and the reason: unknown key, bad value, unreadable file; for a [structure
+ * KEY] section also a key given twice and an entry structure_def_check()
+ * refuses (a range with min above max or outside the CT's range, a
+ * malformed colour or code, a budget of 0), at the section's first line. */
 bool config_load(struct r3d_err *err, const char *path, struct config *cfg);
 
 /* Checks what can only be checked on this machine: the storage folder and

@@ -18,11 +18,12 @@
 #include "r3d/err.h"
 #include "r3d/mesh.h"
 #include "r3d/segment.h"
+#include "r3d/structure.h"
 
-struct bridge_export_info;  /* r3d/bridge.h */
+struct bridge_export_info;    /* r3d/bridge.h */
+struct bridge_segment_codes;
 
-#define PIPELINE_MAX_STRUCTURES (SEGMENT_STRUCTURE_COUNT + 1)  /* presets + custom */
-#define PIPELINE_NAME_MAX 32
+#define PIPELINE_MAX_STRUCTURES STRUCTURE_MAX
 #define PIPELINE_NOTE_MAX 512
 
 /* Stages, for timings and progress. */
@@ -38,36 +39,39 @@ enum pipeline_stage {
 const char *pipeline_stage_name(enum pipeline_stage s);
 
 struct pipeline_options {
-	unsigned structures;     /* bits (1u << enum segment_structure) */
-	bool custom;             /* one structure "custom": voxels at or above custom_hu */
-	int custom_hu;
+	/* The structures: every entry with enabled set is made, in catalogue
+	 * order, each from its source (r3d/structure.h). */
+	struct structure_catalog catalog;
 	const char *series_uid;  /* NULL: the largest series in the folder */
 	bool interpolate_gaps;   /* resample across gaps instead of refusing the series */
 	const char *save_volume; /* if set: write the HU volume there (int16, x fastest) */
 	const char *save_masks;  /* if set: a folder (created) that receives each meshed
-				  * structure's mask on the volume grid as <name>.raw
+				  * structure's mask on the volume grid as <key>.raw
 				  * (uint8 0/1, x fastest; dims and affine in report.json) */
 	bool keep_masks;         /* keep the meshed masks on the source slice grid
 				  * (struct pipeline_result.seg, pipeline_structure.seg_bits)
 				  * for a DICOM Segmentation */
 	bool smooth;
 	bool decimate;
-	bool mask_surfaces;      /* mesh every structure from its binary mask alone
-				  * (the surfaces before grey-level placement; for
-				  * comparisons) instead of the CT's grey levels */
+	bool mask_surfaces;      /* mesh every structure from its binary mask alone, as
+				  * a structure without grey levels is (terrace-free
+				  * smoothing within the voxel cell), instead of through
+				  * the CT's grey-level crossing; for comparisons */
 	int threads;             /* 1..MESH_MAX_THREADS */
-	size_t max_tri[PIPELINE_MAX_STRUCTURES];  /* per structure (custom last) */
 	/* Called at the start of each stage; may be NULL. */
 	void (*progress)(void *ctx, enum pipeline_stage stage, const char *what);
 	void *progress_ctx;
 };
 
-/* Every preset, smoothing and decimation on, threads = online CPUs. */
+/* The built-in catalogue (every preset on), smoothing and decimation on,
+ * threads = online CPUs. */
 void pipeline_options_default(struct pipeline_options *o);
 
 struct pipeline_structure {
-	char name[PIPELINE_NAME_MAX];
-	float rgb[3];
+	struct structure_def def;   /* the catalogue entry (a copy): key, label, colour, codes */
+	bool grey;                  /* surface through the CT's grey-level crossing of
+				     * (range_lo, range_hi); false: from the mask alone */
+	double range_lo, range_hi;  /* HU; -INFINITY / INFINITY for an open end */
 	struct mesh *mesh;          /* NULL when skipped */
 	struct mesh_stats stats;
 	char skipped_reason[SEGMENT_REASON_MAX];
@@ -130,7 +134,7 @@ struct pipeline_result {
 bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipeline_options *o,
 		      struct pipeline_result *res);
 
-/* Writes <out_dir>/<name>.stl per structure made, model.obj + model.mtl with
+/* Writes <out_dir>/<key>.stl and <key>.mesh per structure made, model.obj + model.mtl with
  * every structure and its colour, and report.json. Creates out_dir. */
 bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir,
 			    struct pipeline_result *res);
@@ -145,5 +149,9 @@ void pipeline_result_free(struct pipeline_result *res);
  * instance. R3D_EINVAL when no masks were kept or no structure was meshed. */
 bool pipeline_write_segmentation(struct r3d_err *err, const struct pipeline_result *res,
 				 const struct bridge_export_info *info, const char *path);
+
+/* A catalogue entry's codes as the DICOM writers take them (pointers into
+ * d; the optional ones that d leaves empty are left out). */
+void pipeline_structure_codes(const struct structure_def *d, struct bridge_segment_codes *out);
 
 #endif

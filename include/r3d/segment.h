@@ -87,12 +87,12 @@ bool segment_fill_holes_3d(struct r3d_err *err, struct segment_cc *cc, uint8_t *
 
 /* ---- presets ------------------------------------------------------------ */
 
-enum segment_structure {
+enum segment_preset {
 	SEGMENT_SKIN = 0,
 	SEGMENT_BONE,
 	SEGMENT_LUNGS,
 	SEGMENT_VESSELS,
-	SEGMENT_STRUCTURE_COUNT
+	SEGMENT_PRESET_COUNT
 };
 
 /* Thresholds are half-integers on integer HU (hu > 299.5). Lengths in mm are
@@ -167,9 +167,9 @@ struct segment_params {
 void segment_params_default(struct segment_params *p);
 
 /* "skin", "bone", "lungs", "vessels". */
-const char *segment_structure_name(enum segment_structure s);
-/* SEGMENT_STRUCTURE_COUNT when name is unknown. */
-enum segment_structure segment_structure_from_name(const char *name);
+const char *segment_preset_name(enum segment_preset s);
+/* SEGMENT_PRESET_COUNT when name is unknown. */
+enum segment_preset segment_preset_from_name(const char *name);
 
 /* Workspace for one grid size: every volume-sized buffer, allocated once
  * with huge pages and reused by each segment_run() on that grid.
@@ -182,14 +182,14 @@ void segment_ctx_destroy(struct segment_ctx *ctx);
 struct segment_result {
 	/* Mask per structure, owned by the ctx and valid until the next
 	 * segment_run() or segment_ctx_destroy(); NULL when skipped. */
-	const uint8_t *mask[SEGMENT_STRUCTURE_COUNT];
-	char skipped_reason[SEGMENT_STRUCTURE_COUNT][SEGMENT_REASON_MAX]; /* "" when produced */
-	size_t voxels[SEGMENT_STRUCTURE_COUNT];
-	double ms[SEGMENT_STRUCTURE_COUNT];  /* wall time per structure */
+	const uint8_t *mask[SEGMENT_PRESET_COUNT];
+	char skipped_reason[SEGMENT_PRESET_COUNT][SEGMENT_REASON_MAX]; /* "" when produced */
+	size_t voxels[SEGMENT_PRESET_COUNT];
+	double ms[SEGMENT_PRESET_COUNT];  /* wall time per structure */
 	/* The HU range whose crossing draws each mask's boundary where the
 	 * mask follows the CT (-INFINITY / INFINITY for an open end): the
 	 * grey-level surface of r3d/mesh.h's struct mesh_volume. */
-	double range_lo[SEGMENT_STRUCTURE_COUNT], range_hi[SEGMENT_STRUCTURE_COUNT];
+	double range_lo[SEGMENT_PRESET_COUNT], range_hi[SEGMENT_PRESET_COUNT];
 	double body_ms;                      /* shared body step (also in ms[SKIN]) */
 	double detect_ms;                    /* contrast detection, before bone */
 	bool contrast;                       /* contrast enhancement detected */

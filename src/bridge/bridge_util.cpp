@@ -50,6 +50,23 @@ bool code_ok(const struct bridge_code *c)
 	       text_ok(c->meaning, BRIDGE_LO_MAX);
 }
 
+bool code_present(const struct bridge_code *c)
+{
+	return c->value != nullptr && c->value[0] != '\0';
+}
+
+bool codes_ok(const struct bridge_segment_codes *c)
+{
+	const struct bridge_code *opt[] = {&c->type_modifier, &c->region, &c->region_modifier};
+
+	if (!code_ok(&c->category) || !code_ok(&c->type))
+		return false;
+	for (const struct bridge_code *o : opt)
+		if (code_present(o) && !code_ok(o))
+			return false;
+	return !code_present(&c->region_modifier) || code_present(&c->region);
+}
+
 std::string host_serial()
 {
 	char host[256];

@@ -23,6 +23,10 @@ bool text_ok(const char *s, size_t max);
 bool digits_ok(const char *s, size_t min, size_t max, bool dot);
 /* A code with a value, scheme and meaning that fit their VRs. */
 bool code_ok(const struct bridge_code *c);
+/* A code given (its value not NULL nor empty). */
+bool code_present(const struct bridge_code *c);
+/* Category and type well formed, the optional ones absent or well formed. */
+bool codes_ok(const struct bridge_segment_codes *c);
 /* This host's name as an LO value, for Device Serial Number. */
 std::string host_serial();
 /* Saves ff as Explicit VR Little Endian (sequences with enc) under a unique

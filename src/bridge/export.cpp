@@ -37,6 +37,8 @@ extern "C" {
 #include "bridge_util.h"
 
 using r3d_bridge_util::code_ok;
+using r3d_bridge_util::code_present;
+using r3d_bridge_util::codes_ok;
 using r3d_bridge_util::host_serial;
 using r3d_bridge_util::identity_check;
 using r3d_bridge_util::save_atomic;
@@ -53,26 +55,6 @@ namespace {
 /* ---------------------------------------------------------------------- */
 /* Codes                                                                  */
 /* ---------------------------------------------------------------------- */
-
-/* Segmented Property Category (CID 7150) and Type (CID 7151) per structure
- * name. Tissue types come from CID 7166 (Common Tissue Segmentation Types,
- * in CID 7191 under category Tissue), Lung from CID 4 (in CID 7192 under
- * Anatomical Structure). CID 7166 lists Bone as SCT 3138006 (it used to be
- * SRT T-D016E, SCT 272673000, which 3D Slicer's tables still carry). */
-struct code_row {
-	const char *name;
-	struct bridge_code category;
-	struct bridge_code type;
-};
-
-const code_row code_table[] = {
-	{"bone", {"85756007", "SCT", "Tissue"}, {"3138006", "SCT", "Bone"}},
-	{"skin", {"85756007", "SCT", "Tissue"}, {"39937001", "SCT", "Skin"}},
-	{"lungs", {"91723000", "SCT", "Anatomical Structure"}, {"39607008", "SCT", "Lung"}},
-	{"vessels", {"85756007", "SCT", "Tissue"}, {"59820001", "SCT", "Blood vessel"}},
-	/* a threshold chosen by the user: tissue, without a finer claim */
-	{"custom", {"85756007", "SCT", "Tissue"}, {"85756007", "SCT", "Tissue"}},
-};
 
 /* Algorithm family (CID 7162, Surface Processing Algorithm Families) of the
  * surface generation: marching cubes decides each vertex from a 2x2x2 voxel
@@ -177,14 +159,9 @@ bool structure_check(struct r3d_err *err, const struct bridge_export_structure *
 		if (f != BRIDGE_FLAG_UNKNOWN && f != BRIDGE_FLAG_YES && f != BRIDGE_FLAG_NO)
 			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): bad check flag %d",
 					   i, s->name, f);
-	if ((s->category == nullptr) != (s->type == nullptr))
-		return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): give both codes or neither",
-				   i, s->name);
-	if (s->category != nullptr && (!code_ok(s->category) || !code_ok(s->type)))
-		return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): malformed code", i, s->name);
-	if (s->category == nullptr && !bridge_structure_codes(s->name, nullptr, nullptr))
-		return r3d_err_set(err, R3D_EINVAL, "structure %zu: no codes known for '%s'; give "
-				   "category and type", i, s->name);
+	if (!codes_ok(&s->codes))
+		return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): category and type codes "
+				   "missing or a code malformed", i, s->name);
 	return true;
 }
 
@@ -213,6 +190,34 @@ bool put_code(DcmItem *parent, const DcmTagKey &seq, const struct bridge_code &c
 	return parent->findOrCreateSequenceItem(seq, it, -2).good() &&
 	       put(it, DCM_CodeValue, c.value) && put(it, DCM_CodingSchemeDesignator, c.scheme) &&
 	       put(it, DCM_CodeMeaning, c.meaning);
+}
+
+/* Segmented Property Category and Type (with the type's modifier, the
+ * laterality, inside the type's item) of one segment or surface. */
+bool put_property_codes(DcmItem *parent, const struct bridge_segment_codes &c)
+{
+	DcmItem *type = nullptr;
+
+	if (!put_code(parent, DCM_SegmentedPropertyCategoryCodeSequence, c.category) ||
+	    !put_code(parent, DCM_SegmentedPropertyTypeCodeSequence, c.type) ||
+	    parent->findOrCreateSequenceItem(DCM_SegmentedPropertyTypeCodeSequence, type, 0).bad())
+		return false;
+	return !code_present(&c.type_modifier) ||
+	       put_code(type, DCM_SegmentedPropertyTypeModifierCodeSequence, c.type_modifier);
+}
+
+/* Anatomic Region Sequence (with its modifier) when the segment has one. */
+bool put_region(DcmItem *parent, const struct bridge_segment_codes &c)
+{
+	DcmItem *region = nullptr;
+
+	if (!code_present(&c.region))
+		return true;
+	if (!put_code(parent, DCM_AnatomicRegionSequence, c.region) ||
+	    parent->findOrCreateSequenceItem(DCM_AnatomicRegionSequence, region, 0).bad())
+		return false;
+	return !code_present(&c.region_modifier) ||
+	       put_code(region, DCM_AnatomicRegionModifierSequence, c.region_modifier);
 }
 
 /* Appends one item with the Algorithm Identification Macro. */
@@ -437,7 +442,7 @@ const char *flag_value(enum bridge_surface_flag f)
 
 /* One item of the Surface Sequence (Surface Mesh module). */
 bool put_surface(struct r3d_err *err, DcmItem *surface, const struct bridge_export_structure *s,
-		 unsigned number, const struct bridge_code &category, const struct bridge_code &type)
+		 unsigned number)
 {
 	uint16_t lab[3];
 	DcmItem *points = nullptr, *normals = nullptr, *prims = nullptr;
@@ -459,8 +464,7 @@ bool put_surface(struct r3d_err *err, DcmItem *surface, const struct bridge_expo
 
 	ok &= surface->putAndInsertUint32(DCM_SurfaceNumber, number).good();
 	ok &= put(surface, DCM_SurfaceComments, s->name);
-	ok &= put_code(surface, DCM_SegmentedPropertyCategoryCodeSequence, category);
-	ok &= put_code(surface, DCM_SegmentedPropertyTypeCodeSequence, type);
+	ok &= put_property_codes(surface, s->codes);
 	/* Smoothing and decimation are the generation algorithm's own steps, not
 	 * a later processing of a finished surface. */
 	ok &= put(surface, DCM_SurfaceProcessing, "NO");
@@ -499,8 +503,7 @@ bool put_surface(struct r3d_err *err, DcmItem *surface, const struct bridge_expo
 
 /* One item of the Segment Sequence (Surface Segmentation module). */
 bool put_segment(struct r3d_err *err, DcmItem *seg, const struct bridge_export_structure *s,
-		 unsigned number, const struct bridge_code &category, const struct bridge_code &type,
-		 const struct bridge_export_info *info)
+		 unsigned number, const struct bridge_export_info *info)
 {
 	DcmItem *ref = nullptr;
 	bool ok = true;
@@ -508,8 +511,8 @@ bool put_segment(struct r3d_err *err, DcmItem *seg, const struct bridge_export_s
 	ok &= seg->putAndInsertUint16(DCM_SegmentNumber, static_cast<Uint16>(number)).good();
 	ok &= put(seg, DCM_SegmentLabel, s->name);
 	ok &= put(seg, DCM_SegmentAlgorithmType, "AUTOMATIC");
-	ok &= put_code(seg, DCM_SegmentedPropertyCategoryCodeSequence, category);
-	ok &= put_code(seg, DCM_SegmentedPropertyTypeCodeSequence, type);
+	ok &= put_property_codes(seg, s->codes);
+	ok &= put_region(seg, s->codes);
 	ok &= seg->putAndInsertUint32(DCM_SurfaceCount, 1).good();
 	ok &= ok && seg->findOrCreateSequenceItem(DCM_ReferencedSurfaceSequence, ref, 0).good() &&
 	      ref->putAndInsertUint32(DCM_ReferencedSurfaceNumber, number).good() &&
@@ -589,21 +592,13 @@ bool surface_segmentation_write(struct r3d_err *err, const char *path,
 		return r3d_err_set(err, R3D_ENOMEM, "cannot fill the Surface Segmentation attributes");
 	for (size_t i = 0; i < count; i++) {
 		const struct bridge_export_structure *s = &structures[i];
-		struct bridge_code category, type;
 		DcmItem *seg = nullptr, *surface = nullptr;
 		unsigned number = static_cast<unsigned>(i + 1);
 
-		if (s->category != nullptr) {
-			category = *s->category;
-			type = *s->type;
-		} else {
-			bridge_structure_codes(s->name, &category, &type);
-		}
 		if (ds->findOrCreateSequenceItem(DCM_SegmentSequence, seg, -2).bad() ||
 		    ds->findOrCreateSequenceItem(DCM_SurfaceSequence, surface, -2).bad())
 			return r3d_err_set(err, R3D_ENOMEM, "cannot add segment %u", number);
-		if (!put_segment(err, seg, s, number, category, type, info) ||
-		    !put_surface(err, surface, s, number, category, type))
+		if (!put_segment(err, seg, s, number, info) || !put_surface(err, surface, s, number))
 			return false;
 	}
 	return save_atomic(err, ff, path, EET_UndefinedLength);
@@ -741,21 +736,6 @@ std::string big_decimal(unsigned char *v, size_t n)
 }
 
 } // namespace
-
-extern "C" bool bridge_structure_codes(const char *name, struct bridge_code *category,
-				       struct bridge_code *type)
-{
-	for (const code_row &r : code_table) {
-		if (name != nullptr && strcmp(r.name, name) == 0) {
-			if (category != nullptr)
-				*category = r.category;
-			if (type != nullptr)
-				*type = r.type;
-			return true;
-		}
-	}
-	return false;
-}
 
 extern "C" void bridge_rgb_to_cielab(const float rgb[3], uint16_t lab[3])
 {

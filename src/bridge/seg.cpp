@@ -39,6 +39,8 @@ extern "C" {
 #include "bridge_util.h"
 
 using r3d_bridge_util::code_ok;
+using r3d_bridge_util::code_present;
+using r3d_bridge_util::codes_ok;
 using r3d_bridge_util::host_serial;
 using r3d_bridge_util::identity_check;
 using r3d_bridge_util::save_atomic;
@@ -112,15 +114,9 @@ bool check(struct r3d_err *err, const struct bridge_export_info *info,
 		if ((s->mask == nullptr) == (s->bits == nullptr))
 			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): give a mask or bits "
 					   "(exactly one)", i, s->name);
-		if ((s->category == nullptr) != (s->type == nullptr))
-			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): give both codes or "
-					   "neither", i, s->name);
-		if (s->category != nullptr && (!code_ok(s->category) || !code_ok(s->type)))
-			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): malformed code", i,
-					   s->name);
-		if (s->category == nullptr && !bridge_structure_codes(s->name, nullptr, nullptr))
-			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): no codes for this "
-					   "name", i, s->name);
+		if (!codes_ok(&s->codes))
+			return r3d_err_set(err, R3D_EINVAL, "structure %zu (%s): category and type "
+					   "codes missing or a code malformed", i, s->name);
 	}
 	return true;
 }
@@ -128,6 +124,32 @@ bool check(struct r3d_err *err, const struct bridge_export_info *info,
 bool dcm_fail(struct r3d_err *err, const char *what, const OFCondition &c)
 {
 	return r3d_err_set(err, R3D_EINVAL, "segmentation: %s: %s", what, c.text());
+}
+
+/* The optional codes of a segment: the type's modifier (laterality), the
+ * Anatomic Region and its modifier. */
+bool put_segment_codes(struct r3d_err *err, DcmSegment *segment, const struct bridge_segment_codes &sc)
+{
+	OFCondition c;
+
+	if (code_present(&sc.type_modifier)) {
+		CodeSequenceMacro *m = new CodeSequenceMacro(sc.type_modifier.value, sc.type_modifier.scheme,
+							     sc.type_modifier.meaning);
+		segment->getSegmentedPropertyTypeModifierCode().push_back(m);
+	}
+	if (code_present(&sc.region)) {
+		GeneralAnatomyMacro &ga = segment->getGeneralAnatomyCode();
+		c = ga.getAnatomicRegion().set(sc.region.value, sc.region.scheme, sc.region.meaning);
+		if (c.bad())
+			return dcm_fail(err, "anatomic region", c);
+		if (code_present(&sc.region_modifier)) {
+			CodeSequenceMacro *m = new CodeSequenceMacro(sc.region_modifier.value,
+								     sc.region_modifier.scheme,
+								     sc.region_modifier.meaning);
+			ga.getAnatomicRegionModifier().push_back(m);
+		}
+	}
+	return true;
 }
 
 
@@ -286,20 +308,18 @@ bool write_seg(struct r3d_err *err, const char *path, const struct bridge_export
 	std::vector<Uint8> frame(plane);
 	for (size_t i = 0; i < in->nstructures; i++) {
 		const struct bridge_seg_structure *s = &in->structures[i];
-		struct bridge_code cat, typ;
-		if (s->category != nullptr) {
-			cat = *s->category;
-			typ = *s->type;
-		} else {
-			bridge_structure_codes(s->name, &cat, &typ);
-		}
-		CodeSequenceMacro ccat(cat.value, cat.scheme, cat.meaning);
-		CodeSequenceMacro ctyp(typ.value, typ.scheme, typ.meaning);
+		const struct bridge_segment_codes &sc = s->codes;
+		CodeSequenceMacro ccat(sc.category.value, sc.category.scheme, sc.category.meaning);
+		CodeSequenceMacro ctyp(sc.type.value, sc.type.scheme, sc.type.meaning);
 		DcmSegment *segment = nullptr;
 		c = DcmSegment::create(segment, s->name, ccat, ctyp, DcmSegTypes::SAT_AUTOMATIC,
 				       SEG_ALGORITHM);
 		if (c.bad() || segment == nullptr)
 			return dcm_fail(err, "segment", c);
+		if (!put_segment_codes(err, segment, sc)) {
+			delete segment;
+			return false;
+		}
 		uint16_t lab[3];
 		bridge_rgb_to_cielab(s->rgb, lab);
 		segment->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]);

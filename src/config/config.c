@@ -344,6 +344,51 @@ void config_defaults(struct config *cfg)
 			log_error("config", "internal: default of [%s] %s: %s", config_keys[i].section,
 				  config_keys[i].name, err.msg);
 	}
+	structure_catalog_default(&cfg->structures);
+}
+
+/* ------------------------------------------------------------------ */
+/* [structure KEY] sections                                            */
+/* ------------------------------------------------------------------ */
+
+/* What the loader remembers of each catalogue entry a file touched. */
+struct structure_seen {
+	int line;          /* 1: a section of the file sets it; 0: untouched */
+	unsigned attrs;    /* bit i: structure_attr_names[i] was given */
+};
+
+/* One key of a [structure KEY] section: a built-in entry is changed, a new
+ * key becomes a threshold structure. */
+static bool structure_set(struct r3d_err *err, struct config *cfg, struct structure_seen *seen,
+			  const char *key, const char *name, const char *value)
+{
+	struct structure_catalog *c = &cfg->structures;
+	struct structure_def *d = structure_catalog_find(c, key);
+	size_t a;
+
+	for (a = 0; structure_attr_names[a] != NULL; a++)
+		if (strcmp(structure_attr_names[a], name) == 0)
+			break;
+	if (structure_attr_names[a] == NULL)
+		return r3d_err_set(err, R3D_EINVAL, "unknown key (one of enabled, label, min_hu, max_hu, "
+				   "contrast_min_hu, color, category, type, laterality, region, "
+				   "region_laterality, max_triangles)");
+	if (d == NULL) {
+		if (!structure_key_valid(key))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a structure key (1 to %d "
+					   "characters of a-z, 0-9 and _, a letter first)", key,
+					   STRUCTURE_KEY_MAX - 1);
+		if (c->n == STRUCTURE_MAX)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d structures", STRUCTURE_MAX);
+		d = &c->def[c->n++];
+		structure_def_threshold(d, key);
+	}
+	struct structure_seen *sn = &seen[d - c->def];
+	sn->line = 1;
+	if (sn->attrs & (1u << a))
+		return r3d_err_set(err, R3D_EINVAL, "given twice");
+	sn->attrs |= 1u << a;
+	return structure_def_set(err, d, name, value);
 }
 
 /* ------------------------------------------------------------------ */
@@ -458,6 +503,7 @@ struct load_ctx {
 	struct config *cfg;
 	struct r3d_err *err;
 	bool failed;
+	struct structure_seen structures[STRUCTURE_MAX];
 	char last_section[64];
 	char last_name[64];
 	int line;
@@ -478,6 +524,14 @@ static int load_handler(void *user, const char *section, const char *name, const
 #endif
 	if (ctx->failed)
 		return 0;
+	if (strncmp(section, "structure ", 10) == 0) {
+		if (!structure_set(ctx->err, ctx->cfg, ctx->structures, section + 10, name, value)) {
+			ctx->failed = true;
+			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+			return 0;
+		}
+		return 1;
+	}
 	if (strncmp(section, "destination ", 12) == 0) {
 		if (!destination_set(ctx->err, ctx->cfg, section + 12, name, value)) {
 			ctx->failed = true;
@@ -510,6 +564,33 @@ static int load_handler(void *user, const char *section, const char *name, const
 	return 1;
 }
 
+/* The line of the first "[section name]" header in path (inih does not hand
+ * line numbers to the handler in Debian's build), 0 when not found. Used
+ * only to point an error at its section. */
+static int section_line(const char *path, const char *section, const char *name)
+{
+	char want[128], line[1024];
+	FILE *f = fopen(path, "r");
+	int n = 0, found = 0;
+
+	snprintf(want, sizeof(want), "[%s %s]", section, name);
+	while (f != NULL && found == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *e;
+		n++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strcspn(p, "\r\n");
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*e = '\0';
+		if (strcmp(p, want) == 0)
+			found = n;
+	}
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
 bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 {
 	struct load_ctx ctx;
@@ -532,6 +613,14 @@ bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 				   path, rc);
 	if (!destinations_complete(err, cfg))
 		return r3d_err_prefix(err, "%s", path);
+	for (size_t i = 0; i < cfg->structures.n; i++) {
+		if (ctx.structures[i].line == 0)
+			continue;
+		if (!structure_def_check(err, &cfg->structures.def[i]))
+			return r3d_err_prefix(err, "%s:%d: [structure %s]", path,
+					      section_line(path, "structure", cfg->structures.def[i].key),
+					      cfg->structures.def[i].key);
+	}
 	for (size_t n = strlen(cfg->viewer_base_url); n > 0 && cfg->viewer_base_url[n - 1] == '/';)
 		cfg->viewer_base_url[--n] = '\0';
 	return true;
@@ -641,6 +730,22 @@ void config_write_sample(FILE *out)
 		     "# calling_ae_title = RECON3D    (default: [dicom] ae_title)\n"
 		     "# connect_timeout_s = %d  acse_timeout_s = %d  dimse_timeout_s = %d\n",
 		DEST_DEFAULT_CONNECT_S, DEST_DEFAULT_ACSE_S, DEST_DEFAULT_DIMSE_S);
+	fprintf(out, "\n# The structure catalogue: one section per structure. The built-in presets\n"
+		     "# follow; change a key, or switch one off with enabled = false. A new\n"
+		     "# [structure KEY] section adds a structure of the voxels in [min_hu, max_hu]\n"
+		     "# (either end may be left out; components of at least 27 voxels), meshed\n"
+		     "# through the CT's grey-level crossing; unset keys take a site structure's\n"
+		     "# defaults (label = KEY, grey, Tissue/Tissue, 600000 triangles). Example:\n"
+		     "# [structure dense_bone]\n"
+		     "# label = dense bone\n"
+		     "# min_hu = 700\n"
+		     "# color = #f0e6c8\n"
+		     "# category = 85756007^SCT^Tissue\n"
+		     "# type = 3138006^SCT^Bone\n"
+		     "# max_triangles = 400000\n");
+	struct structure_catalog c;
+	structure_catalog_default(&c);
+	structure_catalog_write_config(out, &c);
 }
 
 bool config_caller_allowed(const struct config *cfg, const char *calling_ae, const char *peer_host)

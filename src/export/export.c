@@ -40,15 +40,9 @@ static bool derive(struct r3d_err *err, const char *root, int64_t job_id, const 
 	return bridge_uid_derive(err, root, label, out);
 }
 
-/* The body surface: a model of it can show a face (Recognizable Visual
- * Features YES on the objects that carry it). */
-static bool is_skin(const char *name)
-{
-	return strcmp(name, "skin") == 0;
-}
-
-/* Seven rendered views, one Secondary Capture series. The skin hides the
- * structures inside it, so it is left out when there are any. */
+/* Seven rendered views, one Secondary Capture series. The body surface
+ * (the catalogue's body_surface entries: the skin) hides the structures
+ * inside it, so it is left out when there are any. */
 static bool export_previews(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
 			    struct bridge_export_info *info, const char *dir,
 			    const struct export_options *opt, struct export_result *out)
@@ -59,19 +53,21 @@ static bool export_previews(struct r3d_err *err, const struct pipeline_result *r
 	uint8_t *rgb = NULL;
 	bool ok = false;
 
-	/* The skin encloses everything else: draw it only when it is alone. */
-	bool inner = false;
+	/* The body surface encloses everything else: draw it only when alone. */
+	bool inner = false, body = false;
 	for (size_t i = 0; i < res->nstructures; i++)
-		inner = inner || (res->structures[i].mesh != NULL && strcmp(res->structures[i].name, "skin") != 0);
+		inner = inner || (res->structures[i].mesh != NULL && !res->structures[i].def.body_surface);
 	for (size_t i = 0; i < res->nstructures; i++) {
-		if (res->structures[i].mesh == NULL || (inner && strcmp(res->structures[i].name, "skin") == 0))
+		const struct pipeline_structure *ps = &res->structures[i];
+		if (ps->mesh == NULL || (inner && ps->def.body_surface))
 			continue;
-		meshes[n].mesh = res->structures[i].mesh;
-		memcpy(meshes[n].rgb, res->structures[i].rgb, sizeof(meshes[n].rgb));
+		meshes[n].mesh = ps->mesh;
+		memcpy(meshes[n].rgb, ps->def.rgb, sizeof(meshes[n].rgb));
+		body = body || ps->def.body_surface;
 		n++;
 	}
-	/* A skin drawn alone shows the face of a head CT. */
-	info->recognizable = inner ? BRIDGE_FLAG_NO : BRIDGE_FLAG_YES;
+	/* A body surface drawn alone shows the face of a head CT. */
+	info->recognizable = body ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
 	if (!size_mul3((size_t)opt->preview_size, (size_t)opt->preview_size, 3, &bytes))
 		return r3d_err_set(err, R3D_EINVAL, "export: preview size");
 	rgb = malloc(bytes);
@@ -140,6 +136,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 	pthread_t pt_thread;
 	bool pt_running = false;
 	struct bridge_export_structure st[PIPELINE_MAX_STRUCTURES];
+	const struct structure_def *def[PIPELINE_MAX_STRUCTURES];   /* of st[i] */
 	struct bridge_export_ref *brefs = NULL;
 	struct bridge_export_info info;
 	char dir[PATH_MAX], series_uid[BRIDGE_UID_MAX + 1], what[128], stl[PATH_MAX];
@@ -154,9 +151,10 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		if (ps->mesh == NULL)
 			continue;
 		bool verified = ps->stats.closed && ps->stats.manifold;
+		def[nst] = &ps->def;
 		st[nst] = (struct bridge_export_structure){
-			.name = ps->name,
-			.rgb = {ps->rgb[0], ps->rgb[1], ps->rgb[2]},
+			.name = ps->def.label,
+			.rgb = {ps->def.rgb[0], ps->def.rgb[1], ps->def.rgb[2]},
 			.xyz = ps->mesh->xyz,
 			.tri = ps->mesh->tri,
 			.nvert = ps->mesh->nvert,
@@ -164,6 +162,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 			.finite_volume = verified ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO,
 			.manifold = verified ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO,
 		};
+		pipeline_structure_codes(&ps->def, &st[nst].codes);
 		nst++;
 	}
 	if (nst == 0)
@@ -224,22 +223,22 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 	/* One Encapsulated STL per structure, each its own series. */
 	for (size_t i = 0; opt->stl && i < nst; i++) {
 		o = &out->obj[out->n];
-		snprintf(what, sizeof(what), "stl %s series", st[i].name);
+		snprintf(what, sizeof(what), "stl %s series", def[i]->key);
 		if (!derive(err, res->series_uid, job_id, what, series_uid))
 			goto out;
-		snprintf(what, sizeof(what), "stl %s instance", st[i].name);
+		snprintf(what, sizeof(what), "stl %s instance", def[i]->key);
 		if (!derive(err, res->series_uid, job_id, what, o->sop_instance_uid))
 			goto out;
-		snprintf(o->description, sizeof(o->description), "3D model: %s (STL)", st[i].name);
-		if (!path_fmt(err, o->path, sizeof(o->path), "%s/stl-%s.dcm", dir, st[i].name) ||
-		    !path_fmt(err, stl, sizeof(stl), "%s/%s.stl", results_dir, st[i].name))
+		snprintf(o->description, sizeof(o->description), "3D model: %s (STL)", def[i]->label);
+		if (!path_fmt(err, o->path, sizeof(o->path), "%s/stl-%s.dcm", dir, def[i]->key) ||
+		    !path_fmt(err, stl, sizeof(stl), "%s/%s.stl", results_dir, def[i]->key))
 			goto out;
 		info.series_uid = series_uid;
 		info.series_number = EXPORT_SERIES_NUMBER_BASE + 1 + (long)i;
 		info.series_description = o->description;
 		info.sop_instance_uid = o->sop_instance_uid;
 		info.instance_number = 1;
-		info.recognizable = is_skin(st[i].name) ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
+		info.recognizable = def[i]->body_surface ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
 		if (!bridge_write_encapsulated_stl(err, o->path, &info, st[i].name, stl))
 			goto out;
 		out->n++;
@@ -262,7 +261,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		info.instance_number = 1;
 		info.recognizable = BRIDGE_FLAG_NO;
 		for (size_t i = 0; i < nst; i++)
-			if (is_skin(st[i].name))
+			if (def[i]->body_surface)
 				info.recognizable = BRIDGE_FLAG_YES;
 		if (!pipeline_write_segmentation(err, res, &info, o->path))
 			goto out;

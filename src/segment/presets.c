@@ -50,28 +50,28 @@ struct segment_ctx {
 	size_t nx, ny, nz, nvox;
 	uint8_t *buf;                           /* one big buffer for all masks */
 	size_t buf_bytes;
-	uint8_t *mask[SEGMENT_STRUCTURE_COUNT]; /* results */
+	uint8_t *mask[SEGMENT_PRESET_COUNT]; /* results */
 	uint8_t *scratch[SEGMENT_SCRATCH];
 	struct segment_cc *cc;
 };
 
-static const char *const structure_names[SEGMENT_STRUCTURE_COUNT] = {
+static const char *const structure_names[SEGMENT_PRESET_COUNT] = {
 	"skin", "bone", "lungs", "vessels",
 };
 
-const char *segment_structure_name(enum segment_structure s)
+const char *segment_preset_name(enum segment_preset s)
 {
-	return (unsigned)s < SEGMENT_STRUCTURE_COUNT ? structure_names[s] : "unknown";
+	return (unsigned)s < SEGMENT_PRESET_COUNT ? structure_names[s] : "unknown";
 }
 
-enum segment_structure segment_structure_from_name(const char *name)
+enum segment_preset segment_preset_from_name(const char *name)
 {
 	int s;
 
-	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+	for (s = 0; s < SEGMENT_PRESET_COUNT; s++)
 		if (strcmp(name, structure_names[s]) == 0)
-			return (enum segment_structure)s;
-	return SEGMENT_STRUCTURE_COUNT;
+			return (enum segment_preset)s;
+	return SEGMENT_PRESET_COUNT;
 }
 
 void segment_params_default(struct segment_params *p)
@@ -129,7 +129,7 @@ bool segment_ctx_create(struct r3d_err *err, size_t nx, size_t ny, size_t nz,
 		r3d_err_set(err, R3D_EINVAL, "bad grid %zux%zux%zu for segmentation", nx, ny, nz);
 		goto out;
 	}
-	if (!size_mul(nvox, SEGMENT_STRUCTURE_COUNT + SEGMENT_SCRATCH, &bytes)) {
+	if (!size_mul(nvox, SEGMENT_PRESET_COUNT + SEGMENT_SCRATCH, &bytes)) {
 		r3d_err_set(err, R3D_EINVAL, "segmentation buffers overflow");
 		goto out;
 	}
@@ -148,10 +148,10 @@ bool segment_ctx_create(struct r3d_err *err, size_t nx, size_t ny, size_t nz,
 	if (ctx->buf == NULL)
 		goto out;
 	ctx->buf_bytes = bytes;
-	for (i = 0; i < SEGMENT_STRUCTURE_COUNT; i++)
+	for (i = 0; i < SEGMENT_PRESET_COUNT; i++)
 		ctx->mask[i] = ctx->buf + i * nvox;
 	for (i = 0; i < SEGMENT_SCRATCH; i++)
-		ctx->scratch[i] = ctx->buf + (SEGMENT_STRUCTURE_COUNT + i) * nvox;
+		ctx->scratch[i] = ctx->buf + (SEGMENT_PRESET_COUNT + i) * nvox;
 	*out = ctx;
 	ctx = NULL;
 	ok = true;
@@ -830,7 +830,7 @@ static void range_set(struct segment_result *res, int s, double lo, double hi)
 bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segment_volume *vol,
 		 const struct segment_params *p, unsigned structures, struct segment_result *res)
 {
-	bool want[SEGMENT_STRUCTURE_COUNT], found = false, ok = false, have_bone = false;
+	bool want[SEGMENT_PRESET_COUNT], found = false, ok = false, have_bone = false;
 	double t0, t1;
 	size_t nlungs = 0;
 	int s;
@@ -852,7 +852,7 @@ bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segm
 	if (!params_check(err, p))
 		goto out;
 	ctx->cc->threads = p->threads;
-	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++) {
+	for (s = 0; s < SEGMENT_PRESET_COUNT; s++) {
 		want[s] = (structures >> s) & 1u;
 		if (!want[s])
 			skip(res, s, "not requested");
@@ -864,7 +864,7 @@ bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segm
 	t1 = clock_mono_s();
 	res->body_ms = (t1 - t0) * 1e3;
 	if (!found) {
-		for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+		for (s = 0; s < SEGMENT_PRESET_COUNT; s++)
 			if (want[s])
 				skip(res, s, "no body found in the field of view");
 		ok = true;
@@ -913,7 +913,7 @@ bool segment_run(struct r3d_err *err, struct segment_ctx *ctx, const struct segm
 				 p->vessels.detect_min_ml_per_cm * scan_cm(vol));
 		}
 	}
-	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+	for (s = 0; s < SEGMENT_PRESET_COUNT; s++)
 		if (res->mask[s] != NULL)
 			res->voxels[s] = segment_count_set(res->mask[s], ctx->nvox);
 	ok = true;

@@ -2,12 +2,16 @@
  * mesh_main.c: recon3d-mesh, the offline command. Runs the same pipeline as
  * the daemon's workers on a folder of DICOM files:
  *
- *   recon3d-mesh DICOM_DIR -o OUT_DIR [--structures bone,skin,lungs,vessels]
- *                [--threshold HU] [--series UID] [--interpolate-gaps] [--no-smooth]
- *                [--no-decimate] [--threads N] [--save-volume FILE]
+ *   recon3d-mesh DICOM_DIR -o OUT_DIR [--config FILE] [--structures LIST]
+ *                [--structure KEY:MIN:MAX]... [--threshold HU] [--series UID]
+ *                [--interpolate-gaps] [--no-smooth] [--no-decimate]
+ *                [--mask-surfaces] [--threads N] [--save-volume FILE]
  *                [--save-masks DIR] [--dicom-seg FILE]
+ *   recon3d-mesh [--config FILE] [--structure ...] --list-structures
  *
- * Writes OUT_DIR/<structure>.stl, model.obj, model.mtl and report.json;
+ * The structures are the daemon's catalogue (r3d/structure.h): the built-in
+ * presets, a config file's [structure KEY] sections, and --structure.
+ * Writes OUT_DIR/<key>.stl, model.obj, model.mtl and report.json;
  * --dicom-seg also the meshed masks as a binary DICOM Segmentation of the
  * source series (the same object the daemon sends back to the PACS).
  * Exit status 0 on success, 1 with one clear message when the input is
@@ -22,20 +26,25 @@
 #include <unistd.h>
 
 #include "r3d/bridge.h"
+#include "r3d/config.h"
 #include "r3d/pipeline.h"
 #include "r3d/util.h"
 
-#define MESH_CLI_HU_MIN (-2048)
-#define MESH_CLI_HU_MAX 32767
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: recon3d-mesh DICOM_DIR -o OUT_DIR [options]\n"
 		"  -o, --output DIR        where the models go (created)\n"
-		"  --structures LIST       comma-separated: bone,skin,lungs,vessels (default: all)\n"
-		"  --threshold HU          one structure 'custom' of the voxels at or above HU\n"
-		"                          (only it, unless --structures is given too)\n"
+		"  --config FILE           take the structures of a recon3d config file's\n"
+		"                          [structure KEY] sections (nothing else of it)\n"
+		"  --structures LIST       comma-separated keys of the catalogue to make\n"
+		"                          (default: every enabled one; see --list-structures)\n"
+		"  --structure KEY:MIN:MAX a structure of the voxels in [MIN, MAX] HU (either may\n"
+		"                          be empty), or a new range for an existing key; may\n"
+		"                          repeat; only these are made unless --structures names more\n"
+		"  --threshold HU          the same as --structure custom:HU:\n"
+		"  --list-structures       print the catalogue and exit\n"
 		"  --series UID            the series to use when the folder holds several\n"
 		"                          (default: the largest CT series)\n"
 		"  --interpolate-gaps      resample across missing slices instead of refusing\n"
@@ -125,34 +134,16 @@ static bool write_dicom_seg(struct r3d_err *err, const char *dicom_dir,
 	return true;
 }
 
-static bool parse_structures(const char *list, unsigned *out)
-{
-	char buf[256];
-	char *save = NULL;
-
-	if (strlen(list) >= sizeof(buf))
-		return false;
-	snprintf(buf, sizeof(buf), "%s", list);
-	*out = 0;
-	for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		enum segment_structure s = segment_structure_from_name(tok);
-		if (s == SEGMENT_STRUCTURE_COUNT) {
-			fprintf(stderr, "recon3d-mesh: unknown structure '%s' (bone, skin, lungs, vessels)\n",
-				tok);
-			return false;
-		}
-		*out |= 1u << s;
-	}
-	return *out != 0;
-}
-
 int main(int argc, char **argv)
 {
-	enum { OPT_STRUCTURES = 1000, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE, OPT_MASK_SURFACES,
+	enum { OPT_STRUCTURES = 1000, OPT_STRUCTURE, OPT_LIST, OPT_CONFIG, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE, OPT_MASK_SURFACES,
 	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"structures", required_argument, NULL, OPT_STRUCTURES},
+		{"structure", required_argument, NULL, OPT_STRUCTURE},
+		{"list-structures", no_argument, NULL, OPT_LIST},
+		{"config", required_argument, NULL, OPT_CONFIG},
 		{"threshold", required_argument, NULL, OPT_THRESHOLD},
 		{"series", required_argument, NULL, OPT_SERIES},
 		{"interpolate-gaps", no_argument, NULL, OPT_INTERPOLATE},
@@ -170,8 +161,12 @@ int main(int argc, char **argv)
 	struct pipeline_options o;
 	struct progress_state prog = {isatty(STDERR_FILENO) != 0, clock_mono_s()};
 	struct r3d_err err;
-	const char *out_dir = NULL, *dicom_seg = NULL;
-	bool structures_given = false;
+	static struct config cfg;
+	const char *out_dir = NULL, *dicom_seg = NULL, *only = NULL, *config_path = NULL;
+	const char *added[STRUCTURE_MAX];
+	char threshold_spec[64];
+	size_t nadded = 0;
+	bool list = false;
 	long v;
 	int c;
 
@@ -184,19 +179,30 @@ int main(int argc, char **argv)
 			out_dir = optarg;
 			break;
 		case OPT_STRUCTURES:
-			if (!parse_structures(optarg, &o.structures)) {
-				usage(stderr);
-				return 2;
-			}
-			structures_given = true;
+			only = optarg;
 			break;
+		case OPT_STRUCTURE:
 		case OPT_THRESHOLD:
-			if (!parse_long(&err, optarg, MESH_CLI_HU_MIN, MESH_CLI_HU_MAX, &v)) {
-				fprintf(stderr, "recon3d-mesh: --threshold: %s\n", err.msg);
+			if (nadded == STRUCTURE_MAX) {
+				fprintf(stderr, "recon3d-mesh: more than %d structures\n", STRUCTURE_MAX);
 				return 2;
 			}
-			o.custom = true;
-			o.custom_hu = (int)v;
+			if (c == OPT_THRESHOLD) {
+				if (!parse_long(&err, optarg, STRUCTURE_HU_MIN, STRUCTURE_HU_MAX, &v)) {
+					fprintf(stderr, "recon3d-mesh: --threshold: %s\n", err.msg);
+					return 2;
+				}
+				snprintf(threshold_spec, sizeof(threshold_spec), "custom:%ld:", v);
+				added[nadded++] = threshold_spec;
+			} else {
+				added[nadded++] = optarg;
+			}
+			break;
+		case OPT_LIST:
+			list = true;
+			break;
+		case OPT_CONFIG:
+			config_path = optarg;
 			break;
 		case OPT_SERIES:
 			o.series_uid = optarg;
@@ -238,12 +244,37 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* The catalogue: built in, then the config's sections, then the
+	 * command line's; only what was added, or what --structures names. */
+	config_defaults(&cfg);
+	if (config_path != NULL && !config_load(&err, config_path, &cfg)) {
+		fprintf(stderr, "recon3d-mesh: %s\n", err.msg);
+		return 2;
+	}
+	o.catalog = cfg.structures;
+	bool given[STRUCTURE_MAX] = {false};
+	for (size_t i = 0; i < nadded; i++) {
+		const struct structure_def *d = NULL;
+		if (!structure_catalog_parse_cli(&err, &o.catalog, added[i], &d)) {
+			fprintf(stderr, "recon3d-mesh: %s\n", err.msg);
+			return 2;
+		}
+		given[d - o.catalog.def] = true;
+	}
+	for (size_t i = 0; only == NULL && nadded > 0 && i < o.catalog.n; i++)
+		o.catalog.def[i].enabled = given[i];
+	if (only != NULL && !structure_catalog_enable_only(&err, &o.catalog, only)) {
+		fprintf(stderr, "recon3d-mesh: --structures: %s\n", err.msg);
+		return 2;
+	}
+	if (list) {
+		structure_catalog_print(stdout, &o.catalog);
+		return 0;
+	}
 	if (optind != argc - 1 || out_dir == NULL) {
 		usage(stderr);
 		return 2;
 	}
-	if (o.custom && !structures_given)
-		o.structures = 0;
 	if (!bridge_init(&err)) {
 		fprintf(stderr, "recon3d-mesh: %s\n", err.msg);
 		return 1;
@@ -271,9 +302,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < res.nstructures; i++) {
 		const struct pipeline_structure *ps = &res.structures[i];
 		if (ps->mesh == NULL)
-			printf("%-8s skipped: %s\n", ps->name, ps->skipped_reason);
+			printf("%-8s skipped: %s\n", ps->def.key, ps->skipped_reason);
 		else
-			printf("%-8s %9zu triangles %10.1f mL %s\n", ps->name, ps->stats.ntri,
+			printf("%-8s %9zu triangles %10.1f mL %s\n", ps->def.key, ps->stats.ntri,
 			       ps->stats.volume_ml, ps->stats.closed && ps->stats.manifold ?
 			       "watertight" : "NOT watertight");
 	}

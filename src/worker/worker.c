@@ -120,6 +120,7 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	log_info(module, "job started job=%lld series=%s instances=%lld attempt=%d", (long long)job->id,
 		 job->series_uid, (long long)job->instances, job->attempts);
 	pipeline_options_default(&o);
+	o.catalog = p->cfg->structures;
 	o.series_uid = job->series_uid;
 	o.threads = threads;
 	o.keep_masks = p->cfg->export_segmentation;   /* only the Segmentation needs them */

@@ -111,7 +111,7 @@ int main(int argc, char **argv)
 			continue;
 		meshed++;
 		/* The bits are the mask the mesh was made from (volume = slices). */
-		snprintf(path, sizeof(path), "%s/%s.raw", masks, ps->name);
+		snprintf(path, sizeof(path), "%s/%s.raw", masks, ps->def.key);
 		FILE *f = fopen(path, "rb");
 		size_t n = res.dims[0] * res.dims[1] * res.dims[2], set = 0, same = 0;
 		uint8_t *m = malloc(n);

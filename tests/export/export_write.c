@@ -24,6 +24,7 @@
 #include "r3d/bridge.h"
 #include "r3d/mesh.h"
 #include "r3d/pipeline.h"
+#include "r3d/structure.h"
 #include "r3d/util.h"
 
 #define UV_LAT 200  /* rings: 2 + 199 * 400 = 79602 points */
@@ -145,6 +146,8 @@ struct parts {
 	float rgb[MAX_PARTS][3];
 	const struct mesh *mesh[MAX_PARTS];
 	bool convex[MAX_PARTS];       /* normals must point away from the centroid */
+	struct bridge_segment_codes codes[MAX_PARTS];
+	struct structure_def def[MAX_PARTS];   /* the codes point into these */
 	struct mesh *own[MAX_PARTS];
 	struct pipeline_result res;
 	bool have_res;
@@ -160,9 +163,17 @@ static bool parts_synthetic(struct r3d_err *err, struct parts *p)
 	p->own[0] = octahedron(err, c0, 30.0, false);
 	p->own[1] = octahedron(err, c0, 20.0, true);
 	p->own[2] = uv_sphere(err, c2, 60.0);
+	struct structure_catalog cat;
+	structure_catalog_default(&cat);
 	for (size_t i = 0; i < 3; i++) {
+		const struct structure_def *d = structure_catalog_get(&cat, names[i]);
 		if (p->own[i] == NULL)
 			return false;
+		if (d != NULL)
+			p->def[i] = *d;
+		else
+			structure_def_threshold(&p->def[i], names[i]);
+		pipeline_structure_codes(&p->def[i], &p->codes[i]);
 		p->name[i] = names[i];
 		memcpy(p->rgb[i], colours[i], sizeof(p->rgb[i]));
 		p->mesh[i] = p->own[i];
@@ -185,8 +196,9 @@ static bool parts_pipeline(struct r3d_err *err, const char *dir, struct parts *p
 		struct pipeline_structure *ps = &p->res.structures[i];
 		if (ps->mesh == NULL)
 			continue;
-		p->name[p->count] = ps->name;
-		memcpy(p->rgb[p->count], ps->rgb, sizeof(ps->rgb));
+		p->name[p->count] = ps->def.key;
+		memcpy(p->rgb[p->count], ps->def.rgb, sizeof(ps->def.rgb));
+		pipeline_structure_codes(&ps->def, &p->codes[p->count]);
 		p->mesh[p->count] = ps->mesh;
 		p->convex[p->count] = false;
 		p->count++;
@@ -254,6 +266,7 @@ int main(int argc, char **argv)
 			goto fail;
 		memset(&s[i], 0, sizeof(s[i]));
 		s[i].name = parts.name[i];
+		s[i].codes = parts.codes[i];
 		memcpy(s[i].rgb, parts.rgb[i], sizeof(s[i].rgb));
 		s[i].xyz = m->xyz;
 		s[i].tri = m->tri;

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "r3d/bridge.h"
+#include "r3d/pipeline.h"
+#include "r3d/structure.h"
 #include "r3d/test.h"
 
 static void test_uid_derive(void)
@@ -91,22 +93,32 @@ static void test_cielab(void)
 	CHECK_NEAR(lab[2], (-107.86 + 128.0) * s_ab, 0.5 * s_ab);
 }
 
+/* The catalogue's presets carry the codes the exporters write. */
 static void test_codes(void)
 {
-	struct bridge_code c, t;
+	struct structure_catalog c;
+	const struct structure_def *d;
+	struct bridge_segment_codes bc;
 
-	CHECK(bridge_structure_codes("bone", &c, &t));
-	CHECK(strcmp(c.value, "85756007") == 0 && strcmp(c.scheme, "SCT") == 0);
-	CHECK(strcmp(t.value, "3138006") == 0 && strcmp(t.meaning, "Bone") == 0);
-	CHECK(bridge_structure_codes("lungs", &c, &t));
-	CHECK(strcmp(c.value, "91723000") == 0 && strcmp(t.value, "39607008") == 0);
-	CHECK(bridge_structure_codes("vessels", &c, &t));
-	CHECK(strcmp(c.value, "85756007") == 0 && strcmp(t.value, "59820001") == 0);
-	CHECK(bridge_structure_codes("skin", &c, &t));
-	CHECK(strcmp(t.value, "39937001") == 0 && strcmp(t.scheme, "SCT") == 0);
-	CHECK(bridge_structure_codes("custom", NULL, NULL));
-	CHECK(!bridge_structure_codes("liver", &c, &t));
-	CHECK(!bridge_structure_codes(NULL, &c, &t));
+	structure_catalog_default(&c);
+	d = structure_catalog_get(&c, "bone");
+	CHECK(d != NULL);
+	if (d == NULL)
+		return;
+	pipeline_structure_codes(d, &bc);
+	CHECK(strcmp(bc.category.value, "85756007") == 0 && strcmp(bc.category.scheme, "SCT") == 0);
+	CHECK(strcmp(bc.type.value, "3138006") == 0 && strcmp(bc.type.meaning, "Bone") == 0);
+	CHECK(bc.type_modifier.value == NULL && bc.region.value == NULL);
+	d = structure_catalog_get(&c, "lungs");
+	pipeline_structure_codes(d, &bc);
+	CHECK(strcmp(bc.category.value, "91723000") == 0 && strcmp(bc.type.value, "39607008") == 0);
+	d = structure_catalog_get(&c, "vessels");
+	pipeline_structure_codes(d, &bc);
+	CHECK(strcmp(bc.category.value, "85756007") == 0 && strcmp(bc.type.value, "59820001") == 0);
+	d = structure_catalog_get(&c, "skin");
+	pipeline_structure_codes(d, &bc);
+	CHECK(strcmp(bc.type.value, "39937001") == 0 && strcmp(bc.type.scheme, "SCT") == 0);
+	CHECK(structure_catalog_get(&c, "liver") == NULL);
 }
 
 static bool exists(const char *path)
@@ -147,7 +159,9 @@ static void test_refusals(const char *data)
 	struct bridge_export_structure s = {
 		.name = "bone", .rgb = {0.9f, 0.85f, 0.7f}, .xyz = xyz, .tri = tri,
 		.nvert = 4, .ntri = 4,
+		.codes = {.category = {"85756007", "SCT", "Tissue"}, .type = {"3138006", "SCT", "Bone"}},
 	};
+	const struct bridge_segment_codes bone_codes = s.codes;
 	uint32_t bad_tri[12];
 	FILE *f;
 
@@ -174,12 +188,22 @@ static void test_refusals(const char *data)
 	s.ntri = 0;
 	CHECK(!bridge_write_surface_segmentation(&err, out, &info, &s, 1) && err.code == R3D_EINVAL);
 	s.ntri = 4;
-	s.name = "liver";  /* no codes known and none given */
+	s.name = "liver";  /* no codes given */
+	memset(&s.codes, 0, sizeof(s.codes));
 	CHECK(!bridge_write_surface_segmentation(&err, out, &info, &s, 1) && err.code == R3D_EINVAL);
 	struct bridge_code cat = {"85756007", "SCT", "Tissue"}, typ = {"10200004", "SCT", "Liver"};
-	s.category = &cat;
+	s.codes.category = cat;
 	CHECK(!bridge_write_surface_segmentation(&err, out, &info, &s, 1) && err.code == R3D_EINVAL);
-	s.type = &typ;
+	s.codes.type = typ;
+	CHECK(bridge_write_surface_segmentation(&err, out, &info, &s, 1));
+	unlink(out);
+	/* Optional codes: a region modifier needs a region, a code needs all three parts. */
+	s.codes.region_modifier = (struct bridge_code){"7771000", "SCT", "Left"};
+	CHECK(!bridge_write_surface_segmentation(&err, out, &info, &s, 1) && err.code == R3D_EINVAL);
+	s.codes.region = (struct bridge_code){"10200004", "SCT", NULL};
+	CHECK(!bridge_write_surface_segmentation(&err, out, &info, &s, 1) && err.code == R3D_EINVAL);
+	s.codes.region.meaning = "Liver";
+	s.codes.type_modifier = (struct bridge_code){"7771000", "SCT", "Left"};
 	CHECK(bridge_write_surface_segmentation(&err, out, &info, &s, 1));
 	unlink(out);
 	/* Non-ASCII text with a UTF-8 source (ISO_IR 192). */
@@ -189,7 +213,7 @@ static void test_refusals(const char *data)
 	unlink(out);
 	info.series_description = "3D models (surface segmentation)";
 	s.name = "bone";
-	s.category = s.type = NULL;
+	s.codes = bone_codes;
 	s.rgb[1] = 1.5f;
 	CHECK(!bridge_write_surface_segmentation(&err, out, &info, &s, 1) && err.code == R3D_EINVAL);
 	s.rgb[1] = 0.85f;

@@ -123,10 +123,19 @@ int main(int argc, char **argv)
 			}
 
 	{
+		const struct bridge_code tissue = {"85756007", "SCT", "Tissue"};
 		const struct bridge_seg_structure st[NSTRUCT] = {
-			{"bone", {0.95f, 0.9f, 0.8f}, NULL, NULL, masks[0], NULL},
-			{"custom", {0.8f, 0.2f, 0.2f}, NULL, NULL, masks[1], NULL},
-			{"lungs", {0.6f, 0.7f, 0.9f}, NULL, NULL, masks[2], NULL},
+			{.name = "bone", .rgb = {0.95f, 0.9f, 0.8f}, .mask = masks[0],
+			 .codes = {.category = tissue, .type = {"3138006", "SCT", "Bone"}}},
+			/* a site structure with every optional code */
+			{.name = "custom", .rgb = {0.8f, 0.2f, 0.2f}, .mask = masks[1],
+			 .codes = {.category = tissue, .type = {"64033007", "SCT", "Kidney"},
+				   .type_modifier = {"7771000", "SCT", "Left"},
+				   .region = {"818983003", "SCT", "Abdomen"},
+				   .region_modifier = {"24028007", "SCT", "Right"}}},
+			{.name = "lungs", .rgb = {0.6f, 0.7f, 0.9f}, .mask = masks[2],
+			 .codes = {.category = {"91723000", "SCT", "Anatomical Structure"},
+				   .type = {"39607008", "SCT", "Lung"}}},
 		};
 		struct bridge_seg_input in = {
 			.slices = sl, .nslices = vol->nz,

@@ -38,7 +38,11 @@ int main(void)
 		{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.1", {0, 0, 0}, 0},
 		{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.2", {0, 0, 1}, 0},
 	};
-	struct bridge_seg_structure st = {"bone", {1, 1, 1}, NULL, NULL, mask, NULL};
+	const struct bridge_segment_codes bone = {
+		.category = {"85756007", "SCT", "Tissue"}, .type = {"3138006", "SCT", "Bone"},
+	};
+	struct bridge_seg_structure st = {.name = "bone", .rgb = {1, 1, 1}, .codes = bone,
+					  .mask = mask};
 	struct bridge_seg_input in = {
 		.slices = sl, .nslices = 2, .rows = 3, .columns = 4,
 		.orientation = {1, 0, 0, 0, 1, 0}, .pixel_spacing = {1, 1},
@@ -95,14 +99,16 @@ int main(void)
 		expect_refused("a frame number over 65535", target, &info, &in);
 		in.slices = sl;
 	}
-	st.name = "spleen";
-	expect_refused("a name without codes", target, &info, &in);
-	st.name = "bone";
-	st.category = &bad;
+	memset(&st.codes, 0, sizeof(st.codes));
+	expect_refused("no codes", target, &info, &in);
+	st.codes.category = bone.category;
 	expect_refused("only one code", target, &info, &in);
-	st.type = &bad;
+	st.codes.type = bad;
 	expect_refused("a malformed code", target, &info, &in);
-	st.category = st.type = NULL;
+	st.codes = bone;
+	st.codes.region_modifier = (struct bridge_code){"7771000", "SCT", "Left"};
+	expect_refused("a region modifier without a region", target, &info, &in);
+	st.codes = bone;
 	in.nstructures = BRIDGE_EXPORT_MAX_STRUCTURES + 1;
 	expect_refused("too many structures", target, &info, &in);
 	in.nstructures = 1;

@@ -77,9 +77,9 @@ static bool parse_structures(struct r3d_err *err, const char *list, unsigned *ou
 	strcpy(buf, list);
 	*out = 0;
 	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		enum segment_structure s = segment_structure_from_name(tok);
+		enum segment_preset s = segment_preset_from_name(tok);
 
-		if (s == SEGMENT_STRUCTURE_COUNT)
+		if (s == SEGMENT_PRESET_COUNT)
 			return r3d_err_set(err, R3D_EINVAL, "unknown structure '%s'", tok);
 		*out |= 1u << s;
 	}
@@ -119,8 +119,8 @@ int main(int argc, char **argv)
 	int16_t *hu = NULL;
 	size_t nvox = 0, bytes = 0;
 	long dims[3], repeat = 1, threads = 2;
-	double ms[SEGMENT_STRUCTURE_COUNT][RAW_MAX_REPEAT], total[RAW_MAX_REPEAT], cpu0;
-	unsigned structures = (1u << SEGMENT_STRUCTURE_COUNT) - 1;
+	double ms[SEGMENT_PRESET_COUNT][RAW_MAX_REPEAT], total[RAW_MAX_REPEAT], cpu0;
+	unsigned structures = (1u << SEGMENT_PRESET_COUNT) - 1;
 	FILE *f = NULL;
 	int i, s, rc = 1;
 	long rep;
@@ -194,20 +194,20 @@ int main(int argc, char **argv)
 		if (!segment_run(&err, ctx, &vol, &p, structures, &res))
 			goto fail;
 		total[rep] = (clock_mono_s() - t0) * 1e3;
-		for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+		for (s = 0; s < SEGMENT_PRESET_COUNT; s++)
 			ms[s][rep] = res.ms[s];
 	}
-	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++) {
+	for (s = 0; s < SEGMENT_PRESET_COUNT; s++) {
 		char path[RAW_MAX_PATH];
 
 		if (res.mask[s] == NULL) {
-			printf("structure %s skipped %s\n", segment_structure_name(s),
+			printf("structure %s skipped %s\n", segment_preset_name(s),
 			       res.skipped_reason[s]);
 			continue;
 		}
-		printf("structure %s voxels %zu ms %.1f\n", segment_structure_name(s), res.voxels[s],
+		printf("structure %s voxels %zu ms %.1f\n", segment_preset_name(s), res.voxels[s],
 		       median(ms[s], (size_t)repeat));
-		if (snprintf(path, sizeof(path), "%s_%s.u8", argv[8], segment_structure_name(s)) >=
+		if (snprintf(path, sizeof(path), "%s_%s.u8", argv[8], segment_preset_name(s)) >=
 		    (int)sizeof(path)) {
 			r3d_err_set(&err, R3D_EINVAL, "output prefix too long");
 			goto fail;

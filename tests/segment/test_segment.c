@@ -483,7 +483,7 @@ static void test_presets(bool contrast)
 		CHECK(strstr(res.skipped_reason[SEGMENT_VESSELS], "not contrast") != NULL);
 	}
 	printf("\n");
-	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
+	for (s = 0; s < SEGMENT_PRESET_COUNT; s++)
 		CHECK(overlap(res.mask[s], truth, PH_TABLE, n) == 0);
 	CHECK(overlap(res.mask[SEGMENT_BONE], truth, PH_VESSEL, n) == 0);
 	CHECK(overlap(res.mask[SEGMENT_LUNGS], truth, PH_GAS, n) == 0);
@@ -493,10 +493,10 @@ static void test_presets(bool contrast)
 
 	/* The thread count does not change a voxel. */
 	{
-		uint8_t *copy = malloc(n * SEGMENT_STRUCTURE_COUNT);
+		uint8_t *copy = malloc(n * SEGMENT_PRESET_COUNT);
 		bool same = copy != NULL;
 
-		for (s = 0; same && s < SEGMENT_STRUCTURE_COUNT; s++) {
+		for (s = 0; same && s < SEGMENT_PRESET_COUNT; s++) {
 			if (res.mask[s] != NULL)
 				memcpy(copy + s * n, res.mask[s], n);
 			else
@@ -504,7 +504,7 @@ static void test_presets(bool contrast)
 		}
 		p.threads = 3;
 		CHECK(segment_run(&err, ctx, &vol, &p, 0xf, &res));
-		for (s = 0; same && s < SEGMENT_STRUCTURE_COUNT; s++)
+		for (s = 0; same && s < SEGMENT_PRESET_COUNT; s++)
 			if (res.mask[s] != NULL && memcmp(copy + s * n, res.mask[s], n) != 0)
 				same = false;
 		CHECK(same);
@@ -544,9 +544,9 @@ static void test_names(void)
 {
 	int s;
 
-	for (s = 0; s < SEGMENT_STRUCTURE_COUNT; s++)
-		CHECK((int)segment_structure_from_name(segment_structure_name((enum segment_structure)s)) == s);
-	CHECK(segment_structure_from_name("liver") == SEGMENT_STRUCTURE_COUNT);
+	for (s = 0; s < SEGMENT_PRESET_COUNT; s++)
+		CHECK((int)segment_preset_from_name(segment_preset_name((enum segment_preset)s)) == s);
+	CHECK(segment_preset_from_name("liver") == SEGMENT_PRESET_COUNT);
 	CHECK(!segment_ctx_create(NULL, 0, 1, 1, &(struct segment_ctx *){ NULL }));
 }
 
