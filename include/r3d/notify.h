@@ -50,7 +50,10 @@
  *        "seconds": {"volume": 0.61, "segment": 1.9, "mesh": 2.3, "export": 0.4},
  *                                                 each key only if known
  *        "structures": [
- *          {"name": "bone", "triangles": 251234, "volume_ml": 812.44}]}],
+ *          {"name": "bone", "label": "bone",       name: the catalogue key;
+ *           "code": {"value": "3138006",           label, code: if known (the
+ *                    "scheme": "SCT", "meaning": "Bone"},  Segmented Property Type)
+ *           "triangles": 251234, "volume_ml": 812.44}]}],
  *     "destinations": [
  *       {"name": "pacs", "ae_title": "ORTHANC",   ae_title if given
  *        "delivered": 12, "failed": 0}]           objects each destination got
@@ -139,7 +142,10 @@ enum notify_series_outcome {
 };
 
 struct notify_structure {
-	const char *name;     /* "bone", "skin", ... */
+	const char *name;     /* the catalogue key: "bone", "skin", ... */
+	const char *label;    /* its display name; NULL: none given */
+	const char *code_value, *code_scheme, *code_meaning;  /* Segmented Property Type;
+							       * all NULL: none */
 	uint64_t triangles;
 	double volume_ml;     /* finite, >= 0 */
 };

@@ -33,6 +33,10 @@ struct worker_stats {
 	int64_t jobs_running;
 	int64_t jobs_finished;                  /* since start, any outcome */
 	double stage_seconds[PIPELINE_NSTAGES]; /* totals since start */
+	/* Per entry of the configured structure catalogue ([structure KEY],
+	 * same order): structures meshed and skipped since start. */
+	int64_t structures_made[STRUCTURE_MAX];
+	int64_t structures_skipped[STRUCTURE_MAX];
 };
 void worker_pool_stats(struct worker_pool *pool, struct worker_stats *out);
 

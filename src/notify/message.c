@@ -106,8 +106,16 @@ static bool check_study(struct r3d_err *err, const struct notify_study *st,
 		for (size_t k = 0; k < se->nstructures; k++) {
 			const struct notify_structure *s = &se->structures[k];
 
-			if (!check_string(err, "structure name", s->name, true))
+			if (!check_string(err, "structure name", s->name, true) ||
+			    !check_string(err, "structure label", s->label, false) ||
+			    !check_string(err, "structure code", s->code_value, false) ||
+			    !check_string(err, "structure code", s->code_scheme, false) ||
+			    !check_string(err, "structure code", s->code_meaning, false))
 				return r3d_err_prefix(err, "series %zu structure %zu", i, k);
+			if ((s->code_value == NULL) != (s->code_scheme == NULL) ||
+			    (s->code_value == NULL) != (s->code_meaning == NULL))
+				return r3d_err_set(err, R3D_EINVAL, "notify: series %zu structure %zu: "
+						   "a code needs value, scheme and meaning", i, k);
 			if (!isfinite(s->volume_ml) || s->volume_ml < 0)
 				return r3d_err_set(err, R3D_EINVAL,
 						   "notify: series %zu structure %zu volume not finite and >= 0", i, k);
@@ -259,6 +267,12 @@ static json_t *series_json(bool *ok, const struct notify_series *se)
 			break;
 		}
 		put(ok, js, "name", jstr(s->name));
+		if (s->label != NULL)
+			put(ok, js, "label", jstr(s->label));
+		if (s->code_value != NULL)
+			put(ok, js, "code", json_pack("{s:o, s:o, s:o}", "value", jstr(s->code_value),
+						      "scheme", jstr(s->code_scheme), "meaning",
+						      jstr(s->code_meaning)));
 		put(ok, js, "triangles", json_integer((json_int_t)s->triangles));
 		put(ok, js, "volume_ml", jreal(s->volume_ml, 100.0));
 		append(ok, structs, js);

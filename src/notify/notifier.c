@@ -125,6 +125,13 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 				continue;
 			struct notify_structure *ns = &structures[i][s->nstructures++];
 			ns->name = json_string_value(json_object_get(st, "name"));
+			ns->label = json_string_value(json_object_get(st, "label"));
+			json_t *type = json_object_get(json_object_get(st, "codes"), "type");
+			ns->code_value = json_string_value(json_object_get(type, "value"));
+			ns->code_scheme = json_string_value(json_object_get(type, "scheme"));
+			ns->code_meaning = json_string_value(json_object_get(type, "meaning"));
+			if (ns->code_value == NULL || ns->code_scheme == NULL || ns->code_meaning == NULL)
+				ns->code_value = ns->code_scheme = ns->code_meaning = NULL;
 			ns->triangles = (uint64_t)json_integer_value(json_object_get(st, "triangles"));
 			ns->volume_ml = json_number_value(json_object_get(st, "volume_ml"));
 		}

@@ -23,7 +23,7 @@
 #include "r3d/util.h"
 #include "r3d/viewer.h"
 
-#define STATUS_METRICS_MAX 16384
+#define STATUS_METRICS_MAX 32768
 
 struct status_server {
 	const struct config *cfg;
@@ -107,11 +107,22 @@ char *status_render_json(struct status_server *s)
 	for (int i = 0; i < PIPELINE_NSTAGES; i++)
 		json_object_set_new(stages, pipeline_stage_name((enum pipeline_stage)i),
 				    json_real(snap.work.stage_seconds[i]));
+	/* The structure catalogue, with what became of each entry since start. */
+	json_t *structures = json_array();
+	for (size_t i = 0; i < s->cfg->structures.n; i++) {
+		const struct structure_def *d = &s->cfg->structures.def[i];
+		json_array_append_new(structures,
+				      json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "key", d->key, "label",
+						d->label, "source", structure_source_name(d->source),
+						"enabled", d->enabled, "made",
+						(json_int_t)snap.work.structures_made[i], "skipped",
+						(json_int_t)snap.work.structures_skipped[i]));
+	}
 	jobs = json_object();
 	for (int i = 0; i < JOB_NSTATES; i++)
 		json_object_set_new(jobs, job_state_name((enum job_state)i),
 				    json_integer(snap.idx.jobs[i]));
-	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o,"
+	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o,"
 			 " s:o, s:o, s:o, s:o, s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
@@ -130,6 +141,7 @@ char *status_render_json(struct status_server *s)
 			 "jobs", jobs,
 			 "jobs_finished_since_start", (json_int_t)snap.work.jobs_finished,
 			 "stage_seconds_total", stages,
+			 "structures", structures,
 			 "outbox", outbox,
 			 "webhook", json_pack("{s:I, s:I, s:I, s:I, s:I}",
 					      "pending", (json_int_t)snap.webhook.pending,
@@ -231,6 +243,15 @@ char *status_render_metrics(struct status_server *s)
 	for (int i = 0; i < PIPELINE_NSTAGES; i++)
 		metric(buf, &len, "recon3d_stage_seconds_total{stage=\"%s\"} %.3f\n",
 		       pipeline_stage_name((enum pipeline_stage)i), snap.work.stage_seconds[i]);
+	metric(buf, &len, "# HELP recon3d_structures_total Structures of the catalogue meshed "
+			  "(made) or not (skipped) since start.\n# TYPE recon3d_structures_total counter\n");
+	for (size_t i = 0; i < s->cfg->structures.n; i++) {
+		const char *key = s->cfg->structures.def[i].key;   /* [a-z0-9_]: a safe label */
+		metric(buf, &len, "recon3d_structures_total{structure=\"%s\",outcome=\"made\"} %lld\n"
+				  "recon3d_structures_total{structure=\"%s\",outcome=\"skipped\"} %lld\n",
+		       key, (long long)snap.work.structures_made[i], key,
+		       (long long)snap.work.structures_skipped[i]);
+	}
 	COUNTER("instances_received_total", "C-STORE requests answered success.",
 		snap.recv.instances_stored);
 	COUNTER("instances_failed_total", "C-STORE requests answered with a failure.",

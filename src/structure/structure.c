@@ -616,11 +616,13 @@ static void attr_write(FILE *out, const char *name, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(out, "# %s\n%s = ", structure_attr_comment(name), name);
+	char value[STRUCTURE_TEXT_MAX];
+
 	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
+	vsnprintf(value, sizeof(value), fmt, ap);
 	va_end(ap);
-	fputc('\n', out);
+	fprintf(out, "# %s\n%s =%s%s\n", structure_attr_comment(name), name, value[0] ? " " : "",
+		value);
 }
 
 static void code_write(FILE *out, const char *name, const struct structure_code *c)

@@ -116,7 +116,9 @@ out:
 /* ---- the study's structures ------------------------------------------------ */
 
 struct vstructure {
-	const char *name;              /* in reports[] */
+	const char *name;              /* in reports[]: the catalogue key */
+	const char *label;             /* in reports[]: the display name */
+	bool body_surface;             /* the body's outer surface: hidden at first */
 	char key[VIEWER_KEY_MAX];      /* download name without ".stl", unique in the study */
 	int series;                    /* index into rows */
 	int rgb[3];
@@ -127,7 +129,7 @@ struct vstructure {
 };
 
 struct vskipped {
-	const char *name, *reason;
+	const char *name, *label, *reason;
 	int series;
 };
 
@@ -218,16 +220,22 @@ static bool vstudy_load(struct r3d_err *err, struct index *idx, const char *stud
 		arr = json_object_get(v->reports[i], "structures");
 		json_array_foreach(arr, k, st) {
 			const char *name = json_string_value(json_object_get(st, "name"));
+			const char *label = json_string_value(json_object_get(st, "label"));
 			const char *file = json_string_value(json_object_get(st, "file"));
+			json_t *body = json_object_get(st, "body_surface");
 			json_t *rgb = json_object_get(st, "color_rgb");
 			bool unit = true;
 
 			if (name == NULL || name[0] == '\0' || strlen(name) >= VIEWER_NAME_MAX)
 				continue;
+			/* Results from before the structure catalogue have no label. */
+			if (label == NULL || label[0] == '\0' || strlen(label) >= VIEWER_NAME_MAX)
+				label = name;
 			if (file == NULL || json_object_get(st, "triangles") == NULL) {
 				if (v->nskipped < VIEWER_MAX_STRUCTURES) {
 					struct vskipped *sk = &v->skipped[v->nskipped++];
 					sk->name = name;
+					sk->label = label;
 					sk->reason = json_string_value(json_object_get(st, "skipped_reason"));
 					sk->series = i;
 				}
@@ -237,6 +245,9 @@ static bool vstudy_load(struct r3d_err *err, struct index *idx, const char *stud
 				continue;
 			struct vstructure *s = &v->s[v->ns++];
 			s->name = name;
+			s->label = label;
+			/* ... nor a body_surface flag: their body surface was "skin". */
+			s->body_surface = json_is_boolean(body) ? json_is_true(body) : strcmp(name, "skin") == 0;
 			s->file = file;
 			s->mesh_file = json_string_value(json_object_get(st, "mesh_file"));
 			if (!plain_name(s->mesh_file, ".mesh"))
@@ -332,8 +343,9 @@ static char *models_json(const struct vstudy *v, double expires_at)
 	for (int k = 0; k < v->ns; k++) {
 		const struct vstructure *s = &v->s[k];
 		snprintf(file, sizeof(file), "%s.stl", s->key);
-		json_t *o = json_pack("{s:s, s:s, s:i, s:[i,i,i], s:f, s:I, s:s}", "name", s->name,
-				      "key", s->key, "series", s->series, "color_rgb", s->rgb[0],
+		json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:i, s:[i,i,i], s:f, s:I, s:s}", "name",
+				      s->name, "label", s->label, "key", s->key, "body_surface",
+				      s->body_surface, "series", s->series, "color_rgb", s->rgb[0],
 				      s->rgb[1], s->rgb[2], "volume_ml",
 				      round(s->volume_ml * 100.0) / 100.0, "triangles",
 				      s->triangles, "file", file);
@@ -345,8 +357,8 @@ static char *models_json(const struct vstudy *v, double expires_at)
 	}
 	for (int k = 0; k < v->nskipped; k++) {
 		const struct vskipped *s = &v->skipped[k];
-		json_array_append_new(skipped, json_pack("{s:s, s:i, s:s}", "name", s->name, "series",
-							 s->series, "reason",
+		json_array_append_new(skipped, json_pack("{s:s, s:s, s:i, s:s}", "name", s->name,
+							 "label", s->label, "series", s->series, "reason",
 							 s->reason != NULL ? s->reason : "not produced"));
 	}
 	json_object_set_new(root, "expires_at", jtime(expires_at));

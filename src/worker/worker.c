@@ -137,6 +137,16 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		pthread_mutex_lock(&p->lock);
 		for (int s = 0; s < PIPELINE_NSTAGES; s++)
 			p->stats.stage_seconds[s] += res.ms[s] / 1e3;
+		for (size_t i = 0; i < res.nstructures; i++) {
+			const struct structure_def *d = structure_catalog_get(&p->cfg->structures,
+									      res.structures[i].def.key);
+			if (d == NULL)
+				continue;
+			if (res.structures[i].mesh != NULL)
+				p->stats.structures_made[d - p->cfg->structures.def]++;
+			else
+				p->stats.structures_skipped[d - p->cfg->structures.def]++;
+		}
 		pthread_mutex_unlock(&p->lock);
 		pipeline_result_free(&res);
 	} else {

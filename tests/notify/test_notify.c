@@ -135,8 +135,8 @@ static void test_secret_and_sign_refusals(void)
 /* ---- the message ----------------------------------------------------------- */
 
 static const struct notify_structure structs_a[] = {
-	{"bone", 251234, 812.4449},
-	{"skin", 100000, 5123.456},
+	{"bone", "bone of the head", "3138006", "SCT", "Bone", 251234, 812.4449},
+	{"skin", NULL, NULL, NULL, NULL, 100000, 5123.456},
 };
 static const struct notify_series series_ok[] = {
 	{"1.2.840.113619.2.55.3.1", NOTIFY_SERIES_DONE, NULL, structs_a, 2, {0.6104, 1.9, 2.25, -1}},
@@ -227,6 +227,11 @@ static void test_message_fields(void)
 	CHECK(json_array_size(json_object_get(s0, "structures")) == 2);
 	st0 = json_array_get(json_object_get(s0, "structures"), 0);
 	CHECK(str_is(json_object_get(st0, "name"), "bone"));
+	CHECK(str_is(json_object_get(st0, "label"), "bone of the head"));
+	CHECK(str_is(json_object_get(json_object_get(st0, "code"), "value"), "3138006"));
+	CHECK(str_is(json_object_get(json_object_get(st0, "code"), "meaning"), "Bone"));
+	CHECK(json_object_get(json_array_get(json_object_get(s0, "structures"), 1), "label") == NULL);
+	CHECK(json_object_get(json_array_get(json_object_get(s0, "structures"), 1), "code") == NULL);
 	CHECK(json_integer_value(json_object_get(st0, "triangles")) == 251234);
 	CHECK_NEAR(json_real_value(json_object_get(st0, "volume_ml")), 812.44, 1e-9);
 	CHECK(str_is(json_object_get(json_array_get(json_object_get(data, "series"), 1), "reason"),
@@ -353,7 +358,7 @@ static void test_message_id(void)
 static void test_message_refusals(void)
 {
 	struct notify_study st;
-	struct notify_structure bad_struct = {"bone", 1, NAN};
+	struct notify_structure bad_struct = {"bone", NULL, NULL, NULL, NULL, 1, NAN};
 	struct notify_series bad_series = {"1.2.3", NOTIFY_SERIES_DONE, NULL, &bad_struct, 1, {0, 0, 0, 0}};
 	struct notify_message m;
 	struct r3d_err err;
@@ -374,6 +379,13 @@ static void test_message_refusals(void)
 	CHECK(!notify_message_build(&err, &st, NULL, &m) && err.code == R3D_EINVAL);
 	bad_struct.volume_ml = -1;
 	CHECK(!notify_message_build(&err, &st, NULL, &m) && err.code == R3D_EINVAL);
+	bad_struct.volume_ml = 1;
+	bad_struct.code_value = "3138006";   /* a code without scheme and meaning */
+	CHECK(!notify_message_build(&err, &st, NULL, &m) && err.code == R3D_EINVAL);
+	bad_struct.code_scheme = "SCT";
+	bad_struct.code_meaning = "Bone";
+	CHECK(notify_message_build(&err, &st, NULL, &m));
+	notify_message_free(&m);
 	st = sample_study();
 	st.outcome = (enum notify_outcome)7;
 	CHECK(!notify_message_build(&err, &st, NULL, &m) && err.code == R3D_EINVAL);

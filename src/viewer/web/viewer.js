@@ -6,12 +6,13 @@
 //
 // The URL fragment may choose the structures shown at first:
 //   #show=bone,vessels   (download names, as in models.json "key")
-// Without it every structure is shown except the body surface ("skin"),
+// Without it every structure is shown except the body surface (the
+// structures whose catalogue entry says body_surface, such as the skin),
 // which would hide the others; it can be switched on and is then translucent.
+// Names on the page are each structure's label from the catalogue.
 import * as THREE from './three.module.js';
 import { OrbitControls } from './OrbitControls.js';
 
-const SURFACE_NAMES = new Set(['skin', 'body']);
 const SURFACE_OPACITY = 0.3;
 
 const base = location.pathname.replace(/\/+$/, '');
@@ -201,7 +202,7 @@ function listItem(info, series, multiSeries, visible) {
   sw.className = 'swatch';
   sw.style.background = `rgb(${info.color_rgb.join(',')})`;
   const name = document.createElement('span');
-  name.textContent = info.name;
+  name.textContent = info.label || info.name;
   const vol = document.createElement('span');
   vol.className = 'volume';
   vol.textContent = formatMl(info.volume_ml);
@@ -226,8 +227,8 @@ function initialVisibility(structures) {
     const keys = new Set(decodeURIComponent(m[1]).split(',').filter(Boolean));
     return structures.map((s) => keys.has(s.key));
   }
-  const inner = structures.some((s) => !SURFACE_NAMES.has(s.name));
-  return structures.map((s) => !(inner && SURFACE_NAMES.has(s.name)));
+  const inner = structures.some((s) => !s.body_surface);
+  return structures.map((s) => !(inner && s.body_surface));
 }
 
 async function main() {
@@ -241,7 +242,7 @@ async function main() {
   const skipped = document.getElementById('skipped');
   for (const s of models.skipped || []) {
     const li = document.createElement('li');
-    li.textContent = `${s.name}: not made (${s.reason})`;
+    li.textContent = `${s.label || s.name}: not made (${s.reason})`;
     skipped.append(li);
   }
   const structures = models.structures || [];
@@ -254,11 +255,11 @@ async function main() {
   structures.forEach((info, i) => {
     const checkbox = listItem(info, models.series[info.series], multiSeries, visible[i]);
     const it = { info, mesh: null, loading: null, failed: false, checkbox,
-      surface: SURFACE_NAMES.has(info.name) };
+      surface: info.body_surface === true };
     checkbox.addEventListener('change', async () => {
       // A structure hidden at first is fetched when it is first shown.
       if (checkbox.checked && !it.mesh && !it.failed) {
-        statusLine.textContent = `Loading ${it.info.name}\u2026`;
+        statusLine.textContent = `Loading ${it.info.label || it.info.name}\u2026`;
         await load(it);
         showStatus();
       }
