@@ -4,6 +4,8 @@ Segmentation it wrote with an independent reader (pydicom + numpy):
 
 - SOP class 1.2.840.10008.5.1.4.1.1.66.4, Modality SEG, BINARY, 1 bit;
 - segments 1..3 labelled bone, custom, lungs with their SNOMED codes;
+  custom with its type modifier (Left) inside the type item, an Anatomic
+  Region (Abdomen) with its modifier (Right); the others with none;
 - patient, study and Frame of Reference equal the source CT's;
 - every frame references a source CT instance (Derivation Image) whose
   Image Position (Patient) equals the frame's Plane Position, and carries
@@ -26,7 +28,9 @@ import numpy as np
 import pydicom
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-EXPECT = [("bone", "3138006"), ("custom", "85756007"), ("lungs", "39607008")]
+EXPECT = [("bone", "3138006"), ("custom", "64033007"), ("lungs", "39607008")]
+# The optional codes of segment 2 (a site structure with laterality and region).
+EXPECT_CUSTOM = {"modifier": "7771000", "region": "818983003", "region_modifier": "24028007"}
 
 
 def fail(msg):
@@ -108,6 +112,18 @@ def main():
         t = s.SegmentedPropertyTypeCodeSequence[0]
         if t.CodeValue != code or t.CodingSchemeDesignator != "SCT":
             fail("segment %s: type code %s" % (label, t.CodeValue))
+        mods = t.get("SegmentedPropertyTypeModifierCodeSequence", [])
+        regions = s.get("AnatomicRegionSequence", [])
+        if label == "custom":
+            if [m.CodeValue for m in mods] != [EXPECT_CUSTOM["modifier"]]:
+                fail("segment custom: type modifier %s" % [m.CodeValue for m in mods])
+            if [r.CodeValue for r in regions] != [EXPECT_CUSTOM["region"]]:
+                fail("segment custom: anatomic region %s" % [r.CodeValue for r in regions])
+            rmods = regions[0].get("AnatomicRegionModifierSequence", [])
+            if [m.CodeValue for m in rmods] != [EXPECT_CUSTOM["region_modifier"]]:
+                fail("segment custom: region modifier %s" % [m.CodeValue for m in rmods])
+        elif len(mods) or len(regions):
+            fail("segment %s: codes it was not given" % label)
         if s.SegmentAlgorithmType != "AUTOMATIC":
             fail("segment %s: algorithm type" % label)
 
