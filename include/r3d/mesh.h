@@ -209,17 +209,33 @@ struct mesh_build_params {
 	int threads;         /* isosurface and smoothing threads, 1..MESH_MAX_THREADS */
 	double affine[16];   /* voxel index -> LPS mm, row-major (see mesh_transform) */
 	bool smooth;
-	struct mesh_smooth_params smoothing;  /* clamp > 0: done in voxel index
-					       * before the transform (mask surfaces) */
+	struct mesh_smooth_params smoothing;
+	bool smooth_in_voxels; /* smoothing (and its clamp) in voxel index before
+				* the transform; else in LPS mm after it */
 	size_t max_tri;      /* triangle budget; 0: no decimation */
 	float max_error;     /* decimation error bound relative to the extent */
 };
 struct mesh_build_times {
 	double isosurface_s, transform_s, smooth_s, decimate_s, check_s;
 };
-/* Sets iso 0.5, 1 thread, identity affine, default smoothing on, no
- * decimation, max_error 0.005. */
+/* Sets iso 0.5, 1 thread, identity affine, grey-level smoothing on (see
+ * mesh_build_grey_smoothing()), no decimation, max_error 0.005. */
 void mesh_build_defaults(struct mesh_build_params *p);
+/* Smoothing of a surface placed on the CT's grey levels (already sub-voxel,
+ * no terraces; what is left is CT noise): MESH_GREY_SMOOTH_ITER Taubin pairs
+ * in LPS mm, each vertex kept within +-MESH_GREY_SMOOTH_CLAMP_MM of where
+ * the isosurface put it on every axis, so the surface cannot move more than
+ * that from the CT's crossing. */
+#define MESH_GREY_SMOOTH_ITER 10
+#define MESH_GREY_SMOOTH_CLAMP_MM 0.15
+void mesh_build_grey_smoothing(struct mesh_build_params *p);
+/* Smoothing of a surface from a mask alone (no grey levels: the vertices sit
+ * on voxel-edge midpoints, in terraces): MESH_MASK_SMOOTH_ITER Taubin pairs
+ * in voxel index, each vertex kept within half a voxel of its start on every
+ * axis (in the voxel cell around the edge it came from), so the surface
+ * stays within half a voxel of the mask boundary and loses the terraces. */
+#define MESH_MASK_SMOOTH_ITER 20
+void mesh_build_mask_smoothing(struct mesh_build_params *p);
 /* Runs the stage; work (may be NULL) is the job's isosurface scratch.
  * On success the caller owns *out (mesh_destroy()); *st describes the final
  * mesh; times (may be NULL) gets the seconds per step. */

@@ -80,9 +80,25 @@ void mesh_build_defaults(struct mesh_build_params *p)
 	p->threads = 1;
 	p->affine[0] = p->affine[5] = p->affine[10] = p->affine[15] = 1.0;
 	p->smooth = true;
-	mesh_smooth_defaults(&p->smoothing);
+	mesh_build_grey_smoothing(p);
 	p->max_tri = 0;
 	p->max_error = BUILD_DEFAULT_MAX_ERROR;
+}
+
+void mesh_build_grey_smoothing(struct mesh_build_params *p)
+{
+	mesh_smooth_defaults(&p->smoothing);
+	p->smoothing.iterations = MESH_GREY_SMOOTH_ITER;
+	p->smoothing.clamp = MESH_GREY_SMOOTH_CLAMP_MM;
+	p->smooth_in_voxels = false;
+}
+
+void mesh_build_mask_smoothing(struct mesh_build_params *p)
+{
+	mesh_smooth_defaults(&p->smoothing);
+	p->smoothing.iterations = MESH_MASK_SMOOTH_ITER;
+	p->smoothing.clamp = 0.5;
+	p->smooth_in_voxels = true;
 }
 
 bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
@@ -101,9 +117,9 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 		goto out;
 	tm.isosurface_s = clock_mono_s() - t0;
 
-	/* A clamped smoothing keeps each vertex in its voxel cell: its box is
-	 * in voxel index, so it runs before the transform. */
-	if (p->smooth && sp.clamp > 0.0) {
+	/* A mask surface's smoothing keeps each vertex in its voxel cell: its
+	 * box is in voxel index, so it runs before the transform. */
+	if (p->smooth && p->smooth_in_voxels) {
 		t0 = clock_mono_s();
 		sp.threads = p->threads;
 		if (!mesh_smooth(err, m, &sp))
@@ -116,7 +132,7 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 		goto out;
 	tm.transform_s = clock_mono_s() - t0;
 
-	if (p->smooth && sp.clamp <= 0.0) {
+	if (p->smooth && !p->smooth_in_voxels) {
 		t0 = clock_mono_s();
 		sp.threads = p->threads;
 		if (!mesh_smooth(err, m, &sp))

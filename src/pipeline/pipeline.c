@@ -364,15 +364,6 @@ static bool mask_keep(struct r3d_err *err, const struct run *r, struct pipeline_
 	return true;
 }
 
-/* Smoothing for a surface from a mask alone: Taubin steps, each vertex kept
- * within half a voxel of where marching cubes put it (in its voxel cell). */
-static void mask_smoothing(struct mesh_smooth_params *sp)
-{
-	mesh_smooth_defaults(sp);
-	sp->iterations = 20;
-	sp->clamp = 0.5;
-}
-
 /* One structure's surface: through the CT's grey-level crossing of its HU
  * range where it has one (the mask decides what is inside), else from the
  * mask alone with smoothing kept within each vertex's voxel cell. */
@@ -396,7 +387,7 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 		mv.grey_lo = ps->range_lo;
 		mv.grey_hi = ps->range_hi;
 	} else {
-		mask_smoothing(&bp.smoothing);
+		mesh_build_mask_smoothing(&bp);
 	}
 	bp.smoothing.threads = r->o->threads;
 	bp.max_tri = r->o->decimate ? ps->def.max_triangles : 0;
