@@ -6,8 +6,9 @@
  * earlier one) over air. A sampling geometry (axial, double-oblique, or
  * gantry-tilted with sheared slice positions) says where each slice's voxels
  * lie. Rendering samples each voxel with partial-volume weighting (3x3 lines
- * per voxel across the row and slice directions, exact coverage along the
- * row), so isosurfaces of the result land on the analytic surfaces.
+ * per voxel across the row and slice directions by default, up to 32x32;
+ * exact coverage along the row), so isosurfaces of the result land on the
+ * analytic surfaces.
  *
  * Pure C, no DICOM: the recon3d-phantom command writes the slices through the
  * bridge; tests use the analytic truth directly. Every function is
@@ -27,6 +28,8 @@ extern "C" {
 #endif
 
 #define PHANTOM_MAX_SHAPES 16
+#define PHANTOM_SUBLINES 3        /* default sub-lines per voxel along columns and along slices */
+#define PHANTOM_MAX_SUBLINES 32
 #define PHANTOM_MAX_DIM 2048      /* rows or columns */
 #define PHANTOM_MAX_SLICES 4096
 #define PHANTOM_MAX_ANGLE_DEG 45.0
@@ -67,6 +70,9 @@ struct phantom_request {
 	double center[3];    /* LPS mm of the scene centre and of the grid centre */
 	double uneven;       /* odd slices moved by uneven * step along it: gaps alternate
 				(1 + uneven) and (1 - uneven) steps; 0..PHANTOM_MAX_UNEVEN */
+	unsigned sublines;   /* partial-volume lines per voxel along columns and along
+				slices (sublines^2 lines, exact coverage along each);
+				0: PHANTOM_SUBLINES; 1..PHANTOM_MAX_SUBLINES */
 };
 
 struct phantom {
@@ -86,6 +92,15 @@ struct phantom {
  * inside, an air cavity with an airway, two contrast vessels) so that it fits
  * the grid. */
 bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_request *req);
+
+/* As phantom_init(), but the scene is the caller's nshapes shapes (copied,
+ * placed as given in LPS mm, not scaled to the grid): for tests that need
+ * shapes of their own. Each shape needs positive finite radii (the ones its
+ * kind uses), cylinders a unit axis and a positive half_length, and
+ * cut_from -1 or the index of an earlier shape; 1..PHANTOM_MAX_SHAPES. */
+bool phantom_init_shapes(struct r3d_err *err, struct phantom *p,
+			 const struct phantom_request *req,
+			 const struct phantom_shape *shapes, size_t nshapes);
 
 /* Image Position (Patient) of slice k. */
 void phantom_slice_position(const struct phantom *p, uint32_t k, double pos[3]);

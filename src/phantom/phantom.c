@@ -4,7 +4,8 @@
  * Rendering works line by line: every voxel row is a line in patient space,
  * and each shape cuts it in one interval found in closed form, so a 512x512
  * slice costs a few hundred thousand interval fills, not per-voxel tests.
- * Any thread; a struct phantom is read-only after phantom_init().
+ * Any thread; a struct phantom is read-only after phantom_init() or
+ * phantom_init_shapes().
  */
 #include "r3d/phantom.h"
 
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PHANTOM_SUB 3            /* sub-lines per voxel along columns and slices */
 #define PHANTOM_EPS 1e-12
 
 static double dot3(const double a[3], const double b[3])
@@ -100,7 +100,10 @@ static void scene_place(struct phantom *p, double r)
 	p->nshapes = n;
 }
 
-bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_request *req)
+/* Checks the request and derives the slice geometry; *r gets the radius of
+ * the sphere inscribed in the sampled parallelepiped. */
+static bool geometry_init(struct r3d_err *err, struct phantom *p, const struct phantom_request *req,
+			  double *r_out)
 {
 	double a = req->angle_deg * M_PI / 180.0;
 	double ca = cos(a), sa = sin(a);
@@ -125,7 +128,12 @@ bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_r
 	if (!(req->angle_deg >= 0.0 && req->angle_deg <= PHANTOM_MAX_ANGLE_DEG))
 		return r3d_err_set(err, R3D_EINVAL, "angle %g outside 0..%g degrees", req->angle_deg,
 				   PHANTOM_MAX_ANGLE_DEG);
+	if (req->sublines > PHANTOM_MAX_SUBLINES)
+		return r3d_err_set(err, R3D_EINVAL, "%u sub-lines per voxel outside 1..%d",
+				   req->sublines, PHANTOM_MAX_SUBLINES);
 	p->req = *req;
+	if (p->req.sublines == 0)
+		p->req.sublines = PHANTOM_SUBLINES;
 	switch (req->geometry) {
 	case PHANTOM_AXIAL:
 		p->row_dir[0] = 1;
@@ -171,7 +179,59 @@ bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_r
 		r = half_height(eb, ec, ea);
 	if (half_height(ec, ea, eb) < r)
 		r = half_height(ec, ea, eb);
+	*r_out = r;
+	return true;
+}
+
+bool phantom_init(struct r3d_err *err, struct phantom *p, const struct phantom_request *req)
+{
+	double r;
+
+	if (!geometry_init(err, p, req, &r))
+		return false;
 	scene_place(p, r);
+	return true;
+}
+
+static bool shape_valid(struct r3d_err *err, const struct phantom_shape *s, size_t i)
+{
+	int nr = s->kind == PHANTOM_CYLINDER ? 1 : 3;
+
+	if (s->kind != PHANTOM_ELLIPSOID && s->kind != PHANTOM_CYLINDER && s->kind != PHANTOM_BOX)
+		return r3d_err_set(err, R3D_EINVAL, "shape %zu: unknown kind %d", i, (int)s->kind);
+	for (int a = 0; a < 3; a++)
+		if (!isfinite(s->center[a]) || !isfinite(s->axis[a]))
+			return r3d_err_set(err, R3D_EINVAL, "shape %zu: non-finite centre or axis", i);
+	for (int a = 0; a < nr; a++)
+		if (!(s->radii[a] > 0.0 && isfinite(s->radii[a])))
+			return r3d_err_set(err, R3D_EINVAL, "shape %zu: radius %g not positive", i,
+					   s->radii[a]);
+	if (s->kind == PHANTOM_CYLINDER &&
+	    (!(s->half_length > 0.0 && isfinite(s->half_length)) ||
+	     fabs(norm3(s->axis) - 1.0) > 1e-9))
+		return r3d_err_set(err, R3D_EINVAL, "shape %zu: cylinder needs a unit axis and "
+				   "a positive half length", i);
+	if (!isfinite(s->hu) || s->cut_from < -1 || s->cut_from >= (int)i)
+		return r3d_err_set(err, R3D_EINVAL, "shape %zu: bad value or cut_from", i);
+	return true;
+}
+
+bool phantom_init_shapes(struct r3d_err *err, struct phantom *p,
+			 const struct phantom_request *req,
+			 const struct phantom_shape *shapes, size_t nshapes)
+{
+	double r;
+
+	if (nshapes < 1 || nshapes > PHANTOM_MAX_SHAPES)
+		return r3d_err_set(err, R3D_EINVAL, "%zu shapes outside 1..%d", nshapes,
+				   PHANTOM_MAX_SHAPES);
+	for (size_t i = 0; i < nshapes; i++)
+		if (!shape_valid(err, &shapes[i], i))
+			return false;
+	if (!geometry_init(err, p, req, &r))
+		return false;
+	memcpy(p->shapes, shapes, nshapes * sizeof(shapes[0]));
+	p->nshapes = nshapes;
 	return true;
 }
 
@@ -287,7 +347,8 @@ void phantom_render_slice(const struct phantom *p, uint32_t k, int16_t *hu)
 	float sub[PHANTOM_MAX_DIM];
 	double d[3], base[3], q[3];
 	const float air = (float)PHANTOM_HU_AIR;
-	const float nsub = (float)(PHANTOM_SUB * PHANTOM_SUB);
+	const int nl = (int)p->req.sublines;
+	const float nsub = (float)(nl * nl);
 
 	for (int i = 0; i < 3; i++)
 		d[i] = p->req.spacing[0] * p->row_dir[i];
@@ -297,10 +358,10 @@ void phantom_render_slice(const struct phantom *p, uint32_t k, int16_t *hu)
 		for (int i = 0; i < 3; i++)
 			base[i] = p->origin[i] + ((double)k + ((k & 1) ? p->req.uneven : 0.0)) * p->step[i] +
 				  (double)j * p->req.spacing[1] * p->col_dir[i];
-		for (int sa = 0; sa < PHANTOM_SUB; sa++) {
-			for (int sb = 0; sb < PHANTOM_SUB; sb++) {
-				double fa = ((double)sa + 0.5) / PHANTOM_SUB - 0.5;
-				double fb = ((double)sb + 0.5) / PHANTOM_SUB - 0.5;
+		for (int sa = 0; sa < nl; sa++) {
+			for (int sb = 0; sb < nl; sb++) {
+				double fa = ((double)sa + 0.5) / nl - 0.5;
+				double fb = ((double)sb + 0.5) / nl - 0.5;
 				long hull_lo = (long)nx, hull_hi = -1;
 				double lo[PHANTOM_MAX_SHAPES], hi[PHANTOM_MAX_SHAPES];
 				bool hit[PHANTOM_MAX_SHAPES];
