@@ -159,11 +159,14 @@ static bool ring_add(uint32_t *ring, size_t *n, uint32_t v)
 	return true;
 }
 
-/* Collapses vertex r into vertex a when that keeps a closed 2-manifold: the
- * link condition (r and a share exactly the two vertices opposite their
- * edge) and no proper triangle around r folds over or loses its area.
- * Triangles that held both r and a are marked dead (all corners a). */
-static bool collapse_into(struct mesh *m, uint32_t r, uint32_t a)
+/* Whether vertex r can be collapsed into vertex a keeping a closed
+ * 2-manifold: the link condition (r and a share exactly the two vertices
+ * opposite their edge) and no proper triangle around r folds over or loses
+ * its area. *dv is the change of enclosed volume it would make: every
+ * triangle around r ends up holding a, so it is minus the signed volumes of
+ * the tetrahedra from a to those triangles. With apply, the collapse is made:
+ * triangles that held both r and a are marked dead (all corners a). */
+static bool collapse_into(struct mesh *m, uint32_t r, uint32_t a, bool apply, double *dv)
 {
 	uint32_t ring_r[SLIVER_MAX_RING], ring_a[SLIVER_MAX_RING];
 	size_t nr = 0, na = 0, shared_tris = 0, common = 0;
@@ -216,6 +219,23 @@ static bool collapse_into(struct mesh *m, uint32_t r, uint32_t a)
 		if (n0[0] * n1[0] + n0[1] * n1[1] + n0[2] * n1[2] <= 0 || is_sliver(m, g, &apex))
 			return false;
 	}
+	*dv = 0;
+	for (size_t t = 0; t < m->ntri; t++) {
+		const uint32_t *f = m->tri + 3 * t;
+		const float *va = m->xyz + 3 * (size_t)a;
+		double u[3][3];
+		if (!tri_has(f, r) || (f[0] == f[1] && f[1] == f[2]))
+			continue;
+		for (int i = 0; i < 3; i++) {
+			for (int k = 0; k < 3; k++)
+				u[i][k] = (double)m->xyz[3 * (size_t)f[i] + k] - (double)va[k];
+		}
+		*dv -= (u[0][0] * (u[1][1] * u[2][2] - u[1][2] * u[2][1]) -
+			u[0][1] * (u[1][0] * u[2][2] - u[1][2] * u[2][0]) +
+			u[0][2] * (u[1][0] * u[2][1] - u[1][1] * u[2][0])) / 6.0;
+	}
+	if (!apply)
+		return true;
 	for (size_t t = 0; t < m->ntri; t++) {
 		uint32_t *f = m->tri + 3 * t;
 		if (!tri_has(f, r))
@@ -244,15 +264,22 @@ static size_t collapse_slivers(struct mesh *m)
 		if (!is_sliver(m, f, &apex))
 			continue;
 		uint32_t p = f[(apex + 1) % 3], q = f[(apex + 2) % 3], r = f[apex];
-		const float *vr = m->xyz + 3 * (size_t)r, *vp = m->xyz + 3 * (size_t)p,
-			    *vq = m->xyz + 3 * (size_t)q;
-		double dp = 0, dq = 0;
-		for (int k = 0; k < 3; k++) {
-			dp += ((double)vr[k] - vp[k]) * ((double)vr[k] - vp[k]);
-			dq += ((double)vr[k] - vq[k]) * ((double)vr[k] - vq[k]);
+		/* The apex into either end of the long edge, or either end into
+		 * the apex (an end that is a valence-3 vertex folded back onto the
+		 * apex's line blocks the flip and the apex's collapses alike):
+		 * of those that keep a manifold, the one that changes the enclosed
+		 * volume least. */
+		const uint32_t cand[4][2] = {{r, p}, {r, q}, {p, r}, {q, r}};
+		int best = -1;
+		double best_dv = 0, dv;
+		for (int c = 0; c < 4; c++) {
+			if (collapse_into(m, cand[c][0], cand[c][1], false, &dv) &&
+			    (best < 0 || fabs(dv) < best_dv)) {
+				best = c;
+				best_dv = fabs(dv);
+			}
 		}
-		uint32_t first = dp <= dq ? p : q, second = dp <= dq ? q : p;
-		if (collapse_into(m, r, first) || collapse_into(m, r, second))
+		if (best >= 0 && collapse_into(m, cand[best][0], cand[best][1], true, &dv))
 			done++;
 	}
 	return done;

@@ -391,7 +391,7 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 	}
 	bp.smoothing.threads = r->o->threads;
 	bp.max_tri = r->o->decimate ? ps->def.max_triangles : 0;
-	if (!mesh_build(err, &mv, &bp, r->work, &ps->mesh, &ps->stats, NULL))
+	if (!mesh_build(err, &mv, &bp, r->work, &ps->mesh, &ps->stats, &ps->mesh_times))
 		return r3d_err_prefix(err, "meshing %s", ps->def.key);
 	ps->mesh_ms = (clock_mono_s() - t0) * 1e3;
 	return true;

@@ -90,6 +90,12 @@ static json_t *report_json(const struct pipeline_result *res)
 						      ps->stats.centroid[1], ps->stats.centroid[2]));
 			json_object_set_new(s, "segment_ms", json_real(ps->segment_ms));
 			json_object_set_new(s, "mesh_ms", json_real(ps->mesh_ms));
+			json_object_set_new(s, "mesh_steps_ms",
+					    json_pack("{s:f, s:f, s:f, s:f}",
+						      "isosurface", ps->mesh_times.isosurface_s * 1e3,
+						      "smooth", ps->mesh_times.smooth_s * 1e3,
+						      "decimate", ps->mesh_times.decimate_s * 1e3,
+						      "check", ps->mesh_times.check_s * 1e3));
 		} else {
 			json_object_set_new(s, "skipped_reason", json_string(ps->skipped_reason));
 		}

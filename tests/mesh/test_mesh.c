@@ -753,6 +753,47 @@ static void test_slivers(void)
 	mesh_destroy(m);
 }
 
+/* The sliver no flip can fix, as decimation left it on a pancreas CT's skin:
+ * face (0, 2, 4) of an octahedron replaced by a fold around q = 7, a
+ * valence-3 vertex on the line through 0 and 2 beyond 2: the sliver
+ * (0, 2, 7), the big triangle (0, 7, 4) and the fold (2, 4, 7) back over
+ * it. The flip across 0-7 would make edge 2-4, which exists; collapsing the
+ * apex 2 would move a vertex of the solid. Collapsing 7 into 2 restores the
+ * octahedron exactly: volume 4/3. */
+static void test_sliver_fold(void)
+{
+	static const float xyz[] = {
+		1, 0, 0,  -1, 0, 0,  0, 1, 0,  0, -1, 0,  0, 0, 1,  0, 0, -1,
+		0, 0, 0,      /* 6: unused */
+		-1, 2, 0,     /* 7: q = 2 * v2 - v0 */
+	};
+	static const uint32_t tri[] = {
+		0, 2, 7,  2, 4, 7,  0, 7, 4,
+		2, 1, 4,  1, 3, 4,  3, 0, 4,
+		2, 0, 5,  1, 2, 5,  3, 1, 5,  0, 3, 5,
+	};
+	struct r3d_err err;
+	struct mesh_stats st;
+	size_t flipped = 0, left = 0;
+	struct mesh *m = mesh_create(&err, 8, 10);
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		return;
+	memcpy(m->xyz, xyz, sizeof(xyz));
+	memcpy(m->tri, tri, sizeof(tri));
+	CHECK(mesh_check(&err, m, &st));
+	CHECK(st.zero_area_tri == 1 && st.closed && st.manifold);
+	CHECK_NEAR(st.volume, 4.0 / 3.0, 1e-6);
+	CHECK(mesh_flip_slivers(&err, m, &flipped, &left));
+	CHECK(flipped == 1 && left == 0);
+	CHECK(mesh_check(&err, m, &st));
+	CHECK(st.zero_area_tri == 0 && st.closed && st.manifold && st.euler == 2);
+	CHECK(m->ntri == 8);
+	CHECK_NEAR(st.volume, 4.0 / 3.0, 1e-6);
+	mesh_destroy(m);
+}
+
 int main(void)
 {
 	struct r3d_err err = {0};
@@ -777,6 +818,7 @@ int main(void)
 	test_writers();
 	test_work_reuse();
 	test_slivers();
+	test_sliver_fold();
 	rc = test_summary();
 	mesh_iso_work_destroy(test_work);
 	return rc;
