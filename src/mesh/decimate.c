@@ -553,8 +553,11 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 	decimate_swap_xyz(m, xyz, bytes, nv);
 	xyz = NULL;
 	/* Collapses on flat regions leave zero-area triangles: flip them away. */
-	size_t flipped, left;
+	size_t flipped, left, flat = 0;
 	if (!mesh_flip_slivers(err, m, &flipped, &left))
+		goto out;
+	/* A split pinch can cut loose a piece folded flat onto a face. */
+	if (nextra > 0 && !mesh_drop_flat_pieces(err, m, &flat))
 		goto out;
 	ok = true;
 out:

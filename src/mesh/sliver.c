@@ -454,3 +454,85 @@ size_t mesh_count_slivers(const struct mesh *m)
 	}
 	return n;
 }
+
+/* ------------------------------------------------------------------ */
+/* Pieces without volume                                               */
+/* ------------------------------------------------------------------ */
+
+/* A closed piece is flat when its enclosed volume is below this fraction of
+ * its area to the power 3/2 (a regular tetrahedron has 0.05; a piece folded
+ * onto a plane has rounding noise, ~1e-16). */
+#define FLAT_REL_VOLUME 1e-6
+
+static uint32_t vert_find(uint32_t *parent, uint32_t i)
+{
+	while (parent[i] != i) {
+		parent[i] = parent[parent[i]];
+		i = parent[i];
+	}
+	return i;
+}
+
+bool mesh_drop_flat_pieces(struct r3d_err *err, struct mesh *m, size_t *removed)
+{
+	uint32_t *parent = malloc((m->nvert > 0 ? m->nvert : 1) * sizeof(*parent));
+	double *vol = calloc(m->nvert > 0 ? m->nvert : 1, sizeof(*vol));
+	double *area = calloc(m->nvert > 0 ? m->nvert : 1, sizeof(*area));
+	bool ok = false;
+
+	*removed = 0;
+	if (parent == NULL || vol == NULL || area == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "flat pieces: out of memory");
+		goto out;
+	}
+	for (size_t v = 0; v < m->nvert; v++)
+		parent[v] = (uint32_t)v;
+	for (size_t t = 0; t < m->ntri; t++) {
+		const uint32_t *f = m->tri + 3 * t;
+		uint32_t a = vert_find(parent, f[0]);
+		for (int i = 1; i < 3; i++) {
+			uint32_t b = vert_find(parent, f[i]);
+			if (a != b)
+				parent[b] = a;
+		}
+	}
+	/* Volume of each piece about its root vertex (no cancellation from
+	 * coordinates far from the origin), and its area. */
+	for (size_t t = 0; t < m->ntri; t++) {
+		const uint32_t *f = m->tri + 3 * t;
+		uint32_t root = vert_find(parent, f[0]);
+		const float *o = m->xyz + 3 * (size_t)root;
+		double u[3][3];
+		for (int i = 0; i < 3; i++) {
+			for (int k = 0; k < 3; k++)
+				u[i][k] = (double)m->xyz[3 * (size_t)f[i] + k] - (double)o[k];
+		}
+		vol[root] += (u[0][0] * (u[1][1] * u[2][2] - u[1][2] * u[2][1]) -
+			      u[0][1] * (u[1][0] * u[2][2] - u[1][2] * u[2][0]) +
+			      u[0][2] * (u[1][0] * u[2][1] - u[1][1] * u[2][0])) / 6.0;
+		double e1[3], e2[3];
+		for (int k = 0; k < 3; k++) {
+			e1[k] = u[1][k] - u[0][k];
+			e2[k] = u[2][k] - u[0][k];
+		}
+		double c0 = e1[1] * e2[2] - e1[2] * e2[1], c1 = e1[2] * e2[0] - e1[0] * e2[2],
+		       c2 = e1[0] * e2[1] - e1[1] * e2[0];
+		area[root] += 0.5 * sqrt(c0 * c0 + c1 * c1 + c2 * c2);
+	}
+	for (size_t t = 0; t < m->ntri; t++) {
+		uint32_t *f = m->tri + 3 * t;
+		uint32_t root = vert_find(parent, f[0]);
+		if (fabs(vol[root]) <= FLAT_REL_VOLUME * area[root] * sqrt(area[root])) {
+			f[1] = f[2] = f[0];   /* dead: removed below */
+			(*removed)++;
+		}
+	}
+	if (*removed > 0)
+		mesh_remove_degenerate(m);
+	ok = true;
+out:
+	free(parent);
+	free(vol);
+	free(area);
+	return ok;
+}
