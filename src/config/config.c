@@ -564,31 +564,82 @@ static int load_handler(void *user, const char *section, const char *name, const
 	return 1;
 }
 
-/* The line of the first "[section name]" header in path (inih does not hand
- * line numbers to the handler in Debian's build), 0 when not found. Used
- * only to point an error at its section. */
-static int section_line(const char *path, const char *section, const char *name)
-{
-	char want[128], line[1024];
-	FILE *f = fopen(path, "r");
-	int n = 0, found = 0;
+/* The [structure KEY] headers of path in file order, with their lines:
+ * inih does not hand line numbers to the handler in Debian's build and
+ * never calls it for a section with no keys, so the loader finds the
+ * headers itself to point an error at its section, to see empty sections
+ * and to refuse a structure given two sections. A header is what inih takes
+ * for one: '[' first on its line (after blanks), the name up to ']'. */
+struct structure_header {
+	int line;
+	char key[64];
+};
 
-	snprintf(want, sizeof(want), "[%s %s]", section, name);
-	while (f != NULL && found == 0 && fgets(line, sizeof(line), f) != NULL) {
+static size_t structure_headers(const char *path, struct structure_header *h, size_t max)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+	int lineno = 0;
+
+	while (f != NULL && n < max && fgets(line, sizeof(line), f) != NULL) {
 		char *p = line, *e;
-		n++;
+		lineno++;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		e = p + strcspn(p, "\r\n");
-		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		*e = '\0';
-		if (strcmp(p, want) == 0)
-			found = n;
+		if (*p != '[' || strncmp(p + 1, "structure ", 10) != 0)
+			continue;
+		p += 11;
+		e = strchr(p, ']');
+		if (e == NULL || (size_t)(e - p) >= sizeof(h[n].key))
+			continue;   /* inih refuses the line, or no key fits: not ours */
+		h[n].line = lineno;
+		memcpy(h[n].key, p, (size_t)(e - p));
+		h[n].key[e - p] = '\0';
+		n++;
 	}
 	if (f != NULL)
 		fclose(f);
-	return found;
+	return n;
+}
+
+/* Each [structure KEY] section, once the keys are read: one section per
+ * structure, a well-formed key even for an empty section, a new structure
+ * with its range, and every entry the file touched consistent. */
+static bool structures_complete(struct r3d_err *err, const char *path, struct config *cfg,
+				struct load_ctx *ctx)
+{
+	static struct structure_header h[2 * STRUCTURE_MAX + 8];
+	struct structure_catalog *c = &cfg->structures;
+	size_t n = structure_headers(path, h, sizeof(h) / sizeof(h[0]));
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(h[i].key, h[j].key) == 0)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [structure %s]: section "
+						   "given twice (the first is at line %d); give each "
+						   "structure one section", path,
+						   h[i].line, h[i].key, h[j].line);
+		}
+		struct structure_def *d = structure_catalog_find(c, h[i].key);
+		if (d == NULL) {
+			/* A section with no keys: the handler never saw it. */
+			if (!structure_key_valid(h[i].key))
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [structure %s]: '%s' is not a "
+						   "structure key (1 to %d characters of a-z, 0-9 and _, "
+						   "a letter first)", path, h[i].line, h[i].key, h[i].key,
+						   STRUCTURE_KEY_MAX - 1);
+			if (c->n == STRUCTURE_MAX)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [structure %s]: more than %d "
+						   "structures", path, h[i].line, h[i].key, STRUCTURE_MAX);
+			d = &c->def[c->n++];
+			structure_def_threshold(d, h[i].key);
+			ctx->structures[d - c->def].line = 1;
+		}
+		if (ctx->structures[d - c->def].line != 0 && !structure_def_check(err, d))
+			return r3d_err_prefix(err, "%s:%d: [structure %s]", path, h[i].line, h[i].key);
+	}
+	return true;
 }
 
 bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
@@ -613,14 +664,8 @@ bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 				   path, rc);
 	if (!destinations_complete(err, cfg))
 		return r3d_err_prefix(err, "%s", path);
-	for (size_t i = 0; i < cfg->structures.n; i++) {
-		if (ctx.structures[i].line == 0)
-			continue;
-		if (!structure_def_check(err, &cfg->structures.def[i]))
-			return r3d_err_prefix(err, "%s:%d: [structure %s]", path,
-					      section_line(path, "structure", cfg->structures.def[i].key),
-					      cfg->structures.def[i].key);
-	}
+	if (!structures_complete(err, path, cfg, &ctx))
+		return false;
 	for (size_t n = strlen(cfg->viewer_base_url); n > 0 && cfg->viewer_base_url[n - 1] == '/';)
 		cfg->viewer_base_url[--n] = '\0';
 	return true;
