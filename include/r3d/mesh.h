@@ -251,7 +251,8 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 
 /* Writes one structure as binary STL (little-endian, facet normals from the
  * winding), atomically: a temporary file in the same folder, then rename.
- * name goes in the 80-byte header. */
+ * name (1..MESH_NAME_MAX-1 printable ASCII characters, the structure's
+ * label) goes in the 80-byte header. */
 bool mesh_stl_write(struct r3d_err *err, const char *path, const struct mesh *m,
 		    const char *name);
 

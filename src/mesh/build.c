@@ -45,7 +45,7 @@ static bool decimate_watertight(struct r3d_err *err, struct mesh **mp,
 		return false;
 	for (int attempt = 0;; attempt++) {
 		if (!mesh_decimate(err, *mp, target, p->max_error, p->threads) ||
-		    !mesh_check(err, *mp, st))
+		    !mesh_weld(err, *mp) || !mesh_check(err, *mp, st))
 			goto out;
 		if (st->closed && st->manifold && st->zero_area_tri == 0)
 			break;
@@ -145,8 +145,10 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 			goto out;
 		tm.decimate_s = clock_mono_s() - t0;
 	}
+	/* Checked as an STL is read: welded by position, so that the report's
+	 * "watertight" is true of the file, which has no indices. */
 	t0 = clock_mono_s();
-	if (!mesh_check(err, m, st))
+	if (!mesh_weld(err, m) || !mesh_check(err, m, st))
 		goto out;
 	tm.check_s = clock_mono_s() - t0;
 	*out = m;

@@ -11,6 +11,7 @@
  * Frame: any; positions are only compared and moved by the simplifier.
  */
 #include <float.h>
+#include <math.h>
 #include <meshoptimizer.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,81 @@ out:
 	return ok;
 }
 
+/* A split pinch leaves each sheet its own copy of the vertex, at the same
+ * position: the indices are manifold but an STL, which has no indices, is
+ * welded by position by every slicer and sees the sheets joined again (four
+ * triangles on an edge). Every vertex of a split, the original and its
+ * copies, is moved by this fraction of its mean edge length towards the
+ * centre of its own fan: a micrometre on a model, enough that no two share
+ * a position (float resolution at 500 mm is 0.03 um). */
+#define DECIMATE_SEPARATE_REL 2e-3
+
+static bool decimate_separate_copies(struct r3d_err *err, struct mesh *m, const uint32_t *src,
+				     size_t nextra, size_t first_copy)
+{
+	size_t nflag = 2 * nextra;
+	uint32_t *slot = malloc(m->nvert * sizeof(*slot));
+	double (*acc)[5] = calloc(nflag > 0 ? nflag : 1, sizeof(*acc));   /* sum xyz, edge length, count */
+	uint32_t *vert = malloc((nflag > 0 ? nflag : 1) * sizeof(*vert));
+	size_t nslot = 0;
+
+	if (slot == NULL || acc == NULL || vert == NULL) {
+		free(slot);
+		free(acc);
+		free(vert);
+		return r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate the split vertices");
+	}
+	memset(slot, 0xff, m->nvert * sizeof(*slot));
+	for (size_t i = 0; i < nextra; i++) {
+		uint32_t vs[2] = {src[i], (uint32_t)(first_copy + i)};
+		for (int k = 0; k < 2; k++) {
+			if (slot[vs[k]] == UINT32_MAX) {
+				slot[vs[k]] = (uint32_t)nslot;
+				vert[nslot++] = vs[k];
+			}
+		}
+	}
+	for (size_t t = 0; t < m->ntri; t++) {
+		const uint32_t *f = m->tri + 3 * t;
+		for (int c = 0; c < 3; c++) {
+			uint32_t sl = slot[f[c]];
+			if (sl == UINT32_MAX)
+				continue;
+			const float *p = m->xyz + 3 * (size_t)f[c];
+			for (int o = 1; o <= 2; o++) {
+				const float *q = m->xyz + 3 * (size_t)f[(c + o) % 3];
+				double e2 = 0;
+				for (int k = 0; k < 3; k++) {
+					acc[sl][k] += q[k];
+					e2 += ((double)q[k] - p[k]) * ((double)q[k] - p[k]);
+				}
+				acc[sl][3] += sqrt(e2);
+				acc[sl][4] += 1;
+			}
+		}
+	}
+	for (size_t i = 0; i < nslot; i++) {
+		float *p = m->xyz + 3 * (size_t)vert[i];
+		double d[3], len = 0;
+		if (acc[i][4] == 0)
+			continue;
+		for (int k = 0; k < 3; k++) {
+			d[k] = acc[i][k] / acc[i][4] - p[k];
+			len += d[k] * d[k];
+		}
+		len = sqrt(len);
+		if (!(len > 0))
+			continue;
+		double step = DECIMATE_SEPARATE_REL * acc[i][3] / acc[i][4] / len;
+		for (int k = 0; k < 3; k++)
+			p[k] = (float)(p[k] + step * d[k]);
+	}
+	free(slot);
+	free(acc);
+	free(vert);
+	return true;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Threaded simplification                                                 */
 /* ---------------------------------------------------------------------- */
@@ -542,8 +618,11 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 	memcpy(xyz, m->xyz, 3 * sizeof(float) * m->nvert);
 	for (size_t i = 0; i < nextra; i++)
 		memcpy(xyz + 3 * (m->nvert + i), m->xyz + 3 * (size_t)src[i], 3 * sizeof(float));
+	size_t first_copy = m->nvert;
 	decimate_swap_xyz(m, xyz, bytes, m->nvert + nextra);
 	xyz = NULL;
+	if (nextra > 0 && !decimate_separate_copies(err, m, src, nextra, first_copy))
+		goto out;
 	bytes = 3 * sizeof(float) * m->nvert;
 	xyz = bigbuf_alloc(err, bytes);
 	if (xyz == NULL)

@@ -38,6 +38,20 @@ static void stl_facet(unsigned char *p, const struct mesh *m, size_t t)
 	p[49] = 0;
 }
 
+/* The header is free text: a structure's display label (spaces and all). */
+static bool stl_name_ok(const char *name)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+
+	if (n == 0 || n >= MESH_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (name[i] < 0x20 || name[i] > 0x7e)
+			return false;
+	}
+	return true;
+}
+
 bool mesh_stl_write(struct r3d_err *err, const char *path, const struct mesh *m,
 		    const char *name)
 {
@@ -46,8 +60,9 @@ bool mesh_stl_write(struct r3d_err *err, const char *path, const struct mesh *m,
 	unsigned char *chunk = NULL;
 	bool ok = false;
 
-	if (!meshfile_name_ok(name)) {
-		r3d_err_set(err, R3D_EINVAL, "stl: bad structure name");
+	if (!stl_name_ok(name)) {
+		r3d_err_set(err, R3D_EINVAL, "stl: the name is not 1..%d printable ASCII characters",
+			    MESH_NAME_MAX - 1);
 		goto out;
 	}
 	if (m->ntri > UINT32_MAX) {

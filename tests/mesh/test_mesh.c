@@ -459,6 +459,14 @@ static void test_decimate_thin(void)
 	CHECK(sa.nonmanifold_edges > 0); /* the case is hard enough */
 	CHECK(closed_manifold(&sd));
 	CHECK(sd.ntri <= target + target / 20);
+	/* As a slicer reads the STL: welded by position, still closed (the
+	 * copies of a split pinch must not share a position). */
+	size_t nvert_indexed = m->nvert;
+	CHECK(mesh_weld(&err, m));
+	struct mesh_stats sw = stats(m);
+	printf("thin shells welded by position: %zu -> %zu vertices, %zu non-manifold edges\n",
+	       nvert_indexed, m->nvert, sw.nonmanifold_edges);
+	CHECK(closed_manifold(&sw) && m->nvert == nvert_indexed);
 	mesh_destroy(m);
 out:
 	free(v);
@@ -667,7 +675,9 @@ static void test_writers(void)
 	memcpy(first, head + 84, sizeof(first)); /* little-endian host */
 	for (int d = 0; d < 3; d++)
 		CHECK(first[3 + d] == a->xyz[3 * (size_t)a->tri[0] + d]);
-	CHECK(!mesh_stl_write(&err, stl, a, "bad name") && err.code == R3D_EINVAL);
+	CHECK(mesh_stl_write(&err, stl, a, "cortical bone (site)"));   /* a label, spaces and all */
+	CHECK(!mesh_stl_write(&err, stl, a, "bad\tname") && err.code == R3D_EINVAL);
+	CHECK(!mesh_stl_write(&err, stl, a, "") && err.code == R3D_EINVAL);
 
 	struct mesh_obj_part parts[2] = {
 		{"bone", a, {0.9f, 0.85f, 0.7f}},

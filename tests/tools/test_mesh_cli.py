@@ -111,6 +111,19 @@ class RealSeries(unittest.TestCase):
                               for i in range(3)], axis=0)
             self.assertEqual(int((twice_area <= 1e-6 * longest).sum()), 0, s["name"])
             self.assertEqual(s["zero_area_triangles"], 0)
+            # Watertight as a slicer reads it: vertices welded by position,
+            # every undirected edge in exactly two triangles, once each way.
+            _, idx = np.unique(v, axis=0, return_inverse=True)
+            f = idx.reshape(-1, 3).astype(np.int64)
+            directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+            n = int(f.max()) + 1
+            undirected = np.sort(directed, axis=1)
+            _, uses = np.unique(undirected[:, 0] * n + undirected[:, 1], return_counts=True)
+            _, dir_uses = np.unique(directed[:, 0] * n + directed[:, 1], return_counts=True)
+            self.assertEqual(int((uses != 2).sum()), 0,
+                             "%s: %d edges not in exactly two triangles when welded by position"
+                             % (s["name"], int((uses != 2).sum())))
+            self.assertEqual(int((dir_uses != 1).sum()), 0, "%s: mis-oriented edges" % s["name"])
 
 
 def dcm_numbers(path, tag):
