@@ -223,6 +223,11 @@ struct mesh_build_params {
 };
 struct mesh_build_times {
 	double isosurface_s, transform_s, smooth_s, decimate_s, check_s;
+	/* What decimation did: the budget it was last asked for (the params'
+	 * max_tri, or loosened by a quarter per retry), and whether the mesh was
+	 * kept undecimated because no decimation kept it closed. */
+	size_t decimate_target;
+	bool undecimated;
 };
 /* Sets iso 0.5, 1 thread, identity affine, grey-level smoothing on (see
  * mesh_build_grey_smoothing()), no decimation, max_error 0.005. */

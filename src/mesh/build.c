@@ -32,12 +32,14 @@ static struct mesh *mesh_clone(struct r3d_err *err, const struct mesh *m)
  * the undecimated copy, and after BUILD_DECIMATE_TRIES the undecimated mesh
  * is kept. */
 static bool decimate_watertight(struct r3d_err *err, struct mesh **mp,
-				const struct mesh_build_params *p, struct mesh_stats *st)
+				const struct mesh_build_params *p, struct mesh_stats *st,
+				struct mesh_build_times *tm)
 {
 	struct mesh *orig = NULL;
 	size_t target = p->max_tri;
 	bool ok = false;
 
+	tm->decimate_target = target;
 	if ((*mp)->ntri <= target)
 		return mesh_decimate(err, *mp, target, p->max_error, p->threads);
 	orig = mesh_clone(err, *mp);
@@ -63,9 +65,11 @@ static bool decimate_watertight(struct r3d_err *err, struct mesh **mp,
 		if (attempt + 1 == BUILD_DECIMATE_TRIES) {
 			if (!mesh_weld(err, *mp))
 				goto out;
+			tm->undecimated = true;
 			break;   /* keep it undecimated */
 		}
 		target += target / 4;
+		tm->decimate_target = target;
 	}
 	ok = true;
 out:
@@ -141,7 +145,7 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 	}
 	if (p->max_tri > 0) {
 		t0 = clock_mono_s();
-		if (!decimate_watertight(err, &m, p, st))
+		if (!decimate_watertight(err, &m, p, st, &tm))
 			goto out;
 		tm.decimate_s = clock_mono_s() - t0;
 	}

@@ -302,6 +302,29 @@ out:
 	return ok;
 }
 
+/* decimate_split_pinches(), then the copies appended after the vertices
+ * (at their originals' positions). */
+static bool decimate_split_append(struct r3d_err *err, struct mesh *m, uint32_t **src,
+				  size_t *nextra)
+{
+	size_t bytes;
+	float *xyz;
+
+	if (!decimate_split_pinches(err, m, src, nextra))
+		return false;
+	if (*nextra == 0)
+		return true;
+	bytes = 3 * sizeof(float) * (m->nvert + *nextra);
+	xyz = bigbuf_alloc(err, bytes);
+	if (xyz == NULL)
+		return false;
+	memcpy(xyz, m->xyz, 3 * sizeof(float) * m->nvert);
+	for (size_t i = 0; i < *nextra; i++)
+		memcpy(xyz + 3 * (m->nvert + i), m->xyz + 3 * (size_t)(*src)[i], 3 * sizeof(float));
+	decimate_swap_xyz(m, xyz, bytes, m->nvert + *nextra);
+	return true;
+}
+
 /* A split pinch leaves each sheet its own copy of the vertex, at the same
  * position: the indices are manifold but an STL, which has no indices, is
  * welded by position by every slicer and sees the sheets joined again (four
@@ -604,25 +627,30 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 		m->ntri = nidx / 3;
 	}
 	mesh_remove_degenerate(m);
-	size_t ndup, nextra;
-	if (!decimate_drop_duplicates(err, m, &ndup) ||
-	    !decimate_split_pinches(err, m, &src, &nextra))
+	size_t ndup, nextra, flipped, left, flat = 0;
+	if (!decimate_drop_duplicates(err, m, &ndup) || !decimate_split_append(err, m, &src, &nextra))
 		goto out;
-
-	/* Append the copies of split vertices, then keep only the vertices
-	 * still in use, in first-use order. */
-	bytes = 3 * sizeof(float) * (m->nvert + nextra);
-	xyz = bigbuf_alloc(err, bytes);
-	if (xyz == NULL)
+	/* Collapses on flat regions leave zero-area triangles: flip them away
+	 * (the split copies keep the edges manifold by index meanwhile). */
+	if (!mesh_flip_slivers(err, m, &flipped, &left))
 		goto out;
-	memcpy(xyz, m->xyz, 3 * sizeof(float) * m->nvert);
-	for (size_t i = 0; i < nextra; i++)
-		memcpy(xyz + 3 * (m->nvert + i), m->xyz + 3 * (size_t)src[i], 3 * sizeof(float));
-	size_t first_copy = m->nvert;
-	decimate_swap_xyz(m, xyz, bytes, m->nvert + nextra);
-	xyz = NULL;
-	if (nextra > 0 && !decimate_separate_copies(err, m, src, nextra, first_copy))
-		goto out;
+	if (nextra > 0) {
+		/* The repairs can join the fans of a split vertex again: weld the
+		 * copies back and split again only what is still pinched. */
+		free(src);
+		src = NULL;
+		size_t first_copy;
+		if (!mesh_weld(err, m))
+			goto out;
+		first_copy = m->nvert;
+		if (!decimate_split_append(err, m, &src, &nextra))
+			goto out;
+		/* A split can cut loose a piece folded flat onto a face. */
+		if (nextra > 0 && (!mesh_drop_flat_pieces(err, m, &flat) ||
+				   !decimate_separate_copies(err, m, src, nextra, first_copy)))
+			goto out;
+	}
+	/* Keep only the vertices still in use, in first-use order. */
 	bytes = 3 * sizeof(float) * m->nvert;
 	xyz = bigbuf_alloc(err, bytes);
 	if (xyz == NULL)
@@ -631,13 +659,6 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 					 3 * sizeof(float));
 	decimate_swap_xyz(m, xyz, bytes, nv);
 	xyz = NULL;
-	/* Collapses on flat regions leave zero-area triangles: flip them away. */
-	size_t flipped, left, flat = 0;
-	if (!mesh_flip_slivers(err, m, &flipped, &left))
-		goto out;
-	/* A split pinch can cut loose a piece folded flat onto a face. */
-	if (nextra > 0 && !mesh_drop_flat_pieces(err, m, &flat))
-		goto out;
 	ok = true;
 out:
 	free(src);

@@ -393,6 +393,12 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 	bp.max_tri = r->o->decimate ? ps->def.max_triangles : 0;
 	if (!mesh_build(err, &mv, &bp, r->work, &ps->mesh, &ps->stats, &ps->mesh_times))
 		return r3d_err_prefix(err, "meshing %s", ps->def.key);
+	if (bp.max_tri > 0 && ps->mesh->ntri > bp.max_tri)
+		note_add(r->res, "%s: %zu triangles, over its budget of %zu: %s", ps->def.key,
+			 ps->mesh->ntri, bp.max_tri,
+			 ps->mesh_times.undecimated
+				 ? "every decimation tried opened the surface, kept undecimated"
+				 : "the budget was loosened so that decimation keeps the surface closed");
 	ps->mesh_ms = (clock_mono_s() - t0) * 1e3;
 	return true;
 }

@@ -90,6 +90,11 @@ static json_t *report_json(const struct pipeline_result *res)
 						      ps->stats.centroid[1], ps->stats.centroid[2]));
 			json_object_set_new(s, "segment_ms", json_real(ps->segment_ms));
 			json_object_set_new(s, "mesh_ms", json_real(ps->mesh_ms));
+			if (ps->mesh_times.decimate_target > 0)
+				json_object_set_new(s, "decimation",
+						    json_pack("{s:I, s:b}", "target",
+							      (json_int_t)ps->mesh_times.decimate_target,
+							      "undecimated", ps->mesh_times.undecimated));
 			json_object_set_new(s, "mesh_steps_ms",
 					    json_pack("{s:f, s:f, s:f, s:f}",
 						      "isosurface", ps->mesh_times.isosurface_s * 1e3,
