@@ -608,6 +608,25 @@ bool bridge_write_preview(struct r3d_err *err, const char *path, const struct br
 			  const uint8_t *rgb, uint32_t width, uint32_t height, const char *view_name,
 			  const char *row_dir, const char *col_dir);
 
+/* ===================================================================== */
+/* Segmentation objects in (segobj.h)                                     */
+/* ===================================================================== */
+
+struct segobj;
+
+/* Reads a DICOM Segmentation (BINARY, FRACTIONAL, or Label Map
+ * Segmentation) or an RT Structure Set from path, with or without File
+ * Meta Information, into plain records (segobj.h). Refuses with one clear
+ * reason (R3D_EINVAL): not one of those SOP classes ("... is CT Image
+ * Storage, not a Segmentation or RT Structure Set"), a limit of segobj.h
+ * exceeded (named), pixel data that does not match rows x columns x frames,
+ * frames whose orientation or pixel spacing differ, a missing required
+ * attribute (named). Frames without a Plane Position are kept with
+ * has_position false (the import refuses them with its own reason). On
+ * success the caller owns *out and frees it with bridge_segobj_free(). */
+bool bridge_segobj_read(struct r3d_err *err, const char *path, struct segobj **out);
+void bridge_segobj_free(struct segobj *s);
+
 #ifdef __cplusplus
 }
 #endif
