@@ -128,6 +128,15 @@ bool mesh_isosurface(struct r3d_err *err, const struct mesh_volume *vol, double 
  * the winding of every triangle is reversed so that normals stay outward.
  * Fails on a singular or non-finite matrix. */
 bool mesh_transform(struct r3d_err *err, struct mesh *m, const double affine[16]);
+/* As mesh_transform() for planes that are parallel but may be unevenly
+ * spaced (a Segmentation's frames, an RT Structure Set's contour planes):
+ * vertex (i, j, k) goes to P(k) + i * u + j * v, with u and v the first two
+ * columns of affine (its third column is used only when there is one plane,
+ * as the step) and P(k) the centre of voxel (0, 0, k), linear between
+ * planes[3 * floor(k)] and the next, extrapolated past the ends by the end
+ * steps. The winding is reversed when (u x v) . step < 0. */
+bool mesh_transform_planes(struct r3d_err *err, struct mesh *m, const double affine[16],
+			   const double *planes, size_t nplanes);
 
 struct mesh_smooth_params {
 	int iterations; /* lambda/mu pairs, 0..MESH_MAX_SMOOTH_ITER */
@@ -220,6 +229,9 @@ struct mesh_build_params {
 				* the transform; else in LPS mm after it */
 	size_t max_tri;      /* triangle budget; 0: no decimation */
 	float max_error;     /* decimation error bound relative to the extent */
+	const double *planes;  /* NULL: the affine; else nplanes plane origins (see
+				* mesh_transform_planes()), not owned */
+	size_t nplanes;
 };
 struct mesh_build_times {
 	double isosurface_s, transform_s, smooth_s, decimate_s, check_s;

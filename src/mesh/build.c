@@ -132,7 +132,8 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 	}
 
 	t0 = clock_mono_s();
-	if (!mesh_transform(err, m, p->affine))
+	if (p->planes != NULL ? !mesh_transform_planes(err, m, p->affine, p->planes, p->nplanes)
+			      : !mesh_transform(err, m, p->affine))
 		goto out;
 	tm.transform_s = clock_mono_s() - t0;
 

@@ -44,3 +44,49 @@ bool mesh_transform(struct r3d_err *err, struct mesh *m, const double a[16])
 	}
 	return true;
 }
+
+bool mesh_transform_planes(struct r3d_err *err, struct mesh *m, const double a[16],
+			   const double *planes, size_t nplanes)
+{
+	double u[3] = {a[0], a[4], a[8]}, w[3] = {a[1], a[5], a[9]}, step[3], cr[3], det;
+
+	if (nplanes == 0 || planes == NULL)
+		return r3d_err_set(err, R3D_EINVAL, "transform: no planes");
+	for (size_t i = 0; i < 3 * nplanes; i++) {
+		if (!isfinite(planes[i]))
+			return r3d_err_set(err, R3D_EINVAL, "transform: plane %zu is not finite", i / 3);
+	}
+	for (int k = 0; k < 3; k++)
+		step[k] = nplanes > 1 ? planes[3 + k] - planes[k] : a[4 * k + 2];
+	cr[0] = u[1] * w[2] - u[2] * w[1];
+	cr[1] = u[2] * w[0] - u[0] * w[2];
+	cr[2] = u[0] * w[1] - u[1] * w[0];
+	det = cr[0] * step[0] + cr[1] * step[1] + cr[2] * step[2];
+	if (!isfinite(det) || fabs(det) < MESH_AFFINE_MIN_DET)
+		return r3d_err_set(err, R3D_EINVAL, "transform: planes and axes are degenerate (det %g)",
+				   det);
+	for (size_t v = 0; v < m->nvert; v++) {
+		float *p = m->xyz + 3 * v;
+		double x = p[0], y = p[1], z = p[2], o[3];
+		if (nplanes == 1) {
+			for (int k = 0; k < 3; k++)
+				o[k] = planes[k] + z * step[k];
+		} else {
+			double f = floor(z);
+			size_t k0 = f < 0 ? 0 : (f > (double)(nplanes - 2) ? nplanes - 2 : (size_t)f);
+			double t = z - (double)k0;   /* < 0 or > 1 past the ends: extrapolated */
+			for (int k = 0; k < 3; k++)
+				o[k] = planes[3 * k0 + k] + t * (planes[3 * (k0 + 1) + k] - planes[3 * k0 + k]);
+		}
+		for (int k = 0; k < 3; k++)
+			p[k] = (float)(o[k] + x * u[k] + y * w[k]);
+	}
+	if (det < 0.0) {
+		for (size_t t = 0; t < m->ntri; t++) {
+			uint32_t *f = m->tri + 3 * t, s = f[1];
+			f[1] = f[2];
+			f[2] = s;
+		}
+	}
+	return true;
+}

@@ -804,6 +804,74 @@ static void test_sliver_fold(void)
 	mesh_destroy(m);
 }
 
+/* Planes that are parallel but unevenly spaced (a Segmentation's frames):
+ * a 3x3x3 block meshed on planes at S = 0, 1, 3, 6, 10 mm. Evenly spaced
+ * planes give exactly what the affine gives; uneven ones put each vertex
+ * where its fractional plane index falls between its two planes, so the
+ * block spans S 0.5..8 (halfway between planes 0-1 and 3-4); planes in
+ * descending order mirror it and the winding follows (volume positive). */
+static void test_transform_planes(void)
+{
+	uint8_t v[5 * 5 * 5] = {0};
+	struct mesh_volume vol = {v, MESH_SCALAR_U8, 5, 5, 5, NULL, 0, 0};
+	struct r3d_err err;
+	struct mesh *a = NULL, *b = NULL;
+	const double affine[16] = {1, 0, 0, 10, 0, 1, 0, 20, 0, 0, 2, 30, 0, 0, 0, 1};
+	double even[15], uneven[15], down[15];
+	const double s_uneven[5] = {0, 1, 3, 6, 10};
+	struct mesh_stats st;
+
+	for (int z = 1; z <= 3; z++)
+		for (int y = 1; y <= 3; y++)
+			for (int x = 1; x <= 3; x++)
+				v[x + 5 * (y + 5 * z)] = 1;
+	for (int k = 0; k < 5; k++) {
+		even[3 * k] = 10;
+		even[3 * k + 1] = 20;
+		even[3 * k + 2] = 30 + 2.0 * k;
+		uneven[3 * k] = 10;
+		uneven[3 * k + 1] = 20;
+		uneven[3 * k + 2] = s_uneven[k];
+		down[3 * k] = 10;
+		down[3 * k + 1] = 20;
+		down[3 * k + 2] = -s_uneven[k];
+	}
+	CHECK(mesh_isosurface(&err, &vol, 0.5, 1, test_work, &a));
+	CHECK(mesh_isosurface(&err, &vol, 0.5, 1, test_work, &b));
+	if (a == NULL || b == NULL)
+		goto out;
+	CHECK(mesh_transform(&err, a, affine));
+	CHECK(mesh_transform_planes(&err, b, affine, even, 5));
+	bool same = a->nvert == b->nvert;
+	for (size_t i = 0; same && i < 3 * a->nvert; i++)
+		same = fabsf(a->xyz[i] - b->xyz[i]) < 1e-5f;
+	CHECK(same);
+	mesh_destroy(b);
+	b = NULL;
+	CHECK(mesh_isosurface(&err, &vol, 0.5, 1, test_work, &b));
+	CHECK(mesh_transform_planes(&err, b, affine, uneven, 5));
+	float lo = INFINITY, hi = -INFINITY;
+	for (size_t i = 0; i < b->nvert; i++) {
+		lo = fminf(lo, b->xyz[3 * i + 2]);
+		hi = fmaxf(hi, b->xyz[3 * i + 2]);
+	}
+	CHECK_NEAR(lo, 0.5, 1e-6);
+	CHECK_NEAR(hi, 8.0, 1e-6);
+	CHECK(mesh_check(&err, b, &st) && st.closed && st.manifold && st.volume > 0);
+	double up_volume = st.volume;
+	mesh_destroy(b);
+	b = NULL;
+	CHECK(mesh_isosurface(&err, &vol, 0.5, 1, test_work, &b));
+	CHECK(mesh_transform_planes(&err, b, affine, down, 5));
+	CHECK(mesh_check(&err, b, &st) && st.closed && st.manifold);
+	CHECK_NEAR(st.volume, up_volume, 1e-6 * up_volume);
+	/* A single plane steps by the affine's third column. */
+	CHECK(!mesh_transform_planes(&err, b, affine, NULL, 0));
+out:
+	mesh_destroy(a);
+	mesh_destroy(b);
+}
+
 int main(void)
 {
 	struct r3d_err err = {0};
@@ -829,6 +897,7 @@ int main(void)
 	test_work_reuse();
 	test_slivers();
 	test_sliver_fold();
+	test_transform_planes();
 	rc = test_summary();
 	mesh_iso_work_destroy(test_work);
 	return rc;
