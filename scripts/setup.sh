@@ -10,6 +10,8 @@ PACKAGES=(
   libdcmtk-dev libopenjp2-7-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
   libmicrohttpd-dev libmeshoptimizer-dev libinih-dev libjansson-dev libsystemd-dev
   zlib1g-dev
+  # NIfTI label maps (segimport/nifti.c): nifticlib's NIfTI-1/2 reader
+  libnifti2-dev
   # run
   dcmtk
   # test and benchmark peers
