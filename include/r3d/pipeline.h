@@ -43,6 +43,15 @@ struct pipeline_options {
 	 * order, each from its source (r3d/structure.h). */
 	struct structure_catalog catalog;
 	const char *series_uid;  /* NULL: the largest series in the folder */
+	const char *segmentation; /* a DICOM Segmentation or RT Structure Set made on the
+				   * series: its segments or ROIs are made too (after the
+				   * enabled catalogue entries), each with its own label,
+				   * colour and codes, on the object's own grid; NULL: none */
+	const char *labels;       /* a NIfTI label map (.nii, .nii.gz) on the series' patient
+				   * space: one structure per label present, placed by its
+				   * affine; NULL: none */
+	const char *label_table;  /* its label table (JSON: value -> name, colour, codes);
+				   * NULL: TotalSegmentator's 'total' class names */
 	bool interpolate_gaps;   /* resample across gaps instead of refusing the series */
 	const char *save_volume; /* if set: write the HU volume there (int16, x fastest) */
 	const char *save_masks;  /* if set: a folder (created) that receives each meshed

@@ -27,7 +27,9 @@
 #include "r3d/err.h"
 #include "r3d/segment.h"
 
-#define STRUCTURE_MAX 32              /* entries of one catalogue */
+#define STRUCTURE_MAX 256             /* entries of one catalogue (presets, site structures and
+				       * the segments of an imported object: TotalSegmentator
+				       * has 117 classes) */
 #define STRUCTURE_KEY_MAX 32          /* key, with the NUL: [a-z0-9_], a letter first */
 #define STRUCTURE_LABEL_MAX 49        /* display name, with the NUL: "3D model: <label> (STL)"
 				       * stays within a DICOM LO of 64 */

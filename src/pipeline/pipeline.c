@@ -19,6 +19,9 @@
 #include <unistd.h>
 
 #include "pipeline_int.h"
+#include "r3d/segimport.h"
+#include "r3d/segnifti.h"
+#include "r3d/segobj.h"
 #include "r3d/util.h"
 
 #define PIPELINE_THRESHOLD_MIN_VOXELS 27   /* threshold structures: components smaller than
@@ -145,10 +148,14 @@ struct run {
 	uint8_t *scratch, *scratch2;   /* threshold structures: one mask at a time */
 	size_t scratch_bytes;
 	struct mesh_iso_work *work;
+	struct segobj *import;         /* o->segmentation or o->labels, read after the scan */
+	void (*import_free)(struct segobj *);  /* its reader's free */
 };
 
 static void run_free(struct run *r)
 {
+	if (r->import != NULL)
+		r->import_free(r->import);
 	mesh_iso_work_destroy(r->work);
 	bigbuf_free(r->scratch2, r->scratch2 != NULL ? r->scratch_bytes : 0);
 	bigbuf_free(r->scratch, r->scratch != NULL ? r->scratch_bytes : 0);
@@ -403,6 +410,28 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 	return true;
 }
 
+/* The segments of o->segmentation, after the catalogue's entries; an RT
+ * Structure Set's contours are filled on the CT's pixel lattice. */
+static bool stage_import(struct r3d_err *err, struct run *r)
+{
+	const struct volume *v = r->vol;
+	struct segimport_plane_grid pg;
+
+	memset(&pg, 0, sizeof(pg));
+	for (int k = 0; k < 3; k++) {
+		pg.orientation[k] = v->affine[k][0] / v->spacing[0];
+		pg.orientation[3 + k] = v->affine[k][1] / v->spacing[1];
+		pg.origin[k] = v->affine[k][3];
+	}
+	pg.pixel_spacing[0] = v->spacing[1];
+	pg.pixel_spacing[1] = v->spacing[0];
+	pg.refine = 2;
+	if (r->import->kind == SEGOBJ_SEG_LABELMAP && r->import->sop_instance_uid[0] == '\0' &&
+	    !import_check_grid(err, r->import, v))
+		return false;   /* a NIfTI label map: no UIDs, its place is all there is */
+	return import_mesh(err, r->import, &pg, r->o, r->work, r->res);
+}
+
 /* Every enabled entry, in catalogue order: its mask, its surface. */
 static bool stage_mesh(struct r3d_err *err, struct run *r)
 {
@@ -433,7 +462,7 @@ static bool stage_mesh(struct r3d_err *err, struct run *r)
 		if (!mesh_one(err, r, ps, sm.mask) || !mask_keep(err, r, ps, sm.mask))
 			return false;
 	}
-	return true;
+	return r->import == NULL || stage_import(err, r);
 }
 
 bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipeline_options *o,
@@ -454,6 +483,21 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 	t = clock_mono_s();
 	if (!stage_scan(err, &r, dir))
 		goto out;
+	if (o->segmentation != NULL && o->labels != NULL) {
+		r3d_err_set(err, R3D_EINVAL, "a segmentation object or a label map, not both");
+		goto out;
+	}
+	if (o->segmentation != NULL) {
+		r.import_free = bridge_segobj_free;
+		if (!bridge_segobj_read(err, o->segmentation, &r.import) ||
+		    !import_check_source(err, r.import, bridge_scan_series(r.scan, r.which)))
+			goto out;
+	}
+	if (o->labels != NULL) {
+		r.import_free = segnifti_free;
+		if (!segnifti_read(err, o->labels, o->label_table, &r.import))
+			goto out;
+	}
 	res->ms[PIPELINE_SCAN] = (clock_mono_s() - t) * 1e3;
 	for (int s = PIPELINE_LOAD; s <= PIPELINE_MESH; s++) {
 		progress(o, (enum pipeline_stage)s, s == PIPELINE_LOAD ? res->series_uid : "");

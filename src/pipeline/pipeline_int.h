@@ -25,6 +25,28 @@ bool seg_slices_build(struct r3d_err *err, const struct bridge_series *series,
 bool seg_map(struct r3d_err *err, const struct pipeline_seg *g, const struct volume *vol,
 	     const uint8_t *mask, uint8_t **out, size_t *nset, bool *mapped);
 
+/* import.c: a segmentation object's segments as structures. */
+struct segobj;
+struct segimport_plane_grid;
+struct mesh_iso_work;
+const char *import_kind_name(int kind);
+/* Refuses an object made on another series (Referenced Series UID, or
+ * else the Frame of Reference UID), naming both. */
+bool import_check_source(struct r3d_err *err, const struct segobj *s,
+			 const struct bridge_series_info *ct);
+/* Refuses a label map whose voxels do not lie in the CT volume (within
+ * one voxel), or whose axes are not the volume's within 1 degree: a label
+ * map of another series, or of another space, named with both extents. */
+struct volume;
+bool import_check_grid(struct r3d_err *err, const struct segobj *s, const struct volume *v);
+/* Appends one structure per segment or ROI of s to res (after the
+ * catalogue's), meshed on the object's own grid; RT contours are filled on
+ * ct (the CT's pixel grid). A segment that cannot be used is listed as
+ * skipped with the reason; false only for a failure of the run. */
+bool import_mesh(struct r3d_err *err, const struct segobj *s, const struct segimport_plane_grid *ct,
+		 const struct pipeline_options *o, struct mesh_iso_work *work,
+		 struct pipeline_result *res);
+
 /* The peak resident set of this process, bytes (-1 when unknown). */
 long pipeline_peak_rss(void);
 

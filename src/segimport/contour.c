@@ -1,7 +1,7 @@
 /*
  * contour.c: an RT Structure Set ROI's CLOSED_PLANAR contours to one grid
  * (segimport.h): every contour checked (points, planarity, parallel to the
- * grid planes, no zero-length edge, no crossing), one plane per distinct
+ * grid planes, no crossing; a point repeated in a row counts once), one plane per distinct
  * contour position along the normal, and an even-odd scanline fill of each
  * plane on the in-plane lattice of segimport_plane_grid refined `refine`
  * times per axis. Any thread; no state.
@@ -311,16 +311,24 @@ static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, u
 	c->w = w0 + wsum / (double)n;
 	c->n = n;
 
+	/* A point repeated in a row (planning systems write them) is one
+	 * vertex: the polygon is the same without the repeat. */
+	size_t kept = 0;
 	for (size_t m = 0; m < n; m++) {
-		size_t m2 = (m + 1) % n;
-		if (dist2(uv + 2 * m, uv + 2 * m2) <= CONTOUR_EPS_MM) {
-			const double *p = ct->xyz + 3 * m;
-			return r3d_err_set(err, R3D_EINVAL,
-					   "contour %zu of ROI %u has a zero-length edge: points %zu "
-					   "and %zu are the same (%.1f, %.1f, %.1f) mm",
-					   number, roi, m + 1, m2 + 1, p[0], p[1], p[2]);
-		}
+		if (kept > 0 && dist2(uv + 2 * m, uv + 2 * (kept - 1)) <= CONTOUR_EPS_MM)
+			continue;
+		uv[2 * kept] = uv[2 * m];
+		uv[2 * kept + 1] = uv[2 * m + 1];
+		kept++;
 	}
+	if (kept > 1 && dist2(uv, uv + 2 * (kept - 1)) <= CONTOUR_EPS_MM)
+		kept--;
+	if (kept < 3)
+		return r3d_err_set(err, R3D_EINVAL,
+				   "contour %zu of ROI %u has %zu distinct points (at least 3 needed)",
+				   number, roi, kept);
+	n = kept;
+	c->n = n;
 
 	double at[2], x[3];
 	if (contour_crossing(uv, n, sw, at)) {

@@ -45,6 +45,14 @@ static void usage(FILE *out)
 		"                          repeat; only these are made unless --structures names more\n"
 		"  --threshold HU          the same as --structure custom:HU:\n"
 		"  --list-structures       print the catalogue and exit\n"
+		"  --segmentation FILE     a DICOM Segmentation or RT Structure Set made on the\n"
+		"                          series: one model per segment or ROI, with its own\n"
+		"                          label, colour and codes (only these are made unless\n"
+		"                          --structures or --structure name catalogue entries)\n"
+		"  --labels FILE           a NIfTI label map (.nii, .nii.gz) on the series: one\n"
+		"                          model per label present, placed by its affine\n"
+		"  --label-table FILE      its labels (JSON: value -> name, color, codes; default:\n"
+		"                          TotalSegmentator's class names and SNOMED codes)\n"
 		"  --series UID            the series to use when the folder holds several\n"
 		"                          (default: the largest CT series)\n"
 		"  --interpolate-gaps      resample across missing slices instead of refusing\n"
@@ -137,7 +145,7 @@ static bool write_dicom_seg(struct r3d_err *err, const char *dicom_dir,
 int main(int argc, char **argv)
 {
 	enum { OPT_STRUCTURES = 1000, OPT_STRUCTURE, OPT_LIST, OPT_CONFIG, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE, OPT_MASK_SURFACES,
-	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG };
+	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG, OPT_SEGMENTATION, OPT_LABELS, OPT_LABEL_TABLE };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"structures", required_argument, NULL, OPT_STRUCTURES},
@@ -150,6 +158,9 @@ int main(int argc, char **argv)
 		{"save-volume", required_argument, NULL, OPT_SAVE_VOLUME},
 		{"save-masks", required_argument, NULL, OPT_SAVE_MASKS},
 		{"dicom-seg", required_argument, NULL, OPT_DICOM_SEG},
+		{"segmentation", required_argument, NULL, OPT_SEGMENTATION},
+		{"labels", required_argument, NULL, OPT_LABELS},
+		{"label-table", required_argument, NULL, OPT_LABEL_TABLE},
 		{"no-smooth", no_argument, NULL, OPT_NO_SMOOTH},
 		{"no-decimate", no_argument, NULL, OPT_NO_DECIMATE},
 		{"mask-surfaces", no_argument, NULL, OPT_MASK_SURFACES},
@@ -207,6 +218,15 @@ int main(int argc, char **argv)
 		case OPT_SERIES:
 			o.series_uid = optarg;
 			break;
+		case OPT_SEGMENTATION:
+			o.segmentation = optarg;
+			break;
+		case OPT_LABELS:
+			o.labels = optarg;
+			break;
+		case OPT_LABEL_TABLE:
+			o.label_table = optarg;
+			break;
 		case OPT_SAVE_VOLUME:
 			o.save_volume = optarg;
 			break;
@@ -263,6 +283,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; only == NULL && nadded > 0 && i < o.catalog.n; i++)
 		o.catalog.def[i].enabled = given[i];
+	for (size_t i = 0; (o.segmentation != NULL || o.labels != NULL) && only == NULL && nadded == 0 && i < o.catalog.n; i++)
+		o.catalog.def[i].enabled = false;   /* the object's segments only */
 	if (only != NULL && !structure_catalog_enable_only(&err, &o.catalog, only)) {
 		fprintf(stderr, "recon3d-mesh: --structures: %s\n", err.msg);
 		return 2;
