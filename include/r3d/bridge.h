@@ -144,7 +144,20 @@ struct bridge_instance_attrs {
 	char accession_number[17];     /* may be empty */
 	char patient_name[65];         /* patient data: never logged, only for the
 					* webhook with include_patient_name */
+	char frame_of_reference_uid[BRIDGE_UID_MAX + 1];  /* may be empty */
+	/* A Segmentation or RT Structure Set only (else ""): the series it was
+	 * made from (SEG: Referenced Series Sequence; RTSTRUCT: RT Referenced
+	 * Series in its Referenced Frame of Reference) and, for an RTSTRUCT,
+	 * the referenced Frame of Reference (a SEG's is its own). */
+	char ref_series_uid[BRIDGE_UID_MAX + 1];
+	bool is_segmentation;          /* SEG, Label Map SEG or RTSTRUCT SOP class */
 };
+
+/* SOP Class UIDs of the objects imported as segmentations (issue 11). */
+#define BRIDGE_UID_SEG_STORAGE "1.2.840.10008.5.1.4.1.1.66.4"
+#define BRIDGE_UID_LABELMAP_SEG_STORAGE "1.2.840.10008.5.1.4.1.1.66.7"
+#define BRIDGE_UID_RTSTRUCT_STORAGE "1.2.840.10008.5.1.4.1.1.481.3"
+
 
 /* Reads the attributes the index needs from a DICOM file without loading
  * its pixel data. Fails with R3D_EINVAL when the file cannot be parsed or a

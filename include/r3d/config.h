@@ -73,6 +73,10 @@ struct config {
 	bool export_preview;
 	int export_preview_size;
 	bool export_segmentation;
+	/* [import] */
+	bool import_enabled;
+	int import_wait_for_source_s;
+	bool import_send_segmentation;
 	/* [viewer] */
 	bool viewer_enabled;
 	int viewer_link_ttl_days;

@@ -26,6 +26,7 @@ enum job_state {
 	JOB_FAILED,
 	JOB_SKIPPED,
 	JOB_SUPERSEDED,
+	JOB_WAITING,       /* a segmentation whose source series has not arrived yet */
 	JOB_NSTATES
 };
 
@@ -65,7 +66,8 @@ bool index_ping(struct r3d_err *err, struct index *idx);
  * *requeued is how many. */
 bool index_recover(struct r3d_err *err, struct index *idx, int *requeued);
 
-/* A job a worker has claimed. */
+/* A job a worker has claimed. For an import job, series_* name the source
+ * series the pipeline reads and import_* the segmentation object. */
 struct index_job {
 	int64_t id;
 	int attempts;                       /* including this one */
@@ -73,6 +75,9 @@ struct index_job {
 	char study_uid[BRIDGE_UID_MAX + 1];
 	char series_dir[4096];              /* folder holding the series' instances */
 	int64_t instances;
+	char import_path[4096];             /* the SEG or RTSTRUCT file; "" : not an import */
+	char import_series_uid[BRIDGE_UID_MAX + 1];
+	char import_sop_class_uid[BRIDGE_UID_MAX + 1];
 };
 
 /* Atomically moves the oldest queued job to running and fills *job.
@@ -233,6 +238,16 @@ struct queue_pass {
 	int studies_stable;
 	int jobs_queued;
 	int series_ineligible;
+	int jobs_waiting;      /* import jobs that started waiting for their source */
+	int jobs_failed;       /* import jobs whose source never came or cannot be used */
+};
+
+/* How stable studies become jobs ([pipeline] and [import] in the config). */
+struct queue_rules {
+	int stable_seconds;
+	int min_slices;
+	bool import;               /* segmentations received become import jobs */
+	int wait_for_source_s;     /* how long one waits for the series it refers to */
 };
 
 /* Every study that has new instances and received nothing since now -
@@ -240,8 +255,15 @@ struct queue_pass {
  * queued job if the pipeline can use it (modality CT, CT image instances of
  * one size, at least min_slices of them or a multi-frame CT), else it is
  * recorded as ineligible with the reason. A queued job not yet started for
- * the same series is superseded by the new one. Logs one line per event. */
-bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now, int stable_seconds,
-		       int min_slices, struct queue_pass *pass);
+ * the same series is superseded by the new one.
+ *
+ * A series of Segmentations or RT Structure Sets (rules->import) gives one
+ * import job per new object instead, waiting for its source series: the
+ * one it references (Referenced Series; else the CT series of its Frame of
+ * Reference). Every pass, a waiting job whose source is stable is queued on
+ * it; one whose source is not there after wait_for_source_s, or cannot be
+ * used, fails with the reason. Logs one line per event. */
+bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now,
+		       const struct queue_rules *rules, struct queue_pass *pass);
 
 #endif

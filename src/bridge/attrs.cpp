@@ -68,7 +68,7 @@ static void get_str(DcmItem *item, const DcmTagKey &tag, char *dst, size_t size)
 	OFString v;
 
 	dst[0] = '\0';
-	if (item->findAndGetOFString(tag, v).good()) {
+	if (item != NULL && item->findAndGetOFString(tag, v).good()) {
 		snprintf(dst, size, "%s", v.c_str());
 		/* trailing spaces/NUL padding are not part of the value */
 		size_t n = strlen(dst);
@@ -98,6 +98,42 @@ static long get_us(DcmItem *item, const DcmTagKey &tag)
 	if (item->findAndGetUint16(tag, v).bad())
 		return 0;
 	return (long)v;
+}
+
+static DcmItem *first_item(DcmItem *item, const DcmTagKey &seq)
+{
+	DcmItem *out = NULL;
+
+	if (item == NULL || item->findAndGetSequenceItem(seq, out, 0).bad())
+		return NULL;
+	return out;
+}
+
+/* The series (and an RTSTRUCT's Frame of Reference) a Segmentation or RT
+ * Structure Set refers to. The header read stops before (0028,0012); the
+ * RTSTRUCT's references come after it, so these objects are read whole
+ * (long values such as Pixel Data and Contour Data stay on disk). */
+static bool read_references(const char *path, struct bridge_instance_attrs *out)
+{
+	DcmFileFormat ff;
+
+	if (ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, ATTRS_MAX_READ_LENGTH,
+			ERM_autoDetect).bad())
+		return false;
+	DcmDataset *ds = ff.getDataset();
+	if (strcmp(out->sop_class_uid, BRIDGE_UID_RTSTRUCT_STORAGE) != 0) {
+		get_str(first_item(ds, DCM_ReferencedSeriesSequence), DCM_SeriesInstanceUID,
+			out->ref_series_uid, sizeof(out->ref_series_uid));
+		return true;
+	}
+	DcmItem *fr = first_item(ds, DCM_ReferencedFrameOfReferenceSequence);
+	if (fr == NULL)
+		return true;
+	get_str(fr, DCM_FrameOfReferenceUID, out->frame_of_reference_uid,
+		sizeof(out->frame_of_reference_uid));
+	get_str(first_item(first_item(fr, DCM_RTReferencedStudySequence), DCM_RTReferencedSeriesSequence),
+		DCM_SeriesInstanceUID, out->ref_series_uid, sizeof(out->ref_series_uid));
+	return true;
 }
 
 extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path,
@@ -135,6 +171,13 @@ extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path
 		get_str(ds, DCM_PatientName, out->patient_name, sizeof(out->patient_name));
 		out->rows = get_us(ds, DCM_Rows);
 		out->columns = get_us(ds, DCM_Columns);
+		get_str(ds, DCM_FrameOfReferenceUID, out->frame_of_reference_uid,
+			sizeof(out->frame_of_reference_uid));
+		out->is_segmentation = strcmp(out->sop_class_uid, BRIDGE_UID_SEG_STORAGE) == 0 ||
+				       strcmp(out->sop_class_uid, BRIDGE_UID_LABELMAP_SEG_STORAGE) == 0 ||
+				       strcmp(out->sop_class_uid, BRIDGE_UID_RTSTRUCT_STORAGE) == 0;
+		if (out->is_segmentation && !read_references(path, out))
+			return r3d_err_set(err, R3D_EINVAL, "cannot parse the segmentation's references");
 	} catch (...) {
 		return r3d_err_set(err, R3D_EINVAL, "cannot parse dataset");
 	}

@@ -72,8 +72,13 @@ static void *queue_thread(void *arg)
 		struct r3d_err err;
 		if (++passes % CHECKPOINT_EVERY == 0 && !index_checkpoint(&err, q->idx))
 			log_warn("queue", "index checkpoint failed: %s", err.msg);
-		if (!queue_scan_stable(&err, q->idx, clock_wall_s(), q->cfg->stable_seconds,
-				       q->cfg->min_slices, &pass)) {
+		struct queue_rules rules = {
+			.stable_seconds = q->cfg->stable_seconds,
+			.min_slices = q->cfg->min_slices,
+			.import = q->cfg->import_enabled,
+			.wait_for_source_s = q->cfg->import_wait_for_source_s,
+		};
+		if (!queue_scan_stable(&err, q->idx, clock_wall_s(), &rules, &pass)) {
 			if (!last_failed)
 				log_error("queue", "stable-study check failed: %s", err.msg);
 			last_failed = true;
@@ -81,7 +86,7 @@ static void *queue_thread(void *arg)
 			last_failed = false;
 			if (pass.jobs_queued > 0)
 				wake_post(WAKE_JOBS);
-			if (pass.studies_stable > 0)
+			if (pass.studies_stable > 0 || pass.jobs_failed > 0)
 				wake_post(WAKE_FINISHED);   /* a study with nothing usable is finished now */
 		}
 		nanosleep(&pause, NULL);

@@ -130,12 +130,21 @@ static const char *const migrations[] = {
 	"  study_uid TEXT NOT NULL UNIQUE,"
 	"  created_at REAL NOT NULL,"
 	"  expires_at REAL NOT NULL);",
+	/* 5 -> 6: segmentations received (issue 11): what an instance refers to,
+	 * and import jobs (the SEG or RTSTRUCT instance, the CT series it was
+	 * matched to, and how long it may wait for that series) */
+	"ALTER TABLE instances ADD COLUMN frame_of_reference_uid TEXT;"
+	"ALTER TABLE instances ADD COLUMN ref_series_uid TEXT;"
+	"CREATE INDEX instances_for ON instances(frame_of_reference_uid);"
+	"ALTER TABLE jobs ADD COLUMN import_instance_id INTEGER REFERENCES instances(id);"
+	"ALTER TABLE jobs ADD COLUMN source_series_id INTEGER REFERENCES series(id);"
+	"ALTER TABLE jobs ADD COLUMN wait_until REAL;",
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *const job_state_names[JOB_NSTATES] = {
-	"queued", "running", "done", "failed", "skipped", "superseded",
+	"queued", "running", "done", "failed", "skipped", "superseded", "waiting",
 };
 
 const char *job_state_name(enum job_state s)
@@ -222,11 +231,13 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_INSTANCE_FIND] = "SELECT path FROM instances WHERE sop_uid = ?1",
 	[STMT_INSTANCE_UPSERT] =
 		"INSERT INTO instances(series_id, sop_uid, sop_class_uid, transfer_syntax, frames,"
-		" rows, columns, bytes, path, received_at, calling_ae)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" rows, columns, bytes, path, received_at, calling_ae, frame_of_reference_uid,"
+		" ref_series_uid)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 		" ON CONFLICT(sop_uid) DO UPDATE SET series_id = ?1, sop_class_uid = ?3,"
 		" transfer_syntax = ?4, frames = ?5, rows = ?6, columns = ?7, bytes = ?8, path = ?9,"
-		" received_at = ?10, calling_ae = ?11",
+		" received_at = ?10, calling_ae = ?11, frame_of_reference_uid = ?12,"
+		" ref_series_uid = ?13",
 };
 
 static bool prepare_all(struct r3d_err *err, struct index *idx)
@@ -436,6 +447,8 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 	sqlite3_bind_text(st, 9, path, -1, SQLITE_STATIC);
 	sqlite3_bind_double(st, 10, now);
 	bind_text_or_null(st, 11, calling_ae);
+	bind_text_or_null(st, 12, a->frame_of_reference_uid[0] != '\0' ? a->frame_of_reference_uid : NULL);
+	bind_text_or_null(st, 13, a->ref_series_uid[0] != '\0' ? a->ref_series_uid : NULL);
 	return step_done(err, idx, st, "storing instance");
 }
 

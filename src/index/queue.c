@@ -13,12 +13,17 @@
 #include "index_internal.h"
 #include "r3d/log.h"
 
-#define QUEUE_REASON_MAX 200
+#define QUEUE_REASON_MAX 320
 
 /* CT Image, Enhanced CT Image, Legacy Converted Enhanced CT Image Storage. */
 #define CT_SOP_CLASSES                                                               \
 	"('1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.5.1.4.1.1.2.1',"              \
 	" '1.2.840.10008.5.1.4.1.1.2.2')"
+
+/* Segmentation, Label Map Segmentation, RT Structure Set Storage. */
+#define SEG_SOP_CLASSES                                                              \
+	"('" BRIDGE_UID_SEG_STORAGE "', '" BRIDGE_UID_LABELMAP_SEG_STORAGE "',"       \
+	" '" BRIDGE_UID_RTSTRUCT_STORAGE "')"
 
 struct id_list {
 	int64_t *ids;
@@ -148,15 +153,107 @@ static bool run(struct r3d_err *err, struct index *idx, const char *sql, int64_t
 	return true;
 }
 
+/* Count of the series' segmentation objects, or -1 on error. */
+static int64_t series_segmentations(struct r3d_err *err, struct index *idx, int64_t series_id)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT count(*) FROM instances WHERE series_id = ?1 AND sop_class_uid IN "
+			       SEG_SOP_CLASSES, -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "reading series");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, series_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		index_sql_fail(err, idx, "reading series");
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* One waiting import job per segmentation object of the series that is new
+ * (no job made since it was received); a job of the same object that has
+ * not started yet is superseded by it. */
+static bool queue_import_series(struct r3d_err *err, struct index *idx, int64_t series_id,
+				const char *series_uid, double now, const struct queue_rules *rules,
+				struct queue_pass *pass, int *jobs_in_study)
+{
+	struct id_list objs = {0};
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT i.id FROM instances i WHERE i.series_id = ?1 AND i.sop_class_uid IN "
+			       SEG_SOP_CLASSES " AND NOT EXISTS (SELECT 1 FROM jobs j"
+			       "  WHERE j.import_instance_id = i.id AND j.created_at >= i.received_at)"
+			       " ORDER BY i.id",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "reading segmentations");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, series_id);
+	if (!collect_ids(err, idx, st, &objs))
+		goto out;
+	for (size_t k = 0; k < objs.n; k++) {
+		if (!run(err, idx,
+			 "UPDATE jobs SET state = 'superseded', updated_at = ?2,"
+			 " reason = 'superseded by the same segmentation received again'"
+			 " WHERE import_instance_id = ?1 AND state IN ('queued', 'waiting')",
+			 objs.ids[k], now, NULL))
+			goto out;
+		sqlite3_stmt *ins = NULL;
+		if (sqlite3_prepare_v2(idx->db,
+				       "INSERT INTO jobs(series_id, state, instances, created_at, updated_at,"
+				       " import_instance_id, wait_until) VALUES(?1, 'waiting', 1, ?2, ?2, ?3, ?4)",
+				       -1, &ins, NULL) != SQLITE_OK) {
+			index_sql_fail(err, idx, "queueing an import");
+			goto out;
+		}
+		sqlite3_bind_int64(ins, 1, series_id);
+		sqlite3_bind_double(ins, 2, now);
+		sqlite3_bind_int64(ins, 3, objs.ids[k]);
+		sqlite3_bind_double(ins, 4, now + rules->wait_for_source_s);
+		int rc = sqlite3_step(ins);
+		sqlite3_finalize(ins);
+		if (rc != SQLITE_DONE) {
+			index_sql_fail(err, idx, "queueing an import");
+			goto out;
+		}
+		pass->jobs_waiting++;
+		(*jobs_in_study)++;
+		log_info("queue", "import job waiting for its source job=%lld series=%s",
+			 (long long)sqlite3_last_insert_rowid(idx->db), series_uid);
+	}
+	if (!run(err, idx, "UPDATE series SET pending = 0, status = 'queued', reason = NULL WHERE id = ?1",
+		 series_id, now, NULL))
+		goto out;
+	ok = true;
+out:
+	sqlite3_finalize(st);
+	free(objs.ids);
+	return ok;
+}
+
 static bool queue_series(struct r3d_err *err, struct index *idx, int64_t series_id, double now,
-			 int min_slices, struct queue_pass *pass, int *jobs_in_study)
+			 const struct queue_rules *rules, struct queue_pass *pass, int *jobs_in_study)
 {
 	struct series_facts f;
 	char reason[QUEUE_REASON_MAX];
+	int min_slices = rules->min_slices;
 
 	if (!series_facts_get(err, idx, series_id, &f))
 		return false;
-	if (!series_eligible(&f, min_slices, reason, sizeof(reason))) {
+	int64_t nseg = series_segmentations(err, idx, series_id);
+	if (nseg < 0)
+		return false;
+	if (nseg > 0 && rules->import)
+		return queue_import_series(err, idx, series_id, f.uid, now, rules, pass, jobs_in_study);
+	if (nseg > 0)
+		snprintf(reason, sizeof(reason), "segmentation objects are not imported ([import] enabled = false)");
+	if (nseg > 0 || !series_eligible(&f, min_slices, reason, sizeof(reason))) {
 		if (!run(err, idx,
 			 "UPDATE series SET pending = 0, status = 'ineligible', reason = ?3"
 			 " WHERE id = ?1",
@@ -191,8 +288,172 @@ static bool queue_series(struct r3d_err *err, struct index *idx, int64_t series_
 	return true;
 }
 
-static bool scan_locked(struct r3d_err *err, struct index *idx, double now, int stable_seconds,
-			int min_slices, struct queue_pass *pass)
+/* The source series of one waiting import job: 1 found (*series_id, and
+ * *stable when neither it nor its study is still receiving), 0 not there,
+ * -1 error. By Referenced Series when the object names one, else the CT
+ * series with most images in its Frame of Reference. */
+static int find_source(struct r3d_err *err, struct index *idx, const char *ref_series,
+		       const char *frame, int64_t *series_id, bool *stable)
+{
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+	const char *sql = ref_series != NULL && ref_series[0] != '\0' ?
+		"SELECT s.id, s.pending OR st.pending FROM series s JOIN studies st ON st.id = s.study_id"
+		" WHERE s.series_uid = ?1" :
+		"SELECT s.id, s.pending OR st.pending FROM series s JOIN studies st ON st.id = s.study_id"
+		" JOIN instances i ON i.series_id = s.id WHERE i.frame_of_reference_uid = ?1"
+		" AND i.sop_class_uid IN " CT_SOP_CLASSES
+		" GROUP BY s.id ORDER BY count(*) DESC, s.id LIMIT 1";
+
+	if (sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "finding a source series");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, ref_series != NULL && ref_series[0] != '\0' ? ref_series : frame, -1,
+			  SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*series_id = sqlite3_column_int64(st, 0);
+		*stable = sqlite3_column_int(st, 1) == 0;
+		found = 1;
+	} else if (rc != SQLITE_DONE) {
+		found = -1;
+		index_sql_fail(err, idx, "finding a source series");
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static bool fail_import(struct r3d_err *err, struct index *idx, int64_t job_id, double now,
+			const char *reason, struct queue_pass *pass)
+{
+	if (!run(err, idx,
+		 "UPDATE jobs SET state = 'failed', reason = ?3, finished_at = ?2, updated_at = ?2"
+		 " WHERE id = ?1",
+		 job_id, now, reason))
+		return false;
+	pass->jobs_failed++;
+	log_warn("queue", "import job failed job=%lld reason=\"%s\"", (long long)job_id, reason);
+	return true;
+}
+
+/* Every waiting import job: queued on its source once that is stable and
+ * usable; failed when it cannot be used or did not come in time. */
+static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
+			    const struct queue_rules *rules, struct queue_pass *pass)
+{
+	struct waiting {
+		int64_t job_id;
+		double wait_until;
+		char ref_series[65], frame[65];
+	} *w = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+	int rc;
+
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT j.id, coalesce(j.wait_until, 0), coalesce(i.ref_series_uid, ''),"
+			       " coalesce(i.frame_of_reference_uid, '') FROM jobs j"
+			       " JOIN instances i ON i.id = j.import_instance_id WHERE j.state = 'waiting'"
+			       " ORDER BY j.id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return index_sql_fail(err, idx, "reading waiting jobs");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 8;
+			struct waiting *p = realloc(w, c * sizeof(*p));
+			if (p == NULL) {
+				r3d_err_set(err, R3D_ENOMEM, "queue: out of memory");
+				goto out;
+			}
+			w = p;
+			cap = c;
+		}
+		w[n].job_id = sqlite3_column_int64(st, 0);
+		w[n].wait_until = sqlite3_column_double(st, 1);
+		snprintf(w[n].ref_series, sizeof(w[n].ref_series), "%s",
+			 (const char *)sqlite3_column_text(st, 2));
+		snprintf(w[n].frame, sizeof(w[n].frame), "%s", (const char *)sqlite3_column_text(st, 3));
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		index_sql_fail(err, idx, "reading waiting jobs");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	for (size_t k = 0; k < n; k++) {
+		char reason[QUEUE_REASON_MAX];
+		int64_t source = 0;
+		bool stable = false;
+
+		if (w[k].ref_series[0] == '\0' && w[k].frame[0] == '\0') {
+			if (!fail_import(err, idx, w[k].job_id, now,
+					 "the segmentation names no source series (Referenced Series Sequence)"
+					 " and no Frame of Reference", pass))
+				goto out;
+			continue;
+		}
+		int found = find_source(err, idx, w[k].ref_series, w[k].frame, &source, &stable);
+		if (found < 0)
+			goto out;
+		if (found == 0 || !stable) {
+			if (found == 0 && now >= w[k].wait_until) {
+				if (w[k].ref_series[0] != '\0')
+					snprintf(reason, sizeof(reason),
+						 "source series %s not received within %d s", w[k].ref_series,
+						 rules->wait_for_source_s);
+				else
+					snprintf(reason, sizeof(reason),
+						 "no CT series of Frame of Reference %s received within %d s",
+						 w[k].frame, rules->wait_for_source_s);
+				if (!fail_import(err, idx, w[k].job_id, now, reason, pass))
+					goto out;
+			}
+			continue;   /* not there yet, or still arriving */
+		}
+		struct series_facts f;
+		char why[200];
+		if (!series_facts_get(err, idx, source, &f))
+			goto out;
+		/* The object says which slices it covers: any number will do. */
+		if (!series_eligible(&f, 1, why, sizeof(why))) {
+			snprintf(reason, sizeof(reason), "source series %s cannot be used: %s", f.uid, why);
+			if (!fail_import(err, idx, w[k].job_id, now, reason, pass))
+				goto out;
+			continue;
+		}
+		if (!run(err, idx, "UPDATE jobs SET state = 'queued', updated_at = ?2 WHERE id = ?1",
+			 w[k].job_id, now, NULL))
+			goto out;
+		sqlite3_stmt *u = NULL;
+		if (sqlite3_prepare_v2(idx->db, "UPDATE jobs SET source_series_id = ?2,"
+				       " instances = (SELECT count(*) FROM instances WHERE series_id = ?2)"
+				       " WHERE id = ?1", -1, &u, NULL) != SQLITE_OK) {
+			index_sql_fail(err, idx, "queueing an import");
+			goto out;
+		}
+		sqlite3_bind_int64(u, 1, w[k].job_id);
+		sqlite3_bind_int64(u, 2, source);
+		rc = sqlite3_step(u);
+		sqlite3_finalize(u);
+		if (rc != SQLITE_DONE) {
+			index_sql_fail(err, idx, "queueing an import");
+			goto out;
+		}
+		pass->jobs_queued++;
+		log_info("queue", "import job queued job=%lld source=%s", (long long)w[k].job_id, f.uid);
+	}
+	ok = true;
+out:
+	sqlite3_finalize(st);
+	free(w);
+	return ok;
+}
+
+static bool scan_locked(struct r3d_err *err, struct index *idx, double now,
+			const struct queue_rules *rules, struct queue_pass *pass)
 {
 	struct id_list studies = {0};
 	sqlite3_stmt *st = NULL;
@@ -208,7 +469,7 @@ static bool scan_locked(struct r3d_err *err, struct index *idx, double now, int 
 		index_sql_fail(err, idx, "scanning studies");
 		goto out;
 	}
-	sqlite3_bind_double(st, 1, now - (double)stable_seconds);
+	sqlite3_bind_double(st, 1, now - (double)rules->stable_seconds);
 	if (!collect_ids(err, idx, st, &studies))
 		goto out;
 	sqlite3_finalize(st);
@@ -243,7 +504,7 @@ static bool scan_locked(struct r3d_err *err, struct index *idx, double now, int 
 		sqlite3_finalize(st);
 		st = NULL;
 		for (size_t j = 0; sok && j < series.n; j++)
-			sok = queue_series(err, idx, series.ids[j], now, min_slices, pass, &jobs);
+			sok = queue_series(err, idx, series.ids[j], now, rules, pass, &jobs);
 		free(series.ids);
 		if (!sok)
 			goto out;
@@ -255,15 +516,15 @@ static bool scan_locked(struct r3d_err *err, struct index *idx, double now, int 
 			log_info("queue", "study stable study=%s series=%zu jobs=%d", study_uid, series.n,
 				 jobs);
 	}
-	ok = true;
+	ok = resolve_waiting(err, idx, now, rules, pass);
 out:
 	sqlite3_finalize(st);
 	free(studies.ids);
 	return ok;
 }
 
-bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now, int stable_seconds,
-		       int min_slices, struct queue_pass *pass)
+bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now,
+		       const struct queue_rules *rules, struct queue_pass *pass)
 {
 	bool ok;
 
@@ -274,7 +535,7 @@ bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now, int s
 	 * pending again): none is lost. */
 	ok = index_exec(err, idx, "BEGIN IMMEDIATE");
 	if (ok) {
-		ok = scan_locked(err, idx, now, stable_seconds, min_slices, pass);
+		ok = scan_locked(err, idx, now, rules, pass);
 		if (ok)
 			ok = index_exec(err, idx, "COMMIT");
 		if (!ok) {
@@ -294,21 +555,23 @@ static int claim_locked(struct r3d_err *err, struct index *idx, double now, stru
 {
 	sqlite3_stmt *st = NULL;
 	int rc, found = 0;
+	int64_t series_id = 0, import_id = 0;
 
 	if (sqlite3_prepare_v2(idx->db,
 			       "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
 			       " started_at = ?1, updated_at = ?1"
 			       " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1)"
-			       " RETURNING id, attempts, series_id",
+			       " RETURNING id, attempts, coalesce(source_series_id, series_id),"
+			       " coalesce(import_instance_id, 0)",
 			       -1, &st, NULL) != SQLITE_OK)
 		return index_sql_fail(err, idx, "claiming a job") ? 0 : -1;
 	sqlite3_bind_double(st, 1, now);
 	rc = sqlite3_step(st);
-	int64_t series_id = 0;
 	if (rc == SQLITE_ROW) {
 		job->id = sqlite3_column_int64(st, 0);
 		job->attempts = sqlite3_column_int(st, 1);
 		series_id = sqlite3_column_int64(st, 2);
+		import_id = sqlite3_column_int64(st, 3);
 		found = 1;
 		rc = sqlite3_step(st);
 	}
@@ -322,13 +585,15 @@ static int claim_locked(struct r3d_err *err, struct index *idx, double now, stru
 	if (sqlite3_prepare_v2(idx->db,
 			       "SELECT s.series_uid, st.study_uid, (SELECT count(*) FROM instances i"
 			       "  WHERE i.series_id = s.id), (SELECT path FROM instances i"
-			       "  WHERE i.series_id = s.id LIMIT 1)"
+			       "  WHERE i.series_id = s.id AND (?2 = 0 OR i.sop_class_uid NOT IN "
+			       SEG_SOP_CLASSES ") LIMIT 1)"
 			       " FROM series s JOIN studies st ON st.id = s.study_id WHERE s.id = ?1",
 			       -1, &st, NULL) != SQLITE_OK) {
 		index_sql_fail(err, idx, "reading a job's series");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, series_id);
+	sqlite3_bind_int64(st, 2, import_id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		index_sql_fail(err, idx, "reading a job's series");
@@ -342,6 +607,27 @@ static int claim_locked(struct r3d_err *err, struct index *idx, double now, stru
 	char *slash = strrchr(job->series_dir, '/');
 	if (slash != NULL)
 		*slash = '\0';
+	sqlite3_finalize(st);
+	if (import_id == 0)
+		return 1;
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT i.path, s.series_uid, coalesce(i.sop_class_uid, '') FROM instances i"
+			       " JOIN series s ON s.id = i.series_id WHERE i.id = ?1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "reading a job's segmentation");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, import_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		index_sql_fail(err, idx, "reading a job's segmentation");
+		return -1;
+	}
+	snprintf(job->import_path, sizeof(job->import_path), "%s", (const char *)sqlite3_column_text(st, 0));
+	snprintf(job->import_series_uid, sizeof(job->import_series_uid), "%s",
+		 (const char *)sqlite3_column_text(st, 1));
+	snprintf(job->import_sop_class_uid, sizeof(job->import_sop_class_uid), "%s",
+		 (const char *)sqlite3_column_text(st, 2));
 	sqlite3_finalize(st);
 	return 1;
 }

@@ -69,7 +69,9 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 	struct export_options eo = {
 		.surface_segmentation = p->cfg->export_surface_segmentation,
 		.stl = p->cfg->export_stl,
-		.segmentation = p->cfg->export_segmentation,
+		/* An imported object is not sent back as a copy of itself unless asked. */
+		.segmentation = p->cfg->export_segmentation &&
+				(job->import_path[0] == '\0' || p->cfg->import_send_segmentation),
 		.preview = p->cfg->export_preview,
 		.preview_size = p->cfg->export_preview_size,
 	};
@@ -117,13 +119,26 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 				 NULL, NULL, clock_wall_s());
 		return;
 	}
-	log_info(module, "job started job=%lld series=%s instances=%lld attempt=%d", (long long)job->id,
-		 job->series_uid, (long long)job->instances, job->attempts);
+	bool import = job->import_path[0] != '\0';
+	if (import)
+		log_info(module, "job started job=%lld series=%s instances=%lld attempt=%d import=%s",
+			 (long long)job->id, job->series_uid, (long long)job->instances, job->attempts,
+			 job->import_series_uid);
+	else
+		log_info(module, "job started job=%lld series=%s instances=%lld attempt=%d",
+			 (long long)job->id, job->series_uid, (long long)job->instances, job->attempts);
 	pipeline_options_default(&o);
 	o.catalog = p->cfg->structures;
 	o.series_uid = job->series_uid;
 	o.threads = threads;
-	o.keep_masks = p->cfg->export_segmentation;   /* only the Segmentation needs them */
+	/* only the Segmentation needs them */
+	o.keep_masks = p->cfg->export_segmentation && (!import || p->cfg->import_send_segmentation);
+	if (import) {
+		/* The object's segments, not the presets: those are the CT job's. */
+		o.segmentation = job->import_path;
+		for (size_t i = 0; i < o.catalog.n; i++)
+			o.catalog.def[i].enabled = false;
+	}
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
 		if (pipeline_write_outputs(&err, results, &res) &&
 		    export_and_queue(&err, p, job, &res, results)) {

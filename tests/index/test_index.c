@@ -13,6 +13,8 @@
 #include "r3d/log.h"
 #include "r3d/test.h"
 
+static const struct queue_rules rules20 = {.stable_seconds = 20, .min_slices = 20, .import = true, .wait_for_source_s = 60};
+
 #define CT "1.2.840.10008.5.1.4.1.1.2"
 
 static struct bridge_instance_attrs attrs(const char *study, const char *series, const char *sop,
@@ -149,6 +151,140 @@ static void test_viewer_links(struct index *idx, const char *db_path)
 	index_viewer_series_free(rows, 0);
 }
 
+static bool put_seg(struct index *idx, const char *study, const char *series, const char *sop_class,
+		    const char *ref_series, const char *frame, double t)
+{
+	struct r3d_err err;
+	char old[256], sop[64], path[128];
+
+	snprintf(sop, sizeof(sop), "%s.0", series);
+	snprintf(path, sizeof(path), "/data/%s.dcm", sop);
+	struct bridge_instance_attrs a = attrs(study, series, sop, "SEG", 0, 1);
+	snprintf(a.sop_class_uid, sizeof(a.sop_class_uid), "%s", sop_class);
+	snprintf(a.ref_series_uid, sizeof(a.ref_series_uid), "%s", ref_series);
+	snprintf(a.frame_of_reference_uid, sizeof(a.frame_of_reference_uid), "%s", frame);
+	a.is_segmentation = true;
+	return index_put_instance(&err, idx, &a, path, 100, "AI", t, old, sizeof(old));
+}
+
+/* The state and reason of the newest job of a series, "state|reason". */
+static char *job_of(const char *db_path, const char *series)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	sqlite3_open(db_path, &db);
+	sqlite3_prepare_v2(db, "SELECT j.state || '|' || coalesce(j.reason, '') || '|' ||"
+			   " coalesce((SELECT series_uid FROM series WHERE id = j.source_series_id), '')"
+			   " FROM jobs j JOIN series s ON s.id = j.series_id WHERE s.series_uid = ?1"
+			   " ORDER BY j.id DESC LIMIT 1", -1, &st, NULL);
+	sqlite3_bind_text(st, 1, series, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		out = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+static bool job_is(const char *db_path, const char *series, const char *want)
+{
+	char *got = job_of(db_path, series);
+	bool ok = got != NULL && strcmp(got, want) == 0;
+	if (!ok)
+		fprintf(stderr, "job of %s: got '%s', want '%s'\n", series, got ? got : "(none)", want);
+	free(got);
+	return ok;
+}
+
+#define SEG_CLASS "1.2.840.10008.5.1.4.1.1.66.4"
+#define RTSTRUCT_CLASS "1.2.840.10008.5.1.4.1.1.481.3"
+
+/* Segmentations received: import jobs wait for their source series. */
+static void test_import(struct index *idx, const char *path)
+{
+	struct queue_pass pass;
+	struct r3d_err err;
+	struct index_counts c;
+	char old[256];
+
+	/* SEG first, its CT after the study was stable: waits, then queued on it
+	 * (a CT of 5 slices is too short for the presets, not for the import). */
+	CHECK(put_seg(idx, "3.3", "3.3.9", SEG_CLASS, "3.3.1", "", 3000.0));
+	CHECK(queue_scan_stable(&err, idx, 3021.0, &rules20, &pass));
+	CHECK(pass.jobs_waiting == 1 && pass.jobs_queued == 0);
+	CHECK(index_counts(&err, idx, &c) && c.jobs[JOB_WAITING] == 1);
+	CHECK(job_is(path, "3.3.9", "waiting||"));
+	CHECK(put(idx, "3.3", "3.3.1", 5, "CT", 3030.0));
+	CHECK(queue_scan_stable(&err, idx, 3040.0, &rules20, &pass));   /* still arriving */
+	CHECK(pass.jobs_queued == 0 && job_is(path, "3.3.9", "waiting||"));
+	CHECK(queue_scan_stable(&err, idx, 3051.0, &rules20, &pass));
+	CHECK(pass.jobs_queued == 1 && pass.series_ineligible == 1);
+	CHECK(job_is(path, "3.3.9", "queued||3.3.1"));
+	/* The worker gets the CT's folder and the object's file. */
+	{
+		sqlite3 *db;
+		sqlite3_open(path, &db);
+		sqlite3_exec(db, "UPDATE jobs SET state = 'done' WHERE state = 'queued' AND import_instance_id IS NULL",
+			     NULL, NULL, NULL);
+		sqlite3_close(db);
+	}
+	struct index_job job;
+	CHECK(index_job_claim(&err, idx, 3052.0, &job) == 1);
+	CHECK(strcmp(job.series_uid, "3.3.1") == 0 && strcmp(job.series_dir, "/data") == 0);
+	CHECK(strcmp(job.import_path, "/data/3.3.9.0.dcm") == 0);
+	CHECK(strcmp(job.import_series_uid, "3.3.9") == 0 && job.instances == 5);
+	CHECK(index_job_finish(&err, idx, job.id, JOB_DONE, NULL, "/r", NULL, 3053.0));
+	/* The same object again: a new job; the same object is not re-queued
+	 * by later passes. */
+	CHECK(put_seg(idx, "3.3", "3.3.9", SEG_CLASS, "3.3.1", "", 3100.0));
+	CHECK(queue_scan_stable(&err, idx, 3121.0, &rules20, &pass));
+	CHECK(pass.jobs_waiting == 1 && pass.jobs_queued == 1);
+	CHECK(queue_scan_stable(&err, idx, 3200.0, &rules20, &pass));
+	CHECK(pass.jobs_waiting == 0 && pass.jobs_queued == 0);
+
+	/* A source that never comes: fails after wait_for_source_s. */
+	CHECK(put_seg(idx, "4.4", "4.4.9", SEG_CLASS, "4.4.1", "", 4000.0));
+	CHECK(queue_scan_stable(&err, idx, 4021.0, &rules20, &pass) && pass.jobs_waiting == 1);
+	CHECK(queue_scan_stable(&err, idx, 4080.0, &rules20, &pass) && pass.jobs_failed == 0);
+	CHECK(queue_scan_stable(&err, idx, 4082.0, &rules20, &pass) && pass.jobs_failed == 1);
+	CHECK(job_is(path, "4.4.9", "failed|source series 4.4.1 not received within 60 s|"));
+
+	/* An RT Structure Set naming only a Frame of Reference: the CT of that
+	 * frame, in the same pass as the CT's own job. */
+	for (int i = 0; i < 25; i++) {
+		char sop[64], p[128];
+		snprintf(sop, sizeof(sop), "5.5.1.%d", i);
+		snprintf(p, sizeof(p), "/data/5/%s.dcm", sop);
+		struct bridge_instance_attrs a = attrs("5.5", "5.5.1", sop, "CT", 512, 1);
+		snprintf(a.frame_of_reference_uid, sizeof(a.frame_of_reference_uid), "9.9");
+		CHECK(index_put_instance(&err, idx, &a, p, 1000, "SCU", 5000.0, old, sizeof(old)));
+	}
+	CHECK(put_seg(idx, "5.5", "5.5.9", RTSTRUCT_CLASS, "", "9.9", 5000.0));
+	CHECK(queue_scan_stable(&err, idx, 5021.0, &rules20, &pass));
+	CHECK(pass.jobs_waiting == 1 && pass.jobs_queued == 2);
+	CHECK(job_is(path, "5.5.9", "queued||5.5.1"));
+
+	/* No reference at all; a source that is not CT. */
+	CHECK(put_seg(idx, "6.6", "6.6.9", SEG_CLASS, "", "", 6000.0));
+	CHECK(put(idx, "7.7", "7.7.1", 30, "MR", 7000.0));
+	CHECK(put_seg(idx, "7.7", "7.7.9", SEG_CLASS, "7.7.1", "", 7000.0));
+	CHECK(queue_scan_stable(&err, idx, 7021.0, &rules20, &pass) && pass.jobs_failed == 2);
+	CHECK(job_is(path, "6.6.9", "failed|the segmentation names no source series (Referenced Series"
+				    " Sequence) and no Frame of Reference|"));
+	CHECK(job_is(path, "7.7.9", "failed|source series 7.7.1 cannot be used: modality 'MR' is not CT|"));
+
+	/* [import] enabled = false: the series is recorded, not imported. */
+	struct queue_rules off = rules20;
+	off.import = false;
+	CHECK(put_seg(idx, "8.8", "8.8.9", SEG_CLASS, "3.3.1", "", 8000.0));
+	CHECK(queue_scan_stable(&err, idx, 8021.0, &off, &pass));
+	CHECK(pass.jobs_waiting == 0 && pass.series_ineligible == 1);
+	char *r = reason_of(path, "8.8.9");
+	CHECK(r != NULL && strstr(r, "[import] enabled = false") != NULL);
+	free(r);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/r3d-test-index-XXXXXX";
@@ -181,19 +317,19 @@ int main(void)
 	CHECK(c.instances == 25 && c.bytes == 24 * 1000 + 1500);
 
 	/* Not stable yet: nothing queued. */
-	CHECK(queue_scan_stable(&err, idx, 1005.0, 20, 20, &pass));
+	CHECK(queue_scan_stable(&err, idx, 1005.0, &rules20, &pass));
 	CHECK(pass.studies_stable == 0 && pass.jobs_queued == 0);
 	/* Stable: one job. */
-	CHECK(queue_scan_stable(&err, idx, 1021.5, 20, 20, &pass));
+	CHECK(queue_scan_stable(&err, idx, 1021.5, &rules20, &pass));
 	CHECK(pass.studies_stable == 1 && pass.jobs_queued == 1);
 	CHECK(index_counts(&err, idx, &c) && c.jobs[JOB_QUEUED] == 1);
 	/* Nothing new: no second job. */
-	CHECK(queue_scan_stable(&err, idx, 1100.0, 20, 20, &pass));
+	CHECK(queue_scan_stable(&err, idx, 1100.0, &rules20, &pass));
 	CHECK(pass.jobs_queued == 0);
 
 	/* A re-send after the job: a new job supersedes the queued one. */
 	CHECK(put(idx, "1.1", "1.1.1", 1, "CT", 1200.0));
-	CHECK(queue_scan_stable(&err, idx, 1221.0, 20, 20, &pass));
+	CHECK(queue_scan_stable(&err, idx, 1221.0, &rules20, &pass));
 	CHECK(pass.jobs_queued == 1);
 	CHECK(index_counts(&err, idx, &c));
 	CHECK(c.jobs[JOB_QUEUED] == 1 && c.jobs[JOB_SUPERSEDED] == 1 && c.instances == 25);
@@ -211,7 +347,7 @@ int main(void)
 	CHECK(put(idx, "2.2", "2.2.5", 25, "CT", 2000.0));
 	struct bridge_instance_attrs small = attrs("2.2", "2.2.5", "2.2.5.99", "CT", 256, 1);
 	CHECK(index_put_instance(&err, idx, &small, "/data/s.dcm", 10, "SCU", 2000.0, old, sizeof(old)));
-	CHECK(queue_scan_stable(&err, idx, 2030.0, 20, 20, &pass));
+	CHECK(queue_scan_stable(&err, idx, 2030.0, &rules20, &pass));
 	CHECK(pass.studies_stable == 1 && pass.jobs_queued == 1 && pass.series_ineligible == 4);
 	char *r1 = reason_of(path, "2.2.1"), *r2 = reason_of(path, "2.2.2"),
 	     *r3 = reason_of(path, "2.2.3"), *r5 = reason_of(path, "2.2.5");
@@ -236,12 +372,13 @@ int main(void)
 	CHECK(index_counts(&err, idx, &c) && c.jobs[JOB_QUEUED] == 2 && c.jobs[JOB_RUNNING] == 0);
 	CHECK(index_ping(&err, idx));
 	test_viewer_links(idx, path);
+	test_import(idx, path);
 	index_close(idx);
 
 	/* Reopen: the schema is there, nothing migrates twice, data kept. */
 	idx = NULL;
 	CHECK(index_open(&err, path, &idx));
-	CHECK(idx != NULL && index_counts(&err, idx, &c) && c.studies == 2);
+	CHECK(idx != NULL && index_counts(&err, idx, &c) && c.studies == 8);
 	index_close(idx);
 
 	char cmd[300];

@@ -11,6 +11,8 @@
 #include "r3d/log.h"
 #include "r3d/status.h"
 #include "r3d/test.h"
+
+static const struct queue_rules rules20 = {.stable_seconds = 20, .min_slices = 20, .import = true, .wait_for_source_s = 60};
 #include "r3d/util.h"
 
 int main(void)
@@ -43,7 +45,7 @@ int main(void)
 		a.number_of_frames = 1;
 		CHECK(index_put_instance(&err, idx, &a, a.sop_instance_uid, 100, "X", 10.0, old, sizeof(old)));
 	}
-	CHECK(queue_scan_stable(&err, idx, 100.0, 20, 20, &pass) && pass.jobs_queued == 1);
+	CHECK(queue_scan_stable(&err, idx, 100.0, &rules20, &pass) && pass.jobs_queued == 1);
 	/* Two viewer links, one already expired: one counts, no token shows. */
 	const char *live = "1111111111111111111111111111111111111111111111111111111111111111";
 	const char *dead = "2222222222222222222222222222222222222222222222222222222222222222";
