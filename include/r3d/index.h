@@ -90,6 +90,20 @@ int index_job_claim(struct r3d_err *err, struct index *idx, double now, struct i
 bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, enum job_state state,
 		      const char *reason, const char *results_dir, const char *result_json, double now);
 
+/* One job as /status lists it: no patient data, only UIDs and reasons. */
+struct index_job_row {
+	int64_t id;
+	char state[16];
+	char kind[16];                      /* "series" or "import" */
+	char series_uid[BRIDGE_UID_MAX + 1];        /* the series received */
+	char source_series_uid[BRIDGE_UID_MAX + 1]; /* an import's CT series, or "" */
+	char reason[512];
+	double updated_at;
+};
+
+/* The max jobs changed last, newest first; the count or -1 on error. */
+int index_jobs_recent(struct r3d_err *err, struct index *idx, struct index_job_row *rows, int max);
+
 /* ---- outbox: result objects per destination ---- */
 
 enum outbox_state { OUTBOX_PENDING, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_NSTATES };

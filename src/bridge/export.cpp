@@ -300,7 +300,9 @@ bool copy_source(struct r3d_err *err, const struct bridge_export_info *info, boo
 				   "UID: surfaces cannot be placed", info->source_path);
 	for (const DcmTagKey &t : copied_tags) {
 		DcmElement *e = nullptr;
-		if (sds->findAndGetElement(t, e).bad() || e == nullptr)
+		/* An empty value is left out: a Type 1C attribute such as Specific
+		 * Character Set must not be empty (the Type 2 ones come back below). */
+		if (sds->findAndGetElement(t, e).bad() || e == nullptr || e->getLength() == 0)
 			continue;
 		DcmElement *copy = OFstatic_cast(DcmElement *, e->clone());
 		if (copy == nullptr || ds->insert(copy, true).bad()) {

@@ -486,6 +486,9 @@ static bool is_storage_or_verification(const char *abstract)
 {
 	if (strcmp(abstract, UID_VerificationSOPClass) == 0)
 		return true;
+	/* Newer than DCMTK 3.6.7's table; imported like any Segmentation. */
+	if (strcmp(abstract, BRIDGE_UID_LABELMAP_SEG_STORAGE) == 0)
+		return true;
 	for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; i++) {
 		if (strcmp(abstract, dcmAllStorageSOPClassUIDs[i]) == 0)
 			return true;

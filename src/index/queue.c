@@ -681,3 +681,38 @@ bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, en
 	pthread_mutex_unlock(&idx->lock);
 	return ok;
 }
+
+int index_jobs_recent(struct r3d_err *err, struct index *idx, struct index_job_row *rows, int max)
+{
+	sqlite3_stmt *st = NULL;
+	int n = 0, rc;
+
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_prepare_v2(idx->db,
+			       "SELECT j.id, j.state, CASE WHEN j.import_instance_id IS NULL THEN 'series'"
+			       " ELSE 'import' END, s.series_uid,"
+			       " coalesce((SELECT series_uid FROM series WHERE id = j.source_series_id), ''),"
+			       " coalesce(j.reason, ''), j.updated_at"
+			       " FROM jobs j JOIN series s ON s.id = j.series_id"
+			       " ORDER BY j.updated_at DESC, j.id DESC LIMIT ?1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "listing jobs");
+		pthread_mutex_unlock(&idx->lock);
+		return -1;
+	}
+	sqlite3_bind_int(st, 1, max);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct index_job_row *r = &rows[n++];
+		r->id = sqlite3_column_int64(st, 0);
+		snprintf(r->state, sizeof(r->state), "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(r->kind, sizeof(r->kind), "%s", (const char *)sqlite3_column_text(st, 2));
+		snprintf(r->series_uid, sizeof(r->series_uid), "%s", (const char *)sqlite3_column_text(st, 3));
+		snprintf(r->source_series_uid, sizeof(r->source_series_uid), "%s",
+			 (const char *)sqlite3_column_text(st, 4));
+		snprintf(r->reason, sizeof(r->reason), "%s", (const char *)sqlite3_column_text(st, 5));
+		r->updated_at = sqlite3_column_double(st, 6);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return n;
+}

@@ -24,6 +24,7 @@
 #include "r3d/viewer.h"
 
 #define STATUS_METRICS_MAX 32768
+#define STATUS_RECENT_JOBS 20   /* jobs listed with their state and reason */
 
 struct status_server {
 	const struct config *cfg;
@@ -48,6 +49,8 @@ struct snapshot {
 	int64_t storage_free_bytes;
 	int64_t viewer_links_active;
 	double uptime_s;
+	struct index_job_row recent[STATUS_RECENT_JOBS];
+	int nrecent;
 };
 
 static void snapshot_take(struct status_server *s, struct snapshot *snap)
@@ -64,6 +67,9 @@ static void snapshot_take(struct status_server *s, struct snapshot *snap)
 	snap->noutbox = index_outbox_counts(&err, s->idx, snap->outbox, CONFIG_MAX_DESTINATIONS);
 	if (snap->noutbox < 0)
 		snap->noutbox = 0;
+	snap->nrecent = index_jobs_recent(&err, s->idx, snap->recent, STATUS_RECENT_JOBS);
+	if (snap->nrecent < 0)
+		snap->nrecent = 0;
 	if (s->cfg->viewer_enabled &&
 	    !index_viewer_link_count(&err, s->idx, clock_wall_s(), &snap->viewer_links_active))
 		snap->viewer_links_active = 0;
@@ -122,7 +128,20 @@ char *status_render_json(struct status_server *s)
 	for (int i = 0; i < JOB_NSTATES; i++)
 		json_object_set_new(jobs, job_state_name((enum job_state)i),
 				    json_integer(snap.idx.jobs[i]));
-	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o,"
+	/* What happened last, and why: a failed import names its reason here. */
+	json_t *recent = json_array();
+	for (int i = 0; i < snap.nrecent; i++) {
+		const struct index_job_row *r = &snap.recent[i];
+		json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:f}", "id", (json_int_t)r->id, "state",
+				      r->state, "kind", r->kind, "series_uid", r->series_uid,
+				      "updated_at", r->updated_at);
+		if (r->source_series_uid[0] != '\0')
+			json_object_set_new(j, "source_series_uid", json_string(r->source_series_uid));
+		if (r->reason[0] != '\0')
+			json_object_set_new(j, "reason", json_string(r->reason));
+		json_array_append_new(recent, j);
+	}
+	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:o, s:o,"
 			 " s:o, s:o, s:o, s:o, s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
@@ -139,6 +158,7 @@ char *status_render_json(struct status_server *s)
 			 "instances", (json_int_t)snap.idx.instances,
 			 "stored_bytes", (json_int_t)snap.idx.bytes,
 			 "jobs", jobs,
+			 "recent_jobs", recent,
 			 "jobs_finished_since_start", (json_int_t)snap.work.jobs_finished,
 			 "stage_seconds_total", stages,
 			 "structures", structures,
