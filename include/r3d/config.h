@@ -21,6 +21,8 @@
 #define CONFIG_MAX_CALLER_ADDRS 8
 #define CONFIG_MAX_DESTINATIONS 16
 #define CONFIG_NAME_MAX 32
+#define CONFIG_MAX_ENGINES 8
+#define CONFIG_ENGINE_MAX_ARGS 64
 
 /* One allowed calling AE title and the numeric addresses it may come from. */
 struct config_caller {
@@ -38,6 +40,21 @@ struct config_destination {
 	int port;
 	char calling_ae_title[CONFIG_AE_MAX + 1];   /* "" : [dicom] ae_title */
 	int connect_timeout_s, acse_timeout_s, dimse_timeout_s;
+};
+
+/* One [engine NAME] section: an external segmentation command (issue 11).
+ * The command is split into words here, once; {input} and {output} are the
+ * only placeholders, replaced by folder paths recon3d makes: no DICOM value
+ * ever reaches the command line, and no shell runs it. */
+struct config_engine {
+	char name[CONFIG_NAME_MAX + 1];
+	char command[4096];                    /* as written */
+	int argc;
+	int argoff[CONFIG_ENGINE_MAX_ARGS];    /* word i starts at words + argoff[i] */
+	char words[4096];                      /* the words, each NUL-terminated */
+	char label_table[PATH_MAX];            /* for a label map: JSON table; "": TotalSegmentator */
+	int timeout_s;
+	int concurrency;
 };
 
 struct config {
@@ -77,6 +94,8 @@ struct config {
 	bool import_enabled;
 	int import_wait_for_source_s;
 	bool import_send_segmentation;
+	char import_engine[CONFIG_NAME_MAX + 1];   /* "" : none */
+	bool import_engine_instead;               /* engine = ...; engine_models = instead */
 	/* [viewer] */
 	bool viewer_enabled;
 	int viewer_link_ttl_days;
@@ -97,7 +116,13 @@ struct config {
 	/* [destination NAME] */
 	int ndestinations;
 	struct config_destination destinations[CONFIG_MAX_DESTINATIONS];
+	/* [engine NAME] */
+	int nengines;
+	struct config_engine engines[CONFIG_MAX_ENGINES];
 };
+
+/* The engine called name, or NULL. */
+const struct config_engine *config_engine_find(const struct config *cfg, const char *name);
 
 /* Fills cfg with the embedded defaults. */
 void config_defaults(struct config *cfg);

@@ -51,6 +51,8 @@ static bool check_nonempty(struct r3d_err *err, const struct config_key *key, co
 			   struct config *cfg, bool append);
 static bool check_base_url(struct r3d_err *err, const struct config_key *key, const char *value,
 			   struct config *cfg, bool append);
+static bool set_engine_models(struct r3d_err *err, const struct config_key *key, const char *value,
+			      struct config *cfg, bool append);
 
 #define STR_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NUM_FIELD(f) offsetof(struct config, f), 0
@@ -110,6 +112,10 @@ static const struct config_key config_keys[] = {
 	 NULL, "a segmentation whose CT series is not here waits this long for it, then fails"},
 	{"import", "send_segmentation", KEY_BOOL, "false", 0, 0, NUM_FIELD(import_send_segmentation),
 	 NULL, "true: an imported object's segments also go back as a new DICOM Segmentation"},
+	{"import", "engine", KEY_STR, "", 0, 0, STR_FIELD(import_engine), NULL,
+	 "name of an [engine NAME] section every CT job is sent to first (empty: none)"},
+	{"import", "engine_models", KEY_SPECIAL, "with", 0, 0, NUM_FIELD(import_engine_instead),
+	 set_engine_models, "with: the engine's segments beside the structures; instead: only the engine's"},
 	{"viewer", "enabled", KEY_BOOL, "false", 0, 0, NUM_FIELD(viewer_enabled), NULL,
 	 "true: the HTTP server shows each study's models at /viewer/<token>; the webhook carries the link"},
 	{"viewer", "link_ttl_days", KEY_INT, "7", 1, 3650, NUM_FIELD(viewer_link_ttl_days), NULL,
@@ -402,6 +408,7 @@ static bool structure_set(struct r3d_err *err, struct config *cfg, struct struct
 /* ------------------------------------------------------------------ */
 
 #define DEST_DEFAULT_CONNECT_S 5
+#define ENGINE_DEFAULT_TIMEOUT_S 3600
 #define DEST_DEFAULT_ACSE_S 10
 #define DEST_DEFAULT_DIMSE_S 30
 
@@ -478,8 +485,132 @@ static bool destination_set(struct r3d_err *err, struct config *cfg, const char 
 					   "connect_timeout_s, acse_timeout_s, dimse_timeout_s)");
 }
 
+static bool set_engine_models(struct r3d_err *err, const struct config_key *key, const char *value,
+			      struct config *cfg, bool append)
+{
+	(void)key;
+	(void)append;
+	if (strcmp(value, "with") == 0 || strcmp(value, "instead") == 0) {
+		cfg->import_engine_instead = value[0] == 'i';
+		return true;
+	}
+	return r3d_err_set(err, R3D_EINVAL, "'%s': give with or instead", value);
+}
+
+const struct config_engine *config_engine_find(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nengines; i++) {
+		if (strcmp(cfg->engines[i].name, name) == 0)
+			return &cfg->engines[i];
+	}
+	return NULL;
+}
+
+/* Splits an engine's command into words: spaces separate them, double
+ * quotes keep spaces inside one; {input} and {output} are the only
+ * placeholders (kept as written here, replaced per job). */
+static bool engine_split(struct r3d_err *err, struct config_engine *e)
+{
+	const char *p = e->command;
+	char *w = e->words;
+	char *end = e->words + sizeof(e->words) - 1;
+
+	e->argc = 0;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		if (e->argc >= CONFIG_ENGINE_MAX_ARGS)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d words", CONFIG_ENGINE_MAX_ARGS);
+		e->argoff[e->argc++] = (int)(w - e->words);
+		bool quoted = false;
+		while (*p != '\0' && (quoted || (*p != ' ' && *p != '\t'))) {
+			if (*p == '"') {
+				quoted = !quoted;
+				p++;
+				continue;
+			}
+			if (w >= end)
+				return r3d_err_set(err, R3D_EINVAL, "command too long");
+			*w++ = *p++;
+		}
+		if (quoted)
+			return r3d_err_set(err, R3D_EINVAL, "a double quote is not closed");
+		*w++ = '\0';
+	}
+	if (e->argc == 0)
+		return r3d_err_set(err, R3D_EINVAL, "empty command");
+	for (int i = 0; i < e->argc; i++) {
+		const char *word = e->words + e->argoff[i];
+		for (const char *b = strchr(word, '{'); b != NULL; b = strchr(b + 1, '{')) {
+			if (strncmp(b, "{input}", 7) != 0 && strncmp(b, "{output}", 8) != 0)
+				return r3d_err_set(err, R3D_EINVAL, "unknown placeholder in '%s' (only {input} "
+						   "and {output})", word);
+		}
+	}
+	return true;
+}
+
+static bool engine_set(struct r3d_err *err, struct config *cfg, const char *ename, const char *key,
+		       const char *value)
+{
+	struct config_engine *e = NULL;
+	long v;
+
+	if (!destination_name_valid(ename))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not an engine name (letters, digits, - _ .)",
+				   ename);
+	for (int i = 0; i < cfg->nengines; i++) {
+		if (strcmp(cfg->engines[i].name, ename) == 0)
+			e = &cfg->engines[i];
+	}
+	if (e == NULL) {
+		if (cfg->nengines >= CONFIG_MAX_ENGINES)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d engines", CONFIG_MAX_ENGINES);
+		e = &cfg->engines[cfg->nengines++];
+		memset(e, 0, sizeof(*e));
+		snprintf(e->name, sizeof(e->name), "%s", ename);
+		e->timeout_s = ENGINE_DEFAULT_TIMEOUT_S;
+		e->concurrency = 1;
+	}
+	if (strcmp(key, "command") == 0) {
+		if (strlen(value) >= sizeof(e->command))
+			return r3d_err_set(err, R3D_EINVAL, "command too long");
+		snprintf(e->command, sizeof(e->command), "%s", value);
+		return engine_split(err, e);
+	}
+	if (strcmp(key, "label_table") == 0) {
+		if (strlen(value) >= sizeof(e->label_table))
+			return r3d_err_set(err, R3D_EINVAL, "path too long");
+		snprintf(e->label_table, sizeof(e->label_table), "%s", value);
+		return true;
+	}
+	if (strcmp(key, "timeout_s") == 0) {
+		if (!parse_long(err, value, 1, 86400, &v))
+			return false;
+		e->timeout_s = (int)v;
+		return true;
+	}
+	if (strcmp(key, "concurrency") == 0) {
+		if (!parse_long(err, value, 1, 64, &v))
+			return false;
+		e->concurrency = (int)v;
+		return true;
+	}
+	return r3d_err_set(err, R3D_EINVAL, "unknown key (command, label_table, timeout_s, concurrency)");
+}
+
 static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 {
+	for (int i = 0; i < cfg->nengines; i++) {
+		if (cfg->engines[i].argc == 0)
+			return r3d_err_set(err, R3D_EINVAL, "[engine %s] command: missing",
+					   cfg->engines[i].name);
+	}
+	if (cfg->import_engine[0] != '\0' && config_engine_find(cfg, cfg->import_engine) == NULL)
+		return r3d_err_set(err, R3D_EINVAL, "[import] engine: no [engine %s] section",
+				   cfg->import_engine);
 	for (int i = 0; i < cfg->ndestinations; i++) {
 		const struct config_destination *d = &cfg->destinations[i];
 		const char *missing = d->ae_title[0] == '\0' ? "ae_title" :
@@ -532,6 +663,14 @@ static int load_handler(void *user, const char *section, const char *name, const
 		return 0;
 	if (strncmp(section, "structure ", 10) == 0) {
 		if (!structure_set(ctx->err, ctx->cfg, ctx->structures, section + 10, name, value)) {
+			ctx->failed = true;
+			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+			return 0;
+		}
+		return 1;
+	}
+	if (strncmp(section, "engine ", 7) == 0) {
+		if (!engine_set(ctx->err, ctx->cfg, section + 7, name, value)) {
 			ctx->failed = true;
 			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
 			return 0;

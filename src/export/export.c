@@ -246,7 +246,12 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 	out->ms[EXPORT_STL] = (clock_mono_s() - t) * 1e3;
 	t = clock_mono_s();
 	/* One binary Segmentation: the meshed masks on the source slices. */
-	if (opt->segmentation && res->seg.nslices > 0) {
+	/* Only structures meshed on the CT's own grid have masks on its slices
+	 * (an imported segment lives on its object's grid): none, no SEG. */
+	bool masks = false;
+	for (size_t i = 0; i < res->nstructures; i++)
+		masks |= res->structures[i].mesh != NULL && res->structures[i].seg_bits != NULL;
+	if (opt->segmentation && res->seg.nslices > 0 && masks) {
 		o = &out->obj[out->n];
 		if (!derive(err, res->series_uid, job_id, "segmentation series", series_uid) ||
 		    !derive(err, res->series_uid, job_id, "segmentation instance", o->sop_instance_uid))

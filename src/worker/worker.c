@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "r3d/engine.h"
 #include "r3d/export.h"
 #include "r3d/log.h"
 #include "r3d/util.h"
@@ -31,6 +32,7 @@ struct worker_pool {
 	long cpus;                   /* online CPUs; set before any worker starts */
 	pthread_t threads[WORKER_MAX];
 	atomic_bool stop;
+	struct engine_slots *engines;
 	pthread_mutex_t lock;   /* guards the stats below */
 	struct worker_stats stats;
 };
@@ -139,6 +141,35 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		for (size_t i = 0; i < o.catalog.n; i++)
 			o.catalog.def[i].enabled = false;
 	}
+	/* Every CT job goes to the engine first, when one is set. */
+	const struct config_engine *engine =
+		import || p->cfg->import_engine[0] == '\0' ? NULL :
+		config_engine_find(p->cfg, p->cfg->import_engine);
+	struct engine_output eo;
+	if (engine != NULL) {
+		char work[PATH_MAX + 16];
+		snprintf(work, sizeof(work), "%s/engine", results);
+		if (!engine_run(&err, p->engines, engine, job->series_dir, work, &p->stop, &eo)) {
+			if (!index_job_finish(&err, p->idx, job->id, JOB_FAILED, err.msg, NULL, NULL,
+					      clock_wall_s()))
+				log_error(module, "job=%lld: cannot record the outcome: %s",
+					  (long long)job->id, err.msg);
+			log_warn(module, "job finished job=%lld series=%s outcome=failed seconds=%.2f "
+				 "reason=\"%s\"", (long long)job->id, job->series_uid, clock_mono_s() - t0,
+				 err.msg);
+			return;
+		}
+		log_info(module, "job=%lld: engine %s wrote a %s in %.1f s", (long long)job->id,
+			 engine->name, eo.labelmap ? "label map" : "segmentation", eo.seconds);
+		if (eo.labelmap) {
+			o.labels = eo.path;
+			o.label_table = engine->label_table[0] != '\0' ? engine->label_table : NULL;
+		} else {
+			o.segmentation = eo.path;
+		}
+		for (size_t i = 0; p->cfg->import_engine_instead && i < o.catalog.n; i++)
+			o.catalog.def[i].enabled = false;
+	}
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
 		if (pipeline_write_outputs(&err, results, &res) &&
 		    export_and_queue(&err, p, job, &res, results)) {
@@ -233,6 +264,10 @@ bool worker_pool_start(struct r3d_err *err, const struct config *cfg, struct ind
 		return r3d_err_set(err, R3D_ENOMEM, "worker pool: out of memory");
 	p->cfg = cfg;
 	p->idx = idx;
+	if (!engine_slots_new(err, cfg, &p->engines)) {
+		free(p);
+		return false;
+	}
 	pthread_mutex_init(&p->lock, NULL);
 	p->cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (p->cpus < 1)
@@ -257,6 +292,7 @@ void worker_pool_stop(struct worker_pool *p)
 	atomic_store(&p->stop, true);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	engine_slots_free(p->engines);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

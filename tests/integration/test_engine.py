@@ -1,0 +1,198 @@
+"""
+External segmentation engines ([engine NAME], [import] engine, issue 11),
+with a small engine of our own (engine_phantom.py): it reads the CT folder
+recon3d gives it with pydicom and writes a NIfTI label map of the phantom's
+bone sphere, its affine made from the DICOM geometry by hand.
+
+- engine_models = instead: the job's only structure is the engine's label,
+  named and coloured by the engine's JSON label table; its STL, welded by
+  coordinates, is closed and encloses the sphere's analytic volume (within
+  4 %) around its analytic centre (within 0.5 mm): the label map was placed
+  by its affine, right to left and front to back.
+- engine_models = with, two CT series, two workers, concurrency = 1: both jobs
+  hold the presets and the engine's label; the engine's two runs never
+  overlapped.
+- Failures, each with its reason on the job and in /status: a command that
+  exits 3 (its status and last stderr line), one that does not exist, one
+  that writes nothing, one that outlives timeout_s (killed with the child it
+  started).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from r3dtest import Daemon  # noqa: E402
+from test_e2e_orthanc import edge_check  # noqa: E402
+
+PHANTOM = os.environ.get("R3D_PHANTOM_BIN", "recon3d-phantom")
+ENGINE = os.path.join(HERE, "engine_phantom.py")
+TABLE = {"1": {"name": "bone_sphere", "color": "#ff8000",
+               "category": "91723000^SCT^Anatomical Structure", "type": "3138006^SCT^Bone"}}
+
+
+def make_phantom(path):
+    subprocess.run([PHANTOM, "--out", path, "--size", "128", "--slices", "64",
+                    "--spacing", "1.5,1.5,2"], check=True, capture_output=True)
+    with open(os.path.join(path, "truth.json")) as f:
+        truth = json.load(f)
+    os.rename(os.path.join(path, "truth.json"), path + ".truth.json")   # only slices are sent
+    return truth
+
+
+def read_stl(path):
+    import numpy as np
+    with open(path, "rb") as f:
+        b = f.read()
+    n = int.from_bytes(b[80:84], "little")
+    rec = np.frombuffer(b[84:84 + 50 * n], dtype=np.dtype(
+        [("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]))
+    pts, tri = np.unique(rec["v"].reshape(-1, 3), axis=0, return_inverse=True)
+    return pts.astype(np.float64), tri.reshape(-1, 3)
+
+
+class Engine(unittest.TestCase):
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix="r3d-engine-")
+        self.table = os.path.join(self.work, "table.json")
+        with open(self.table, "w") as f:
+            json.dump(TABLE, f)
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.stop()
+            d.cleanup()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def daemon(self, mode, extra_words="", workers=1, models="instead", timeout_s=60, concurrency=1):
+        d = Daemon(pipeline__workers=workers, pipeline__stable_seconds=1, pipeline__min_slices=10,
+                   import__engine="phantom", import__engine_models=models)
+        d.conf["engine phantom"] = {
+            "command": "/usr/bin/python3 %s %s {input} {output}%s" % (ENGINE, mode, extra_words),
+            "label_table": self.table, "timeout_s": timeout_s, "concurrency": concurrency}
+        d.write_conf()
+        d.start()
+        self.daemons.append(d)
+        return d
+
+    def phantom(self, name="ct"):
+        path = os.path.join(self.work, name)
+        return path, make_phantom(path)
+
+    def store(self, d, folder):
+        files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+        r = d.storescu(files)
+        self.assertEqual(r.returncode, 0, r.stderr[-1500:])
+
+    def finished(self, d, n, timeout=120):
+        return d.wait_for(lambda s: sum(s["jobs"].get(k, 0) for k in ("done", "failed", "skipped")) >= n,
+                          timeout=timeout, what="%d jobs finished" % n)
+
+    def report(self, d, job_id):
+        with open(os.path.join(d.dir, "results", str(job_id), "report.json")) as f:
+            return json.load(f)
+
+    def test_label_map_instead_of_presets(self):
+        import numpy as np
+        d = self.daemon("labels")
+        ct, truth = self.phantom()
+        self.store(d, ct)
+        st = self.finished(d, 1)
+        self.assertEqual(st["jobs"].get("done", 0), 1, st["recent_jobs"])
+        rep = self.report(d, 1)
+        made = [s for s in rep["structures"] if s.get("triangles")]
+        self.assertEqual([s["label"] for s in made], ["bone_sphere"])
+        entry = made[0]
+        self.assertTrue(np.allclose(entry["color_rgb"], [1.0, 128 / 255.0, 0.0], atol=1e-3),
+                        entry["color_rgb"])
+        self.assertEqual(entry["codes"]["type"]["value"], "3138006")
+        sphere = [s for s in truth["shapes"] if s["name"] == "bone_sphere"][0]
+        pts, tri = read_stl(os.path.join(d.dir, "results", "1", entry["file"]))
+        self.assertEqual(edge_check(tri), (0, 0, 0), "open, non-manifold or mis-oriented when welded")
+        a, b, c = (pts[tri[:, k]] for k in range(3))
+        six_v = np.einsum("ij,ij->i", a, np.cross(b, c))
+        vol_ml = six_v.sum() / 6.0 / 1000.0
+        centroid = ((a + b + c) / 4.0 * six_v[:, None]).sum(axis=0) / six_v.sum()
+        self.assertAlmostEqual(vol_ml, sphere["volume_ml"], delta=0.04 * sphere["volume_ml"])
+        self.assertLess(np.linalg.norm(centroid - np.array(sphere["center_lps_mm"])), 0.5,
+                        (centroid, sphere["center_lps_mm"]))
+        # The engine's own output and logs stay with the job, for the on-call engineer.
+        self.assertTrue(os.path.exists(os.path.join(d.dir, "results", "1", "engine", "output",
+                                                    "labels.nii")))
+        self.assertIn("engine finished engine=phantom", d.log_text())
+
+    def test_with_presets_one_at_a_time(self):
+        log = os.path.join(self.work, "runs.txt")
+        d = self.daemon("labels", " " + log, workers=2, models="with", concurrency=1)
+        for name in ("a", "b"):
+            ct, _ = self.phantom(name)
+            self.store(d, ct)
+        st = self.finished(d, 2)
+        self.assertEqual(st["jobs"].get("done", 0), 2, st["recent_jobs"])
+        for job in (1, 2):
+            labels = {s["label"] for s in self.report(d, job)["structures"] if s.get("triangles")}
+            self.assertIn("bone_sphere", labels)
+            self.assertIn("bone", labels)   # the preset, beside the engine's label
+        with open(log) as f:
+            runs = sorted(tuple(float(x) for x in line.split()) for line in f)
+        self.assertEqual(len(runs), 2)
+        self.assertLessEqual(runs[0][1], runs[1][0] + 0.05, "the engine ran twice at once: %r" % runs)
+
+    def check_failure(self, d, want):
+        ct, _ = self.phantom()
+        self.store(d, ct)
+        st = self.finished(d, 1)
+        self.assertEqual(st["jobs"].get("failed", 0), 1, st["recent_jobs"])
+        job = st["recent_jobs"][0]
+        self.assertEqual((job["state"], job["reason"]), ("failed", want))
+        with d.db() as db:
+            self.assertEqual(db.execute("SELECT reason FROM jobs").fetchall(), [(want,)])
+        self.assertIn(want, d.log_text())
+
+    def test_engine_exits_with_an_error(self):
+        self.check_failure(self.daemon("fail"),
+                           "engine phantom exited with status 3; its last line: "
+                           "model weights not found: /opt/models/kidney.pt")
+
+    def test_engine_writes_nothing(self):
+        self.check_failure(self.daemon("nothing"),
+                           "engine phantom exited with status 0 but wrote no NIfTI label map, "
+                           "DICOM Segmentation or RT Structure Set into its output folder")
+
+    def test_engine_missing(self):
+        d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, pipeline__min_slices=10,
+                   import__engine="phantom")
+        d.conf["engine phantom"] = {"command": "/nonexistent/segment {input} {output}"}
+        d.write_conf()
+        d.start()
+        self.daemons.append(d)
+        self.check_failure(d, "engine phantom exited with status 127; its last line: "
+                              "cannot run /nonexistent/segment: No such file or directory")
+
+    def test_engine_timeout(self):
+        pidfile = os.path.join(self.work, "child.pid")
+        d = self.daemon("sleep", " " + pidfile, timeout_s=2)
+        t0 = time.time()
+        self.check_failure(d, "engine phantom timed out after 2 s (timeout_s)")
+        self.assertLess(time.time() - t0, 30)
+        with open(pidfile) as f:
+            child = int(f.read())
+        time.sleep(0.5)
+        alive = False
+        try:
+            with open("/proc/%d/stat" % child) as f:
+                alive = f.read().split()[2] != "Z"
+        except OSError:
+            pass
+        self.assertFalse(alive, "the engine's child process outlived the time limit")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
