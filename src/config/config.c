@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -863,6 +864,32 @@ static bool check_dir(struct r3d_err *err, const char *what, const char *dir)
 	return true;
 }
 
+/* True when prog is an executable file: as given when it holds a '/', else
+ * in a folder of PATH (as execvp looks for it). */
+static bool program_found(const char *prog)
+{
+	struct stat st;
+
+	if (strchr(prog, '/') != NULL)
+		return stat(prog, &st) == 0 && S_ISREG(st.st_mode) && access(prog, X_OK) == 0;
+	const char *path = getenv("PATH");
+	if (path == NULL)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path != '\0') {
+		const char *colon = strchr(path, ':');
+		size_t n = colon != NULL ? (size_t)(colon - path) : strlen(path);
+		char full[PATH_MAX];
+		if (snprintf(full, sizeof(full), "%.*s/%s", (int)n, n > 0 ? path : ".", prog) <
+			    (int)sizeof(full) &&
+		    stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+			return true;
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	return false;
+}
+
 bool config_check_paths(struct r3d_err *err, const struct config *cfg)
 {
 	char dbdir[PATH_MAX];
@@ -886,6 +913,15 @@ bool config_check_paths(struct r3d_err *err, const struct config *cfg)
 	    (!S_ISREG(st.st_mode) || access(cfg->database, R_OK | W_OK) != 0))
 		return r3d_err_set(err, R3D_EINVAL, "[storage] database: '%s' is not a readable, writable file",
 				   cfg->database);
+	for (int i = 0; i < cfg->nengines; i++) {
+		const struct config_engine *e = &cfg->engines[i];
+		if (!program_found(e->words + e->argoff[0]))
+			return r3d_err_set(err, R3D_EINVAL, "[engine %s] command: '%s' is not an executable "
+					   "file (nor found on PATH)", e->name, e->words + e->argoff[0]);
+		if (e->label_table[0] != '\0' && access(e->label_table, R_OK) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "[engine %s] label_table: cannot read '%s'",
+					   e->name, e->label_table);
+	}
 	return true;
 }
 
@@ -920,6 +956,17 @@ void config_write_sample(FILE *out)
 		     "# calling_ae_title = RECON3D    (default: [dicom] ae_title)\n"
 		     "# connect_timeout_s = %d  acse_timeout_s = %d  dimse_timeout_s = %d\n",
 		DEST_DEFAULT_CONNECT_S, DEST_DEFAULT_ACSE_S, DEST_DEFAULT_DIMSE_S);
+	fprintf(out, "\n# External segmentation engines: one [engine NAME] section each; [import]\n"
+		     "# engine = NAME sends every CT job to it (docs/import.md). The command runs\n"
+		     "# without a shell; {input} is the series' DICOM folder, {output} the folder\n"
+		     "# it must write one NIfTI label map, DICOM Segmentation or RT Structure Set\n"
+		     "# into. Example (TotalSegmentator; label_table empty: its class names):\n"
+		     "# [engine totalseg]\n"
+		     "# command = /opt/totalseg/bin/TotalSegmentator -i {input} -o {output}/labels.nii.gz --ml\n"
+		     "# label_table =\n"
+		     "# timeout_s = %d\n"
+		     "# concurrency = 1\n",
+		ENGINE_DEFAULT_TIMEOUT_S);
 	fprintf(out, "\n# The structure catalogue: one section per structure. The built-in presets\n"
 		     "# follow; change a key, or switch one off with enabled = false. A new\n"
 		     "# [structure KEY] section adds a structure of the voxels in [min_hu, max_hu]\n"

@@ -258,6 +258,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("recon3d: configuration %s is valid\n", config_path ? config_path : "(defaults)");
+		for (int i = 0; i < cfg.nengines; i++)
+			printf("engine %s: %s (time limit %d s, %d at a time)%s\n", cfg.engines[i].name,
+			       cfg.engines[i].command, cfg.engines[i].timeout_s, cfg.engines[i].concurrency,
+			       strcmp(cfg.import_engine, cfg.engines[i].name) == 0 ?
+				       (cfg.import_engine_instead ? "; every CT job, instead of the structures" :
+								    "; every CT job, beside the structures") :
+				       "; not used ([import] engine)");
+		printf("segmentations received: %s\n", cfg.import_enabled ? "imported" : "stored only");
 		return 0;
 	}
 	log_set_level(cfg.log_level);

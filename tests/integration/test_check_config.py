@@ -156,6 +156,37 @@ class CheckConfig(unittest.TestCase):
                 self.assertRefusedAt(conf, "%s = 3" % key,
                                      ["[structure %s] %s: unknown key" % (section, key)])
 
+    def test_engine_refusals(self):
+        for body, line, reason in (
+                ("[engine ai]\ncommand = /opt/ai {input} {series}\n", "command = /opt/ai {input} {series}",
+                 "[engine ai] command: unknown placeholder in '{series}' (only {input} and {output})"),
+                ("[engine ai]\ncommand = /opt/ai \"{input}\n", "command = /opt/ai \"{input}",
+                 "[engine ai] command: a double quote is not closed"),
+                ("[engine ai]\ncommand = /opt/ai\ntimeout_s = 0\n", "timeout_s = 0", "[engine ai] timeout_s"),
+                ("[engine ai]\ncommand = /opt/ai\nshell = true\n", "shell = true",
+                 "[engine ai] shell: unknown key"),
+                ("[import]\nengine_models = both\n", "engine_models = both", "'both': give with or instead")):
+            with self.subTest(body=body):
+                self.assertRefusedAt(self.structures(body), line, [reason])
+        # Whole-file checks: a missing section, a section without a command.
+        for body, reason in (("[import]\nengine = ai\n", "[import] engine: no [engine ai] section"),
+                             ("[engine ai]\ntimeout_s = 10\n", "[engine ai] command: missing"),
+                             ("[engine ai]\ncommand = /opt/nothing/ai {input} {output}\n",
+                              "[engine ai] command: '/opt/nothing/ai' is not an executable file"),
+                             ("[engine ai]\ncommand = no-such-segmenter {input}\n",
+                              "[engine ai] command: 'no-such-segmenter' is not an executable file"
+                              " (nor found on PATH)")):
+            with self.subTest(body=body):
+                rc, out = check(self.structures(body))
+                self.assertNotEqual(rc, 0, out)
+                self.assertIn(reason, out)
+        rc, out = check(self.structures("[import]\nengine = ai\nengine_models = instead\n\n"
+                                        "[engine ai]\ncommand = /usr/bin/python3 \"/opt/my models/seg.py\""
+                                        " {input} {output}/x.nii.gz\nconcurrency = 2\n"))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("engine ai: /usr/bin/python3 \"/opt/my models/seg.py\" {input} {output}/x.nii.gz"
+                      " (time limit 3600 s, 2 at a time); every CT job, instead of the structures", out)
+
     def test_structure_duplicate(self):
         # The same key in two sections of one structure: refused at the second.
         body = ("[structure dense_bone]\nlabel = dense bone\nmin_hu = 700\n\n"
