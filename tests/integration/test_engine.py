@@ -13,9 +13,10 @@ bone sphere, its affine made from the DICOM geometry by hand.
   hold the presets and the engine's label; the engine's two runs never
   overlapped.
 - Failures, each with its reason on the job and in /status: a command that
-  exits 3 (its status and last stderr line), one that does not exist, one
-  that writes nothing, one that outlives timeout_s (killed with the child it
-  started).
+  exits 3 (its status and last stderr line), one that is gone (at start
+  recon3d refuses to start; removed later, the job fails with status 127),
+  one that writes nothing, one that outlives timeout_s (killed with the
+  child it started).
 """
 import json
 import os
@@ -167,14 +168,28 @@ class Engine(unittest.TestCase):
                            "DICOM Segmentation or RT Structure Set into its output folder")
 
     def test_engine_missing(self):
+        # Not there at start: recon3d does not start, and says why.
         d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, pipeline__min_slices=10,
                    import__engine="phantom")
         d.conf["engine phantom"] = {"command": "/nonexistent/segment {input} {output}"}
         d.write_conf()
+        self.daemons.append(d)
+        d.start(wait=False)
+        self.assertEqual(d.proc.wait(timeout=20), 1)
+        self.assertIn("[engine phantom] command: '/nonexistent/segment' is not an executable file",
+                      d.log_text())
+        # Gone after start (a broken installation): the job fails with the reason.
+        prog = os.path.join(self.work, "segment")
+        shutil.copy("/bin/true", prog)
+        d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, pipeline__min_slices=10,
+                   import__engine="phantom")
+        d.conf["engine phantom"] = {"command": prog + " {input} {output}"}
+        d.write_conf()
         d.start()
         self.daemons.append(d)
+        os.unlink(prog)
         self.check_failure(d, "engine phantom exited with status 127; its last line: "
-                              "cannot run /nonexistent/segment: No such file or directory")
+                              "cannot run %s: No such file or directory" % prog)
 
     def test_engine_timeout(self):
         pidfile = os.path.join(self.work, "child.pid")
