@@ -104,7 +104,7 @@ extern "C" {
 /* ---- bounds ---------------------------------------------------------------- */
 
 #define NOTIFY_MAX_SERIES 256          /* series in one message */
-#define NOTIFY_MAX_STRUCTURES 64       /* structures in one series */
+#define NOTIFY_MAX_STRUCTURES 256      /* structures in one series (STRUCTURE_MAX) */
 #define NOTIFY_MAX_DESTINATIONS 64     /* destinations in one message */
 #define NOTIFY_MAX_STRING 1024         /* bytes of any one string field */
 #define NOTIFY_BODY_MAX (1024 * 1024)  /* bytes of the JSON body */

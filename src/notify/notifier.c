@@ -23,7 +23,7 @@
 #define NOTIFIER_MAX_URLS 8
 #define NOTIFIER_IDLE_MS 500
 #define NOTIFIER_BATCH 16
-#define NOTIFIER_MAX_STRUCTURES 8
+#define NOTIFIER_MAX_STRUCTURES NOTIFY_MAX_STRUCTURES   /* an imported SEG may hold ~120 */
 
 struct notifier {
 	const struct config *cfg;
@@ -95,7 +95,9 @@ static enum notify_series_outcome series_outcome(const char *state)
 static void queue_message(struct notifier *n, struct finished_study *fs)
 {
 	struct notify_series series[INDEX_STUDY_MAX_SERIES];
-	struct notify_structure structures[INDEX_STUDY_MAX_SERIES][NOTIFIER_MAX_STRUCTURES];
+	/* 64 series x 256 structures: on the heap */
+	struct notify_structure(*structures)[NOTIFIER_MAX_STRUCTURES] =
+		calloc(INDEX_STUDY_MAX_SERIES, sizeof(*structures));
 	struct notify_destination dests[INDEX_STUDY_MAX_DESTINATIONS];
 	json_t *reports[INDEX_STUDY_MAX_SERIES] = {0};
 	struct bridge_instance_attrs attrs;
@@ -106,6 +108,10 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 	double processing = 0, last_job = 0;
 
 	memset(series, 0, sizeof(series));
+	if (structures == NULL) {
+		log_error("notify", "study=%s: out of memory for the message", fs->study_uid);
+		return;
+	}
 	for (int i = 0; i < fs->nseries; i++) {
 		struct finished_series *f = &fs->series[i];
 		struct notify_series *s = &series[i];
@@ -200,6 +206,7 @@ out:
 	memset(viewer_url, 0, sizeof(viewer_url));
 	for (int i = 0; i < fs->nseries; i++)
 		json_decref(reports[i]);
+	free(structures);
 }
 
 /* ---- due messages are posted ---- */

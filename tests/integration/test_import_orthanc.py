@@ -18,6 +18,7 @@ what Orthanc holds.
 Orthanc 1.10 cannot listen on loopback only, so the whole test runs in a
 private network namespace (skipped where none can be made).
 """
+import base64
 import glob
 import json
 import os
@@ -38,6 +39,7 @@ from test_e2e_orthanc import code_of, dciodvfy_errors, edge_check  # noqa: E402
 DATA = os.environ.get("R3D_DATA", os.path.join(HERE, "..", "..", "..", "shared", "data"))
 LIVER = os.path.join(DATA, "seg", "dcmqi-liver")
 RT = os.path.join(DATA, "seg", "rt-utils", "sample")
+RECEIVER = os.path.join(HERE, "..", "notify", "receiver.py")
 SURFACE_SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.5"
 STL_CLASS = "1.2.840.10008.5.1.4.1.1.104.3"
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -52,8 +54,15 @@ class ImportEndToEnd(unittest.TestCase):
         self.work = tempfile.mkdtemp(prefix="r3d-import-e2e-")
         os.makedirs(os.path.join(self.work, "orthanc"))
         self.orthanc = sendtest.Orthanc(os.path.join(self.work, "orthanc")).start()
+        secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+        self.hook_log = os.path.join(self.work, "requests.jsonl")
+        self.recv = subprocess.Popen([sys.executable, RECEIVER, "--secret", secret, "--log",
+                                      self.hook_log, "--script", "200", "--max-seconds", "300"],
+                                     stdout=subprocess.PIPE, text=True)
+        port = int(self.recv.stdout.readline().split()[1])
         self.d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, export__preview="false",
-                        import__wait_for_source_s=2)
+                        import__wait_for_source_s=2, webhook__url="http://127.0.0.1:%d/hook" % port,
+                        webhook__secret=secret)
         self.d.conf["destination orthanc"] = {"ae_title": sendtest.AET, "host": "127.0.0.1",
                                               "port": self.orthanc.dicom_port}
         self.d.write_conf()
@@ -62,6 +71,8 @@ class ImportEndToEnd(unittest.TestCase):
     def tearDown(self):
         self.d.stop()
         self.d.cleanup()
+        self.recv.terminate()
+        self.recv.wait()
         self.orthanc.stop()
         shutil.rmtree(self.work, ignore_errors=True)
 
@@ -163,6 +174,13 @@ class ImportEndToEnd(unittest.TestCase):
         self.check_liver_models()
         job = [j for j in st["recent_jobs"] if j["kind"] == "import"][0]
         self.assertEqual(job["state"], "done")
+        # The webhook names the segment as the SEG does.
+        self.d.wait_for(lambda s: s["webhook"]["delivered"] >= 1, what="the webhook message")
+        with open(self.hook_log) as f:
+            bodies = [json.loads(json.loads(line)["body"]) for line in f if line.strip()]
+        done = [x for b in bodies for x in b["data"]["series"] if x["outcome"] == "done"]
+        self.assertEqual(len(done), 1, bodies)
+        self.assertEqual([x["label"] for x in done[0]["structures"]], ["Liver"])
         self.assertEqual(job["source_series_uid"], str(__import__("pydicom").dcmread(
             liver_ct()[0], stop_before_pixels=True).SeriesInstanceUID))
 
