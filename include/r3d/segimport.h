@@ -52,9 +52,19 @@ struct segimport_grid {
 
 void segimport_grid_free(struct segimport_grid *g);
 
+#define SEGIMPORT_NAME_MAX 64
+#define SEGIMPORT_NAME_LABEL_MAX 40  /* bytes of the label a name keeps */
+
+/* How a reason names segment or ROI `number` of s: "segment 2 'Spine'",
+ * "ROI 3 'Heart'" (the label cut at a character boundary after
+ * SEGIMPORT_NAME_LABEL_MAX bytes, "..." added), or "ROI 3" when it has no
+ * label. The reasons of the two functions below start with it. */
+void segimport_name(const struct segobj *s, unsigned number, char out[SEGIMPORT_NAME_MAX]);
+
 /* The grid of SEG segment number `segment` of s (BINARY, FRACTIONAL or
- * LABELMAP). Refuses with the reason (R3D_EINVAL): frames without a
- * position, a segment with no frame, an orientation that is not two
+ * LABELMAP). Refuses with the reason (R3D_EINVAL), which starts with
+ * segimport_name(): a frame of the object without a position, a segment
+ * with no frame, an orientation that is not two
  * orthogonal unit vectors, a pixel spacing that is not positive. A segment
  * whose frames are all empty gives voxels == 0 (the caller skips it). On
  * success the caller owns g's buffers (segimport_grid_free()). */
@@ -75,10 +85,12 @@ struct segimport_plane_grid {
  * Contours of other types are ignored (the caller lists a ROI with none
  * closed as skipped). Refuses with the reason (R3D_EINVAL; the caller skips
  * this ROI with it and meshes the others): a contour with fewer than 3
- * points, one that is not planar within 0.1 mm or not parallel to the
- * grid's planes, one with a zero-length edge or that crosses itself
- * ("contour 12 of ROI 3 crosses itself near (x, y, z) mm"). No contour is
- * ever silently changed or dropped. */
+ * distinct points, one that is not planar within 0.1 mm or not parallel to
+ * the grid's planes, one that crosses itself ("ROI 3 'Heart': contour 12
+ * crosses itself near (x, y, z) mm"), one that encloses no area (its points
+ * on one line, or a path retracing itself; tiny contours are kept). No
+ * contour is ever silently changed or dropped; a point repeated in a row,
+ * and a last point repeating the first, count once. */
 bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsigned roi,
 			     const struct segimport_plane_grid *pg, struct segimport_grid *g);
 

@@ -31,9 +31,14 @@ extern "C" {
 #define SEGOBJ_CODE_SCHEME_MAX 17
 #define SEGOBJ_CODE_MEANING_MAX 65
 #define SEGOBJ_REASON_MAX 160
-/* Documented limits: larger objects are refused with the limit named. */
-#define SEGOBJ_MAX_SEGMENTS 512
+/* Documented limits: larger objects are refused with the limit named.
+ * Segments: items of the Segment Sequence or Structure Set ROI Sequence (a
+ * label map's background item included); each becomes one structure of a
+ * job, and a job has at most STRUCTURE_MAX (256, r3d/structure.h) of them. */
+#define SEGOBJ_MAX_SEGMENTS 256
 #define SEGOBJ_MAX_FRAMES 65536
+#define SEGOBJ_MAX_PIXELS (1ULL << 32)  /* rows x columns x frames, per object (one byte
+					 * each in pixel_store: 4 GiB) */
 #define SEGOBJ_MAX_CONTOURS 200000
 #define SEGOBJ_MAX_POINTS 20000000  /* contour points in all, per object */
 
@@ -117,6 +122,12 @@ struct segobj {
 	 * the RT Contour Image Sequences); may be 0. */
 	size_t nreferenced_instances;
 	char (*referenced_instances)[SEGOBJ_UID_MAX];
+	/* Of those, the distinct instances the object lists under
+	 * referenced_series_uid itself (SEG: its Referenced Series Sequence
+	 * item's Referenced Instance Sequence; RTSTRUCT: that RT Referenced
+	 * Series' Contour Image Sequence); 0 when it lists none. A series
+	 * given with fewer instances than this is incomplete. */
+	size_t nseries_instances;
 	char source_modality[17];         /* SEG: the referenced series' modality when the
 					   * object says (e.g. from Source Image Sequence
 					   * or its own Modality of the derivation), else "" */

@@ -42,10 +42,6 @@ extern "C" {
 #include "r3d/err.h"
 }
 
-/* Pixels of all frames together (1 byte each in segobj's pixel_store): 4 GiB.
- * Not a segobj.h limit yet; named here so that the refusal can say it. */
-#define SEGREAD_MAX_PIXELS (1ULL << 32)
-
 #define SEGREAD_UID_SEG "1.2.840.10008.5.1.4.1.1.66.4"
 #define SEGREAD_UID_LABELMAP "1.2.840.10008.5.1.4.1.1.66.7"
 #define SEGREAD_UID_RTSTRUCT "1.2.840.10008.5.1.4.1.1.481.3"
@@ -337,8 +333,8 @@ bool read_segments(struct r3d_err *err, DcmDataset *ds, builder &b)
 	if (items.empty())
 		return fail(err, "Segment Sequence (0062,0002) missing or empty");
 	if (items.size() > SEGOBJ_MAX_SEGMENTS)
-		return fail(err, "%zu segments: more than SEGOBJ_MAX_SEGMENTS (%d)", items.size(),
-			    SEGOBJ_MAX_SEGMENTS);
+		return fail(err, "the Segment Sequence lists %zu segments; recon3d meshes at most %d "
+			    "per object (SEGOBJ_MAX_SEGMENTS)", items.size(), SEGOBJ_MAX_SEGMENTS);
 	for (size_t i = 0; i < items.size(); i++) {
 		DcmItem *it = items[i];
 		struct segobj_segment sg;
@@ -548,9 +544,11 @@ bool read_pixels(struct r3d_err *err, DcmDataset *ds, builder &b, unsigned bits)
 	size_t total = plane * nframes;   /* rows, columns < 2^16 and frames <= 2^16: no overflow */
 	size_t need;
 
-	if (total > SEGREAD_MAX_PIXELS)
-		return fail(err, "%zu pixels in all frames: more than SEGREAD_MAX_PIXELS (%llu)",
-			    total, SEGREAD_MAX_PIXELS);
+	if (total > SEGOBJ_MAX_PIXELS)
+		return fail(err, "%zu frames of %u x %u pixels are %zu pixels; recon3d reads at most "
+			    "%llu per object (SEGOBJ_MAX_PIXELS, one byte each in memory)", nframes,
+			    static_cast<unsigned>(s->rows), static_cast<unsigned>(s->columns), total,
+			    SEGOBJ_MAX_PIXELS);
 	{
 		DcmXfer xfer(ds->getOriginalXfer());
 		if (xfer.isEncapsulated()) {
@@ -638,6 +636,7 @@ bool read_seg(struct r3d_err *err, DcmDataset *ds, builder &b)
 	if (!get_uid(err, series.empty() ? nullptr : series[0], DCM_SeriesInstanceUID,
 		     s->referenced_series_uid, "Referenced Series Sequence's Series Instance UID"))
 		return false;
+	std::set<std::string> in_series;
 	for (DcmItem *se : series)
 		for (DcmItem *ri : items_of(se, DCM_ReferencedInstanceSequence)) {
 			std::string uid, cls;
@@ -645,7 +644,10 @@ bool read_seg(struct r3d_err *err, DcmDataset *ds, builder &b)
 			if (ref_class.empty() && get_string(ri, DCM_ReferencedSOPClassUID, cls))
 				ref_class = cls;
 			b.add_ref(uid);
+			if (se == series[0] && !uid.empty())
+				in_series.insert(uid);
 		}
+	s->nseries_instances = in_series.size();
 
 	if (ds->findAndGetUint16(DCM_Rows, rows).bad() || rows == 0)
 		return fail(err, "Rows (0028,0010) missing or 0");
@@ -659,8 +661,9 @@ bool read_seg(struct r3d_err *err, DcmDataset *ds, builder &b)
 	if (ds->findAndGetSint32(DCM_NumberOfFrames, frames).bad())
 		return fail(err, "Number of Frames (0028,0008) missing");
 	if (frames < 1 || frames > SEGOBJ_MAX_FRAMES)
-		return fail(err, "Number of Frames %ld: not 1..SEGOBJ_MAX_FRAMES (%d)",
-			    static_cast<long>(frames), SEGOBJ_MAX_FRAMES);
+		return fail(err, "Number of Frames (0028,0008) is %ld; recon3d reads 1 to %d frames "
+			    "per object (SEGOBJ_MAX_FRAMES)", static_cast<long>(frames),
+			    SEGOBJ_MAX_FRAMES);
 	s->rows = rows;
 	s->columns = columns;
 
@@ -730,7 +733,8 @@ bool read_rois(struct r3d_err *err, DcmDataset *ds, builder &b, std::map<unsigne
 	if (!ds->tagExists(DCM_StructureSetROISequence))
 		return fail(err, "Structure Set ROI Sequence (3006,0020) missing");
 	if (items.size() > SEGOBJ_MAX_SEGMENTS)
-		return fail(err, "%zu ROIs: more than SEGOBJ_MAX_SEGMENTS (%d)", items.size(),
+		return fail(err, "the Structure Set ROI Sequence lists %zu ROIs; recon3d meshes at "
+			    "most %d per object (SEGOBJ_MAX_SEGMENTS)", items.size(),
 			    SEGOBJ_MAX_SEGMENTS);
 	for (size_t i = 0; i < items.size(); i++) {
 		struct segobj_segment sg;
@@ -921,14 +925,21 @@ bool read_rtstruct(struct r3d_err *err, DcmDataset *ds, builder &b)
 		     "RT Referenced Series' Series Instance UID"))
 		return false;
 	/* The images the series items list, then those the contours name. */
+	std::set<std::string> in_series;
 	for (DcmItem *fr : fors)
 		for (DcmItem *st : items_of(fr, DCM_RTReferencedStudySequence))
-			for (DcmItem *se : items_of(st, DCM_RTReferencedSeriesSequence))
+			for (DcmItem *se : items_of(st, DCM_RTReferencedSeriesSequence)) {
+				std::string se_uid;
+				get_string(se, DCM_SeriesInstanceUID, se_uid);
 				for (DcmItem *img : items_of(se, DCM_ContourImageSequence)) {
 					std::string uid;
 					get_string(img, DCM_ReferencedSOPInstanceUID, uid);
 					b.add_ref(uid);
+					if (!uid.empty() && !series.empty() && se_uid == series)
+						in_series.insert(uid);
 				}
+			}
+	s->nseries_instances = in_series.size();
 
 	if (!read_contours(err, ds, b, index))
 		return false;
@@ -1066,6 +1077,9 @@ extern "C" bool bridge_segobj_read(struct r3d_err *err, const char *path, struct
 	try {
 		b.name = base_name(path);
 		ok = read_object(err, path, b);
+		/* Every reason names the file it is about. */
+		if (!ok && err != nullptr && strstr(err->msg, b.name.c_str()) == nullptr)
+			r3d_err_prefix(err, "%s", b.name.c_str());
 	} catch (const std::bad_alloc &) {
 		ok = r3d_err_set(err, R3D_ENOMEM, "out of memory reading '%s'", path);
 	} catch (...) {

@@ -47,26 +47,79 @@ const char *import_kind_name(int kind)
 	return "?";
 }
 
+/* A SEG whose frames are not all placed in patient space (no Plane
+ * Position (Patient)): none of it can be meshed, since the planes are made of
+ * all frames. */
+static bool import_check_placed(struct r3d_err *err, const struct segobj *s)
+{
+	size_t missing = 0, first = 0;
+
+	if (s->kind == SEGOBJ_RTSTRUCT)
+		return true;
+	for (size_t f = 0; f < s->nframes; f++) {
+		if (!s->frames[f].has_position && missing++ == 0)
+			first = f;
+	}
+	if (missing == 0)
+		return true;
+	char name[SEGIMPORT_NAME_MAX] = "";
+	if (s->kind != SEGOBJ_SEG_LABELMAP)
+		segimport_name(s, s->frames[first].segment, name);
+	return r3d_err_set(err, R3D_EINVAL, "the %s %s: %zu of its %zu frames have no Plane Position "
+			   "(Patient) (the first: frame %zu%s%s); without it a frame cannot be placed",
+			   import_kind_name(s->kind), s->sop_instance_uid, missing, s->nframes, first + 1,
+			   name[0] ? ", " : "", name);
+}
+
+/*
+ * Refuses an object that cannot be meshed on the CT series ct, with the
+ * reason: one made on images that are not CT (its references say so), on
+ * another series (Referenced Series UID, or else the Frame of Reference
+ * UID), in another frame of reference than the series it names, on more
+ * images of that series than the series given holds (an incomplete
+ * series), or a SEG whose frames are not all placed (no Plane Position).
+ */
 bool import_check_source(struct r3d_err *err, const struct segobj *s,
 			 const struct bridge_series_info *ct)
 {
+	const char *kind = import_kind_name(s->kind);
+	const char *made = s->kind == SEGOBJ_RTSTRUCT ? "drawn" : "made";
+
+	if (s->source_modality[0] != '\0' && strcmp(s->source_modality, "CT") != 0)
+		return r3d_err_set(err, R3D_EINVAL, "the %s %s was %s on %s images (series %s), not "
+				   "CT: recon3d meshes segmentations of CT series", kind,
+				   s->sop_instance_uid, made, s->source_modality,
+				   s->referenced_series_uid[0] ? s->referenced_series_uid : "not named");
 	if (s->referenced_series_uid[0] != '\0') {
 		if (strcmp(s->referenced_series_uid, ct->series_uid) != 0)
 			return r3d_err_set(err, R3D_EINVAL, "the %s %s refers to series %s, not to the "
-					   "CT series %s", import_kind_name(s->kind), s->sop_instance_uid,
+					   "CT series %s", kind, s->sop_instance_uid,
 					   s->referenced_series_uid, ct->series_uid);
-		return true;
+		/* The series it names, but its coordinates in another frame of
+		 * reference: they are not the series' patient coordinates. */
+		if (s->frame_of_reference_uid[0] != '\0' && ct->frame_of_reference_uid[0] != '\0' &&
+		    strcmp(s->frame_of_reference_uid, ct->frame_of_reference_uid) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "the %s names this CT series but is in frame "
+					   "of reference %s, the series in %s: its coordinates are not "
+					   "the series'", kind, s->frame_of_reference_uid,
+					   ct->frame_of_reference_uid);
+		if (s->nseries_instances > ct->instances)
+			return r3d_err_set(err, R3D_EINVAL, "the %s %s was %s on %zu images of this CT "
+					   "series; the folder holds only %zu image%s of it: the series is "
+					   "incomplete (give all its images)", kind, s->sop_instance_uid,
+					   made, s->nseries_instances, ct->instances,
+					   ct->instances == 1 ? "" : "s");
+		return import_check_placed(err, s);
 	}
 	if (s->frame_of_reference_uid[0] != '\0' && ct->frame_of_reference_uid[0] != '\0') {
 		if (strcmp(s->frame_of_reference_uid, ct->frame_of_reference_uid) != 0)
-			return r3d_err_set(err, R3D_EINVAL, "the %s %s is in frame of reference %s, the CT "
-					   "series %s in %s", import_kind_name(s->kind),
-					   s->sop_instance_uid, s->frame_of_reference_uid, ct->series_uid,
-					   ct->frame_of_reference_uid);
-		return true;
+			return r3d_err_set(err, R3D_EINVAL, "the %s names no series, and its frame of "
+					   "reference %s is not the CT series' (%s)", kind,
+					   s->frame_of_reference_uid, ct->frame_of_reference_uid);
+		return import_check_placed(err, s);
 	}
 	return r3d_err_set(err, R3D_EINVAL, "the %s %s names neither the series nor the frame of "
-			   "reference it was made on", import_kind_name(s->kind), s->sop_instance_uid);
+			   "reference it was made on", kind, s->sop_instance_uid);
 }
 
 bool import_check_grid(struct r3d_err *err, const struct segobj *s, const struct volume *v)
@@ -299,41 +352,93 @@ static bool import_mesh_grid(struct r3d_err *err, const struct segimport_grid *g
 }
 
 /* Why an RT ROI has nothing to fill, or "" when it has closed contours. */
-static void import_rt_unusable(const struct segobj_segment *seg, char *why, size_t n)
+static void import_rt_unusable(const struct segobj *s, const struct segobj_segment *seg,
+			       char *why, size_t n)
 {
+	char name[SEGIMPORT_NAME_MAX];
+
 	why[0] = '\0';
 	if (seg->contour_types & (1u << SEGOBJ_CLOSED_PLANAR))
 		return;
+	segimport_name(s, seg->number, name);
 	if (seg->ncontours == 0) {
-		snprintf(why, n, "no contours");
+		snprintf(why, n, "%s: no contours (nothing to fill)", name);
 		return;
 	}
-	snprintf(why, n, "no CLOSED_PLANAR contour (only %s%s%s%s); nothing encloses a volume",
-		 seg->contour_types & (1u << SEGOBJ_POINT) ? "POINT " : "",
-		 seg->contour_types & (1u << SEGOBJ_OPEN_PLANAR) ? "OPEN_PLANAR " : "",
-		 seg->contour_types & (1u << SEGOBJ_OPEN_NONPLANAR) ? "OPEN_NONPLANAR " : "",
-		 seg->contour_types & (1u << SEGOBJ_OTHER) ? "other " : "");
-	size_t l = strlen(why);
-	/* "(only POINT )" -> "(only POINT)" */
-	char *sp = strstr(why, " )");
-	if (sp != NULL)
-		memmove(sp, sp + 1, l - (size_t)(sp - why));
+	char only[48] = "";
+	static const struct {
+		enum segobj_contour_type type;
+		const char *name;
+	} types[] = {
+		{SEGOBJ_POINT, "POINT"},
+		{SEGOBJ_OPEN_PLANAR, "OPEN_PLANAR"},
+		{SEGOBJ_OPEN_NONPLANAR, "OPEN_NONPLANAR"},
+		{SEGOBJ_OTHER, "other"},
+	};
+	for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+		if (!(seg->contour_types & (1u << types[k].type)))
+			continue;
+		size_t l = strlen(only);
+		snprintf(only + l, sizeof(only) - l, "%s%s", l > 0 ? " " : "", types[k].name);
+	}
+	snprintf(why, n, "%s: no CLOSED_PLANAR contour (only %s); nothing encloses a volume", name,
+		 only);
+}
+
+/* Why a segment or ROI whose grid holds no voxel has none. */
+static void import_no_voxels(const struct segobj *s, const struct segobj_segment *seg,
+			     const struct segimport_plane_grid *ct, size_t frames, char *why,
+			     size_t n)
+{
+	char name[SEGIMPORT_NAME_MAX];
+
+	segimport_name(s, seg->number, name);
+	if (s->kind == SEGOBJ_RTSTRUCT)
+		snprintf(why, n, "%s: no voxels (its contours are too small to hold a centre of the "
+			 "%.2f x %.2f mm fill grid)", name, ct->pixel_spacing[1] / ct->refine,
+			 ct->pixel_spacing[0] / ct->refine);
+	else if (s->kind == SEGOBJ_SEG_LABELMAP)
+		snprintf(why, n, "%s: no voxels (no pixel of the label map has the value %u)", name,
+			 seg->number);
+	else if (frames == 0)
+		snprintf(why, n, "%s: no voxels (no frame of the Segmentation belongs to it)", name);
+	else
+		snprintf(why, n, "%s: no voxels (its %zu frame%s %s empty)", name, frames,
+			 frames == 1 ? "" : "s", frames == 1 ? "is" : "are all");
+}
+
+/* The frames of SEG segment `number` (a label map's: all). */
+static size_t import_frames_of(const struct segobj *s, unsigned number)
+{
+	size_t n = 0;
+
+	if (s->kind == SEGOBJ_SEG_LABELMAP)
+		return s->nframes;
+	for (size_t f = 0; f < s->nframes; f++)
+		n += s->frames[f].segment == number;
+	return n;
 }
 
 bool import_mesh(struct r3d_err *err, const struct segobj *s, const struct segimport_plane_grid *ct,
 		 const struct pipeline_options *o, struct mesh_iso_work *work,
 		 struct pipeline_result *res)
 {
-	if (res->nstructures + s->nsegments > PIPELINE_MAX_STRUCTURES)
+	size_t wanted = 0;
+
+	for (size_t i = 0; i < s->nsegments; i++)
+		wanted += !(s->kind == SEGOBJ_SEG_LABELMAP && s->segments[i].number == 0);
+	if (res->nstructures + wanted > PIPELINE_MAX_STRUCTURES)
 		return r3d_err_set(err, R3D_EINVAL, "the %s has %zu segments; with the %zu other "
-				   "structures that is over the limit of %d", import_kind_name(s->kind),
-				   s->nsegments, res->nstructures, PIPELINE_MAX_STRUCTURES);
+				   "structures asked for that is more than the %d structures of one "
+				   "job (PIPELINE_MAX_STRUCTURES)", import_kind_name(s->kind),
+				   wanted, res->nstructures, PIPELINE_MAX_STRUCTURES);
 	for (size_t i = 0; i < s->nsegments; i++) {
 		const struct segobj_segment *seg = &s->segments[i];
 		struct pipeline_structure *ps = &res->structures[res->nstructures];
 		struct segimport_grid g;
 		struct r3d_err e2;
 		double t0 = clock_mono_s();
+		size_t frames = 0;
 		bool made;
 
 		if (s->kind == SEGOBJ_SEG_LABELMAP && seg->number == 0)
@@ -344,7 +449,7 @@ bool import_mesh(struct r3d_err *err, const struct segobj *s, const struct segim
 		res->nstructures++;
 		memset(&g, 0, sizeof(g));
 		if (s->kind == SEGOBJ_RTSTRUCT) {
-			import_rt_unusable(seg, ps->skipped_reason, sizeof(ps->skipped_reason));
+			import_rt_unusable(s, seg, ps->skipped_reason, sizeof(ps->skipped_reason));
 			if (ps->skipped_reason[0] != '\0')
 				continue;
 			if (ct == NULL) {
@@ -354,6 +459,14 @@ bool import_mesh(struct r3d_err *err, const struct segobj *s, const struct segim
 			}
 			made = segimport_rtstruct_grid(&e2, s, seg->number, ct, &g);
 		} else {
+			frames = import_frames_of(s, seg->number);
+			if (frames == 0) {
+				/* A segment the Segment Sequence lists but no frame
+				 * holds: empty, as writers leave an empty segment out. */
+				import_no_voxels(s, seg, ct, 0, ps->skipped_reason,
+						 sizeof(ps->skipped_reason));
+				continue;
+			}
 			made = segimport_seg_grid(&e2, s, seg->number, &g);
 		}
 		ps->segment_ms = (clock_mono_s() - t0) * 1e3;
@@ -364,7 +477,8 @@ bool import_mesh(struct r3d_err *err, const struct segobj *s, const struct segim
 			continue;
 		}
 		if (g.voxels == 0) {
-			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason), "no voxels");
+			import_no_voxels(s, seg, ct, frames, ps->skipped_reason,
+					 sizeof(ps->skipped_reason));
 			segimport_grid_free(&g);
 			continue;
 		}

@@ -1,7 +1,7 @@
 /*
  * contour.c: an RT Structure Set ROI's CLOSED_PLANAR contours to one grid
  * (segimport.h): every contour checked (points, planarity, parallel to the
- * grid planes, no crossing; a point repeated in a row counts once), one plane per distinct
+ * grid planes, no crossing, an area; a point repeated in a row counts once), one plane per distinct
  * contour position along the normal, and an even-odd scanline fill of each
  * plane on the in-plane lattice of segimport_plane_grid refined `refine`
  * times per axis. Any thread; no state.
@@ -220,7 +220,7 @@ static void plane_point(const struct segimport_grid *g, const double Q[3], doubl
 /* Checks one CLOSED_PLANAR contour and projects it: uv gets its kept
  * points (mm from the lattice origin along row and column), c its count
  * and mean position along the normal. */
-static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, unsigned roi,
+static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, const char *name,
 			 const struct segimport_grid *g, const double L0[3], const double Q[3],
 			 double *uv, struct rts_sweep *sw, struct rts_contour *c)
 {
@@ -229,17 +229,16 @@ static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, u
 
 	if (n < 3)
 		return r3d_err_set(err, R3D_EINVAL,
-				   "contour %zu of ROI %u has %zu point%s (at least 3 needed)", number,
-				   roi, n, n == 1 ? "" : "s");
+				   "%s: contour %zu has %zu point%s (at least 3 needed to enclose an "
+				   "area)", name, number, n, n == 1 ? "" : "s");
 	if (ct->xyz == NULL)
-		return r3d_err_set(err, R3D_EINVAL, "contour %zu of ROI %u has no Contour Data",
-				   number, roi);
+		return r3d_err_set(err, R3D_EINVAL, "%s: contour %zu has no Contour Data", name,
+				   number);
 	for (size_t m = 0; m < n; m++) {
 		const double *p = ct->xyz + 3 * m;
 		if (!isfinite(p[0]) || !isfinite(p[1]) || !isfinite(p[2]))
-			return r3d_err_set(err, R3D_EINVAL,
-					   "contour %zu of ROI %u: point %zu is not finite", number, roi,
-					   m + 1);
+			return r3d_err_set(err, R3D_EINVAL, "%s: contour %zu: point %zu is not finite",
+					   name, number, m + 1);
 		double d[3] = {p[0] - L0[0], p[1] - L0[1], p[2] - L0[2]};
 		uv[2 * m] = dot3(d, g->row_dir);
 		uv[2 * m + 1] = dot3(d, g->col_dir);
@@ -250,9 +249,9 @@ static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, u
 		n--;
 	if (n < 3)
 		return r3d_err_set(err, R3D_EINVAL,
-				   "contour %zu of ROI %u has %zu distinct points (at least 3 needed; "
+				   "%s: contour %zu has %zu distinct points (at least 3 needed; "
 				   "its last point repeats the first)",
-				   number, roi, n);
+				   name, number, n);
 
 	/* Planar and parallel to the grid planes: all points within
 	 * CONTOUR_PLANAR_MM along the normal. */
@@ -296,17 +295,17 @@ static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, u
 		if (len > 0.0 && dmax > CONTOUR_PLANAR_MM) {
 			const double *p = ct->xyz + 3 * worst;
 			return r3d_err_set(err, R3D_EINVAL,
-					   "contour %zu of ROI %u is not planar: point %zu (%.1f, %.1f, "
+					   "%s: contour %zu is not planar: point %zu (%.1f, %.1f, "
 					   "%.1f) mm is %.2f mm from its mean plane (at most %.1f)",
-					   number, roi, worst + 1, p[0], p[1], p[2], dmax,
+					   name, number, worst + 1, p[0], p[1], p[2], dmax,
 					   CONTOUR_PLANAR_MM);
 		}
 		double tilt = len > 0.0 ? acos(fmin(1.0, fabs(dot3(N, g->normal)))) * 180.0 / PI : 90.0;
 		return r3d_err_set(err, R3D_EINVAL,
-				   "contour %zu of ROI %u is not parallel to the grid planes: it is "
+				   "%s: contour %zu is not parallel to the CT's slices: it is "
 				   "tilted %.1f degrees, its points span %.2f mm along the normal (at "
 				   "most %.1f)",
-				   number, roi, tilt, wmax - wmin, CONTOUR_PLANAR_MM);
+				   name, number, tilt, wmax - wmin, CONTOUR_PLANAR_MM);
 	}
 	c->w = w0 + wsum / (double)n;
 	c->n = n;
@@ -323,10 +322,13 @@ static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, u
 	}
 	if (kept > 1 && dist2(uv, uv + 2 * (kept - 1)) <= CONTOUR_EPS_MM)
 		kept--;
-	if (kept < 3)
+	if (kept < 3) {
+		const double *p = ct->xyz;
 		return r3d_err_set(err, R3D_EINVAL,
-				   "contour %zu of ROI %u has %zu distinct points (at least 3 needed)",
-				   number, roi, kept);
+				   "%s: contour %zu has %zu distinct point%s (at least 3 needed to "
+				   "enclose an area) at (%.1f, %.1f, %.1f) mm",
+				   name, number, kept, kept == 1 ? "" : "s", p[0], p[1], p[2]);
+	}
 	n = kept;
 	c->n = n;
 
@@ -334,8 +336,26 @@ static bool contour_take(struct r3d_err *err, const struct segobj_contour *ct, u
 	if (contour_crossing(uv, n, sw, at)) {
 		plane_point(g, Q, at[0], at[1], c->w, x);
 		return r3d_err_set(err, R3D_EINVAL,
-				   "contour %zu of ROI %u crosses itself near (%.1f, %.1f, %.1f) mm",
-				   number, roi, x[0], x[1], x[2]);
+				   "%s: contour %zu crosses itself near (%.1f, %.1f, %.1f) mm",
+				   name, number, x[0], x[1], x[2]);
+	}
+
+	/* Zero area: all points on one line, or a path that goes out and
+	 * back along itself (neither crosses). Small contours are kept: only
+	 * an area below CONTOUR_EPS_MM per mm of perimeter, rounding's. */
+	double area2 = 0.0, perimeter = 0.0;
+	for (size_t m = 0; m < n; m++) {
+		const double *p = uv + 2 * m, *q = uv + 2 * ((m + 1) % n);
+		double pu = p[0] - uv[0], pv = p[1] - uv[1], qu = q[0] - uv[0], qv = q[1] - uv[1];
+		area2 += pu * qv - qu * pv;
+		perimeter += dist2(p, q);
+	}
+	if (fabs(0.5 * area2) <= CONTOUR_EPS_MM * perimeter) {
+		plane_point(g, Q, uv[0], uv[1], c->w, x);
+		return r3d_err_set(err, R3D_EINVAL,
+				   "%s: contour %zu encloses no area (its %zu points lie on one line "
+				   "or retrace one path) at (%.1f, %.1f, %.1f) mm",
+				   name, number, n, x[0], x[1], x[2]);
 	}
 	return true;
 }
@@ -457,12 +477,14 @@ bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsign
 	size_t nc = 0, npts = 0, maxn = 0, nplanes = 0, number = 0;
 	double L0[3], Q[3], l0n;
 	bool found = false, ok = false;
+	char name[SEGIMPORT_NAME_MAX];
 
 	if (g == NULL || s == NULL || pg == NULL)
 		return r3d_err_set(err, R3D_EINVAL, "segimport_rtstruct_grid: no object, grid or plane grid");
 	memset(g, 0, sizeof(*g));
+	segimport_name(s, roi, name);
 	if (s->kind != SEGOBJ_RTSTRUCT) {
-		r3d_err_set(err, R3D_EINVAL, "ROI %u: the object is not an RT Structure Set", roi);
+		r3d_err_set(err, R3D_EINVAL, "%s: the object is not an RT Structure Set", name);
 		goto out;
 	}
 	for (size_t m = 0; m < s->nsegments; m++)
@@ -472,29 +494,27 @@ bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsign
 		goto out;
 	}
 	if (pg->refine < 1 || pg->refine > 8) {
-		r3d_err_set(err, R3D_EINVAL, "ROI %u: refine %u is not 1..8", roi, pg->refine);
+		r3d_err_set(err, R3D_EINVAL, "%s: refine %u is not 1..8", name, pg->refine);
 		goto out;
 	}
 	if (!(pg->pixel_spacing[0] > 0.0 && pg->pixel_spacing[1] > 0.0 &&
 	      isfinite(pg->pixel_spacing[0]) && isfinite(pg->pixel_spacing[1]))) {
-		r3d_err_set(err, R3D_EINVAL, "ROI %u: pixel spacing %g\\%g is not positive", roi,
+		r3d_err_set(err, R3D_EINVAL, "%s: pixel spacing %g\\%g is not positive", name,
 			    pg->pixel_spacing[0], pg->pixel_spacing[1]);
 		goto out;
 	}
 	if (!isfinite(pg->origin[0]) || !isfinite(pg->origin[1]) || !isfinite(pg->origin[2])) {
-		r3d_err_set(err, R3D_EINVAL, "ROI %u: the grid origin is not finite", roi);
+		r3d_err_set(err, R3D_EINVAL, "%s: the grid origin is not finite", name);
 		goto out;
 	}
-	char what[32];
-	snprintf(what, sizeof(what), "ROI %u", roi);
-	if (!segimport_axes(err, what, pg->orientation, g))
+	if (!segimport_axes(err, name, pg->orientation, g))
 		goto out;
 	g->dx = pg->pixel_spacing[1] / pg->refine;
 	g->dy = pg->pixel_spacing[0] / pg->refine;
 	g->fractional = false;
 	if (s->ncontours > SEGOBJ_MAX_CONTOURS || (s->ncontours > 0 && s->contours == NULL)) {
-		r3d_err_set(err, R3D_EINVAL, "ROI %u: %zu contours (limit %d)", roi, s->ncontours,
-			    SEGOBJ_MAX_CONTOURS);
+		r3d_err_set(err, R3D_EINVAL, "%s: the object has %zu contours, more than "
+			    "SEGOBJ_MAX_CONTOURS (%d)", name, s->ncontours, SEGOBJ_MAX_CONTOURS);
 		goto out;
 	}
 
@@ -513,8 +533,8 @@ bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsign
 			continue;
 		nc++;
 		if (!size_add(npts, ct->npoints, &npts) || npts > SEGOBJ_MAX_POINTS) {
-			r3d_err_set(err, R3D_EINVAL, "ROI %u: more than %d contour points (SEGOBJ_MAX_POINTS)",
-				    roi, SEGOBJ_MAX_POINTS);
+			r3d_err_set(err, R3D_EINVAL, "%s: more than %d contour points (SEGOBJ_MAX_POINTS)",
+				    name, SEGOBJ_MAX_POINTS);
 			goto out;
 		}
 		maxn = ct->npoints > maxn ? ct->npoints : maxn;
@@ -534,7 +554,7 @@ bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsign
 	planew = malloc(nc * sizeof(*planew));
 	if (c == NULL || uv == NULL || sw == NULL || edges == NULL || active == NULL ||
 	    xs == NULL || real == NULL || planew == NULL) {
-		r3d_err_set(err, R3D_ENOMEM, "ROI %u: cannot allocate %zu contour points", roi, npts);
+		r3d_err_set(err, R3D_ENOMEM, "%s: cannot allocate %zu contour points", name, npts);
 		goto out;
 	}
 
@@ -549,7 +569,7 @@ bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsign
 			continue;
 		c[q].number = number;
 		c[q].first = first;
-		if (!contour_take(err, ct, roi, g, L0, Q, uv + 2 * first, sw, &c[q]))
+		if (!contour_take(err, ct, name, g, L0, Q, uv + 2 * first, sw, &c[q]))
 			goto out;
 		first += c[q].n;
 		q++;
@@ -583,9 +603,9 @@ bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsign
 			double a = p[0] / g->dx, b = p[1] / g->dy;
 			if (!(fabs(a) <= SEGIMPORT_MAX_OFFSET_PX && fabs(b) <= SEGIMPORT_MAX_OFFSET_PX)) {
 				r3d_err_set(err, R3D_EINVAL,
-					    "contour %zu of ROI %u lies (%.0f, %.0f) sub-pixels from the "
+					    "%s: contour %zu lies (%.0f, %.0f) sub-pixels from the "
 					    "grid origin, more than %.0f",
-					    c[k].number, roi, a, b, SEGIMPORT_MAX_OFFSET_PX);
+					    name, c[k].number, a, b, SEGIMPORT_MAX_OFFSET_PX);
 				goto out;
 			}
 			amin = fmin(amin, a);
@@ -598,7 +618,7 @@ bool segimport_rtstruct_grid(struct r3d_err *err, const struct segobj *s, unsign
 	 * them (columns) or none at all (rows): empty. */
 	int64_t i0 = (int64_t)ceil(amin) - 1, i1 = (int64_t)ceil(amax);
 	int64_t j0 = (int64_t)ceil(bmin) - 1, j1 = (int64_t)ceil(bmax);
-	if (!segimport_grid_alloc(err, what, g, (uint64_t)(i1 - i0 + 1), (uint64_t)(j1 - j0 + 1),
+	if (!segimport_grid_alloc(err, name, g, (uint64_t)(i1 - i0 + 1), (uint64_t)(j1 - j0 + 1),
 				  (uint64_t)nplanes + 2))
 		goto out;
 	for (size_t k = 0; k < nplanes; k++)

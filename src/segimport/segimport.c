@@ -133,6 +133,34 @@ void segimport_fill_origins(struct segimport_grid *g, const double *real, size_t
 	}
 }
 
+void segimport_name(const struct segobj *s, unsigned number, char out[SEGIMPORT_NAME_MAX])
+{
+	const char *what = s != NULL && s->kind == SEGOBJ_RTSTRUCT ? "ROI" : "segment";
+	const char *label = "";
+	size_t n;
+
+	for (size_t m = 0; s != NULL && m < s->nsegments; m++) {
+		if (s->segments[m].number == number) {
+			label = s->segments[m].label;
+			break;
+		}
+	}
+	if (label[0] == '\0') {
+		snprintf(out, SEGIMPORT_NAME_MAX, "%s %u", what, number);
+		return;
+	}
+	n = strlen(label);
+	if (n <= SEGIMPORT_NAME_LABEL_MAX) {
+		snprintf(out, SEGIMPORT_NAME_MAX, "%s %u '%s'", what, number, label);
+		return;
+	}
+	/* Cut before a UTF-8 continuation byte's character, not inside it. */
+	n = SEGIMPORT_NAME_LABEL_MAX;
+	while (n > 0 && ((unsigned char)label[n] & 0xc0) == 0x80)
+		n--;
+	snprintf(out, SEGIMPORT_NAME_MAX, "%s %u '%.*s...'", what, number, (int)n, label);
+}
+
 void segimport_grid_free(struct segimport_grid *g)
 {
 	if (g == NULL)
@@ -192,7 +220,7 @@ static bool seg_frame_in_segment(const struct segobj *s, const struct segobj_fra
 /* Sorts the frames along the normal into planes and puts every frame on the
  * in-plane lattice of its plane. places[] is indexed by frame after the
  * call; planes[] has *nplanes entries. */
-static bool seg_planes(struct r3d_err *err, const struct segobj *s, unsigned segment,
+static bool seg_planes(struct r3d_err *err, const struct segobj *s, const char *name,
 		       const struct segimport_grid *g, struct seg_place *places,
 		       struct seg_plane *planes, size_t *nplanes)
 {
@@ -203,7 +231,7 @@ static bool seg_planes(struct r3d_err *err, const struct segobj *s, unsigned seg
 	struct seg_place *sorted = malloc(n * sizeof(*sorted));
 
 	if (sorted == NULL)
-		return r3d_err_set(err, R3D_ENOMEM, "segment %u: cannot allocate %zu frames", segment, n);
+		return r3d_err_set(err, R3D_ENOMEM, "%s: cannot allocate %zu frames", name, n);
 	for (size_t f = 0; f < n; f++) {
 		sorted[f].w = dot3(s->frames[f].position, g->normal);
 		sorted[f].frame = f;
@@ -231,9 +259,9 @@ static bool seg_planes(struct r3d_err *err, const struct segobj *s, unsigned seg
 
 		if (!(fabs(u) <= SEGIMPORT_MAX_OFFSET_PX && fabs(v) <= SEGIMPORT_MAX_OFFSET_PX)) {
 			r3d_err_set(err, R3D_EINVAL,
-				    "segment %u: frame %zu lies (%.0f, %.0f) pixels in-plane from "
+				    "%s: frame %zu lies (%.0f, %.0f) pixels in-plane from "
 				    "frame 1, more than %.0f",
-				    segment, planes[k].ref + 1, u, v, SEGIMPORT_MAX_OFFSET_PX);
+				    name, planes[k].ref + 1, u, v, SEGIMPORT_MAX_OFFSET_PX);
 			goto out;
 		}
 		planes[k].i = (int64_t)llround(u);
@@ -249,19 +277,19 @@ static bool seg_planes(struct r3d_err *err, const struct segobj *s, unsigned seg
 
 		if (!(fabs(u) <= SEGIMPORT_MAX_OFFSET_PX && fabs(v) <= SEGIMPORT_MAX_OFFSET_PX)) {
 			r3d_err_set(err, R3D_EINVAL,
-				    "segment %u: frame %zu lies (%.0f, %.0f) pixels in-plane from "
+				    "%s: frame %zu lies (%.0f, %.0f) pixels in-plane from "
 				    "frame %zu on its plane, more than %.0f",
-				    segment, f + 1, u, v, k->ref + 1, SEGIMPORT_MAX_OFFSET_PX);
+				    name, f + 1, u, v, k->ref + 1, SEGIMPORT_MAX_OFFSET_PX);
 			goto out;
 		}
 		double ru = (double)llround(u), rv = (double)llround(v);
 		if (fabs(u - ru) * g->dx > SEGIMPORT_PLANE_TOLERANCE_MM ||
 		    fabs(v - rv) * g->dy > SEGIMPORT_PLANE_TOLERANCE_MM) {
 			r3d_err_set(err, R3D_EINVAL,
-				    "segment %u: frames %zu and %zu are on one plane but (%.3f, %.3f) "
+				    "%s: frames %zu and %zu are on one plane but (%.3f, %.3f) "
 				    "pixels apart in-plane, not a whole number: the SEG's frames do "
 				    "not share one pixel lattice",
-				    segment, k->ref + 1, f + 1, u, v);
+				    name, k->ref + 1, f + 1, u, v);
 			goto out;
 		}
 		pl->i = k->i + (int64_t)ru;
@@ -276,69 +304,64 @@ out:
 
 /* The object-wide checks: kind, segment, geometry, every frame placed. */
 static bool seg_check(struct r3d_err *err, const struct segobj *s, unsigned segment,
-		      struct segimport_grid *g, size_t *npix)
+		      const char *name, struct segimport_grid *g, size_t *npix)
 {
 	bool found = false;
 	size_t nseg = 0;
 
 	if (s->kind != SEGOBJ_SEG_BINARY && s->kind != SEGOBJ_SEG_FRACTIONAL &&
 	    s->kind != SEGOBJ_SEG_LABELMAP)
-		return r3d_err_set(err, R3D_EINVAL, "segment %u: the object is not a Segmentation",
-				   segment);
+		return r3d_err_set(err, R3D_EINVAL, "%s: the object is not a Segmentation", name);
 	for (size_t m = 0; m < s->nsegments; m++)
 		found = found || s->segments[m].number == segment;
 	if (!found)
 		return r3d_err_set(err, R3D_EINVAL, "the Segmentation has no segment %u", segment);
 	if (s->kind == SEGOBJ_SEG_LABELMAP && segment > UINT8_MAX)
 		return r3d_err_set(err, R3D_EINVAL,
-				   "segment %u: a label map's pixels are 8-bit here, so segment "
+				   "%s: a label map's pixels are 8-bit here, so segment "
 				   "numbers above 255 cannot be told apart",
-				   segment);
+				   name);
 	if (s->kind == SEGOBJ_SEG_FRACTIONAL && s->max_fractional == 0)
-		return r3d_err_set(err, R3D_EINVAL,
-				   "segment %u: Maximum Fractional Value is 0", segment);
+		return r3d_err_set(err, R3D_EINVAL, "%s: Maximum Fractional Value is 0", name);
 	if (s->rows == 0 || s->columns == 0 || !size_mul(s->rows, s->columns, npix))
-		return r3d_err_set(err, R3D_EINVAL, "segment %u: frames are %u x %u pixels",
-				   segment, (unsigned)s->rows, (unsigned)s->columns);
+		return r3d_err_set(err, R3D_EINVAL, "%s: frames are %u x %u pixels", name,
+				   (unsigned)s->rows, (unsigned)s->columns);
 	if (!(s->pixel_spacing[0] > 0.0 && s->pixel_spacing[1] > 0.0 &&
 	      isfinite(s->pixel_spacing[0]) && isfinite(s->pixel_spacing[1])))
-		return r3d_err_set(err, R3D_EINVAL,
-				   "segment %u: pixel spacing %g\\%g is not positive", segment,
+		return r3d_err_set(err, R3D_EINVAL, "%s: pixel spacing %g\\%g is not positive", name,
 				   s->pixel_spacing[0], s->pixel_spacing[1]);
-	char what[32];
-	snprintf(what, sizeof(what), "segment %u", segment);
-	if (!segimport_axes(err, what, s->orientation, g))
+	if (!segimport_axes(err, name, s->orientation, g))
 		return false;
 	g->dx = s->pixel_spacing[1];
 	g->dy = s->pixel_spacing[0];
 	if (s->nframes == 0 || s->frames == NULL)
-		return r3d_err_set(err, R3D_EINVAL, "segment %u: the Segmentation has no frames",
-				   segment);
+		return r3d_err_set(err, R3D_EINVAL, "%s: the Segmentation has no frames", name);
 	if (s->nframes > SEGOBJ_MAX_FRAMES)
-		return r3d_err_set(err, R3D_EINVAL,
-				   "segment %u: %zu frames, more than SEGOBJ_MAX_FRAMES (%d)", segment,
-				   s->nframes, SEGOBJ_MAX_FRAMES);
+		return r3d_err_set(err, R3D_EINVAL, "%s: %zu frames, more than SEGOBJ_MAX_FRAMES (%d)",
+				   name, s->nframes, SEGOBJ_MAX_FRAMES);
+	/* Every frame of the object, not only this segment's: the planes are
+	 * made of all of them. */
 	for (size_t f = 0; f < s->nframes; f++) {
 		const struct segobj_frame *fr = &s->frames[f];
 
 		if (!fr->has_position)
 			return r3d_err_set(err, R3D_EINVAL,
-					   "segment %u: frame %zu has no Plane Position", segment, f + 1);
+					   "%s: frame %zu of the Segmentation has no Plane Position "
+					   "(Patient), so it cannot be placed",
+					   name, f + 1);
 		if (!isfinite(fr->position[0]) || !isfinite(fr->position[1]) ||
 		    !isfinite(fr->position[2]))
-			return r3d_err_set(err, R3D_EINVAL,
-					   "segment %u: frame %zu has a non-finite Image Position",
-					   segment, f + 1);
+			return r3d_err_set(err, R3D_EINVAL, "%s: frame %zu has a non-finite Image Position",
+					   name, f + 1);
 		if (seg_frame_in_segment(s, fr, segment)) {
 			if (fr->pixels == NULL)
-				return r3d_err_set(err, R3D_EINVAL,
-						   "segment %u: frame %zu has no pixel data", segment,
-						   f + 1);
+				return r3d_err_set(err, R3D_EINVAL, "%s: frame %zu has no pixel data",
+						   name, f + 1);
 			nseg++;
 		}
 	}
 	if (nseg == 0)
-		return r3d_err_set(err, R3D_EINVAL, "segment %u has no frame", segment);
+		return r3d_err_set(err, R3D_EINVAL, "%s has no frame", name);
 	return true;
 }
 
@@ -352,22 +375,23 @@ bool segimport_seg_grid(struct r3d_err *err, const struct segobj *s, unsigned se
 	int64_t imin = INT64_MAX, imax = INT64_MIN, jmin = INT64_MAX, jmax = INT64_MIN;
 	size_t kmin = SIZE_MAX, kmax = 0;
 	bool ok = false;
+	char name[SEGIMPORT_NAME_MAX];
 
 	if (g == NULL || s == NULL)
 		return r3d_err_set(err, R3D_EINVAL, "segimport_seg_grid: no object or no grid");
 	memset(g, 0, sizeof(*g));
+	segimport_name(s, segment, name);
 	g->fractional = s->kind == SEGOBJ_SEG_FRACTIONAL;
-	if (!seg_check(err, s, segment, g, &npix))
+	if (!seg_check(err, s, segment, name, g, &npix))
 		goto out;
 
 	places = malloc(s->nframes * sizeof(*places));
 	planes = malloc(s->nframes * sizeof(*planes));
 	if (places == NULL || planes == NULL) {
-		r3d_err_set(err, R3D_ENOMEM, "segment %u: cannot allocate %zu frames", segment,
-			    s->nframes);
+		r3d_err_set(err, R3D_ENOMEM, "%s: cannot allocate %zu frames", name, s->nframes);
 		goto out;
 	}
-	if (!seg_planes(err, s, segment, g, places, planes, &nplanes))
+	if (!seg_planes(err, s, name, g, places, planes, &nplanes))
 		goto out;
 
 	/* Pass 1: the bounding box of the segment's nonzero voxels. */
@@ -381,9 +405,9 @@ bool segimport_seg_grid(struct r3d_err *err, const struct segobj *s, unsigned se
 			for (size_t c = 0; c < s->columns; c++) {
 				if (s->kind == SEGOBJ_SEG_FRACTIONAL && row[c] > s->max_fractional) {
 					r3d_err_set(err, R3D_EINVAL,
-						    "segment %u: frame %zu has value %u above the "
+						    "%s: frame %zu has value %u above the "
 						    "Maximum Fractional Value %u",
-						    segment, f + 1, row[c], s->max_fractional);
+						    name, f + 1, row[c], s->max_fractional);
 					goto out;
 				}
 				if (seg_value(s, segment, row[c]) == 0)
@@ -408,16 +432,13 @@ bool segimport_seg_grid(struct r3d_err *err, const struct segobj *s, unsigned se
 	/* Crop: the box plus one empty voxel on every side. */
 	int64_t i0 = imin - 1, j0 = jmin - 1;
 	long k0 = (long)kmin - 1;
-	char what[32];
-	snprintf(what, sizeof(what), "segment %u", segment);
-	if (!segimport_grid_alloc(err, what, g, (uint64_t)(imax - imin + 3),
+	if (!segimport_grid_alloc(err, name, g, (uint64_t)(imax - imin + 3),
 				  (uint64_t)(jmax - jmin + 3), (uint64_t)(kmax - kmin + 3)))
 		goto out;
 
 	real = malloc(nplanes * 3 * sizeof(*real));
 	if (real == NULL) {
-		r3d_err_set(err, R3D_ENOMEM, "segment %u: cannot allocate %zu planes", segment,
-			    nplanes);
+		r3d_err_set(err, R3D_ENOMEM, "%s: cannot allocate %zu planes", name, nplanes);
 		goto out;
 	}
 	for (size_t k = 0; k < nplanes; k++) {

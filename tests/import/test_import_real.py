@@ -12,14 +12,17 @@ reads them (welded by position):
   (the STL cut in each frame's plane, even-odd): Dice >= 0.97 for segments
   of 1,000 voxels or more in the default output; and the raw surface
   (--no-smooth --no-decimate) puts every voxel centre on its own side.
-- RTSTRUCT (MIM's structure set on its GE slices, rt-utils' two-contour
-  mock, dicompyler's breast plan on its one CT slice): per contour plane,
+- RTSTRUCT (MIM's structure set on its GE slices): per contour plane,
   the area the ROI's contours enclose (inner contours as holes, even-odd)
   against the area of the model's cross-section in that plane: within 2 %
   or 2 mm^2. POINT ROIs are listed as skipped with the reason.
 - Refused, with the reason: a SEG on another series than the CT given, a
-  Label Map SEG on a microscopy image, an RT structure set whose CT is not
-  the one given.
+  Label Map SEG on a microscopy image.
+
+The other real objects (rt-utils' two broken structure sets, dicompyler's
+breast plan with 1 of its 98 slices, pydicom's structure set without file
+meta information, the microscopy SEGs, the single-frame SEG) and the bad
+objects made from these are in test_import_bad.py (import.bad).
 """
 import json
 import os

@@ -473,7 +473,8 @@ static void test_seg_refusals(void)
 	sb_frame(2, O)[0] = 1;
 	SB.fr[1].has_position = false;
 	CHECK(!segimport_seg_grid(&err, &SB.s, 1, &g));
-	CHECK(err.code == R3D_EINVAL && has(&err, "frame 2 has no Plane Position"));
+	CHECK(err.code == R3D_EINVAL &&
+	      has(&err, "segment 1: frame 2 of the Segmentation has no Plane Position"));
 	CHECK(g.field == NULL && g.plane_origin == NULL);
 
 	/* two frames on one plane half a pixel apart */
@@ -911,7 +912,7 @@ static void test_rt_refusals(void)
 	rb_poly(7, o, AX_ROW, AX_COL, bow, 4);
 	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
 	CHECK(err.code == R3D_EINVAL);
-	CHECK(has(&err, "contour 3 of ROI 7 crosses itself near (5.0, 5.0, 2.0) mm"));
+	CHECK(has(&err, "ROI 7: contour 3 crosses itself near (5.0, 5.0, 2.0) mm"));
 	CHECK(g.field == NULL && g.plane_origin == NULL);
 
 	/* crossing through a vertex on the other edge */
@@ -920,7 +921,7 @@ static void test_rt_refusals(void)
 	const double tee[10] = {0, 0, 10, 10, 10, 0, 5, 5, 0, 10};
 	rb_poly(7, o, AX_ROW, AX_COL, tee, 5);
 	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
-	CHECK(has(&err, "contour 1 of ROI 7 crosses itself near (5.0, 5.0, 2.0) mm"));
+	CHECK(has(&err, "ROI 7: contour 1 crosses itself near (5.0, 5.0, 2.0) mm"));
 
 	/* a figure eight through one point visited twice */
 	rb_init();
@@ -937,7 +938,7 @@ static void test_rt_refusals(void)
 	const double np[12] = {0, 0, 2, 10, 0, 2, 10, 10, 4, 0, 10, 2};
 	memcpy(p, np, sizeof(np));
 	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
-	CHECK(has(&err, "contour 1 of ROI 7 is not planar"));
+	CHECK(has(&err, "ROI 7: contour 1 is not planar"));
 
 	/* planar but tilted: z = 2 + 0.1 x */
 	rb_init();
@@ -946,7 +947,7 @@ static void test_rt_refusals(void)
 	const double tp[12] = {0, 0, 2, 10, 0, 3, 10, 10, 3, 0, 10, 2};
 	memcpy(p, tp, sizeof(tp));
 	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
-	CHECK(has(&err, "is not parallel to the grid planes") && has(&err, "5.7 degrees"));
+	CHECK(has(&err, "is not parallel to the CT's slices") && has(&err, "5.7 degrees"));
 
 	/* ... within 0.1 mm it is accepted */
 	p[5] = p[8] = 2.09;
@@ -960,7 +961,7 @@ static void test_rt_refusals(void)
 	const double two[6] = {0, 0, 5, 5, 0, 0};
 	rb_poly(7, o, AX_ROW, AX_COL, two, 2);
 	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
-	CHECK(has(&err, "contour 1 of ROI 7 has 2 points (at least 3 needed)"));
+	CHECK(has(&err, "ROI 7: contour 1 has 2 points (at least 3 needed"));
 	rb_init();
 	rb_roi(7);
 	rb_poly(7, o, AX_ROW, AX_COL, two, 3);
@@ -990,6 +991,35 @@ static void test_rt_refusals(void)
 	rb_poly(7, o, AX_ROW, AX_COL, reps, 4);
 	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
 	CHECK(has(&err, "has 2 distinct points"));
+
+	/* zero area: three or more distinct points on one line (the crossing
+	 * test sees nothing), a path out and back along itself; the ROI's
+	 * label names it */
+	rb_init();
+	rb_roi(7);
+	snprintf(RB.seg[0].label, sizeof(RB.seg[0].label), "Heart");
+	rb_rect(7, o, AX_ROW, AX_COL, 20, 20, 30, 30);
+	const double line[8] = {0, 0, 3, 1.5, 10, 5, 6, 3};
+	rb_poly(7, o, AX_ROW, AX_COL, line, 4);
+	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
+	CHECK(has(&err, "ROI 7 'Heart': contour 2 encloses no area (its 4 points lie on one line"));
+	CHECK(has(&err, "at (0.0, 0.0, 2.0) mm"));
+	CHECK(g.field == NULL && g.plane_origin == NULL);
+	rb_init();
+	rb_roi(7);
+	const double back[8] = {0, 0, 4, 0, 4, 3, 4, 0};
+	rb_poly(7, o, AX_ROW, AX_COL, back, 4);
+	CHECK(!segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
+	CHECK(has(&err, "ROI 7: contour 1 encloses no area"));
+	/* ... while a tiny contour (the 0.05 mm diamonds of a planning
+	 * system, 0.00125 mm^2) is kept: it just holds no voxel */
+	rb_init();
+	rb_roi(7);
+	const double tiny[8] = {26.32, 10.31, 26.29, 10.28, 26.32, 10.26, 26.34, 10.28};
+	rb_poly(7, o, AX_ROW, AX_COL, tiny, 4);
+	CHECK(segimport_rtstruct_grid(&err, &RB.s, 7, &pg, &g));
+	CHECK(g.voxels == 0);
+	segimport_grid_free(&g);
 
 	/* the grid: refine, spacing, orientation, kind, size */
 	rb_init();
@@ -1082,6 +1112,34 @@ static void test_rt_oblique(void)
 	segimport_grid_free(&g);
 }
 
+/* How reasons name segments and ROIs. */
+static void test_names(void)
+{
+	char name[SEGIMPORT_NAME_MAX];
+
+	rb_init();
+	rb_roi(3);
+	rb_roi(4);
+	snprintf(RB.seg[0].label, sizeof(RB.seg[0].label), "Tumor Bed");
+	segimport_name(&RB.s, 3, name);
+	CHECK(strcmp(name, "ROI 3 'Tumor Bed'") == 0);
+	segimport_name(&RB.s, 4, name);
+	CHECK(strcmp(name, "ROI 4") == 0);
+	/* 64 bytes of label: cut after 40, not inside the two-byte e-acute */
+	memset(RB.seg[0].label, 'a', 64);
+	RB.seg[0].label[64] = '\0';
+	RB.seg[0].label[39] = (char)0xc3;
+	RB.seg[0].label[40] = (char)0xa9;
+	segimport_name(&RB.s, 3, name);
+	CHECK(strlen(name) == strlen("ROI 3 ''...") + 39 && strstr(name, "...'") != NULL);
+	sb_init(SEGOBJ_SEG_BINARY, 2, 2, (const double[3]){1, 0, 0}, (const double[3]){0, 1, 0},
+		1.0, 1.0);
+	sb_segment(2);
+	snprintf(SB.seg[0].label, sizeof(SB.seg[0].label), "Spine");
+	segimport_name(&SB.s, 2, name);
+	CHECK(strcmp(name, "segment 2 'Spine'") == 0);
+}
+
 int main(void)
 {
 	test_seg_oblique();
@@ -1098,5 +1156,6 @@ int main(void)
 	test_rt_closing_repeat();
 	test_rt_refusals();
 	test_rt_oblique();
+	test_names();
 	return test_summary();
 }
