@@ -76,11 +76,23 @@ static void note_add(struct pipeline_result *res, const char *fmt, ...)
 
 /* Picks the series: the one asked for, or the largest (saying so). */
 static bool choose_series(struct r3d_err *err, const struct bridge_scan *scan,
-			  const struct pipeline_options *o, struct pipeline_result *res,
-			  size_t *which)
+			  const struct pipeline_options *o, const char *preferred,
+			  struct pipeline_result *res, size_t *which)
 {
 	size_t n = bridge_scan_count(scan);
 	const struct bridge_series_info *info;
+
+	/* A segmentation object names the series it was made on. */
+	for (size_t i = 0; o->series_uid == NULL && preferred != NULL && preferred[0] != '\0' && i < n;
+	     i++) {
+		if (strcmp(bridge_scan_series(scan, i)->series_uid, preferred) == 0) {
+			*which = i;
+			if (n > 1)
+				note_add(res, "%zu series in the folder: using %s, the series the "
+					      "segmentation refers to", n, preferred);
+			return true;
+		}
+	}
 
 	if (o->series_uid != NULL) {
 		for (size_t i = 0; i < n; i++) {
@@ -148,7 +160,7 @@ struct run {
 	uint8_t *scratch, *scratch2;   /* threshold structures: one mask at a time */
 	size_t scratch_bytes;
 	struct mesh_iso_work *work;
-	struct segobj *import;         /* o->segmentation or o->labels, read after the scan */
+	struct segobj *import;         /* o->segmentation (read before the scan) or o->labels */
 	void (*import_free)(struct segobj *);  /* its reader's free */
 };
 
@@ -180,7 +192,8 @@ static bool stage_scan(struct r3d_err *err, struct run *r, const char *dir)
 	if (res->series_in_folder == 0)
 		return r3d_err_set(err, R3D_EINVAL, "no DICOM images in '%s' (%zu other files)", dir,
 				   res->files_skipped);
-	if (!choose_series(err, r->scan, r->o, res, &r->which))
+	if (!choose_series(err, r->scan, r->o,
+			   r->import != NULL ? r->import->referenced_series_uid : NULL, res, &r->which))
 		return false;
 	info = bridge_scan_series(r->scan, r->which);
 	snprintf(res->series_uid, sizeof(res->series_uid), "%s", info->series_uid);
@@ -481,18 +494,21 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 	memset(res, 0, sizeof(*res));
 	progress(o, PIPELINE_SCAN, dir);
 	t = clock_mono_s();
-	if (!stage_scan(err, &r, dir))
-		goto out;
 	if (o->segmentation != NULL && o->labels != NULL) {
 		r3d_err_set(err, R3D_EINVAL, "a segmentation object or a label map, not both");
 		goto out;
 	}
+	/* Read first: it names the series to use when the folder holds several. */
 	if (o->segmentation != NULL) {
 		r.import_free = bridge_segobj_free;
-		if (!bridge_segobj_read(err, o->segmentation, &r.import) ||
-		    !import_check_source(err, r.import, bridge_scan_series(r.scan, r.which)))
+		if (!bridge_segobj_read(err, o->segmentation, &r.import))
 			goto out;
 	}
+	if (!stage_scan(err, &r, dir))
+		goto out;
+	if (o->segmentation != NULL &&
+	    !import_check_source(err, r.import, bridge_scan_series(r.scan, r.which)))
+		goto out;
 	if (o->labels != NULL) {
 		r.import_free = segnifti_free;
 		if (!segnifti_read(err, o->labels, o->label_table, &r.import))

@@ -24,6 +24,7 @@ breast plan with 1 of its 98 slices, pydicom's structure set without file
 meta information, the microscopy SEGs, the single-frame SEG) and the bad
 objects made from these are in test_import_bad.py (import.bad).
 """
+import glob
 import json
 import os
 import shutil
@@ -361,6 +362,22 @@ def point_in_polygon(pt, poly):
         if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
             inside = not inside
     return inside
+
+
+class SeriesChoice(Base):
+    def test_folder_of_two_series_uses_the_referenced_one(self):
+        # CT2 (4 slices) is the larger series; the liver SEG refers to dcmqi's 3 slices.
+        d = ct_folder_of(sorted(glob.glob(os.path.join(SEG, "highdicom-ct", "CT2", "*.dcm"))) +
+                         sorted(glob.glob(os.path.join(SEG, "dcmqi-liver", "ct-3slice_*.dcm"))))
+        self.addCleanup(shutil.rmtree, d, True)
+        r, _, rep = self.mesh(d, os.path.join(SEG, "dcmqi-liver", "liver.dcm"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import pydicom
+        want = str(pydicom.dcmread(os.path.join(SEG, "dcmqi-liver", "ct-3slice_01.dcm"),
+                                   stop_before_pixels=True).SeriesInstanceUID)
+        self.assertEqual(rep["series_instance_uid"], want)
+        self.assertEqual([x["label"] for x in rep["structures"] if x.get("triangles")], ["Liver"])
+        self.assertIn("the series the segmentation refers to", json.dumps(rep))
 
 
 class Refused(Base):
