@@ -53,6 +53,7 @@ struct config_engine {
 	int argoff[CONFIG_ENGINE_MAX_ARGS];    /* word i starts at words + argoff[i] */
 	char words[4096];                      /* the words, each NUL-terminated */
 	char label_table[PATH_MAX];            /* for a label map: JSON table; "": TotalSegmentator */
+	bool input_nifti;                      /* {input}: the series' volume as one .nii file */
 	int timeout_s;
 	int concurrency;
 };

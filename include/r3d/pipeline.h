@@ -54,6 +54,8 @@ struct pipeline_options {
 				   * NULL: TotalSegmentator's 'total' class names */
 	bool interpolate_gaps;   /* resample across gaps instead of refusing the series */
 	const char *save_volume; /* if set: write the HU volume there (int16, x fastest) */
+	const char *save_volume_nifti; /* if set: write the HU volume there as NIfTI-1 (.nii) */
+	bool volume_only;        /* stop after the volume stage (nothing is segmented) */
 	const char *save_masks;  /* if set: a folder (created) that receives each meshed
 				  * structure's mask on the volume grid as <key>.raw
 				  * (uint8 0/1, x fastest; dims and affine in report.json) */

@@ -90,6 +90,14 @@ bool segnifti_read(struct r3d_err *err, const char *path, const char *label_tabl
 		   struct segobj **out);
 void segnifti_free(struct segobj *s);
 
+/* Writes a CT volume (int16 HU, x fastest, nx * ny * nz) as an uncompressed
+ * NIfTI-1 file (.nii) for an external engine: sform and qform code 1
+ * (scanner), the affine the volume's (i, j, k) -> LPS one turned into RAS
+ * (x and y negated), pixdim the column lengths, units mm. Checks the file's
+ * size after writing (nifticlib reports no error). */
+bool segnifti_write_volume(struct r3d_err *err, const char *path, const int16_t *hu, size_t nx,
+			   size_t ny, size_t nz, const double affine_lps[4][4]);
+
 /* ===================================================================== */
 /* TotalSegmentator's classes                                            */
 /* ===================================================================== */

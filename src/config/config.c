@@ -587,6 +587,12 @@ static bool engine_set(struct r3d_err *err, struct config *cfg, const char *enam
 		snprintf(e->label_table, sizeof(e->label_table), "%s", value);
 		return true;
 	}
+	if (strcmp(key, "input") == 0) {
+		if (strcmp(value, "dicom") != 0 && strcmp(value, "nifti") != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s': give dicom or nifti", value);
+		e->input_nifti = value[0] == 'n';
+		return true;
+	}
 	if (strcmp(key, "timeout_s") == 0) {
 		if (!parse_long(err, value, 1, 86400, &v))
 			return false;
@@ -599,7 +605,7 @@ static bool engine_set(struct r3d_err *err, struct config *cfg, const char *enam
 		e->concurrency = (int)v;
 		return true;
 	}
-	return r3d_err_set(err, R3D_EINVAL, "unknown key (command, label_table, timeout_s, concurrency)");
+	return r3d_err_set(err, R3D_EINVAL, "unknown key (command, input, label_table, timeout_s, concurrency)");
 }
 
 static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
@@ -963,6 +969,7 @@ void config_write_sample(FILE *out)
 		     "# into. Example (TotalSegmentator; label_table empty: its class names):\n"
 		     "# [engine totalseg]\n"
 		     "# command = /opt/totalseg/bin/TotalSegmentator -i {input} -o {output}/labels.nii.gz --ml\n"
+		     "# input = dicom        (or nifti: {input} is the series' volume as one .nii file)\n"
 		     "# label_table =\n"
 		     "# timeout_s = %d\n"
 		     "# concurrency = 1\n",

@@ -251,6 +251,10 @@ static bool stage_volume(struct r3d_err *err, struct run *r)
 			return r3d_err_set(err, R3D_EIO, "cannot write the volume to '%s'",
 					   r->o->save_volume);
 	}
+	if (r->o->save_volume_nifti != NULL &&
+	    !segnifti_write_volume(err, r->o->save_volume_nifti, r->vol->hu, r->vol->nx, r->vol->ny,
+				   r->vol->nz, (const double(*)[4])r->vol->affine))
+		return false;
 	return true;
 }
 
@@ -521,6 +525,8 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 		if (!stages[s](err, &r))
 			goto out;
 		res->ms[s] = (clock_mono_s() - t) * 1e3;
+		if (o->volume_only && s == PIPELINE_VOLUME)
+			break;
 	}
 	ok = true;
 out:

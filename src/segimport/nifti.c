@@ -705,3 +705,53 @@ void segnifti_free(struct segobj *s)
 	free(s->point_store);
 	free(s);
 }
+
+bool segnifti_write_volume(struct r3d_err *err, const char *path, const int16_t *hu, size_t nx,
+			   size_t ny, size_t nz, const double affine_lps[4][4])
+{
+	int64_t dims[8] = {3, (int64_t)nx, (int64_t)ny, (int64_t)nz, 1, 1, 1, 1};
+	nifti_image *nim;
+	struct stat st;
+	size_t n = nx * ny * nz;
+
+	if (nx == 0 || ny == 0 || nz == 0)
+		return r3d_err_set(err, R3D_EINVAL, "NIfTI: empty volume");
+	nim = nifti_make_new_nim(dims, DT_INT16, 0);
+	if (nim == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "NIfTI: out of memory");
+	nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
+	nim->xyz_units = NIFTI_UNITS_MM;
+	nim->scl_slope = 1;
+	nim->scl_inter = 0;
+	nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
+	nim->qform_code = NIFTI_XFORM_SCANNER_ANAT;
+	for (int r = 0; r < 4; r++)
+		for (int c = 0; c < 4; c++)
+			nim->sto_xyz.m[r][c] = (r < 2 ? -1.0 : 1.0) * affine_lps[r][c];
+	nim->sto_xyz.m[3][0] = nim->sto_xyz.m[3][1] = nim->sto_xyz.m[3][2] = 0;
+	nim->sto_xyz.m[3][3] = 1;
+	nim->sto_ijk = nifti_dmat44_inverse(nim->sto_xyz);
+	double dx, dy, dz;
+	nifti_dmat44_to_quatern(nim->sto_xyz, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d,
+				&nim->qoffset_x, &nim->qoffset_y, &nim->qoffset_z, &dx, &dy, &dz,
+				&nim->qfac);
+	nim->dx = nim->pixdim[1] = dx;
+	nim->dy = nim->pixdim[2] = dy;
+	nim->dz = nim->pixdim[3] = dz;
+	nim->qto_xyz = nifti_quatern_to_dmat44(nim->quatern_b, nim->quatern_c, nim->quatern_d,
+					       nim->qoffset_x, nim->qoffset_y, nim->qoffset_z, dx, dy,
+					       dz, nim->qfac);
+	nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
+	if (nifti_set_filenames(nim, path, 0, 1) != 0) {
+		nifti_image_free(nim);
+		return r3d_err_set(err, R3D_EINVAL, "NIfTI: cannot name '%s'", path);
+	}
+	nim->data = (void *)hu;   /* written, not freed: detached before the free */
+	nifti_image_write(nim);
+	nim->data = NULL;
+	nifti_image_free(nim);
+	if (stat(path, &st) != 0 || (uint64_t)st.st_size < 352 + 2 * (uint64_t)n)
+		return r3d_err_set(err, R3D_EIO, "NIfTI: cannot write '%s' (%llu voxels)", path,
+				   (unsigned long long)n);
+	return true;
+}

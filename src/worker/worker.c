@@ -147,16 +147,41 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		config_engine_find(p->cfg, p->cfg->import_engine);
 	struct engine_output eo;
 	if (engine != NULL) {
-		char work[PATH_MAX + 16];
+		char work[PATH_MAX + 16], nifti[PATH_MAX + 32];
+		const char *input = job->series_dir;
 		snprintf(work, sizeof(work), "%s/engine", results);
-		if (!engine_run(&err, p->engines, engine, job->series_dir, work, &p->stop, &eo)) {
-			if (!index_job_finish(&err, p->idx, job->id, JOB_FAILED, err.msg, NULL, NULL,
-					      clock_wall_s()))
+		bool ready = true;
+		if (engine->input_nifti) {
+			/* The volume as the pipeline assembles it (resampled where the
+			 * slices are tilted or uneven), for engines that read NIfTI. */
+			struct pipeline_options vo = o;
+			struct pipeline_result vres;
+			snprintf(nifti, sizeof(nifti), "%s/input", work);
+			ready = mkdir_p(&err, nifti);
+			snprintf(nifti, sizeof(nifti), "%s/input/ct.nii", work);
+			vo.volume_only = true;
+			vo.save_volume_nifti = nifti;
+			vo.keep_masks = false;
+			vo.segmentation = vo.labels = NULL;
+			if (ready && pipeline_run_dir(&err, job->series_dir, &vo, &vres))
+				pipeline_result_free(&vres);
+			else
+				ready = false;
+			input = nifti;
+		}
+		if (!ready)
+			r3d_err_prefix(&err, "engine %s: its NIfTI input", engine->name);
+		if (!ready || !engine_run(&err, p->engines, engine, input, work, &p->stop, &eo)) {
+			/* A series the volume stage cannot use is skipped, as without an engine. */
+			enum job_state st = !ready && err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
+			char why[R3D_ERR_MSG_MAX];
+			snprintf(why, sizeof(why), "%s", err.msg);
+			if (!index_job_finish(&err, p->idx, job->id, st, why, NULL, NULL, clock_wall_s()))
 				log_error(module, "job=%lld: cannot record the outcome: %s",
 					  (long long)job->id, err.msg);
-			log_warn(module, "job finished job=%lld series=%s outcome=failed seconds=%.2f "
-				 "reason=\"%s\"", (long long)job->id, job->series_uid, clock_mono_s() - t0,
-				 err.msg);
+			log_warn(module, "job finished job=%lld series=%s outcome=%s seconds=%.2f "
+				 "reason=\"%s\"", (long long)job->id, job->series_uid, job_state_name(st),
+				 clock_mono_s() - t0, why);
 			return;
 		}
 		log_info(module, "job=%lld: engine %s wrote a %s in %.1f s", (long long)job->id,

@@ -12,13 +12,18 @@ MODE
            attributes, independently of recon3d). With LOG, appends
            "start end" (wall clock) to it and takes one second, so that a
            test can see how many runs overlapped.
+  labels-nifti
+           the same from INPUT, the series' volume as a NIfTI file (read
+           here by hand), the label map on its grid and affine.
   sleep    sleeps for a minute (a time limit must end it), after starting a
            child process that sleeps too (the whole process group must go).
   fail     writes two lines to stderr and exits with status 3.
   nothing  exits 0 and writes nothing.
+  crash    writes a line to stderr and dies of SIGSEGV.
 """
 import glob
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -48,6 +53,47 @@ def write_nifti(path, labels, affine):
         f.write(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
 
 
+def read_nifti(path):
+    """A NIfTI-1 file read by hand: (voxels (k, j, i), sform 4x4)."""
+    import numpy as np
+    with open(path, "rb") as f:
+        b = f.read()
+    assert struct.unpack_from("<i", b, 0)[0] == 348 and b[344:347] == b"n+1", "not NIfTI-1"
+    dim = struct.unpack_from("<8h", b, 40)
+    datatype = struct.unpack_from("<h", b, 70)[0]
+    assert datatype == 4, "datatype %d, not int16" % datatype
+    offset = int(struct.unpack_from("<f", b, 108)[0])
+    slope, inter = struct.unpack_from("<ff", b, 112)
+    assert struct.unpack_from("<h", b, 254)[0] > 0, "no sform"
+    affine = np.eye(4)
+    for r in range(3):
+        affine[r] = struct.unpack_from("<4f", b, 280 + 16 * r)
+    ni, nj, nk = dim[1:4]
+    vox = np.frombuffer(b, dtype="<i2", count=ni * nj * nk, offset=offset).reshape(nk, nj, ni)
+    return vox.astype(np.float64) * (slope or 1.0) + inter, affine
+
+
+def brightest(vol):
+    """The voxels above 520 HU joined to the brightest one (the phantom's
+    1000 HU sphere in 40 HU: the mask's edge is where the object's is)."""
+    import numpy as np
+    inside = vol >= 520
+    labels = np.zeros(vol.shape, np.uint8)
+    todo = [tuple(int(x) for x in np.unravel_index(np.argmax(vol), vol.shape))]
+    while todo:
+        p = todo.pop()
+        if labels[p] or not inside[p]:
+            continue
+        labels[p] = 1
+        for ax in range(3):
+            for step in (-1, 1):
+                q = list(p)
+                q[ax] += step
+                if 0 <= q[ax] < vol.shape[ax]:
+                    todo.append(tuple(q))
+    return labels
+
+
 def labels_mode(inp, out, log):
     import numpy as np
     import pydicom
@@ -61,23 +107,7 @@ def labels_mode(inp, out, log):
     slices.sort(key=lambda s: float(np.dot(normal, [float(v) for v in s.ImagePositionPatient])))
     vol = np.stack([s.pixel_array * float(s.RescaleSlope) + float(s.RescaleIntercept)
                     for s in slices])
-    # The brightest object (the phantom's 1000 HU sphere): the voxels joined
-    # to the brightest voxel that are above halfway between it and the
-    # 40 HU around it (so the mask's edge is where the object's edge is).
-    inside = vol >= 520
-    labels = np.zeros(vol.shape, np.uint8)                  # (k, row j, column i)
-    todo = [tuple(int(x) for x in np.unravel_index(np.argmax(vol), vol.shape))]
-    while todo:
-        p = todo.pop()
-        if labels[p] or not inside[p]:
-            continue
-        labels[p] = 1
-        for ax in range(3):
-            for step in (-1, 1):
-                q = list(p)
-                q[ax] += step
-                if 0 <= q[ax] < vol.shape[ax]:
-                    todo.append(tuple(q))
+    labels = brightest(vol)                                # (k, row j, column i)
     dr, dc = (float(v) for v in slices[0].PixelSpacing)     # between rows, between columns
     p0 = np.array([float(v) for v in slices[0].ImagePositionPatient])
     p1 = np.array([float(v) for v in slices[1].ImagePositionPatient])
@@ -99,6 +129,9 @@ def main():
     log = sys.argv[4] if len(sys.argv) > 4 else None
     if mode == "labels":
         labels_mode(inp, out, log)
+    elif mode == "labels-nifti":
+        vol, affine = read_nifti(inp)
+        write_nifti(os.path.join(out, "labels.nii"), brightest(vol), affine)
     elif mode == "sleep":
         child = subprocess.Popen(["sleep", "61"])
         if log:
@@ -110,6 +143,10 @@ def main():
         sys.exit(3)
     elif mode == "nothing":
         pass
+    elif mode == "crash":
+        sys.stderr.write("segmenting\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGSEGV)
     else:
         sys.exit("unknown mode " + mode)
 

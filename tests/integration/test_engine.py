@@ -9,11 +9,13 @@ bone sphere, its affine made from the DICOM geometry by hand.
   coordinates, is closed and encloses the sphere's analytic volume (within
   4 %) around its analytic centre (within 0.5 mm): the label map was placed
   by its affine, right to left and front to back.
+- input = nifti: the same from the series' volume written as NIfTI-1 by
+  recon3d and read back by the engine with its own header parser.
 - engine_models = with, two CT series, two workers, concurrency = 1: both jobs
   hold the presets and the engine's label; the engine's two runs never
   overlapped.
 - Failures, each with its reason on the job and in /status: a command that
-  exits 3 (its status and last stderr line), one that is gone (at start
+  exits 3 (its status and last stderr line), one that dies of SIGSEGV, one that is gone (at start
   recon3d refuses to start; removed later, the job fails with status 127),
   one that writes nothing, one that outlives timeout_s (killed with the
   child it started).
@@ -72,12 +74,14 @@ class Engine(unittest.TestCase):
             d.cleanup()
         shutil.rmtree(self.work, ignore_errors=True)
 
-    def daemon(self, mode, extra_words="", workers=1, models="instead", timeout_s=60, concurrency=1):
+    def daemon(self, mode, extra_words="", workers=1, models="instead", timeout_s=60, concurrency=1,
+               engine_input="dicom"):
         d = Daemon(pipeline__workers=workers, pipeline__stable_seconds=1, pipeline__min_slices=10,
                    import__engine="phantom", import__engine_models=models)
         d.conf["engine phantom"] = {
             "command": "/usr/bin/python3 %s %s {input} {output}%s" % (ENGINE, mode, extra_words),
-            "label_table": self.table, "timeout_s": timeout_s, "concurrency": concurrency}
+            "label_table": self.table, "timeout_s": timeout_s, "concurrency": concurrency,
+            "input": engine_input}
         d.write_conf()
         d.start()
         self.daemons.append(d)
@@ -101,8 +105,17 @@ class Engine(unittest.TestCase):
             return json.load(f)
 
     def test_label_map_instead_of_presets(self):
+        self.check_sphere(self.daemon("labels"))
+
+    def test_nifti_input(self):
+        """input = nifti: the engine reads the series' volume from one .nii file
+        (our writer's affine read back by hand) and writes its map on that grid."""
+        d = self.daemon("labels-nifti", engine_input="nifti")
+        self.check_sphere(d)
+        self.assertTrue(os.path.exists(os.path.join(d.dir, "results", "1", "engine", "input", "ct.nii")))
+
+    def check_sphere(self, d):
         import numpy as np
-        d = self.daemon("labels")
         ct, truth = self.phantom()
         self.store(d, ct)
         st = self.finished(d, 1)
@@ -161,6 +174,10 @@ class Engine(unittest.TestCase):
         self.check_failure(self.daemon("fail"),
                            "engine phantom exited with status 3; its last line: "
                            "model weights not found: /opt/models/kidney.pt")
+
+    def test_engine_crashes(self):
+        self.check_failure(self.daemon("crash"),
+                           "engine phantom was killed by signal 11; its last line: segmenting")
 
     def test_engine_writes_nothing(self):
         self.check_failure(self.daemon("nothing"),
