@@ -49,7 +49,7 @@
 #define MESH_MAX_VERTICES 0x7fffffffu /* indices are uint32 */
 #define MESH_MAX_SMOOTH_ITER 1000
 #define MESH_NAME_MAX 64           /* structure names in STL/OBJ, with the NUL */
-#define MESH_MAX_PARTS 64          /* structures in one OBJ file */
+#define MESH_MAX_PARTS 256         /* structures in one OBJ file (STRUCTURE_MAX) */
 
 /* A triangle mesh. xyz holds 3 floats per vertex, tri 3 vertex indices per
  * triangle. The two buffers are owned by the mesh (see mesh_destroy()). */

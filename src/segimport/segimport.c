@@ -374,11 +374,16 @@ bool segimport_seg_grid(struct r3d_err *err, const struct segobj *s, unsigned se
 	size_t npix = 0, nplanes = 0;
 	int64_t imin = INT64_MAX, imax = INT64_MIN, jmin = INT64_MAX, jmax = INT64_MIN;
 	size_t kmin = SIZE_MAX, kmax = 0;
+<<<<<<< HEAD
 	bool ok = false;
 	char name[SEGIMPORT_NAME_MAX];
+=======
+	bool ok = false, labelmap;
+>>>>>>> bimport
 
 	if (g == NULL || s == NULL)
 		return r3d_err_set(err, R3D_EINVAL, "segimport_seg_grid: no object or no grid");
+	labelmap = s->kind == SEGOBJ_SEG_LABELMAP;   /* seg_check: segment <= UINT8_MAX */
 	memset(g, 0, sizeof(*g));
 	segimport_name(s, segment, name);
 	g->fractional = s->kind == SEGOBJ_SEG_FRACTIONAL;
@@ -402,6 +407,11 @@ bool segimport_seg_grid(struct r3d_err *err, const struct segobj *s, unsigned se
 			continue;
 		for (size_t r = 0; r < s->rows; r++) {
 			const uint8_t *row = fr->pixels + r * s->columns;
+			/* A label map holds every label in each frame: a row without
+			 * this one is skipped at memchr's speed (each label's pass
+			 * over the whole map was 90 % of meshing 100 labels). */
+			if (labelmap && memchr(row, (int)segment, s->columns) == NULL)
+				continue;
 			for (size_t c = 0; c < s->columns; c++) {
 				if (s->kind == SEGOBJ_SEG_FRACTIONAL && row[c] > s->max_fractional) {
 					r3d_err_set(err, R3D_EINVAL,
@@ -465,6 +475,8 @@ bool segimport_seg_grid(struct r3d_err *err, const struct segobj *s, unsigned se
 		for (size_t r = 0; r < s->rows; r++) {
 			const uint8_t *row = fr->pixels + r * s->columns;
 			int64_t j = places[f].j + (int64_t)r - j0;
+			if (labelmap && memchr(row, (int)segment, s->columns) == NULL)
+				continue;
 			for (size_t c = 0; c < s->columns; c++) {
 				uint8_t v = seg_value(s, segment, row[c]);
 				if (v == 0)
