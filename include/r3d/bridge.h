@@ -307,7 +307,7 @@ bool bridge_ct_write_enhanced(struct r3d_err *err, const char *path,
  * recon3d (Manufacturer, Manufacturer's Model Name "recon3d", Software
  * Versions R3D_VERSION). Any thread. */
 
-#define BRIDGE_EXPORT_MAX_STRUCTURES 64          /* segments in one Surface Segmentation */
+#define BRIDGE_EXPORT_MAX_STRUCTURES 256         /* segments in one Surface Segmentation (STRUCTURE_MAX) */
 #define BRIDGE_EXPORT_MAX_POINTS 300000000u      /* per surface (12 bytes each in one value) */
 #define BRIDGE_EXPORT_MAX_TRIANGLES 300000000u   /* per surface (12 bytes each in one value) */
 #define BRIDGE_EXPORT_MAX_REFS BRIDGE_SCAN_MAX_FILES /* source instances referenced */

@@ -374,12 +374,8 @@ bool segimport_seg_grid(struct r3d_err *err, const struct segobj *s, unsigned se
 	size_t npix = 0, nplanes = 0;
 	int64_t imin = INT64_MAX, imax = INT64_MIN, jmin = INT64_MAX, jmax = INT64_MIN;
 	size_t kmin = SIZE_MAX, kmax = 0;
-<<<<<<< HEAD
-	bool ok = false;
-	char name[SEGIMPORT_NAME_MAX];
-=======
 	bool ok = false, labelmap;
->>>>>>> bimport
+	char name[SEGIMPORT_NAME_MAX];
 
 	if (g == NULL || s == NULL)
 		return r3d_err_set(err, R3D_EINVAL, "segimport_seg_grid: no object or no grid");

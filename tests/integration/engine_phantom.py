@@ -15,6 +15,8 @@ MODE
   labels-nifti
            the same from INPUT, the series' volume as a NIfTI file (read
            here by hand), the label map on its grid and affine.
+  slabs    from the NIfTI INPUT too: 70 labels, the body's soft tissue cut
+           into 70 slabs along the columns (more segments than a preset set).
   sleep    sleeps for a minute (a time limit must end it), after starting a
            child process that sleeps too (the whole process group must go).
   fail     writes two lines to stderr and exits with status 3.
@@ -129,6 +131,16 @@ def main():
     log = sys.argv[4] if len(sys.argv) > 4 else None
     if mode == "labels":
         labels_mode(inp, out, log)
+    elif mode == "slabs":
+        # 70 labels: the body (0..100 HU) cut into 70 slabs along the columns.
+        import numpy as np
+        vol, affine = read_nifti(inp)
+        soft = (vol >= 0) & (vol <= 100)
+        used = np.nonzero(soft.any(axis=(0, 1)))[0]
+        lo, width = used.min(), used.max() - used.min() + 1
+        cols = np.broadcast_to((np.arange(vol.shape[2]) - lo) * 70 // width + 1, vol.shape)
+        labels = np.where(soft, cols, 0).astype(np.uint8)
+        write_nifti(os.path.join(out, "labels.nii"), labels, affine)
     elif mode == "labels-nifti":
         vol, affine = read_nifti(inp)
         write_nifti(os.path.join(out, "labels.nii"), brightest(vol), affine)

@@ -114,6 +114,40 @@ class Engine(unittest.TestCase):
         self.check_sphere(d)
         self.assertTrue(os.path.exists(os.path.join(d.dir, "results", "1", "engine", "input", "ct.nii")))
 
+    def test_seventy_segments(self):
+        """More segments than any fixed set of presets (up to 70 slabs, those
+        present in the map): all reach report.json and the Surface
+        Segmentation (pydicom reads it)."""
+        import pydicom
+        d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, pipeline__min_slices=10,
+                   import__engine="phantom", import__engine_models="instead", export__preview="false")
+        d.conf["engine phantom"] = {"command": "/usr/bin/python3 %s slabs {input} {output}" % ENGINE,
+                                    "input": "nifti"}
+        d.write_conf()
+        d.start()
+        self.daemons.append(d)
+        ct, _ = self.phantom()
+        self.store(d, ct)
+        st = self.finished(d, 1, timeout=300)
+        self.assertEqual(st["jobs"].get("done", 0), 1, st["recent_jobs"])
+        rep = self.report(d, 1)
+        made = [s for s in rep["structures"] if s.get("triangles")]
+        import numpy as np
+        with open(os.path.join(d.dir, "results", "1", "engine", "output", "labels.nii"), "rb") as f:
+            present = np.unique(np.frombuffer(f.read()[352:], dtype=np.uint8))
+        present = [int(v) for v in present if v != 0]
+        self.assertGreater(len(present), 64)   # more than any earlier fixed limit
+        # No label_table: TotalSegmentator's class names, one per label present.
+        self.assertEqual(len(made), len(present), [(s["label"], s.get("skipped_reason"))
+                                                   for s in rep["structures"] if not s.get("triangles")])
+        self.assertEqual(len({s["label"] for s in made}), len(made))
+        self.assertIn("spleen", {s["label"] for s in made})   # label 1 of the 'total' task
+        ss = pydicom.dcmread(os.path.join(d.dir, "results", "1", "dicom", "surface-segmentation.dcm"))
+        self.assertEqual(len(ss.SegmentSequence), len(present))
+        self.assertEqual(len(ss.SurfaceSequence), len(present))
+        self.assertEqual(sorted(str(x.SegmentLabel) for x in ss.SegmentSequence),
+                         sorted(s["label"] for s in made))
+
     def check_sphere(self, d):
         import numpy as np
         ct, truth = self.phantom()
