@@ -154,9 +154,11 @@ bool import_check_grid(struct r3d_err *err, const struct segobj *s, const struct
 	double cn = fabs(sn[0] * nrm[0] + sn[1] * nrm[1] + sn[2] * nrm[2]);
 	double cos1 = cos(1.0 * M_PI / 180.0);
 	if (!(cr >= cos1 && cc >= cos1) && !(cn >= cos1))
-		return r3d_err_set(err, R3D_EINVAL, "the label map's axes are not the CT series' (its "
-				   "rows run %.3f %.3f %.3f, the CT's %.3f %.3f %.3f): a label map of "
-				   "another space", sr[0], sr[1], sr[2], row[0], row[1], row[2]);
+		return r3d_err_set(err, R3D_EINVAL, "the label map's axes are not the CT series': its "
+				   "slice normal is %.1f degrees from the CT's, its rows %.1f and its "
+				   "columns %.1f (at most 1): a label map of another space",
+				   acos(fmin(cn, 1.0)) * 180.0 / M_PI, acos(fmin(cr, 1.0)) * 180.0 / M_PI,
+				   acos(fmin(cc, 1.0)) * 180.0 / M_PI);
 	/* Every frame's corner voxels, in the volume's voxel index. */
 	for (int k = 0; k < 3; k++) {
 		lo[k] = INFINITY;
