@@ -30,8 +30,10 @@ struct segobj;
 struct segimport_plane_grid;
 struct mesh_iso_work;
 const char *import_kind_name(int kind);
-/* Refuses an object made on another series (Referenced Series UID, or
- * else the Frame of Reference UID), naming both. */
+/* Refuses an object that cannot be meshed on the series: made on images
+ * that are not CT, on another series or in another Frame of Reference, on
+ * more images than the series holds, or a SEG with unplaced frames (the
+ * whole contract is above the function in import.c). */
 bool import_check_source(struct r3d_err *err, const struct segobj *s,
 			 const struct bridge_series_info *ct);
 /* Refuses a label map whose voxels do not lie in the CT volume (within
