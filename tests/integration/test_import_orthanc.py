@@ -62,7 +62,7 @@ class ImportEndToEnd(unittest.TestCase):
         port = int(self.recv.stdout.readline().split()[1])
         self.d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, export__preview="false",
                         import__wait_for_source_s=2, webhook__url="http://127.0.0.1:%d/hook" % port,
-                        webhook__secret=secret)
+                        webhook__secret=secret, viewer__enabled="true")
         self.d.conf["destination orthanc"] = {"ae_title": sendtest.AET, "host": "127.0.0.1",
                                               "port": self.orthanc.dicom_port}
         self.d.write_conf()
@@ -181,6 +181,19 @@ class ImportEndToEnd(unittest.TestCase):
         done = [x for b in bodies for x in b["data"]["series"] if x["outcome"] == "done"]
         self.assertEqual(len(done), 1, bodies)
         self.assertEqual([x["label"] for x in done[0]["structures"]], ["Liver"])
+        # The 3D page of the study lists it, with the SEG's colour, and serves its STL.
+        link = [b["data"]["viewer_url"] for b in bodies if b["data"].get("viewer_url")][-1]
+        with urllib.request.urlopen(link + "/models.json", timeout=10) as r:
+            models = json.loads(r.read())
+        self.assertEqual([m["label"] for m in models["structures"]], ["Liver"])
+        seg = __import__("pydicom").dcmread(os.path.join(LIVER, "liver.dcm"), stop_before_pixels=True)
+        with open(os.path.join(self.d.dir, "results", str(job["id"]), "report.json")) as f:
+            rgb = json.load(f)["structures"][0]["color_rgb"]
+        self.assertEqual(models["structures"][0]["color_rgb"], [round(255 * c) for c in rgb])
+        self.assertNotEqual(list(seg.SegmentSequence[0].RecommendedDisplayCIELabValue), [0, 0, 0])
+        with urllib.request.urlopen(link + "/" + models["structures"][0]["file"], timeout=10) as r:
+            stl = r.read()
+        self.assertEqual(len(stl), 84 + 50 * int.from_bytes(stl[80:84], "little"))
         self.assertEqual(job["source_series_uid"], str(__import__("pydicom").dcmread(
             liver_ct()[0], stop_before_pixels=True).SeriesInstanceUID))
 
