@@ -150,6 +150,9 @@ struct bridge_instance_attrs {
 	 * Series in its Referenced Frame of Reference) and, for an RTSTRUCT,
 	 * the referenced Frame of Reference (a SEG's is its own). */
 	char ref_series_uid[BRIDGE_UID_MAX + 1];
+	/* When no series is named: an image it was derived from (SEG: the first
+	 * frame's Source Image; RTSTRUCT: the first Contour Image), or "". */
+	char ref_sop_uid[BRIDGE_UID_MAX + 1];
 	bool is_segmentation;          /* SEG, Label Map SEG or RTSTRUCT SOP class */
 };
 

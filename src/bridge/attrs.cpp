@@ -124,6 +124,13 @@ static bool read_references(const char *path, struct bridge_instance_attrs *out)
 	if (strcmp(out->sop_class_uid, BRIDGE_UID_RTSTRUCT_STORAGE) != 0) {
 		get_str(first_item(ds, DCM_ReferencedSeriesSequence), DCM_SeriesInstanceUID,
 			out->ref_series_uid, sizeof(out->ref_series_uid));
+		DcmItem *fg = first_item(ds, DCM_SharedFunctionalGroupsSequence);
+		DcmItem *src = first_item(first_item(fg, DCM_DerivationImageSequence), DCM_SourceImageSequence);
+		if (src == NULL) {
+			fg = first_item(ds, DCM_PerFrameFunctionalGroupsSequence);
+			src = first_item(first_item(fg, DCM_DerivationImageSequence), DCM_SourceImageSequence);
+		}
+		get_str(src, DCM_ReferencedSOPInstanceUID, out->ref_sop_uid, sizeof(out->ref_sop_uid));
 		return true;
 	}
 	DcmItem *fr = first_item(ds, DCM_ReferencedFrameOfReferenceSequence);
@@ -133,6 +140,9 @@ static bool read_references(const char *path, struct bridge_instance_attrs *out)
 		sizeof(out->frame_of_reference_uid));
 	get_str(first_item(first_item(fr, DCM_RTReferencedStudySequence), DCM_RTReferencedSeriesSequence),
 		DCM_SeriesInstanceUID, out->ref_series_uid, sizeof(out->ref_series_uid));
+	DcmItem *roi = first_item(ds, DCM_ROIContourSequence);
+	get_str(first_item(first_item(roi, DCM_ContourSequence), DCM_ContourImageSequence),
+		DCM_ReferencedSOPInstanceUID, out->ref_sop_uid, sizeof(out->ref_sop_uid));
 	return true;
 }
 

@@ -135,6 +135,7 @@ static const char *const migrations[] = {
 	 * matched to, and how long it may wait for that series) */
 	"ALTER TABLE instances ADD COLUMN frame_of_reference_uid TEXT;"
 	"ALTER TABLE instances ADD COLUMN ref_series_uid TEXT;"
+	"ALTER TABLE instances ADD COLUMN ref_sop_uid TEXT;"
 	"CREATE INDEX instances_for ON instances(frame_of_reference_uid);"
 	"ALTER TABLE jobs ADD COLUMN import_instance_id INTEGER REFERENCES instances(id);"
 	"ALTER TABLE jobs ADD COLUMN source_series_id INTEGER REFERENCES series(id);"
@@ -232,12 +233,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_INSTANCE_UPSERT] =
 		"INSERT INTO instances(series_id, sop_uid, sop_class_uid, transfer_syntax, frames,"
 		" rows, columns, bytes, path, received_at, calling_ae, frame_of_reference_uid,"
-		" ref_series_uid)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+		" ref_series_uid, ref_sop_uid)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 		" ON CONFLICT(sop_uid) DO UPDATE SET series_id = ?1, sop_class_uid = ?3,"
 		" transfer_syntax = ?4, frames = ?5, rows = ?6, columns = ?7, bytes = ?8, path = ?9,"
 		" received_at = ?10, calling_ae = ?11, frame_of_reference_uid = ?12,"
-		" ref_series_uid = ?13",
+		" ref_series_uid = ?13, ref_sop_uid = ?14",
 };
 
 static bool prepare_all(struct r3d_err *err, struct index *idx)
@@ -449,6 +450,7 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 	bind_text_or_null(st, 11, calling_ae);
 	bind_text_or_null(st, 12, a->frame_of_reference_uid[0] != '\0' ? a->frame_of_reference_uid : NULL);
 	bind_text_or_null(st, 13, a->ref_series_uid[0] != '\0' ? a->ref_series_uid : NULL);
+	bind_text_or_null(st, 14, a->ref_sop_uid[0] != '\0' ? a->ref_sop_uid : NULL);
 	return step_done(err, idx, st, "storing instance");
 }
 

@@ -290,27 +290,36 @@ static bool queue_series(struct r3d_err *err, struct index *idx, int64_t series_
 
 /* The source series of one waiting import job: 1 found (*series_id, and
  * *stable when neither it nor its study is still receiving), 0 not there,
- * -1 error. By Referenced Series when the object names one, else the CT
- * series with most images in its Frame of Reference. */
+ * -1 error. By the series the object names when it names one; else by the
+ * image it names (the series holding that SOP instance); else the CT series
+ * with most images in its Frame of Reference. */
 static int find_source(struct r3d_err *err, struct index *idx, const char *ref_series,
-		       const char *frame, int64_t *series_id, bool *stable)
+		       const char *ref_sop, const char *frame, int64_t *series_id, bool *stable)
 {
 	sqlite3_stmt *st = NULL;
 	int found = 0;
-	const char *sql = ref_series != NULL && ref_series[0] != '\0' ?
-		"SELECT s.id, s.pending OR st.pending FROM series s JOIN studies st ON st.id = s.study_id"
-		" WHERE s.series_uid = ?1" :
-		"SELECT s.id, s.pending OR st.pending FROM series s JOIN studies st ON st.id = s.study_id"
-		" JOIN instances i ON i.series_id = s.id WHERE i.frame_of_reference_uid = ?1"
-		" AND i.sop_class_uid IN " CT_SOP_CLASSES
-		" GROUP BY s.id ORDER BY count(*) DESC, s.id LIMIT 1";
+	const char *sql, *key;
 
+	if (ref_series[0] != '\0') {
+		sql = "SELECT s.id, s.pending OR st.pending FROM series s JOIN studies st"
+		      " ON st.id = s.study_id WHERE s.series_uid = ?1";
+		key = ref_series;
+	} else if (ref_sop[0] != '\0') {
+		sql = "SELECT s.id, s.pending OR st.pending FROM series s JOIN studies st"
+		      " ON st.id = s.study_id JOIN instances i ON i.series_id = s.id WHERE i.sop_uid = ?1";
+		key = ref_sop;
+	} else {
+		sql = "SELECT s.id, s.pending OR st.pending FROM series s JOIN studies st"
+		      " ON st.id = s.study_id JOIN instances i ON i.series_id = s.id"
+		      " WHERE i.frame_of_reference_uid = ?1 AND i.sop_class_uid IN " CT_SOP_CLASSES
+		      " GROUP BY s.id ORDER BY count(*) DESC, s.id LIMIT 1";
+		key = frame;
+	}
 	if (sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		index_sql_fail(err, idx, "finding a source series");
 		return -1;
 	}
-	sqlite3_bind_text(st, 1, ref_series != NULL && ref_series[0] != '\0' ? ref_series : frame, -1,
-			  SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*series_id = sqlite3_column_int64(st, 0);
@@ -345,7 +354,7 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 	struct waiting {
 		int64_t job_id;
 		double wait_until;
-		char ref_series[65], frame[65];
+		char ref_series[65], ref_sop[65], frame[65];
 	} *w = NULL;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *st = NULL;
@@ -354,7 +363,7 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 
 	if (sqlite3_prepare_v2(idx->db,
 			       "SELECT j.id, coalesce(j.wait_until, 0), coalesce(i.ref_series_uid, ''),"
-			       " coalesce(i.frame_of_reference_uid, '') FROM jobs j"
+			       " coalesce(i.frame_of_reference_uid, ''), coalesce(i.ref_sop_uid, '') FROM jobs j"
 			       " JOIN instances i ON i.id = j.import_instance_id WHERE j.state = 'waiting'"
 			       " ORDER BY j.id",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -375,6 +384,7 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 		snprintf(w[n].ref_series, sizeof(w[n].ref_series), "%s",
 			 (const char *)sqlite3_column_text(st, 2));
 		snprintf(w[n].frame, sizeof(w[n].frame), "%s", (const char *)sqlite3_column_text(st, 3));
+		snprintf(w[n].ref_sop, sizeof(w[n].ref_sop), "%s", (const char *)sqlite3_column_text(st, 4));
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -388,14 +398,15 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 		int64_t source = 0;
 		bool stable = false;
 
-		if (w[k].ref_series[0] == '\0' && w[k].frame[0] == '\0') {
+		if (w[k].ref_series[0] == '\0' && w[k].ref_sop[0] == '\0' && w[k].frame[0] == '\0') {
 			if (!fail_import(err, idx, w[k].job_id, now,
-					 "the segmentation names no source series (Referenced Series Sequence)"
-					 " and no Frame of Reference", pass))
+					 "the segmentation names no source series (Referenced Series Sequence),"
+					 " no source image and no Frame of Reference", pass))
 				goto out;
 			continue;
 		}
-		int found = find_source(err, idx, w[k].ref_series, w[k].frame, &source, &stable);
+		int found = find_source(err, idx, w[k].ref_series, w[k].ref_sop, w[k].frame, &source,
+					&stable);
 		if (found < 0)
 			goto out;
 		if (found == 0 || !stable) {
@@ -403,6 +414,10 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 				if (w[k].ref_series[0] != '\0')
 					snprintf(reason, sizeof(reason),
 						 "source series %s not received within %d s", w[k].ref_series,
+						 rules->wait_for_source_s);
+				else if (w[k].ref_sop[0] != '\0')
+					snprintf(reason, sizeof(reason),
+						 "source image %s not received within %d s", w[k].ref_sop,
 						 rules->wait_for_source_s);
 				else
 					snprintf(reason, sizeof(reason),

@@ -61,6 +61,25 @@ int main(int argc, char **argv)
 	CHECK(strncmp(a.study_uid, "1.3.6.1.4.1.14519.5.2.1.", 24) == 0);
 	CHECK(bridge_uid_valid(a.series_uid) && bridge_uid_valid(a.sop_instance_uid));
 
+	CHECK(!a.is_segmentation && a.ref_series_uid[0] == '\0' && a.ref_sop_uid[0] == '\0');
+	CHECK(bridge_uid_valid(a.frame_of_reference_uid));
+
+	/* Segmentations: what they were made on (values as pydicom reads them). */
+	snprintf(path, sizeof(path), "%s/seg/dcmqi-liver/liver.dcm", argv[1]);
+	CHECK(bridge_read_instance_attrs(&err, path, &a));
+	CHECK(a.is_segmentation);
+	CHECK(strcmp(a.ref_series_uid, "1.2.392.200103.20080913.113635.1.2009.6.22.21.43.10.23430.1") == 0);
+	CHECK(strcmp(a.ref_sop_uid, "1.2.392.200103.20080913.113635.2.2009.6.22.21.43.10.23433.1") == 0);
+	CHECK(strcmp(a.frame_of_reference_uid,
+		     "1.2.392.200103.20080913.113635.3.2009.6.22.21.44.34.23882.1") == 0);
+	snprintf(path, sizeof(path), "%s/seg/rt-utils/sample/rt.dcm", argv[1]);
+	CHECK(bridge_read_instance_attrs(&err, path, &a));
+	CHECK(a.is_segmentation);
+	CHECK(strcmp(a.ref_series_uid, "2.16.840.1.114362.1.11940992.23790159890.563423471.893.88") == 0);
+	CHECK(strcmp(a.ref_sop_uid, "2.16.840.1.114362.1.11940992.23790159890.563423471.995.90") == 0);
+	CHECK(strcmp(a.frame_of_reference_uid,
+		     "1.2.840.113619.2.405.3.84541899.902.1605198123.912.6060.1") == 0);
+
 	snprintf(path, sizeof(path), "%s/ts/cornerstone-ct/CT1_J2KR", argv[1]);
 	CHECK(bridge_read_instance_attrs(&err, path, &a));
 	CHECK(strcmp(a.transfer_syntax, "1.2.840.10008.1.2.4.90") == 0);

@@ -271,8 +271,37 @@ static void test_import(struct index *idx, const char *path)
 	CHECK(put_seg(idx, "7.7", "7.7.9", SEG_CLASS, "7.7.1", "", 7000.0));
 	CHECK(queue_scan_stable(&err, idx, 7021.0, &rules20, &pass) && pass.jobs_failed == 2);
 	CHECK(job_is(path, "6.6.9", "failed|the segmentation names no source series (Referenced Series"
-				    " Sequence) and no Frame of Reference|"));
+				    " Sequence), no source image and no Frame of Reference|"));
 	CHECK(job_is(path, "7.7.9", "failed|source series 7.7.1 cannot be used: modality 'MR' is not CT|"));
+
+	/* A SEG that names only a source image: the series holding it, and
+	 * not another CT series of the same Frame of Reference. */
+	for (int i = 0; i < 25; i++) {
+		char sop[64], p[128];
+		snprintf(sop, sizeof(sop), "9.9.1.%d", i);
+		snprintf(p, sizeof(p), "/data/9/%s.dcm", sop);
+		struct bridge_instance_attrs a = attrs("9.9", i < 20 ? "9.9.1" : "9.9.2", sop, "CT", 512, 1);
+		snprintf(a.frame_of_reference_uid, sizeof(a.frame_of_reference_uid), "7.7.7");
+		CHECK(index_put_instance(&err, idx, &a, p, 1000, "SCU", 9000.0, old, sizeof(old)));
+	}
+	{
+		char o2[256];
+		struct bridge_instance_attrs a = attrs("9.9", "9.9.9", "9.9.9.0", "SEG", 0, 1);
+		snprintf(a.sop_class_uid, sizeof(a.sop_class_uid), "%s", SEG_CLASS);
+		snprintf(a.frame_of_reference_uid, sizeof(a.frame_of_reference_uid), "7.7.7");
+		snprintf(a.ref_sop_uid, sizeof(a.ref_sop_uid), "9.9.1.22");   /* in the smaller series */
+		a.is_segmentation = true;
+		CHECK(index_put_instance(&err, idx, &a, "/data/9.9.9.0.dcm", 10, "AI", 9000.0, o2, sizeof(o2)));
+		struct bridge_instance_attrs b = attrs("10.1", "10.1.9", "10.1.9.0", "SEG", 0, 1);
+		snprintf(b.sop_class_uid, sizeof(b.sop_class_uid), "%s", SEG_CLASS);
+		snprintf(b.ref_sop_uid, sizeof(b.ref_sop_uid), "10.1.1.5");
+		b.is_segmentation = true;
+		CHECK(index_put_instance(&err, idx, &b, "/data/10.1.9.0.dcm", 10, "AI", 9000.0, o2, sizeof(o2)));
+	}
+	CHECK(queue_scan_stable(&err, idx, 9021.0, &rules20, &pass));
+	CHECK(job_is(path, "9.9.9", "queued||9.9.2"));
+	CHECK(queue_scan_stable(&err, idx, 9082.0, &rules20, &pass));
+	CHECK(job_is(path, "10.1.9", "failed|source image 10.1.1.5 not received within 60 s|"));
 
 	/* [import] enabled = false: the series is recorded, not imported. */
 	struct queue_rules off = rules20;
@@ -378,7 +407,7 @@ int main(void)
 	/* Reopen: the schema is there, nothing migrates twice, data kept. */
 	idx = NULL;
 	CHECK(index_open(&err, path, &idx));
-	CHECK(idx != NULL && index_counts(&err, idx, &c) && c.studies == 8);
+	CHECK(idx != NULL && index_counts(&err, idx, &c) && c.studies == 10);
 	index_close(idx);
 
 	char cmd[300];
