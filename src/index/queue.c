@@ -439,11 +439,9 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 				goto out;
 			continue;
 		}
-		if (!run(err, idx, "UPDATE jobs SET state = 'queued', updated_at = ?2 WHERE id = ?1",
-			 w[k].job_id, now, NULL))
-			goto out;
 		sqlite3_stmt *u = NULL;
-		if (sqlite3_prepare_v2(idx->db, "UPDATE jobs SET source_series_id = ?2,"
+		if (sqlite3_prepare_v2(idx->db, "UPDATE jobs SET state = 'queued', updated_at = ?3,"
+				       " source_series_id = ?2,"
 				       " instances = (SELECT count(*) FROM instances WHERE series_id = ?2)"
 				       " WHERE id = ?1", -1, &u, NULL) != SQLITE_OK) {
 			index_sql_fail(err, idx, "queueing an import");
@@ -451,6 +449,7 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 		}
 		sqlite3_bind_int64(u, 1, w[k].job_id);
 		sqlite3_bind_int64(u, 2, source);
+		sqlite3_bind_double(u, 3, now);
 		rc = sqlite3_step(u);
 		sqlite3_finalize(u);
 		if (rc != SQLITE_DONE) {
