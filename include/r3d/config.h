@@ -23,6 +23,11 @@
 #define CONFIG_NAME_MAX 32
 #define CONFIG_MAX_ENGINES 8
 #define CONFIG_ENGINE_MAX_ARGS 64
+#define CONFIG_MAX_ROUTES 32
+#define CONFIG_ROUTE_MAX_RULES 16
+#define CONFIG_ROUTE_MAX_AES 8
+#define CONFIG_ROUTE_PATTERN_MAX 256
+#define CONFIG_MAX_TOKENS 16
 
 /* One allowed calling AE title and the numeric addresses it may come from. */
 struct config_caller {
@@ -56,6 +61,63 @@ struct config_engine {
 	bool input_nifti;                      /* {input}: the series' volume as one .nii file */
 	int timeout_s;
 	int concurrency;
+};
+
+/* What a [route NAME] rule reads: one DICOM attribute of the study or series
+ * (its keyword is the rule's key). Patient data cannot be matched. */
+enum route_attr {
+	ROUTE_ATTR_MODALITY,
+	ROUTE_ATTR_BODY_PART,            /* BodyPartExamined */
+	ROUTE_ATTR_STUDY_DESCRIPTION,
+	ROUTE_ATTR_SERIES_DESCRIPTION,
+	ROUTE_ATTR_SLICE_THICKNESS,      /* a range: MIN..MAX in mm */
+	ROUTE_ATTR_KERNEL,               /* ConvolutionKernel */
+	ROUTE_ATTR_CONTRAST,             /* ContrastBolusAgent: present, absent or a pattern */
+	ROUTE_ATTR_MANUFACTURER,
+	ROUTE_ATTR_IMAGE_TYPE,
+	ROUTE_NATTRS
+};
+
+/* One match rule: a POSIX extended regular expression, case-insensitive,
+ * found anywhere in the value unless anchored; or a range; or presence. */
+struct config_route_rule {
+	enum route_attr attr;
+	char pattern[CONFIG_ROUTE_PATTERN_MAX];   /* as written */
+	double lo, hi;                             /* ROUTE_ATTR_SLICE_THICKNESS */
+	int presence;                              /* 0 pattern, 1 present, -1 absent */
+	int line;
+};
+
+enum route_policy { ROUTE_BEST, ROUTE_ALL, ROUTE_IGNORE };
+
+/* One [route NAME] section (issue 12): which series of a study it takes
+ * (its rules, all of which must hold, and its AE titles), and what it makes
+ * of them. An unset selection falls back to the node's own settings. */
+struct config_route {
+	char name[CONFIG_NAME_MAX + 1];
+	int line;                                  /* of its [route NAME] header */
+	int nrules;
+	struct config_route_rule rules[CONFIG_ROUTE_MAX_RULES];
+	int ncalling, ncalled;                     /* 0: any */
+	char calling_ae[CONFIG_ROUTE_MAX_AES][CONFIG_AE_MAX + 1];
+	char called_ae[CONFIG_ROUTE_MAX_AES][CONFIG_AE_MAX + 1];
+	enum route_policy policy;                  /* series = best | all | ignore */
+	bool structures_set;                       /* else every enabled structure */
+	char structures[2048];                     /* catalogue keys, space separated */
+	bool destinations_set;                     /* else every destination */
+	unsigned destinations;                     /* bit d: destinations[d] */
+	bool webhook_set;                          /* else [webhook] url */
+	char webhook_url[4096];                    /* "" : none */
+	bool engine_set;                           /* else [import] engine */
+	char engine[CONFIG_NAME_MAX + 1];          /* "" : none */
+	bool engine_instead;
+};
+
+/* One [token NAME] section: a bearer token of the HTTP API. */
+struct config_token {
+	char name[CONFIG_NAME_MAX + 1];
+	bool admin;                                /* role = admin; else read */
+	char secret[256];                          /* the token itself */
 };
 
 struct config {
@@ -120,7 +182,18 @@ struct config {
 	/* [engine NAME] */
 	int nengines;
 	struct config_engine engines[CONFIG_MAX_ENGINES];
+	/* [route NAME], in file order, then the fallback: route_default, named
+	 * "default" ([route default] sets it; else the node's own settings) */
+	int nroutes;
+	struct config_route routes[CONFIG_MAX_ROUTES];
+	struct config_route route_default;
+	/* [token NAME] */
+	int ntokens;
+	struct config_token tokens[CONFIG_MAX_TOKENS];
 };
+
+/* The route called name (the fallback is "default"), or NULL. */
+const struct config_route *config_route_find(const struct config *cfg, const char *name);
 
 /* The engine called name, or NULL. */
 const struct config_engine *config_engine_find(const struct config *cfg, const char *name);

@@ -27,6 +27,7 @@ enum job_state {
 	JOB_SKIPPED,
 	JOB_SUPERSEDED,
 	JOB_WAITING,       /* a segmentation whose source series has not arrived yet */
+	JOB_CANCELLED,     /* by the jobs API */
 	JOB_NSTATES
 };
 

@@ -358,6 +358,17 @@ void config_defaults(struct config *cfg)
 				  config_keys[i].name, err.msg);
 	}
 	structure_catalog_default(&cfg->structures);
+	snprintf(cfg->route_default.name, sizeof(cfg->route_default.name), "default");
+	cfg->route_default.policy = ROUTE_BEST;
+}
+
+const struct config_route *config_route_find(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nroutes; i++) {
+		if (strcmp(cfg->routes[i].name, name) == 0)
+			return &cfg->routes[i];
+	}
+	return strcmp(name, cfg->route_default.name) == 0 ? &cfg->route_default : NULL;
 }
 
 /* ------------------------------------------------------------------ */

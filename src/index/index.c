@@ -140,12 +140,30 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN import_instance_id INTEGER REFERENCES instances(id);"
 	"ALTER TABLE jobs ADD COLUMN source_series_id INTEGER REFERENCES series(id);"
 	"ALTER TABLE jobs ADD COLUMN wait_until REAL;",
+	/* 6 -> 7: series selection and routing (issue 12): what the route rules
+	 * and the choice of the best series read, the route and choice of each
+	 * job, and what the jobs API asks of a job or a study */
+	"ALTER TABLE studies ADD COLUMN study_description TEXT;"
+	"ALTER TABLE studies ADD COLUMN route_override TEXT;"   /* a re-run's route, or NULL */
+	"ALTER TABLE series ADD COLUMN image_type TEXT;"
+	"ALTER TABLE series ADD COLUMN slice_thickness REAL;"
+	"ALTER TABLE series ADD COLUMN convolution_kernel TEXT;"
+	"ALTER TABLE series ADD COLUMN contrast_agent TEXT;"
+	"ALTER TABLE series ADD COLUMN body_part TEXT;"
+	"ALTER TABLE series ADD COLUMN manufacturer TEXT;"
+	"ALTER TABLE series ADD COLUMN orientation TEXT;"   /* axial, sagittal, coronal, oblique */
+	"ALTER TABLE series ADD COLUMN called_ae TEXT;"
+	"ALTER TABLE series ADD COLUMN route TEXT;"
+	"ALTER TABLE instances ADD COLUMN slice_pos REAL;"  /* position along the slice normal, mm */
+	"ALTER TABLE jobs ADD COLUMN route TEXT;"
+	"ALTER TABLE jobs ADD COLUMN selection TEXT;"       /* JSON: the study's series, chosen or why not */
+	"ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *const job_state_names[JOB_NSTATES] = {
-	"queued", "running", "done", "failed", "skipped", "superseded", "waiting",
+	"queued", "running", "done", "failed", "skipped", "superseded", "waiting", "cancelled",
 };
 
 const char *job_state_name(enum job_state s)
