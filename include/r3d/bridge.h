@@ -154,6 +154,18 @@ struct bridge_instance_attrs {
 	 * frame's Source Image; RTSTRUCT: the first Contour Image), or "". */
 	char ref_sop_uid[BRIDGE_UID_MAX + 1];
 	bool is_segmentation;          /* SEG, Label Map SEG or RTSTRUCT SOP class */
+	/* What series selection and route rules read (issue 12); "" or 0 when
+	 * absent. Multi-valued ones keep their backslashes. */
+	char image_type[65];           /* ORIGINAL\PRIMARY\AXIAL, ... */
+	char study_description[65];
+	char manufacturer[65];
+	char body_part[17];            /* Body Part Examined */
+	char contrast_agent[65];       /* Contrast/Bolus Agent */
+	char kernel[65];               /* Convolution Kernel */
+	double slice_thickness;        /* mm; 0 when absent */
+	bool has_position, has_orientation;
+	double position[3];            /* Image Position (Patient) */
+	double orientation[6];         /* Image Orientation (Patient) */
 };
 
 /* SOP Class UIDs of the objects imported as segmentations (issue 11). */

@@ -105,6 +105,7 @@ struct config_route {
 	bool structures_set;                       /* else every enabled structure */
 	char structures[2048];                     /* catalogue keys, space separated */
 	bool destinations_set;                     /* else every destination */
+	char destination_names[512];               /* as written; "none": no destination */
 	unsigned destinations;                     /* bit d: destinations[d] */
 	bool webhook_set;                          /* else [webhook] url */
 	char webhook_url[4096];                    /* "" : none */
@@ -192,6 +193,9 @@ struct config {
 	struct config_token tokens[CONFIG_MAX_TOKENS];
 };
 
+/* The DICOM keyword of a rule's attribute ("Modality", ...). */
+const char *config_route_attr_keyword(enum route_attr a);
+
 /* The route called name (the fallback is "default"), or NULL. */
 const struct config_route *config_route_find(const struct config *cfg, const char *name);
 
@@ -215,6 +219,9 @@ bool config_check_paths(struct r3d_err *err, const struct config *cfg);
 
 /* Writes the documented sample config (every key, default, comment). */
 void config_write_sample(FILE *out);
+
+/* True when called_ae is one of ours: [dicom] ae_title or a route's called_ae. */
+bool config_called_ae_ours(const struct config *cfg, const char *called_ae);
 
 /* True when a calling AE title from peer_host may associate. */
 bool config_caller_allowed(const struct config *cfg, const char *calling_ae, const char *peer_host);

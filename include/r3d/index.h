@@ -17,6 +17,8 @@
 #include "r3d/bridge.h"
 #include "r3d/err.h"
 
+struct config;
+
 struct index;
 
 enum job_state {
@@ -46,6 +48,13 @@ void index_close(struct index *idx);
 bool index_put_instance(struct r3d_err *err, struct index *idx,
 			const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
 			const char *calling_ae, double now, char *old_path, size_t old_path_size);
+
+/* The same, received under called_ae (our AE title the peer called; NULL:
+ * none): the series keeps every called AE title it came in on, for routes. */
+bool index_put_instance_from(struct r3d_err *err, struct index *idx,
+			     const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
+			     const char *calling_ae, const char *called_ae, double now,
+			     char *old_path, size_t old_path_size);
 
 struct index_counts {
 	int64_t studies, series, instances, bytes;
@@ -79,7 +88,12 @@ struct index_job {
 	char import_path[4096];             /* the SEG or RTSTRUCT file; "" : not an import */
 	char import_series_uid[BRIDGE_UID_MAX + 1];
 	char import_sop_class_uid[BRIDGE_UID_MAX + 1];
+	char route[64];                     /* its route's name ("default" when none) */
 };
+
+/* The job's series selection (JSON text, see route_selection_json), or NULL
+ * when it has none or on error. The caller frees it. */
+char *index_job_selection(struct r3d_err *err, struct index *idx, int64_t job_id);
 
 /* Atomically moves the oldest queued job to running and fills *job.
  * Returns 1 when a job was claimed, 0 when none is queued, -1 on error. */
@@ -157,6 +171,7 @@ struct finished_series {
 	char reason[R3D_ERR_MSG_MAX];
 	char *report;              /* the job's report.json, or NULL; owned */
 	double started_at, finished_at;
+	char route[64];            /* the job's route */
 };
 
 struct finished_study {
@@ -259,6 +274,7 @@ struct queue_pass {
 
 /* How stable studies become jobs ([pipeline] and [import] in the config). */
 struct queue_rules {
+	const struct config *cfg;  /* routes and the structure catalogue (series selection) */
 	int stable_seconds;
 	int min_slices;
 	bool import;               /* segmentations received become import jobs */

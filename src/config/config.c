@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <regex.h>
 #include <ini.h>
 #include <netdb.h>
 #include <stddef.h>
@@ -396,7 +397,7 @@ static bool structure_set(struct r3d_err *err, struct config *cfg, struct struct
 	if (structure_attr_names[a] == NULL)
 		return r3d_err_set(err, R3D_EINVAL, "unknown key (one of enabled, label, min_hu, max_hu, "
 				   "contrast_min_hu, color, category, type, laterality, region, "
-				   "region_laterality, max_triangles)");
+				   "region_laterality, max_triangles, kernel, phase)");
 	if (d == NULL) {
 		if (!structure_key_valid(key))
 			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a structure key (1 to %d "
@@ -619,6 +620,286 @@ static bool engine_set(struct r3d_err *err, struct config *cfg, const char *enam
 	return r3d_err_set(err, R3D_EINVAL, "unknown key (command, input, label_table, timeout_s, concurrency)");
 }
 
+/* ------------------------------------------------------------------ */
+/* [route NAME] sections (issue 12)                                    */
+/* ------------------------------------------------------------------ */
+
+static const char *const route_attr_keywords[ROUTE_NATTRS] = {
+	[ROUTE_ATTR_MODALITY] = "Modality",
+	[ROUTE_ATTR_BODY_PART] = "BodyPartExamined",
+	[ROUTE_ATTR_STUDY_DESCRIPTION] = "StudyDescription",
+	[ROUTE_ATTR_SERIES_DESCRIPTION] = "SeriesDescription",
+	[ROUTE_ATTR_SLICE_THICKNESS] = "SliceThickness",
+	[ROUTE_ATTR_KERNEL] = "ConvolutionKernel",
+	[ROUTE_ATTR_CONTRAST] = "ContrastBolusAgent",
+	[ROUTE_ATTR_MANUFACTURER] = "Manufacturer",
+	[ROUTE_ATTR_IMAGE_TYPE] = "ImageType",
+};
+
+#define ROUTE_ATTR_LIST "Modality, BodyPartExamined, StudyDescription, SeriesDescription, " \
+	"SliceThickness, ConvolutionKernel, ContrastBolusAgent, Manufacturer, ImageType"
+
+const char *config_route_attr_keyword(enum route_attr a)
+{
+	return (unsigned)a < ROUTE_NATTRS ? route_attr_keywords[a] : "";
+}
+
+/* Adds the space- or comma-separated words of value to a list. */
+static bool words_append(char *dst, size_t size, const char *value)
+{
+	size_t n = strlen(dst);
+	int w = snprintf(dst + n, size - n, "%s%s", n > 0 ? " " : "", value);
+	for (char *p = dst + n; *p != '\0'; p++)
+		if (*p == ',' || *p == '\t')
+			*p = ' ';
+	return w >= 0 && (size_t)w < size - n;
+}
+
+static bool route_aes(struct r3d_err *err, const char *value, char list[][CONFIG_AE_MAX + 1], int *n)
+{
+	char buf[1024];
+	char *save = NULL;
+
+	if (snprintf(buf, sizeof(buf), "%s", value) >= (int)sizeof(buf))
+		return r3d_err_set(err, R3D_EINVAL, "too long");
+	for (char *p = buf; *p != '\0'; p++)
+		if (*p == ',')
+			*p = ' ';
+	for (char *t = strtok_r(buf, " \t", &save); t != NULL; t = strtok_r(NULL, " \t", &save)) {
+		if (!ae_title_valid(t))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an AE title", t);
+		if (*n >= CONFIG_ROUTE_MAX_AES)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d AE titles", CONFIG_ROUTE_MAX_AES);
+		snprintf(list[(*n)++], CONFIG_AE_MAX + 1, "%s", t);
+	}
+	return true;
+}
+
+static bool route_set(struct r3d_err *err, struct config *cfg, const char *rname, const char *key,
+		      const char *value)
+{
+	struct config_route *r = NULL;
+
+	if (!destination_name_valid(rname))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a route name (letters, digits, - _ .)",
+				   rname);
+	if (strcmp(rname, "default") == 0) {
+		r = &cfg->route_default;
+	} else {
+		for (int i = 0; i < cfg->nroutes; i++) {
+			if (strcmp(cfg->routes[i].name, rname) == 0)
+				r = &cfg->routes[i];
+		}
+	}
+	if (r == NULL) {
+		if (cfg->nroutes >= CONFIG_MAX_ROUTES)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d routes", CONFIG_MAX_ROUTES);
+		r = &cfg->routes[cfg->nroutes++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", rname);
+		r->policy = ROUTE_BEST;
+	}
+	if (strcmp(key, "series") == 0) {
+		if (strcmp(value, "best") == 0)
+			r->policy = ROUTE_BEST;
+		else if (strcmp(value, "all") == 0)
+			r->policy = ROUTE_ALL;
+		else if (strcmp(value, "ignore") == 0)
+			r->policy = ROUTE_IGNORE;
+		else
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not best, all or ignore", value);
+		return true;
+	}
+	if (strcmp(key, "structures") == 0) {
+		r->structures_set = true;
+		if (!words_append(r->structures, sizeof(r->structures), value))
+			return r3d_err_set(err, R3D_EINVAL, "too long");
+		return true;
+	}
+	if (strcmp(key, "destinations") == 0) {
+		/* Names are resolved once every [destination] section is read. */
+		r->destinations_set = true;
+		if (!words_append(r->destination_names, sizeof(r->destination_names), value))
+			return r3d_err_set(err, R3D_EINVAL, "too long");
+		return true;
+	}
+	if (strcmp(key, "webhook") == 0) {
+		r->webhook_set = true;
+		if (strcmp(value, "none") == 0)
+			return true;
+		if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an http:// or https:// URL "
+					   "(or none)", value);
+		if (!words_append(r->webhook_url, sizeof(r->webhook_url), value))
+			return r3d_err_set(err, R3D_EINVAL, "too long");
+		return true;
+	}
+	if (strcmp(key, "engine") == 0) {
+		r->engine_set = true;
+		if (strcmp(value, "none") == 0)
+			return true;
+		if (strlen(value) >= sizeof(r->engine))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an engine name", value);
+		snprintf(r->engine, sizeof(r->engine), "%s", value);
+		return true;
+	}
+	if (strcmp(key, "engine_models") == 0) {
+		if (strcmp(value, "with") != 0 && strcmp(value, "instead") != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not with or instead", value);
+		r->engine_instead = strcmp(value, "instead") == 0;
+		return true;
+	}
+	if (strcmp(key, "calling_ae") == 0)
+		return route_aes(err, value, r->calling_ae, &r->ncalling);
+	if (strcmp(key, "called_ae") == 0)
+		return route_aes(err, value, r->called_ae, &r->ncalled);
+	/* Anything else is a rule on the DICOM attribute the key names. */
+	int a;
+	for (a = 0; a < ROUTE_NATTRS; a++)
+		if (strcmp(route_attr_keywords[a], key) == 0)
+			break;
+	if (a == ROUTE_NATTRS) {
+		static const char *const patient[] = {"PatientName", "PatientID", "PatientBirthDate",
+						      "PatientSex", "PatientAge", "OtherPatientIDs",
+						      NULL};
+		for (int i = 0; patient[i] != NULL; i++)
+			if (strcmp(key, patient[i]) == 0)
+				return r3d_err_set(err, R3D_EINVAL, "%s is patient data: a route cannot "
+						   "match on it", key);
+		return r3d_err_set(err, R3D_EINVAL, "unknown attribute keyword or key '%s' (a route "
+				   "matches on " ROUTE_ATTR_LIST ", calling_ae and called_ae; and "
+				   "sets series, structures, destinations, webhook, engine, "
+				   "engine_models)", key);
+	}
+	if (r == &cfg->route_default)
+		return r3d_err_set(err, R3D_EINVAL, "the default route takes what no other route "
+				   "matched: it has no rules");
+	for (int i = 0; i < r->nrules; i++)
+		if (r->rules[i].attr == (enum route_attr)a)
+			return r3d_err_set(err, R3D_EINVAL, "%s given twice in one route (one "
+					   "expression can hold alternatives: A|B)", key);
+	if (r->nrules >= CONFIG_ROUTE_MAX_RULES)
+		return r3d_err_set(err, R3D_EINVAL, "more than %d rules", CONFIG_ROUTE_MAX_RULES);
+	struct config_route_rule *rule = &r->rules[r->nrules];
+	memset(rule, 0, sizeof(*rule));
+	rule->attr = (enum route_attr)a;
+	if (strlen(value) >= sizeof(rule->pattern))
+		return r3d_err_set(err, R3D_EINVAL, "longer than %d characters",
+				   CONFIG_ROUTE_PATTERN_MAX - 1);
+	snprintf(rule->pattern, sizeof(rule->pattern), "%s", value);
+	if (a == ROUTE_ATTR_SLICE_THICKNESS) {
+		char *end = NULL;
+		rule->lo = strtod(value, &end);
+		if (end == value || strncmp(end, "..", 2) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a range MIN..MAX in mm", value);
+		const char *hi = end + 2;
+		rule->hi = strtod(hi, &end);
+		if (end == hi || *end != '\0' || !(rule->lo >= 0) || !(rule->hi >= rule->lo) ||
+		    rule->hi > 1000)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a range MIN..MAX in mm "
+					   "(0 <= MIN <= MAX)", value);
+	} else if (a == ROUTE_ATTR_CONTRAST && strcmp(value, "present") == 0) {
+		rule->presence = 1;
+	} else if (a == ROUTE_ATTR_CONTRAST && strcmp(value, "absent") == 0) {
+		rule->presence = -1;
+	} else {
+		regex_t re;
+		int rc = regcomp(&re, value, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+		if (rc != 0) {
+			char msg[128];
+			regerror(rc, &re, msg, sizeof(msg));
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a valid regular expression: %s",
+					   value, msg);
+		}
+		regfree(&re);
+	}
+	r->nrules++;
+	return true;
+}
+
+/* The line of key in section [section] of path (the section's header when
+ * key is NULL), or 0: end-of-load checks point at it. */
+static int section_key_line(const char *path, const char *section, const char *key)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int lineno = 0, found = 0, header = 0;
+	bool inside = false;
+
+	while (f != NULL && found == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line;
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[') {
+			char *e = strchr(p, ']');
+			inside = e != NULL && (size_t)(e - p - 1) == strlen(section) &&
+				 strncmp(p + 1, section, strlen(section)) == 0;
+			if (inside && header == 0)
+				header = lineno;
+			if (inside && key == NULL)
+				found = lineno;
+			continue;
+		}
+		if (!inside || key == NULL || p != line)
+			continue;
+		size_t n = strlen(key);
+		if (strncmp(p, key, n) == 0 && (p[n] == ' ' || p[n] == '\t' || p[n] == '=' || p[n] == ':'))
+			found = lineno;
+	}
+	if (f != NULL)
+		fclose(f);
+	return found != 0 ? found : header;
+}
+
+/* Each route's names, once every section is read: structures of the
+ * catalogue, destinations, the engine. */
+static bool routes_complete(struct r3d_err *err, const char *path, struct config *cfg)
+{
+	for (int i = 0; i <= cfg->nroutes; i++) {
+		struct config_route *r = i < cfg->nroutes ? &cfg->routes[i] : &cfg->route_default;
+		char section[64], buf[sizeof(r->structures)];
+		char *save = NULL;
+		snprintf(section, sizeof(section), "route %s", r->name);
+		snprintf(buf, sizeof(buf), "%s", r->structures);
+		for (char *t = strtok_r(buf, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+			if (structure_catalog_get(&cfg->structures, t) == NULL)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] structures: unknown "
+						   "structure '%s' (`recon3d --check-config` lists "
+						   "the catalogue)", path,
+						   section_key_line(path, section, "structures"), section, t);
+		}
+		if (r->structures_set && r->structures[0] == '\0')
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] structures: empty (series = ignore "
+					   "makes nothing)", path, section_key_line(path, section, "structures"),
+					   section);
+		snprintf(buf, sizeof(buf), "%s", r->destination_names);
+		r->destinations = 0;
+		for (char *t = strtok_r(buf, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+			int d;
+			if (strcmp(t, "none") == 0)
+				continue;
+			for (d = 0; d < cfg->ndestinations; d++)
+				if (strcmp(cfg->destinations[d].name, t) == 0)
+					break;
+			if (d == cfg->ndestinations)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] destinations: no "
+						   "[destination %s] section", path,
+						   section_key_line(path, section, "destinations"), section, t);
+			r->destinations |= 1u << d;
+		}
+		if (r->engine[0] != '\0' && config_engine_find(cfg, r->engine) == NULL)
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] engine: no [engine %s] section",
+					   path, section_key_line(path, section, "engine"), section, r->engine);
+		if (r->webhook_url[0] != '\0' &&
+		    (cfg->webhook_secret[0] != '\0') == (cfg->webhook_secret_file[0] != '\0'))
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] webhook: needs [webhook] secret "
+					   "or secret_file (messages are signed with it)", path,
+					   section_key_line(path, section, "webhook"), section);
+	}
+	return true;
+}
+
 static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 {
 	for (int i = 0; i < cfg->nengines; i++) {
@@ -689,6 +970,14 @@ static int load_handler(void *user, const char *section, const char *name, const
 	}
 	if (strncmp(section, "engine ", 7) == 0) {
 		if (!engine_set(ctx->err, ctx->cfg, section + 7, name, value)) {
+			ctx->failed = true;
+			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+			return 0;
+		}
+		return 1;
+	}
+	if (strncmp(section, "route ", 6) == 0) {
+		if (!route_set(ctx->err, ctx->cfg, section + 6, name, value)) {
 			ctx->failed = true;
 			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
 			return 0;
@@ -828,6 +1117,8 @@ bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 	if (!destinations_complete(err, cfg))
 		return r3d_err_prefix(err, "%s", path);
 	if (!structures_complete(err, path, cfg, &ctx))
+		return false;
+	if (!routes_complete(err, path, cfg))
 		return false;
 	for (size_t n = strlen(cfg->viewer_base_url); n > 0 && cfg->viewer_base_url[n - 1] == '/';)
 		cfg->viewer_base_url[--n] = '\0';
@@ -1001,6 +1292,18 @@ void config_write_sample(FILE *out)
 	struct structure_catalog c;
 	structure_catalog_default(&c);
 	structure_catalog_write_config(out, &c);
+}
+
+bool config_called_ae_ours(const struct config *cfg, const char *called_ae)
+{
+	if (strcmp(called_ae, cfg->ae_title) == 0)
+		return true;
+	for (int i = 0; i < cfg->nroutes; i++) {
+		for (int j = 0; j < cfg->routes[i].ncalled; j++)
+			if (strcmp(cfg->routes[i].called_ae[j], called_ae) == 0)
+				return true;
+	}
+	return false;
 }
 
 bool config_caller_allowed(const struct config *cfg, const char *calling_ae, const char *peer_host)

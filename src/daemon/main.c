@@ -73,6 +73,7 @@ static void *queue_thread(void *arg)
 		if (++passes % CHECKPOINT_EVERY == 0 && !index_checkpoint(&err, q->idx))
 			log_warn("queue", "index checkpoint failed: %s", err.msg);
 		struct queue_rules rules = {
+			.cfg = q->cfg,
 			.stable_seconds = q->cfg->stable_seconds,
 			.min_slices = q->cfg->min_slices,
 			.import = q->cfg->import_enabled,

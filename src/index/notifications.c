@@ -30,7 +30,8 @@ static bool fill_locked(struct r3d_err *err, struct index *idx, struct finished_
 
 	if (sqlite3_prepare_v2(idx->db,
 			       "SELECT s.series_uid, j.state, coalesce(j.reason, ''), j.result,"
-			       " coalesce(j.started_at, 0), coalesce(j.finished_at, 0)"
+			       " coalesce(j.started_at, 0), coalesce(j.finished_at, 0),"
+			       " coalesce(j.route, 'default')"
 			       " FROM jobs j JOIN series s ON s.id = j.series_id"
 			       " WHERE j.id IN (" LATEST_JOBS ") ORDER BY s.id",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -45,6 +46,7 @@ static bool fill_locked(struct r3d_err *err, struct index *idx, struct finished_
 		f->report = r != NULL ? strdup((const char *)r) : NULL;
 		f->started_at = sqlite3_column_double(st, 4);
 		f->finished_at = sqlite3_column_double(st, 5);
+		copy_col(st, 6, f->route, sizeof(f->route));
 		if (f->finished_at > out->finished_at)
 			out->finished_at = f->finished_at;
 	}

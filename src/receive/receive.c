@@ -153,7 +153,8 @@ static uint16_t receive_store(void *ctx, const struct bridge_store_req *req, cha
 	}
 	if (r->cfg->fsync)
 		(void)fsync_path(dir, O_RDONLY | O_DIRECTORY);
-	if (!index_put_instance(&err, r->idx, &a, final_path, req->bytes, job->info.calling_ae,
+	if (!index_put_instance_from(&err, r->idx, &a, final_path, req->bytes, job->info.calling_ae,
+				     job->info.called_ae,
 				clock_wall_s(), old_path, sizeof(old_path))) {
 		/* The file stays: the sender is told to retry, and the retry
 		 * replaces it and indexes it. */
@@ -246,8 +247,9 @@ static void handle_request(struct receiver *r, struct bridge_assoc *a,
 	pthread_attr_t attr;
 	bool full;
 
-	if (strcmp(info->called_ae, r->cfg->ae_title) != 0) {
-		reject(r, a, info, BRIDGE_REJECT_CALLED_AE, "called AE title is not ours");
+	if (!config_called_ae_ours(r->cfg, info->called_ae)) {
+		reject(r, a, info, BRIDGE_REJECT_CALLED_AE,
+		       "called AE title is not ours ([dicom] ae_title or a route's called_ae)");
 		return;
 	}
 	if (!config_caller_allowed(r->cfg, info->calling_ae, info->peer_host)) {

@@ -6,6 +6,7 @@
 #include "r3d/worker.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include "r3d/engine.h"
 #include "r3d/export.h"
 #include "r3d/log.h"
+#include "r3d/route.h"
 #include "r3d/util.h"
 #include "r3d/wake.h"
 
@@ -56,7 +58,43 @@ static char *read_text(const char *path, size_t max)
 	return buf;
 }
 
-/* The DICOM objects of a done job, queued for every destination. */
+/* The job's route; one removed from the config since the job was made is
+ * the default route. */
+static const struct config_route *job_route(const struct config *cfg, const struct index_job *job)
+{
+	const struct config_route *r = config_route_find(cfg, job->route);
+	if (r == NULL) {
+		log_warn("worker", "job=%lld: route %s is no longer configured: the default route applies",
+			 (long long)job->id, job->route);
+		r = &cfg->route_default;
+	}
+	return r;
+}
+
+/* report.json gets the job's route and series selection: why this series,
+ * and why not the others. */
+static bool report_add_selection(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
+				 const char *report_path)
+{
+	json_error_t je;
+	json_t *root = json_load_file(report_path, 0, &je);
+	char *sel = index_job_selection(err, p->idx, job->id);
+	bool ok = false;
+
+	if (root == NULL) {
+		free(sel);
+		return r3d_err_set(err, R3D_EIO, "report.json: %s", je.text);
+	}
+	json_object_set_new(root, "route", json_string(job->route));
+	json_t *s = sel != NULL ? json_loads(sel, 0, NULL) : NULL;
+	json_object_set_new(root, "selection", s != NULL ? s : json_null());
+	ok = json_dump_file(root, report_path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) == 0;
+	json_decref(root);
+	free(sel);
+	return ok || r3d_err_set(err, R3D_EIO, "cannot write %s", report_path);
+}
+
+/* The DICOM objects of a done job, queued for every destination of its route. */
 static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
 			     const struct pipeline_result *res, const char *results)
 {
@@ -79,8 +117,14 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 	};
 	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
 		goto out;
+	const struct config_route *route = job_route(p->cfg, job);
+	int ndest = 0;
+	for (int d = 0; d < p->cfg->ndestinations; d++)
+		ndest += !route->destinations_set || (route->destinations & (1u << d)) != 0;
 	for (int i = 0; i < ex->n; i++) {
 		for (int d = 0; d < p->cfg->ndestinations; d++) {
+			if (route->destinations_set && (route->destinations & (1u << d)) == 0)
+				continue;
 			if (!index_outbox_add(err, p->idx, job->id, p->cfg->destinations[d].name,
 					      ex->obj[i].path, ex->obj[i].sop_instance_uid, clock_wall_s()))
 				goto out;
@@ -89,7 +133,7 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 	if (ex->n > 0)
 		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations "
 			 "(ms: surface_segmentation %.0f stl %.0f segmentation %.0f preview %.0f)",
-			 (long long)job->id, ex->n, p->cfg->ndestinations,
+			 (long long)job->id, ex->n, ndest,
 			 ex->ms[EXPORT_SURFACE_SEGMENTATION], ex->ms[EXPORT_STL],
 			 ex->ms[EXPORT_SEGMENTATION], ex->ms[EXPORT_PREVIEW]);
 	if (p->cfg->export_segmentation && res->seg.nslices == 0)
@@ -133,6 +177,9 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	o.catalog = p->cfg->structures;
 	o.series_uid = job->series_uid;
 	o.threads = threads;
+	const struct config_route *route = job_route(p->cfg, job);
+	for (size_t i = 0; !import && route->structures_set && i < o.catalog.n; i++)
+		o.catalog.def[i].enabled = route_makes(route, &p->cfg->structures.def[i]);
 	/* only the Segmentation needs them */
 	o.keep_masks = p->cfg->export_segmentation && (!import || p->cfg->import_send_segmentation);
 	if (import) {
@@ -142,9 +189,10 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 			o.catalog.def[i].enabled = false;
 	}
 	/* Every CT job goes to the engine first, when one is set. */
+	const char *engine_name = route->engine_set ? route->engine : p->cfg->import_engine;
+	bool engine_instead = route->engine_set ? route->engine_instead : p->cfg->import_engine_instead;
 	const struct config_engine *engine =
-		import || p->cfg->import_engine[0] == '\0' ? NULL :
-		config_engine_find(p->cfg, p->cfg->import_engine);
+		import || engine_name[0] == '\0' ? NULL : config_engine_find(p->cfg, engine_name);
 	struct engine_output eo;
 	if (engine != NULL) {
 		char work[PATH_MAX + 16], nifti[PATH_MAX + 32];
@@ -192,14 +240,15 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		} else {
 			o.segmentation = eo.path;
 		}
-		for (size_t i = 0; p->cfg->import_engine_instead && i < o.catalog.n; i++)
+		for (size_t i = 0; engine_instead && i < o.catalog.n; i++)
 			o.catalog.def[i].enabled = false;
 	}
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
+		snprintf(report_path, sizeof(report_path), "%s/report.json", results);
 		if (pipeline_write_outputs(&err, results, &res) &&
+		    report_add_selection(&err, p, job, report_path) &&
 		    export_and_queue(&err, p, job, &res, results)) {
 			outcome = JOB_DONE;
-			snprintf(report_path, sizeof(report_path), "%s/report.json", results);
 			report = read_text(report_path, WORKER_REPORT_MAX);
 		} else {
 			outcome = JOB_FAILED;
