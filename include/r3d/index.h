@@ -297,4 +297,14 @@ struct queue_rules {
 bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now,
 		       const struct queue_rules *rules, struct queue_pass *pass);
 
+/* For `recon3d --explain-route`: the choice queue_scan_stable() would make
+ * for every study of the index, from the same facts, handed to fn (n may be
+ * 0: a study of segmentations only). Changes nothing. */
+struct route_series;
+struct route_choice;
+typedef void (*queue_explain_fn)(void *ctx, const char *study_uid, const struct route_series *s,
+				 const struct route_choice *c, size_t n);
+bool queue_explain(struct r3d_err *err, struct index *idx, const struct queue_rules *rules,
+		   queue_explain_fn fn, void *ctx);
+
 #endif

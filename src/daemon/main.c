@@ -30,6 +30,8 @@
 #include "r3d/worker.h"
 #include "r3d/wake.h"
 
+#include "explain.h"
+
 #define QUEUE_POLL_MS 250
 #define CHECKPOINT_EVERY 4   /* queue passes between index checkpoints (1 s) */
 
@@ -45,9 +47,14 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: recon3d [-c FILE] [--check-config] [--print-default-config] [--version]\n"
+		"       recon3d [-c FILE] --explain-route DICOM_DIR [--called-ae AE] [--calling-ae AE]\n"
 		"  -c, --config FILE        read FILE (INI); without it the embedded defaults apply\n"
 		"      --check-config       validate the configuration and exit (0: valid)\n"
 		"      --print-default-config  print the documented default configuration\n"
+		"      --explain-route DIR  print which route and which series of each study in DIR\n"
+		"                           would be chosen, and why, without processing anything\n"
+		"      --called-ae AE       (with --explain-route) the AE title the study is sent to\n"
+		"      --calling-ae AE      (with --explain-route) the AE title it comes from\n"
 		"      --version            print the version\n");
 }
 
@@ -213,11 +220,15 @@ int main(int argc, char **argv)
 		{"check-config", no_argument, NULL, 'k'},
 		{"print-default-config", no_argument, NULL, 'p'},
 		{"version", no_argument, NULL, 'V'},
+		{"explain-route", required_argument, NULL, 'e'},
+		{"called-ae", required_argument, NULL, 'A'},
+		{"calling-ae", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static struct config cfg;   /* large: keep it off the stack */
 	const char *config_path = NULL;
+	const char *explain_dir = NULL, *called_ae = NULL, *calling_ae = NULL;
 	bool check_only = false;
 	struct r3d_err err;
 	int c;
@@ -229,6 +240,15 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			check_only = true;
+			break;
+		case 'e':
+			explain_dir = optarg;
+			break;
+		case 'A':
+			called_ae = optarg;
+			break;
+		case 'a':
+			calling_ae = optarg;
 			break;
 		case 'p':
 			config_write_sample(stdout);
@@ -267,7 +287,12 @@ int main(int argc, char **argv)
 								    "; every CT job, beside the structures") :
 				       "; not used ([import] engine)");
 		printf("segmentations received: %s\n", cfg.import_enabled ? "imported" : "stored only");
+		explain_print_routes(stdout, &cfg);
 		return 0;
+	}
+	if (explain_dir != NULL) {
+		log_set_level(LOG_WARN);   /* the private index's migrations are not news */
+		return explain_route(&cfg, explain_dir, calling_ae, called_ae);
 	}
 	log_set_level(cfg.log_level);
 	return run_daemon(&cfg);

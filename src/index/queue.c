@@ -1117,3 +1117,56 @@ char *index_job_selection(struct r3d_err *err, struct index *idx, int64_t job_id
 	pthread_mutex_unlock(&idx->lock);
 	return out;
 }
+
+bool queue_explain(struct r3d_err *err, struct index *idx, const struct queue_rules *rules,
+		   queue_explain_fn fn, void *ctx)
+{
+	struct id_list studies = {0};
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_prepare_v2(idx->db, "SELECT id FROM studies ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "listing studies");
+		goto out;
+	}
+	if (!collect_ids(err, idx, st, &studies))
+		goto out;
+	for (size_t i = 0; i < studies.n; i++) {
+		struct cand *c = NULL;
+		size_t n = 0;
+		char uid[BRIDGE_UID_MAX + 1] = "";
+		sqlite3_stmt *u = NULL;
+		if (sqlite3_prepare_v2(idx->db, "SELECT study_uid FROM studies WHERE id = ?1", -1, &u,
+				       NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(u, 1, studies.ids[i]);
+			if (sqlite3_step(u) == SQLITE_ROW)
+				col_text(u, 0, uid, sizeof(uid));
+		}
+		sqlite3_finalize(u);
+		if (!study_cands(err, idx, studies.ids[i], rules, &c, &n))
+			goto out;
+		struct route_series *f = calloc(n + 1, sizeof(*f));
+		struct route_choice *ch = calloc(n + 1, sizeof(*ch));
+		if (f == NULL || ch == NULL) {
+			free(f);
+			free(ch);
+			free(c);
+			r3d_err_set(err, R3D_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (size_t k = 0; k < n; k++)
+			f[k] = c[k].f;
+		route_select(rules_cfg(rules), f, n, NULL, ch);
+		fn(ctx, uid, f, ch, n);
+		free(f);
+		free(ch);
+		free(c);
+	}
+	ok = true;
+out:
+	sqlite3_finalize(st);
+	free(studies.ids);
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
