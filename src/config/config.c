@@ -766,10 +766,8 @@ static bool route_set(struct r3d_err *err, struct config *cfg, const char *rname
 			if (strcmp(key, patient[i]) == 0)
 				return r3d_err_set(err, R3D_EINVAL, "%s is patient data: a route cannot "
 						   "match on it", key);
-		return r3d_err_set(err, R3D_EINVAL, "unknown attribute keyword or key '%s' (a route "
-				   "matches on " ROUTE_ATTR_LIST ", calling_ae and called_ae; and "
-				   "sets series, structures, destinations, webhook, engine, "
-				   "engine_models)", key);
+		return r3d_err_set(err, R3D_EINVAL, "unknown attribute keyword '%s' (a route matches "
+				   "on " ROUTE_ATTR_LIST ", calling_ae, called_ae)", key);
 	}
 	if (r == &cfg->route_default)
 		return r3d_err_set(err, R3D_EINVAL, "the default route takes what no other route "

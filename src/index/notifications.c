@@ -17,10 +17,12 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
 	snprintf(dst, size, "%s", t != NULL ? (const char *)t : "");
 }
 
-/* The latest finished job of each series of the study. */
+/* The latest finished job of each series of the study, per route (a series
+ * sent to two called AE titles may be made twice, once per route). */
 #define LATEST_JOBS                                                                         \
 	"SELECT max(j.id) FROM jobs j JOIN series s ON s.id = j.series_id"                  \
-	" WHERE s.study_id = ?1 AND j.state IN ('done', 'failed', 'skipped') GROUP BY s.id"
+	" WHERE s.study_id = ?1 AND j.state IN ('done', 'failed', 'skipped')"                \
+	" GROUP BY s.id, coalesce(j.route, 'default')"
 
 static bool fill_locked(struct r3d_err *err, struct index *idx, struct finished_study *out)
 {

@@ -416,12 +416,6 @@ static int compare(const struct needs *nd, const struct route_series *a, const s
 		snprintf(why, size, "covers %.0f mm (chosen: %.0f mm)", lose->extent_mm, win->extent_mm);
 		return a->extent_mm > b->extent_mm ? 1 : -1;
 	}
-	if (a->images != b->images) {
-		const struct route_series *lose = a->images > b->images ? b : a;
-		const struct route_series *win = lose == a ? b : a;
-		snprintf(why, size, "fewer images (%ld; chosen: %ld)", lose->images, win->images);
-		return a->images > b->images ? 1 : -1;
-	}
 	/* Equal by every rule: the lower series number, then the UID, so that the
 	 * choice never depends on the order of arrival. */
 	long na = a->series_number < 0 ? 1L << 30 : a->series_number;
