@@ -109,6 +109,19 @@ struct explain_ctx {
 	int studies;
 };
 
+static const struct route_series *sort_s;   /* qsort has no context either */
+
+static int by_number(const void *a, const void *b)
+{
+	const struct route_series *x = &sort_s[*(const size_t *)a], *y = &sort_s[*(const size_t *)b];
+	long nx = x->series_number < 0 ? 1L << 30 : x->series_number;
+	long ny = y->series_number < 0 ? 1L << 30 : y->series_number;
+	if (nx != ny)
+		return nx < ny ? -1 : 1;
+	int c = strcmp(x->series_uid, y->series_uid);
+	return c != 0 ? c : strcmp(x->called_ae, y->called_ae);
+}
+
 static void explain_study(void *ctx, const char *study_uid, const struct route_series *s,
 			  const struct route_choice *c, size_t n)
 {
@@ -117,7 +130,16 @@ static void explain_study(void *ctx, const char *study_uid, const struct route_s
 
 	e->studies++;
 	fprintf(e->out, "study %s: %zu series\n", study_uid, n);
-	for (size_t i = 0; i < n; i++) {
+	/* In series number order, as a viewer lists them. */
+	size_t *order = malloc((n + 1) * sizeof(*order));
+	if (order == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	sort_s = s;
+	qsort(order, n, sizeof(*order), by_number);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = order[k];
 		double t = s[i].slice_thickness > 0 ? s[i].slice_thickness : s[i].spacing;
 		fprintf(e->out, "  %-10s series %s", c[i].chosen ? "CHOSEN" : "not chosen", s[i].series_uid);
 		if (s[i].series_number >= 0)
@@ -129,6 +151,7 @@ static void explain_study(void *ctx, const char *study_uid, const struct route_s
 		fprintf(e->out, "\n             %s\n", c[i].reason);
 		chosen += c[i].chosen;
 	}
+	free(order);
 	if (chosen == 0)
 		fprintf(e->out, "  -> no series qualifies: %s\n",
 			n > 0 ? "one job, skipped with these reasons (none when every route ignores it)" :
