@@ -114,6 +114,8 @@ struct index_job_row {
 	char source_series_uid[BRIDGE_UID_MAX + 1]; /* an import's CT series, or "" */
 	char reason[512];
 	double updated_at;
+	char route[64];
+	char selection[4096];               /* its series selection (JSON), "" when none or longer */
 };
 
 /* The max jobs changed last, newest first; the count or -1 on error. */

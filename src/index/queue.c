@@ -561,8 +561,8 @@ static bool select_study(struct r3d_err *err, struct index *idx, int64_t study_i
 				goto out;
 			if (ch[i].excluded)
 				pass->series_ineligible++;
-			log_info("queue", "series %s series=%s route=%s reason=\"%s\"", status,
-				 f[i].series_uid, route, ch[i].reason);
+			log_info("queue", "series %s series=%s reason=\"%s\" route=%s",
+				 ch[i].excluded ? "not eligible" : status, f[i].series_uid, ch[i].reason, route);
 			continue;
 		}
 		any_chosen = true;
@@ -814,6 +814,17 @@ static bool resolve_waiting(struct r3d_err *err, struct index *idx, double now,
 			index_sql_fail(err, idx, "queueing an import");
 			goto out;
 		}
+		/* The study has something to make after all: its "nothing
+		 * qualifies" job is replaced by the import. */
+		if (!run(err, idx,
+			 "UPDATE jobs SET state = 'superseded', updated_at = ?2,"
+			 " reason = 'superseded by the import of a segmentation of the study'"
+			 " WHERE state = 'skipped' AND import_instance_id IS NULL"
+			 " AND reason LIKE 'no series of the study qualifies:%'"
+			 " AND series_id IN (SELECT id FROM series WHERE study_id ="
+			 "  (SELECT study_id FROM series WHERE id = ?1))",
+			 source, now, NULL))
+			goto out;
 		pass->jobs_queued++;
 		log_info("queue", "import job queued job=%lld source=%s", (long long)w[k].job_id, f.uid);
 	}
@@ -1071,7 +1082,8 @@ int index_jobs_recent(struct r3d_err *err, struct index *idx, struct index_job_r
 			       "SELECT j.id, j.state, CASE WHEN j.import_instance_id IS NULL THEN 'series'"
 			       " ELSE 'import' END, s.series_uid,"
 			       " coalesce((SELECT series_uid FROM series WHERE id = j.source_series_id), ''),"
-			       " coalesce(j.reason, ''), j.updated_at"
+			       " coalesce(j.reason, ''), j.updated_at, coalesce(j.route, 'default'),"
+			       " coalesce(j.selection, '')"
 			       " FROM jobs j JOIN series s ON s.id = j.series_id"
 			       " ORDER BY j.updated_at DESC, j.id DESC LIMIT ?1",
 			       -1, &st, NULL) != SQLITE_OK) {
@@ -1090,6 +1102,12 @@ int index_jobs_recent(struct r3d_err *err, struct index *idx, struct index_job_r
 			 (const char *)sqlite3_column_text(st, 4));
 		snprintf(r->reason, sizeof(r->reason), "%s", (const char *)sqlite3_column_text(st, 5));
 		r->updated_at = sqlite3_column_double(st, 6);
+		snprintf(r->route, sizeof(r->route), "%s", (const char *)sqlite3_column_text(st, 7));
+		const char *sel = (const char *)sqlite3_column_text(st, 8);
+		if (strlen(sel) < sizeof(r->selection))
+			memcpy(r->selection, sel, strlen(sel) + 1);
+		else
+			r->selection[0] = '\0';
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&idx->lock);

@@ -137,6 +137,11 @@ char *status_render_json(struct status_server *s)
 				      "updated_at", r->updated_at);
 		if (r->source_series_uid[0] != '\0')
 			json_object_set_new(j, "source_series_uid", json_string(r->source_series_uid));
+		json_object_set_new(j, "route", json_string(r->route));
+		/* the study's series: chosen or why not */
+		json_t *sel = r->selection[0] != '\0' ? json_loads(r->selection, 0, NULL) : NULL;
+		if (sel != NULL)
+			json_object_set_new(j, "selection", sel);
 		if (r->reason[0] != '\0')
 			json_object_set_new(j, "reason", json_string(r->reason));
 		json_array_append_new(recent, j);

@@ -197,7 +197,7 @@ class Routing(unittest.TestCase):
         self.assertEqual(st[uids["localizer"]], "ineligible")
         log = self.d.log_text()
         for name in expect:
-            self.assertIn("series=%s route=default reason=" % uids[name], log)
+            self.assertIn("series=%s reason=" % uids[name], log)
         import pydicom
         ct = pydicom.dcmread(files_of("thin")[0], stop_before_pixels=True)
         for value in (str(ct.PatientName), str(ct.PatientID)):
@@ -305,7 +305,8 @@ class Routing(unittest.TestCase):
         self.store(files_of("thick"))
         time.sleep(6)
         self.assertEqual(len(self.jobs()), 2)
-        self.assertIn("series ignored series=%s route=default" % six_series.series_uid(study()["thick"]),
+        self.assertIn("series ignored series=%s reason=\"route default ignores it\" route=default"
+                      % six_series.series_uid(study()["thick"]),
                       self.d.log_text())
 
     def test_nothing_qualifies(self):
