@@ -605,6 +605,31 @@ static bool select_study(struct r3d_err *err, struct index *idx, int64_t study_i
 			 superseded > 0 ? " (supersedes a queued job)" : "",
 			 others > 0 ? " (supersedes the jobs of a worse series)" : "", ch[i].reason);
 	}
+	/* A re-run with another route replaces what the study's other routes made. */
+	if (override != NULL && *jobs_in_study > 0) {
+		sqlite3_stmt *st = NULL;
+		char why[128];
+		snprintf(why, sizeof(why), "superseded by a re-run of the study with route %s", override);
+		if (sqlite3_prepare_v2(idx->db,
+				       "UPDATE jobs SET state = 'superseded', reason = ?3, updated_at = ?4"
+				       " WHERE import_instance_id IS NULL AND state IN ('queued', 'done')"
+				       " AND coalesce(route, 'default') != ?2"
+				       " AND series_id IN (SELECT id FROM series WHERE study_id = ?1)",
+				       -1, &st, NULL) != SQLITE_OK) {
+			index_sql_fail(err, idx, "superseding jobs");
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, study_id);
+		sqlite3_bind_text(st, 2, override, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, why, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_double(st, 4, now);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			index_sql_fail(err, idx, "superseding jobs");
+			goto out;
+		}
+	}
 	/* Nothing qualifies: one skipped job says why, series by series. */
 	if (!any_chosen && any_routed && any_pending) {
 		int64_t live = 0;
