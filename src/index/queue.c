@@ -671,7 +671,8 @@ bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, en
 	sqlite3_stmt *st = NULL;
 	bool ok;
 
-	assert(state == JOB_DONE || state == JOB_FAILED || state == JOB_SKIPPED);
+	assert(state == JOB_DONE || state == JOB_FAILED || state == JOB_SKIPPED ||
+	       state == JOB_CANCELLED);
 	pthread_mutex_lock(&idx->lock);
 	ok = sqlite3_prepare_v2(idx->db,
 				"UPDATE jobs SET state = ?2, reason = ?3, results_dir = ?4, result = ?5,"

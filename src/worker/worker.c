@@ -24,6 +24,7 @@
 #define WORKER_IDLE_MS 250
 #define WORKER_MAX 64
 #define WORKER_REPORT_MAX (1 << 20)   /* report.json kept in the job row */
+#define WORKER_CANCEL_REASON "cancelled by the jobs API"
 
 struct worker_pool {
 	const struct config *cfg;
@@ -56,9 +57,39 @@ static char *read_text(const char *path, size_t max)
 	return buf;
 }
 
-/* The DICOM objects of a done job, queued for every destination. */
+/* True when the jobs API asked the job to stop (POST /api/jobs/{id}/cancel).
+ * A worker looks at each stage boundary: after the engine, after the
+ * pipeline, before the DICOM objects are written and before they are
+ * queued. Past the last look the job is done: a destination gets all of
+ * a job's objects or none. */
+static bool cancel_requested(struct worker_pool *p, const struct index_job *job)
+{
+	struct r3d_err err;
+	int rc = index_job_cancel_requested(&err, p->idx, job->id);
+
+	if (rc < 0)
+		log_warn("worker", "job=%lld: cannot read its cancel request: %s", (long long)job->id,
+			 err.msg);
+	return rc == 1;
+}
+
+static void finish_cancelled(struct worker_pool *p, const struct index_job *job, const char *where,
+			     double t0)
+{
+	struct r3d_err err;
+
+	if (!index_job_finish(&err, p->idx, job->id, JOB_CANCELLED, WORKER_CANCEL_REASON, NULL, NULL,
+			      clock_wall_s()))
+		log_error("worker", "job=%lld: cannot record the outcome: %s", (long long)job->id, err.msg);
+	log_info("worker", "job finished job=%lld series=%s outcome=cancelled seconds=%.2f "
+		 "reason=\"" WORKER_CANCEL_REASON " (%s); nothing queued\"", (long long)job->id,
+		 job->series_uid, clock_mono_s() - t0, where);
+}
+
+/* The DICOM objects of a done job, queued for every destination; none
+ * when the job is cancelled once they are written (*cancelled set). */
 static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
-			     const struct pipeline_result *res, const char *results)
+			     const struct pipeline_result *res, const char *results, bool *cancelled)
 {
 	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~275 KB: not on the stack */
 	struct series_ref *refs = NULL;
@@ -77,8 +108,14 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 		.preview = p->cfg->export_preview,
 		.preview_size = p->cfg->export_preview_size,
 	};
+	*cancelled = false;
 	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
 		goto out;
+	if (cancel_requested(p, job)) {
+		*cancelled = true;
+		ok = true;
+		goto out;
+	}
 	for (int i = 0; i < ex->n; i++) {
 		for (int d = 0; d < p->cfg->ndestinations; d++) {
 			if (!index_outbox_add(err, p->idx, job->id, p->cfg->destinations[d].name,
@@ -171,7 +208,12 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		}
 		if (!ready)
 			r3d_err_prefix(&err, "engine %s: its NIfTI input", engine->name);
-		if (!ready || !engine_run(&err, p->engines, engine, input, work, &p->stop, &eo)) {
+		bool ran = ready && engine_run(&err, p->engines, engine, input, work, &p->stop, &eo);
+		if (cancel_requested(p, job)) {
+			finish_cancelled(p, job, "after the engine", t0);
+			return;
+		}
+		if (!ran) {
 			/* A series the volume stage cannot use is skipped, as without an engine. */
 			enum job_state st = !ready && err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
 			char why[R3D_ERR_MSG_MAX];
@@ -196,13 +238,22 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 			o.catalog.def[i].enabled = false;
 	}
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
-		if (pipeline_write_outputs(&err, results, &res) &&
-		    export_and_queue(&err, p, job, &res, results)) {
-			outcome = JOB_DONE;
+		bool cancelled = false;
+		outcome = JOB_DONE;
+		if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;   /* after the pipeline */
+		else if (!pipeline_write_outputs(&err, results, &res))
+			outcome = JOB_FAILED;
+		else if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;   /* before any DICOM object is written */
+		else if (!export_and_queue(&err, p, job, &res, results, &cancelled))
+			outcome = JOB_FAILED;
+		else if (cancelled)
+			outcome = JOB_CANCELLED;   /* written, not queued */
+		if (outcome == JOB_DONE) {
 			snprintf(report_path, sizeof(report_path), "%s/report.json", results);
 			report = read_text(report_path, WORKER_REPORT_MAX);
-		} else {
-			outcome = JOB_FAILED;
+		} else if (outcome == JOB_FAILED) {
 			reason = err.msg;
 		}
 		pthread_mutex_lock(&p->lock);
@@ -224,6 +275,13 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		/* Input the pipeline cannot use is skipped; anything else failed. */
 		outcome = err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
 		reason = err.msg;
+		if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;
+	}
+	if (outcome == JOB_CANCELLED) {
+		finish_cancelled(p, job, "at a stage boundary", t0);
+		free(report);
+		return;
 	}
 	if (!index_job_finish(&err, p->idx, job->id, outcome, reason,
 			      outcome == JOB_DONE ? results : NULL, report, clock_wall_s()))
