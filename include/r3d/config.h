@@ -121,6 +121,14 @@ struct config_token {
 	char secret[256];                          /* the token itself */
 };
 
+#define CONFIG_TOKEN_MIN 32        /* characters of a token, at least */
+#define CONFIG_TOKEN_FILE_MAX 512  /* bytes of a token file, at most */
+
+/* Reads a token file (secret_file, or the daemon's own api-token): one
+ * token of at least CONFIG_TOKEN_MIN characters of letters, digits and
+ * - . _ ~ + / =, its trailing newline dropped, into out (size bytes). */
+bool config_token_file_read(struct r3d_err *err, const char *path, char *out, size_t size);
+
 struct config {
 	/* [dicom] */
 	char ae_title[CONFIG_AE_MAX + 1];

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <regex.h>
 #include <ini.h>
 #include <netdb.h>
@@ -898,6 +899,207 @@ static bool routes_complete(struct r3d_err *err, const char *path, struct config
 	return true;
 }
 
+/* ------------------------------------------------------------------ */
+/* [token NAME] sections: bearer tokens of the HTTP API                */
+/* ------------------------------------------------------------------ */
+
+/* What the loader remembers of each [token NAME] section. */
+struct token_seen {
+	bool secret;        /* secret or secret_file given */
+	bool role;
+};
+
+/* RFC 6750's b64token characters: a token needs no quoting in a header. */
+static bool token_secret_valid(struct r3d_err *err, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < CONFIG_TOKEN_MIN)
+		return r3d_err_set(err, R3D_EINVAL, "the token has %zu characters; give at least %d "
+				   "(e.g. `openssl rand -hex 32`)", n, CONFIG_TOKEN_MIN);
+	if (n >= sizeof(((struct config_token *)0)->secret))
+		return r3d_err_set(err, R3D_EINVAL, "the token is longer than %zu characters",
+				   sizeof(((struct config_token *)0)->secret) - 1);
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("-._~+/=", c) != NULL))
+			return r3d_err_set(err, R3D_EINVAL, "the token holds a character other than "
+					   "letters, digits and - . _ ~ + / =");
+	}
+	return true;
+}
+
+bool config_token_file_read(struct r3d_err *err, const char *path, char *out, size_t size)
+{
+	char buf[CONFIG_TOKEN_FILE_MAX + 2];
+	size_t len = 0;
+	struct stat st;
+	bool ok = false;
+	int fd;
+
+	out[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		r3d_err_set(err, R3D_EIO, "'%s' is not a regular file", path);
+		goto out;
+	}
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CONFIG_TOKEN_FILE_MAX) {
+		r3d_err_set(err, R3D_EINVAL, "'%s' is longer than %d bytes", path, CONFIG_TOKEN_FILE_MAX);
+		goto out;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		r3d_err_set(err, R3D_EINVAL, "'%s' holds a NUL byte", path);
+		goto out;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	if (!token_secret_valid(err, buf)) {
+		r3d_err_prefix(err, "'%s'", path);
+		goto out;
+	}
+	if (len >= size) {
+		r3d_err_set(err, R3D_EINVAL, "'%s': the token is too long", path);
+		goto out;
+	}
+	memcpy(out, buf, len + 1);
+	ok = true;
+out:
+	memset(buf, 0, sizeof(buf));
+	close(fd);
+	return ok;
+}
+
+static bool token_set(struct r3d_err *err, struct config *cfg, struct token_seen *seen,
+		      const char *tname, const char *key, const char *value)
+{
+	struct config_token *t = NULL;
+	int i;
+
+	if (!destination_name_valid(tname))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a token name (letters, digits, - _ .)",
+				   tname);
+	for (i = 0; i < cfg->ntokens; i++) {
+		if (strcmp(cfg->tokens[i].name, tname) == 0) {
+			t = &cfg->tokens[i];
+			break;
+		}
+	}
+	if (t == NULL) {
+		if (cfg->ntokens >= CONFIG_MAX_TOKENS)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d tokens", CONFIG_MAX_TOKENS);
+		i = cfg->ntokens++;
+		t = &cfg->tokens[i];
+		memset(t, 0, sizeof(*t));
+		memset(&seen[i], 0, sizeof(seen[i]));
+		snprintf(t->name, sizeof(t->name), "%s", tname);
+	}
+	if (strcmp(key, "role") == 0) {
+		if (seen[i].role)
+			return r3d_err_set(err, R3D_EINVAL, "given twice");
+		if (strcmp(value, "read") != 0 && strcmp(value, "admin") != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s': give read or admin", value);
+		t->admin = value[0] == 'a';
+		seen[i].role = true;
+		return true;
+	}
+	if (strcmp(key, "secret") == 0 || strcmp(key, "secret_file") == 0) {
+		if (seen[i].secret)
+			return r3d_err_set(err, R3D_EINVAL, "give one of secret and secret_file, once");
+		seen[i].secret = true;
+		if (key[6] == '\0') {
+			if (!token_secret_valid(err, value))
+				return false;
+			snprintf(t->secret, sizeof(t->secret), "%s", value);
+			return true;
+		}
+		return config_token_file_read(err, value, t->secret, sizeof(t->secret));
+	}
+	return r3d_err_set(err, R3D_EINVAL, "unknown key (role, secret, secret_file)");
+}
+
+/* The line of the first [token NAME] header of path whose name is not one
+ * of cfg's tokens (an empty section: inih never hands it over), or of name
+ * when name is not NULL; 0 when there is none. A header is what inih takes
+ * for one: '[' first on its line (after blanks), the name up to ']'. */
+static int token_header(const char *path, const struct config *cfg, const char *name,
+			char *found, size_t found_size)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	int lineno = 0, at = 0;
+
+	while (f != NULL && at == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *e;
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '[' || strncmp(p + 1, "token ", 6) != 0)
+			continue;
+		p += 7;
+		e = strchr(p, ']');
+		if (e == NULL)
+			continue;
+		*e = '\0';
+		if (name != NULL) {
+			if (strcmp(p, name) == 0)
+				at = lineno;
+			continue;
+		}
+		bool known = false;
+		for (int i = 0; i < cfg->ntokens; i++)
+			known = known || strcmp(cfg->tokens[i].name, p) == 0;
+		if (!known) {
+			snprintf(found, found_size, "%s", p);
+			at = lineno;
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+	return at;
+}
+
+/* Every [token NAME] section has its secret, and no two share one. */
+static bool tokens_complete(struct r3d_err *err, const char *path, const struct config *cfg,
+			    const struct token_seen *seen)
+{
+	char empty[256] = "";
+	int line = token_header(path, cfg, NULL, empty, sizeof(empty));
+
+	if (line > 0)
+		return r3d_err_set(err, R3D_EINVAL, "%s:%d: [token %s]: give secret or secret_file",
+				   path, line, empty);
+	for (int i = 0; i < cfg->ntokens; i++) {
+		const struct config_token *t = &cfg->tokens[i];
+		line = token_header(path, cfg, t->name, NULL, 0);
+		if (!seen[i].secret)
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [token %s]: give secret or secret_file",
+					   path, line, t->name);
+		for (int j = 0; j < i; j++) {
+			if (strcmp(cfg->tokens[j].secret, t->secret) == 0)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [token %s]: the same secret as "
+						   "[token %s]; give each token its own", path, line,
+						   t->name, cfg->tokens[j].name);
+		}
+	}
+	return true;
+}
+
 static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 {
 	for (int i = 0; i < cfg->nengines; i++) {
@@ -938,6 +1140,7 @@ struct load_ctx {
 	struct r3d_err *err;
 	bool failed;
 	struct structure_seen structures[STRUCTURE_MAX];
+	struct token_seen tokens[CONFIG_MAX_TOKENS];
 	char last_section[64];
 	char last_name[64];
 	int line;
@@ -976,6 +1179,14 @@ static int load_handler(void *user, const char *section, const char *name, const
 	}
 	if (strncmp(section, "route ", 6) == 0) {
 		if (!route_set(ctx->err, ctx->cfg, section + 6, name, value)) {
+			ctx->failed = true;
+			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+			return 0;
+		}
+		return 1;
+	}
+	if (strncmp(section, "token ", 6) == 0) {
+		if (!token_set(ctx->err, ctx->cfg, ctx->tokens, section + 6, name, value)) {
 			ctx->failed = true;
 			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
 			return 0;
@@ -1117,6 +1328,8 @@ bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 	if (!structures_complete(err, path, cfg, &ctx))
 		return false;
 	if (!routes_complete(err, path, cfg))
+		return false;
+	if (!tokens_complete(err, path, cfg, ctx.tokens))
 		return false;
 	for (size_t n = strlen(cfg->viewer_base_url); n > 0 && cfg->viewer_base_url[n - 1] == '/';)
 		cfg->viewer_base_url[--n] = '\0';
@@ -1274,6 +1487,21 @@ void config_write_sample(FILE *out)
 		     "# timeout_s = %d\n"
 		     "# concurrency = 1\n",
 		ENGINE_DEFAULT_TIMEOUT_S);
+	fprintf(out, "\n# Bearer tokens of the HTTP API (/status and /api/; docs/api.md): one\n"
+		     "# [token NAME] section each, role = read (GET only) or admin (also the\n"
+		     "# changes: retry, cancel, re-run, outbox retry and drop). The token is at\n"
+		     "# least %d characters of letters, digits and - . _ ~ + / =; secret_file\n"
+		     "# (read at start, its trailing newline dropped) keeps it out of this file.\n"
+		     "# Without any [token] section recon3d makes one admin token at start, in\n"
+		     "# the file api-token next to [storage] database (mode 0600), and logs where.\n"
+		     "# /healthz, /metrics and the 3D page (/viewer/<link>) need no token.\n"
+		     "# [token monitoring]\n"
+		     "# role = read\n"
+		     "# secret_file = /etc/recon3d/monitoring.token\n"
+		     "# [token pacs-admin]\n"
+		     "# role = admin\n"
+		     "# secret = 6f1c0e...   (openssl rand -hex 32)\n",
+		CONFIG_TOKEN_MIN);
 	fprintf(out, "\n# The structure catalogue: one section per structure. The built-in presets\n"
 		     "# follow; change a key, or switch one off with enabled = false. A new\n"
 		     "# [structure KEY] section adds a structure of the voxels in [min_hu, max_hu]\n"

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -70,7 +71,7 @@ struct queue_thread_ctx {
 static void *queue_thread(void *arg)
 {
 	struct queue_thread_ctx *q = arg;
-	struct timespec pause = {0, QUEUE_POLL_MS * 1000000L};
+	unsigned long seen = 0;
 	bool last_failed = false;
 	unsigned passes = 0;
 
@@ -97,7 +98,8 @@ static void *queue_thread(void *arg)
 			if (pass.studies_stable > 0 || pass.jobs_failed > 0)
 				wake_post(WAKE_FINISHED);   /* a study with nothing usable is finished now */
 		}
-		nanosleep(&pause, NULL);
+		/* A study re-run by the jobs API ends the wait at once. */
+		wake_wait(WAKE_QUEUE, &seen, QUEUE_POLL_MS);
 	}
 	return NULL;
 }
@@ -106,7 +108,7 @@ static void *queue_thread(void *arg)
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
-static int run_daemon(const struct config *cfg)
+static int run_daemon(struct config *cfg)
 {
 	struct r3d_err err;
 	struct index *idx = NULL;
@@ -152,6 +154,11 @@ static int run_daemon(const struct config *cfg)
 	}
 	if (requeued > 0)
 		log_info("main", "%d interrupted jobs queued again", requeued);
+	char token_path[PATH_MAX];
+	if (cfg->http_port != 0 && !status_token_default(&err, cfg, token_path, sizeof(token_path))) {
+		log_error("main", "API token: %s", err.msg);
+		goto out;
+	}
 	if (!status_start(&err, cfg, idx, &status)) {
 		log_error("main", "%s", err.msg);
 		goto out;

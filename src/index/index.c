@@ -621,7 +621,12 @@ bool index_recover(struct r3d_err *err, struct index *idx, int *requeued)
 
 	*requeued = 0;
 	pthread_mutex_lock(&idx->lock);
+	/* A job the jobs API asked to stop is not taken up again. */
 	ok = index_exec(err, idx,
+			"UPDATE jobs SET state = 'cancelled', updated_at = strftime('%s','now'),"
+			" finished_at = strftime('%s','now'), reason = 'cancelled by the jobs API'"
+			" WHERE state = 'running' AND cancel_requested = 1") &&
+	     index_exec(err, idx,
 			"UPDATE jobs SET state = 'queued', updated_at = strftime('%s','now'),"
 			" reason = 'interrupted by a stop or crash; taken up again'"
 			" WHERE state = 'running'");
@@ -635,7 +640,8 @@ bool index_recover(struct r3d_err *err, struct index *idx, int *requeued)
 /* Outbox                                                              */
 /* ------------------------------------------------------------------ */
 
-static const char *const outbox_state_names[OUTBOX_NSTATES] = {"pending", "sent", "failed"};
+static const char *const outbox_state_names[OUTBOX_NSTATES] = {"pending", "sent", "failed",
+								 "dropped"};
 
 const char *outbox_state_name(enum outbox_state s)
 {
@@ -720,8 +726,11 @@ bool index_outbox_result(struct r3d_err *err, struct index *idx, int64_t id, enu
 
 	pthread_mutex_lock(&idx->lock);
 	ok = sqlite3_prepare_v2(idx->db,
+				/* A row the jobs API dropped while it was being sent
+				 * stays dropped, unless it did arrive. */
 				"UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
-				" dimse_status = ?5, last_error = ?6, updated_at = ?7 WHERE id = ?1",
+				" dimse_status = ?5, last_error = ?6, updated_at = ?7"
+				" WHERE id = ?1 AND (state != 'dropped' OR ?2 = 'sent')",
 				-1, &st, NULL) == SQLITE_OK;
 	if (ok) {
 		sqlite3_bind_int64(st, 1, id);

@@ -102,6 +102,7 @@ int index_study_finished_next(struct r3d_err *err, struct index *idx, struct fin
 		    "  AND j.finished_at > coalesce(st.notified_at, 0))"
 		    " AND NOT EXISTS (SELECT 1 FROM jobs j JOIN series s ON s.id = j.series_id"
 		    "  WHERE s.study_id = st.id AND j.state IN ('queued', 'running', 'waiting'))"
+		    /* every object sent or final: failed, or dropped by the jobs API */
 		    " AND NOT EXISTS (SELECT 1 FROM outbox o JOIN jobs j ON j.id = o.job_id"
 		    "  JOIN series s ON s.id = j.series_id WHERE s.study_id = st.id"
 		    "  AND o.state = 'pending')"

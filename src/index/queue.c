@@ -547,6 +547,11 @@ static bool select_study(struct r3d_err *err, struct index *idx, int64_t study_i
 		f[i] = c[i].f;
 		any_pending |= c[i].pending;
 	}
+	if (override != NULL && config_route_find(rules_cfg(rules), override) == NULL) {
+		log_warn("queue", "study re-run with route %s, which is no longer configured: its series "
+			 "are routed by the rules", override);
+		override = NULL;
+	}
 	route_select(rules_cfg(rules), f, n, override, ch);
 	selection = route_selection_json(f, ch, n);
 	for (size_t i = 0; i < n; i++) {
@@ -1072,7 +1077,8 @@ bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, en
 	sqlite3_stmt *st = NULL;
 	bool ok;
 
-	assert(state == JOB_DONE || state == JOB_FAILED || state == JOB_SKIPPED);
+	assert(state == JOB_DONE || state == JOB_FAILED || state == JOB_SKIPPED ||
+	       state == JOB_CANCELLED);
 	pthread_mutex_lock(&idx->lock);
 	ok = sqlite3_prepare_v2(idx->db,
 				"UPDATE jobs SET state = ?2, reason = ?3, results_dir = ?4, result = ?5,"

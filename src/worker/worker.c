@@ -26,6 +26,7 @@
 #define WORKER_IDLE_MS 250
 #define WORKER_MAX 64
 #define WORKER_REPORT_MAX (1 << 20)   /* report.json kept in the job row */
+#define WORKER_CANCEL_REASON "cancelled by the jobs API"
 
 struct worker_pool {
 	const struct config *cfg;
@@ -94,9 +95,40 @@ static bool report_add_selection(struct r3d_err *err, struct worker_pool *p, con
 	return ok || r3d_err_set(err, R3D_EIO, "cannot write %s", report_path);
 }
 
-/* The DICOM objects of a done job, queued for every destination of its route. */
+/* True when the jobs API asked the job to stop (POST /api/jobs/{id}/cancel).
+ * A worker looks at each stage boundary: after the engine, after the
+ * pipeline, before the DICOM objects are written and before they are
+ * queued. Past the last look the job is done: a destination gets all of
+ * a job's objects or none. */
+static bool cancel_requested(struct worker_pool *p, const struct index_job *job)
+{
+	struct r3d_err err;
+	int rc = index_job_cancel_requested(&err, p->idx, job->id);
+
+	if (rc < 0)
+		log_warn("worker", "job=%lld: cannot read its cancel request: %s", (long long)job->id,
+			 err.msg);
+	return rc == 1;
+}
+
+static void finish_cancelled(struct worker_pool *p, const struct index_job *job, const char *where,
+			     double t0)
+{
+	struct r3d_err err;
+
+	if (!index_job_finish(&err, p->idx, job->id, JOB_CANCELLED, WORKER_CANCEL_REASON, NULL, NULL,
+			      clock_wall_s()))
+		log_error("worker", "job=%lld: cannot record the outcome: %s", (long long)job->id, err.msg);
+	log_info("worker", "job finished job=%lld series=%s outcome=cancelled seconds=%.2f "
+		 "reason=\"" WORKER_CANCEL_REASON " (%s); nothing queued\"", (long long)job->id,
+		 job->series_uid, clock_mono_s() - t0, where);
+}
+
+/* The DICOM objects of a done job, queued for every destination of its
+ * route; none when the job is cancelled once they are written (*cancelled
+ * set). */
 static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
-			     const struct pipeline_result *res, const char *results)
+			     const struct pipeline_result *res, const char *results, bool *cancelled)
 {
 	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~275 KB: not on the stack */
 	struct series_ref *refs = NULL;
@@ -115,8 +147,14 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 		.preview = p->cfg->export_preview,
 		.preview_size = p->cfg->export_preview_size,
 	};
+	*cancelled = false;
 	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
 		goto out;
+	if (cancel_requested(p, job)) {
+		*cancelled = true;
+		ok = true;
+		goto out;
+	}
 	const struct config_route *route = job_route(p->cfg, job);
 	int ndest = 0;
 	for (int d = 0; d < p->cfg->ndestinations; d++)
@@ -219,7 +257,12 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		}
 		if (!ready)
 			r3d_err_prefix(&err, "engine %s: its NIfTI input", engine->name);
-		if (!ready || !engine_run(&err, p->engines, engine, input, work, &p->stop, &eo)) {
+		bool ran = ready && engine_run(&err, p->engines, engine, input, work, &p->stop, &eo);
+		if (cancel_requested(p, job)) {
+			finish_cancelled(p, job, "after the engine", t0);
+			return;
+		}
+		if (!ran) {
 			/* A series the volume stage cannot use is skipped, as without an engine. */
 			enum job_state st = !ready && err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
 			char why[R3D_ERR_MSG_MAX];
@@ -244,14 +287,23 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 			o.catalog.def[i].enabled = false;
 	}
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
+		bool cancelled = false;
+		outcome = JOB_DONE;
 		snprintf(report_path, sizeof(report_path), "%s/report.json", results);
-		if (pipeline_write_outputs(&err, results, &res) &&
-		    report_add_selection(&err, p, job, report_path) &&
-		    export_and_queue(&err, p, job, &res, results)) {
-			outcome = JOB_DONE;
-			report = read_text(report_path, WORKER_REPORT_MAX);
-		} else {
+		if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;   /* after the pipeline */
+		else if (!pipeline_write_outputs(&err, results, &res) ||
+			 !report_add_selection(&err, p, job, report_path))
 			outcome = JOB_FAILED;
+		else if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;   /* before any DICOM object is written */
+		else if (!export_and_queue(&err, p, job, &res, results, &cancelled))
+			outcome = JOB_FAILED;
+		else if (cancelled)
+			outcome = JOB_CANCELLED;   /* written, not queued */
+		if (outcome == JOB_DONE) {
+			report = read_text(report_path, WORKER_REPORT_MAX);
+		} else if (outcome == JOB_FAILED) {
 			reason = err.msg;
 		}
 		pthread_mutex_lock(&p->lock);
@@ -273,6 +325,13 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		/* Input the pipeline cannot use is skipped; anything else failed. */
 		outcome = err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
 		reason = err.msg;
+		if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;
+	}
+	if (outcome == JOB_CANCELLED) {
+		finish_cancelled(p, job, "at a stage boundary", t0);
+		free(report);
+		return;
 	}
 	if (!index_job_finish(&err, p->idx, job->id, outcome, reason,
 			      outcome == JOB_DONE ? results : NULL, report, clock_wall_s()))
