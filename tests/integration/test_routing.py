@@ -264,6 +264,34 @@ class Routing(unittest.TestCase):
             live = db.execute("SELECT count(*) FROM jobs WHERE state = 'done'").fetchone()[0]
         self.assertEqual(live, 1)
 
+    def test_rerun_with_another_route(self):
+        o = self.orthanc()
+        self.daemon(extra_conf={"destination pacs": {"ae_title": sendtest.AET, "host": "127.0.0.1",
+                                                     "port": o.dicom_port},
+                                "route default": {"structures": "lungs"},
+                                "route ortho": {"called_ae": "RECON3D_BONE", "structures": "bone"}})
+        thin, bone = six_series.series_uid(study()["thin"]), six_series.series_uid(study()["bone"])
+        self.store(files_of("thin", "bone"))
+        jobs = self.wait_jobs(lambda j: len(j) == 1 and j[0][1] == "done", "the first job")
+        self.assertEqual((jobs[0][3], jobs[0][4]), (thin, "default"))   # lungs: no kernel wish, series 201
+        self.wait_hooks(1)
+        study_uid = str(__import__("pydicom").dcmread(files_of("thin")[0], stop_before_pixels=True)
+                        .StudyInstanceUID)
+        code, _, body = self.d.api("POST", "/api/studies/%s/rerun" % study_uid, {"route": "nosuch"})
+        self.assertEqual(code, 400, body)
+        code, _, body = self.d.api("POST", "/api/studies/%s/rerun" % study_uid, {"route": "ortho"})
+        self.assertEqual(code, 202, body)
+        jobs = self.wait_jobs(lambda j: len(j) == 2 and j[1][1] == "done", "the re-run")
+        # Bone only: the sharp kernel is chosen now; the first job is superseded.
+        self.assertEqual((jobs[1][3], jobs[1][4]), (bone, "ortho"))
+        self.assertEqual(jobs[0][1], "superseded")
+        self.assertIn("re-run of the study with route ortho", jobs[0][2])
+        code, job, body = self.d.api("GET", "/api/jobs/%d" % jobs[1][0])
+        self.assertEqual(code, 200, body)
+        self.assertEqual(job["route"], "ortho")
+        chosen = [s["series_uid"] for s in job["selection"] if s["chosen"]]
+        self.assertEqual(chosen, [bone])
+
     def test_called_ae_routes(self):
         bone_dir, bone_port = self.storescp("bone", "BONEPACS")
         kid_dir, kid_port = self.storescp("kidney", "KIDPACS")
