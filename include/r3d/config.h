@@ -37,6 +37,15 @@ struct config_caller {
 	char addrs[CONFIG_MAX_CALLER_ADDRS][64];
 };
 
+/* DICOM TLS security profiles DCMTK offers (PS3.15 B.9 to B.11). */
+enum config_tls_profile {
+	CONFIG_TLS_BCP195_ND,        /* Non-downgrading BCP 195: TLS 1.2+, AES-GCM, (EC)DHE */
+	CONFIG_TLS_BCP195_EXTENDED,  /* Extended BCP 195: TLS 1.2 only, adds ECDSA */
+	CONFIG_TLS_BCP195,           /* BCP 195 with fall-back to TLS 1.0 and older suites */
+	CONFIG_TLS_NPROFILES
+};
+const char *config_tls_profile_name(enum config_tls_profile p);
+
 /* One [destination NAME] section: a PACS that receives the results. */
 struct config_destination {
 	char name[CONFIG_NAME_MAX + 1];
@@ -45,6 +54,11 @@ struct config_destination {
 	int port;
 	char calling_ae_title[CONFIG_AE_MAX + 1];   /* "" : [dicom] ae_title */
 	int connect_timeout_s, acse_timeout_s, dimse_timeout_s;
+	bool tls;                                  /* DICOM TLS to this PACS */
+	char tls_certificate[PATH_MAX];            /* our client certificate; "": [dicom]'s */
+	char tls_private_key[PATH_MAX];
+	char tls_trusted[PATH_MAX];                /* CAs of its certificate; "": [dicom]'s */
+	char tls_peer_subject[512];                /* "": any subject the CAs vouch for */
 };
 
 /* One [engine NAME] section: an external segmentation command (issue 11).
@@ -140,6 +154,12 @@ struct config {
 	struct config_caller callers[CONFIG_MAX_CALLERS];
 	int max_pdu;
 	int idle_timeout_s;
+	int dicom_tls_port;                        /* 0: no TLS listener */
+	char dicom_tls_certificate[PATH_MAX];
+	char dicom_tls_private_key[PATH_MAX];
+	char dicom_tls_trusted[PATH_MAX];          /* a PEM file or a hashed folder */
+	bool dicom_tls_verify_peer;
+	enum config_tls_profile dicom_tls_profile;
 	int shutdown_grace_s;
 	/* [storage] */
 	char storage_dir[PATH_MAX];
@@ -154,6 +174,8 @@ struct config {
 	/* [http] */
 	char http_bind[CONFIG_HOST_MAX];
 	int http_port;
+	char http_tls_certificate[PATH_MAX];       /* both set: HTTPS */
+	char http_tls_private_key[PATH_MAX];
 	/* [log] */
 	enum log_level log_level;
 	/* [export] */
@@ -177,6 +199,8 @@ struct config {
 	char webhook_secret[256];
 	char webhook_secret_file[PATH_MAX];
 	bool webhook_include_patient_name;
+	char webhook_ca_file[PATH_MAX];            /* "": the system's CAs */
+	bool webhook_tls_insecure;
 	int webhook_timeout_s;
 	/* [retry] */
 	int retry_initial_delay_s;

@@ -56,6 +56,8 @@ static bool check_base_url(struct r3d_err *err, const struct config_key *key, co
 			   struct config *cfg, bool append);
 static bool set_engine_models(struct r3d_err *err, const struct config_key *key, const char *value,
 			      struct config *cfg, bool append);
+static bool set_tls_profile(struct r3d_err *err, const struct config_key *key, const char *value,
+			    struct config *cfg, bool append);
 
 #define STR_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NUM_FIELD(f) offsetof(struct config, f), 0
@@ -65,8 +67,23 @@ static const struct config_key config_keys[] = {
 	 "AE title recon3d answers to; associations called with another title are rejected"},
 	{"dicom", "bind", KEY_STR, "0.0.0.0", 0, 0, STR_FIELD(dicom_bind), check_nonempty,
 	 "address the DICOM listener binds to (0.0.0.0: every IPv4 interface)"},
-	{"dicom", "port", KEY_INT, "11112", 1, 65535, NUM_FIELD(dicom_port), NULL,
-	 "TCP port of the DICOM listener"},
+	{"dicom", "port", KEY_INT, "11112", 0, 65535, NUM_FIELD(dicom_port), NULL,
+	 "TCP port of the DICOM listener (0: none, TLS only)"},
+	{"dicom", "tls_port", KEY_INT, "0", 0, 65535, NUM_FIELD(dicom_tls_port), NULL,
+	 "TCP port of the DICOM TLS listener, beside or instead of port (0: no TLS listener)"},
+	{"dicom", "tls_certificate", KEY_STR, "", 0, 0, STR_FIELD(dicom_tls_certificate), NULL,
+	 "PEM certificate (chain) the TLS listener presents; also the client certificate for "
+	 "destinations with tls = true"},
+	{"dicom", "tls_private_key", KEY_STR, "", 0, 0, STR_FIELD(dicom_tls_private_key), NULL,
+	 "PEM private key of tls_certificate (unencrypted; keep it readable by recon3d only)"},
+	{"dicom", "tls_trusted_certificates", KEY_STR, "", 0, 0, STR_FIELD(dicom_tls_trusted), NULL,
+	 "PEM file or folder (c_rehash'ed) of the CAs whose certificates peers may present"},
+	{"dicom", "tls_verify_peer", KEY_BOOL, "true", 0, 0, NUM_FIELD(dicom_tls_verify_peer), NULL,
+	 "true: a TLS caller must present a certificate from a trusted CA; false: none is asked"},
+	{"dicom", "tls_profile", KEY_SPECIAL, "bcp195-nd", 0, 0, NUM_FIELD(dicom_tls_profile),
+	 set_tls_profile,
+	 "bcp195-nd (TLS 1.2 and 1.3, AES-GCM with ECDHE/DHE only), bcp195-extended (TLS 1.2 only, "
+	 "adds ECDSA) or bcp195 (falls back to TLS 1.0 and 3DES: for old peers only)"},
 	{"dicom", "max_associations", KEY_INT, "16", 1, 1000, NUM_FIELD(max_associations), NULL,
 	 "associations served at once; one more is rejected (transient, local limit exceeded)"},
 	{"dicom", "allowed_callers", KEY_SPECIAL, "any", 0, 0, NUM_FIELD(any_caller), set_callers,
@@ -97,6 +114,10 @@ static const struct config_key config_keys[] = {
 	 "address of the status endpoint (/healthz, /status, /metrics)"},
 	{"http", "port", KEY_INT, "8480", 0, 65535, NUM_FIELD(http_port), NULL,
 	 "TCP port of the status endpoint (0: no status endpoint)"},
+	{"http", "tls_certificate", KEY_STR, "", 0, 0, STR_FIELD(http_tls_certificate), NULL,
+	 "PEM certificate: with tls_private_key, the HTTP server speaks HTTPS only"},
+	{"http", "tls_private_key", KEY_STR, "", 0, 0, STR_FIELD(http_tls_private_key), NULL,
+	 "PEM private key of tls_certificate"},
 	{"log", "level", KEY_SPECIAL, "info", 0, 0, NUM_FIELD(log_level), set_log_level,
 	 "debug, info, warn or error; patient data is never logged at info or above"},
 	{"export", "surface_segmentation", KEY_BOOL, "true", 0, 0, NUM_FIELD(export_surface_segmentation),
@@ -134,6 +155,12 @@ static const struct config_key config_keys[] = {
 	{"webhook", "include_patient_name", KEY_BOOL, "false", 0, 0,
 	 NUM_FIELD(webhook_include_patient_name), NULL,
 	 "true: the message carries the patient's name (it never carries the ID or birth date)"},
+	{"webhook", "ca_file", KEY_STR, "", 0, 0, STR_FIELD(webhook_ca_file), NULL,
+	 "PEM file of the CAs an https:// webhook's certificate is verified against (\"\": the "
+	 "system's)"},
+	{"webhook", "tls_insecure", KEY_BOOL, "false", 0, 0, NUM_FIELD(webhook_tls_insecure), NULL,
+	 "true: do not verify an https:// webhook's certificate or name (testing only; logged as a "
+	 "warning)"},
 	{"webhook", "timeout_s", KEY_INT, "15", 1, 300, NUM_FIELD(webhook_timeout_s), NULL,
 	 "seconds one delivery attempt may take"},
 	{"retry", "initial_delay_s", KEY_INT, "5", 1, 3600, NUM_FIELD(retry_initial_delay_s), NULL,
@@ -486,6 +513,27 @@ static bool destination_set(struct r3d_err *err, struct config *cfg, const char 
 		d->port = (int)v;
 		return true;
 	}
+	if (strcmp(key, "tls") == 0) {
+		if (!parse_bool(err, value, &d->tls))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not true or false", value);
+		return true;
+	}
+	char *path = strcmp(key, "tls_certificate") == 0 ? d->tls_certificate :
+		     strcmp(key, "tls_private_key") == 0 ? d->tls_private_key :
+		     strcmp(key, "tls_trusted_certificates") == 0 ? d->tls_trusted : NULL;
+	if (path != NULL) {
+		if (strlen(value) >= PATH_MAX)
+			return r3d_err_set(err, R3D_EINVAL, "path too long");
+		snprintf(path, PATH_MAX, "%s", value);
+		return true;
+	}
+	if (strcmp(key, "tls_peer_subject") == 0) {
+		if (strlen(value) >= sizeof(d->tls_peer_subject))
+			return r3d_err_set(err, R3D_EINVAL, "longer than %zu characters",
+					   sizeof(d->tls_peer_subject) - 1);
+		snprintf(d->tls_peer_subject, sizeof(d->tls_peer_subject), "%s", value);
+		return true;
+	}
 	int *t = strcmp(key, "connect_timeout_s") == 0 ? &d->connect_timeout_s :
 		 strcmp(key, "acse_timeout_s") == 0 ? &d->acse_timeout_s :
 		 strcmp(key, "dimse_timeout_s") == 0 ? &d->dimse_timeout_s : NULL;
@@ -496,7 +544,29 @@ static bool destination_set(struct r3d_err *err, struct config *cfg, const char 
 		return true;
 	}
 	return r3d_err_set(err, R3D_EINVAL, "unknown key (ae_title, host, port, calling_ae_title, "
-					   "connect_timeout_s, acse_timeout_s, dimse_timeout_s)");
+					   "connect_timeout_s, acse_timeout_s, dimse_timeout_s, tls, "
+					   "tls_certificate, tls_private_key, tls_trusted_certificates, "
+					   "tls_peer_subject)");
+}
+
+static bool set_tls_profile(struct r3d_err *err, const struct config_key *key, const char *value,
+			    struct config *cfg, bool append)
+{
+	(void)key;
+	(void)append;
+	for (int p = 0; p < CONFIG_TLS_NPROFILES; p++) {
+		if (strcmp(value, config_tls_profile_name((enum config_tls_profile)p)) == 0) {
+			cfg->dicom_tls_profile = (enum config_tls_profile)p;
+			return true;
+		}
+	}
+	return r3d_err_set(err, R3D_EINVAL, "'%s': give bcp195-nd, bcp195-extended or bcp195", value);
+}
+
+const char *config_tls_profile_name(enum config_tls_profile p)
+{
+	static const char *const names[CONFIG_TLS_NPROFILES] = {"bcp195-nd", "bcp195-extended", "bcp195"};
+	return (unsigned)p < CONFIG_TLS_NPROFILES ? names[p] : "bcp195-nd";
 }
 
 static bool set_engine_models(struct r3d_err *err, const struct config_key *key, const char *value,
@@ -1118,6 +1188,30 @@ static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 			return r3d_err_set(err, R3D_EINVAL, "[destination %s] %s: missing", d->name,
 					   missing);
 	}
+	if (cfg->dicom_port == 0 && cfg->dicom_tls_port == 0)
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] port and tls_port are both 0: no listener");
+	if (cfg->dicom_port != 0 && cfg->dicom_port == cfg->dicom_tls_port)
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] tls_port: %d is port too", cfg->dicom_tls_port);
+	if (cfg->dicom_tls_port != 0 &&
+	    (cfg->dicom_tls_certificate[0] == '\0' || cfg->dicom_tls_private_key[0] == '\0'))
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] tls_port is set: give tls_certificate and "
+				   "tls_private_key");
+	if (cfg->dicom_tls_port != 0 && cfg->dicom_tls_verify_peer && cfg->dicom_tls_trusted[0] == '\0')
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] tls_verify_peer = true: give "
+				   "tls_trusted_certificates (the CAs of the callers' certificates)");
+	for (int i = 0; i < cfg->ndestinations; i++) {
+		const struct config_destination *d = &cfg->destinations[i];
+		if (d->tls && d->tls_trusted[0] == '\0' && cfg->dicom_tls_trusted[0] == '\0')
+			return r3d_err_set(err, R3D_EINVAL, "[destination %s] tls = true: give "
+					   "tls_trusted_certificates (the CA of its certificate), here or "
+					   "in [dicom]", d->name);
+		if (!d->tls && (d->tls_certificate[0] || d->tls_private_key[0] || d->tls_peer_subject[0]))
+			return r3d_err_set(err, R3D_EINVAL, "[destination %s] tls_* keys without tls = true",
+					   d->name);
+	}
+	if ((cfg->http_tls_certificate[0] != '\0') != (cfg->http_tls_private_key[0] != '\0'))
+		return r3d_err_set(err, R3D_EINVAL, "[http] give both tls_certificate and tls_private_key, "
+				   "or neither");
 	if (cfg->webhook_url[0] != '\0' &&
 	    (cfg->webhook_secret[0] != '\0') == (cfg->webhook_secret_file[0] != '\0'))
 		return r3d_err_set(err, R3D_EINVAL, "[webhook] url is set: give exactly one of secret "
@@ -1432,6 +1526,29 @@ bool config_check_paths(struct r3d_err *err, const struct config *cfg)
 	    (!S_ISREG(st.st_mode) || access(cfg->database, R_OK | W_OK) != 0))
 		return r3d_err_set(err, R3D_EINVAL, "[storage] database: '%s' is not a readable, writable file",
 				   cfg->database);
+	const struct {
+		const char *what, *path;
+	} files[] = {
+		{"[dicom] tls_certificate", cfg->dicom_tls_certificate},
+		{"[dicom] tls_private_key", cfg->dicom_tls_private_key},
+		{"[dicom] tls_trusted_certificates", cfg->dicom_tls_trusted},
+		{"[http] tls_certificate", cfg->http_tls_certificate},
+		{"[http] tls_private_key", cfg->http_tls_private_key},
+		{"[webhook] ca_file", cfg->webhook_ca_file},
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].path[0] != '\0' && access(files[i].path, R_OK) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "%s: cannot read '%s': %s", files[i].what,
+					   files[i].path, strerror(errno));
+	}
+	for (int i = 0; i < cfg->ndestinations; i++) {
+		const struct config_destination *d = &cfg->destinations[i];
+		const char *paths[] = {d->tls_certificate, d->tls_private_key, d->tls_trusted};
+		for (int k = 0; k < 3; k++)
+			if (paths[k][0] != '\0' && access(paths[k], R_OK) != 0)
+				return r3d_err_set(err, R3D_EINVAL, "[destination %s] cannot read '%s': %s",
+						   d->name, paths[k], strerror(errno));
+	}
 	for (int i = 0; i < cfg->nengines; i++) {
 		const struct config_engine *e = &cfg->engines[i];
 		if (!program_found(e->words + e->argoff[0]))
@@ -1473,6 +1590,11 @@ void config_write_sample(FILE *out)
 		     "# host = pacs.hospital.local\n"
 		     "# port = 104\n"
 		     "# calling_ae_title = RECON3D    (default: [dicom] ae_title)\n"
+		     "# tls = false                   (true: DICOM TLS, the [dicom] tls_profile; the PACS's\n"
+		     "#                                certificate is verified against tls_trusted_certificates)\n"
+		     "# tls_trusted_certificates =     (default: [dicom] tls_trusted_certificates)\n"
+		     "# tls_certificate =  tls_private_key =   (client certificate; default: [dicom]'s)\n"
+		     "# tls_peer_subject =             (the PACS certificate's subject must equal this, RFC 2253)\n"
 		     "# connect_timeout_s = %d  acse_timeout_s = %d  dimse_timeout_s = %d\n",
 		DEST_DEFAULT_CONNECT_S, DEST_DEFAULT_ACSE_S, DEST_DEFAULT_DIMSE_S);
 	fprintf(out, "\n# Routing profiles (docs/routing.md): one model set per study, on its best\n"

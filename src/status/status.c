@@ -165,7 +165,7 @@ char *status_render_json(struct status_server *s)
 			json_object_set_new(j, "reason", json_string(r->reason));
 		json_array_append_new(recent, j);
 	}
-	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:o, s:o,"
+	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:o, s:o,"
 			 " s:o, s:o, s:o, s:o, s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
@@ -176,6 +176,7 @@ char *status_render_json(struct status_server *s)
 			 "associations_open", (json_int_t)snap.recv.associations_open,
 			 "associations_total", (json_int_t)snap.recv.associations_total,
 			 "associations_rejected", (json_int_t)snap.recv.associations_rejected,
+			 "tls_handshake_failures", (json_int_t)snap.recv.tls_handshake_failures,
 			 "studies", (json_int_t)snap.idx.studies,
 			 "series", (json_int_t)snap.idx.series,
 			 "series_ineligible", (json_int_t)snap.idx.series_ineligible,
@@ -252,6 +253,8 @@ char *status_render_metrics(struct status_server *s)
 	COUNTER("associations_total", "Associations accepted.", snap.recv.associations_total);
 	COUNTER("associations_rejected_total", "Associations rejected.",
 		snap.recv.associations_rejected);
+	COUNTER("dicom_tls_handshake_failures_total", "DICOM TLS handshakes that failed on the TLS listener.",
+		snap.recv.tls_handshake_failures);
 	GAUGE("studies", "Studies in the index.", snap.idx.studies);
 	GAUGE("series", "Series in the index.", snap.idx.series);
 	GAUGE("series_ineligible", "Series the pipeline cannot use.", snap.idx.series_ineligible);
