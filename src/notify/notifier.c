@@ -256,7 +256,9 @@ static void post_due(struct notifier *n)
 	}
 	for (int i = 0; i < count && !atomic_load(&n->stop); i++) {
 		struct notification_row *r = &rows[i];
-		struct notify_target target = {r->url, &n->secret, n->cfg->webhook_timeout_s * 1000L, 0, NULL};
+		struct notify_target target = {r->url, &n->secret, n->cfg->webhook_timeout_s * 1000L, 0,
+					       n->cfg->webhook_ca_file[0] ? n->cfg->webhook_ca_file : NULL,
+					       n->cfg->webhook_tls_insecure};
 		struct notify_message msg;
 		struct notify_attempt at;
 		const char *state;
@@ -340,6 +342,10 @@ bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index 
 		free(n);
 		return r3d_err_set(err, R3D_ENOMEM, "cannot start the notifier thread");
 	}
+	if (cfg->webhook_tls_insecure)
+		log_warn("notify", "[webhook] tls_insecure = true: https:// webhooks are sent without "
+			 "checking the server's certificate or name; anyone on the path can read and answer "
+			 "them");
 	log_info("notify", "notifier started for %d URLs%s", n->nurls,
 		 cfg->viewer_enabled ? " and the 3D page's links" : "");
 	*out = n;

@@ -37,6 +37,8 @@
 #define STATUS_TOKEN_BYTES 32    /* random bytes of the daemon's own token (64 hex digits) */
 #define STATUS_LOG_PATH_MAX 120  /* characters of a request path in a log line */
 
+#define STATUS_PEM_MAX (1 << 20)
+
 struct status_server {
 	const struct config *cfg;
 	struct index *idx;
@@ -47,6 +49,7 @@ struct status_server {
 	double started_mono;
 	struct addrinfo *addr;
 	struct api_tokens tokens;
+	char *tls_cert, *tls_key;       /* PEM text for HTTPS, or NULL */
 };
 
 /* One request's state between libmicrohttpd's calls: the body read so far. */
@@ -509,6 +512,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", strdup("not found\n"));
 }
 
+/* A certificate or key file's text, for libmicrohttpd (which takes PEM in
+ * memory), or NULL with err set. */
+static char *read_pem(struct r3d_err *err, const char *what, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0;
+
+	if (f == NULL) {
+		r3d_err_set(err, R3D_EIO, "%s: cannot read '%s': %s", what, path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(STATUS_PEM_MAX + 1);
+	if (buf != NULL)
+		n = fread(buf, 1, STATUS_PEM_MAX + 1, f);
+	fclose(f);
+	if (buf == NULL || n == 0 || n > STATUS_PEM_MAX) {
+		r3d_err_set(err, R3D_EINVAL, "%s: '%s' is empty or larger than %d bytes", what, path,
+			    STATUS_PEM_MAX);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 bool status_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
 		  struct status_server **out)
 {
@@ -549,22 +578,46 @@ bool status_start(struct r3d_err *err, const struct config *cfg, struct index *i
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	if (s->addr->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
-				  MHD_OPTION_SOCK_ADDR, s->addr->ai_addr,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
-	if (s->mhd == NULL) {
-		r3d_err_set(err, R3D_EIO, "cannot start the status endpoint on %s:%d (port in use?)",
-			    cfg->http_bind, cfg->http_port);
-		freeaddrinfo(s->addr);
-		free(s);
-		return false;
+	bool tls = cfg->http_tls_certificate[0] != '\0';
+	if (tls) {
+		/* HTTPS only, for sites that show the 3D page without a reverse proxy. */
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			r3d_err_set(err, R3D_EINVAL, "[http] tls_certificate: this libmicrohttpd has no TLS");
+			goto fail_addr;
+		}
+		s->tls_cert = read_pem(err, "[http] tls_certificate", cfg->http_tls_certificate);
+		s->tls_key = s->tls_cert != NULL ? read_pem(err, "[http] tls_private_key",
+							    cfg->http_tls_private_key) : NULL;
+		if (s->tls_key == NULL)
+			goto fail_addr;
+		flags |= MHD_USE_TLS;
 	}
-	log_info("status", "status endpoint on http://%s:%d/status, jobs API under /api/ (%d tokens)",
-		 cfg->http_bind, cfg->http_port, s->tokens.n);
+	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_SOCK_ADDR, 0, s->addr->ai_addr},
+		{MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL},
+		{MHD_OPTION_CONNECTION_LIMIT, 64, NULL},
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+		{tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+		{tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
+				  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (s->mhd == NULL) {
+		r3d_err_set(err, R3D_EIO, "cannot start the status endpoint on %s:%d (port in use%s?)",
+			    cfg->http_bind, cfg->http_port, tls ? ", or a certificate it cannot use" : "");
+		goto fail_addr;
+	}
+	log_info("status", "status endpoint on %s://%s:%d/status, jobs API under /api/ (%d tokens)",
+		 tls ? "https" : "http", cfg->http_bind, cfg->http_port, s->tokens.n);
 	*out = s;
 	return true;
+fail_addr:
+	freeaddrinfo(s->addr);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s);
+	return false;
 }
 
 /* The daemon's own admin token when the config has no [token] section:
@@ -669,6 +722,10 @@ void status_stop(struct status_server *s)
 		MHD_stop_daemon(s->mhd);
 	if (s->addr != NULL)
 		freeaddrinfo(s->addr);
+	free(s->tls_cert);
+	if (s->tls_key != NULL)
+		memset(s->tls_key, 0, strlen(s->tls_key));
+	free(s->tls_key);
 	pthread_mutex_destroy(&s->workers_lock);
 	free(s);
 }
