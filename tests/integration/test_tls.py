@@ -87,8 +87,8 @@ class Tls(unittest.TestCase):
         for section, keys in (extra or {}).items():
             d.conf[section] = keys
         d.write_conf()
+        self.daemons.append(d)   # stopped in tearDown even when it fails to start
         d.start()
-        self.daemons.append(d)
         return d
 
     def tls_args(self, cert, key, ca=None):
@@ -286,8 +286,8 @@ class Tls(unittest.TestCase):
     def test_http_server_https_only(self):
         c = self.c
         d = Daemon(http__tls_certificate=c["server_cert"], http__tls_private_key=c["server_key"])
-        d.start(wait=False)
         self.daemons.append(d)
+        d.start(wait=False)
         deadline = time.time() + 20
         code = None
         while time.time() < deadline and code is None:
