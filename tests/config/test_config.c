@@ -71,9 +71,12 @@ static void test_errors(void)
 {
 	struct r3d_err err;
 
-	CHECK(!load_text(&err, "[dicom]\nport = 0\n"));
+	CHECK(!load_text(&err, "[dicom]\nport = 70000\n"));
 	CHECK(strstr(err.msg, "[dicom] port") != NULL && strstr(err.msg, "out of range") != NULL);
 	CHECK(strstr(err.msg, ":2:") != NULL);   /* names the line */
+	/* port 0 is TLS only, and needs a TLS port. */
+	CHECK(!load_text(&err, "[dicom]\nport = 0\n"));
+	CHECK(strstr(err.msg, "no listener") != NULL);
 	CHECK(!load_text(&err, "[dicom]\nportt = 1\n"));
 	CHECK(strstr(err.msg, "[dicom] portt: unknown key") != NULL);
 	CHECK(!load_text(&err, "[nope]\nport = 1\n"));
