@@ -82,7 +82,10 @@ fail:
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (fuzz_exchange(cfg.http_port, data, size) < 0)
+	long got = fuzz_exchange(cfg.http_port, data, size);
+	if (getenv("R3D_FUZZ_DEBUG") != NULL)
+		fprintf(stderr, "fuzz_http: %zu bytes out, %ld bytes back\n", size, got);
+	if (got < 0)
 		fuzz_hang("http: the server kept the connection open after the peer closed");
 	return 0;
 }

@@ -26,7 +26,7 @@ import threading
 import time
 
 SEP = b"\0R3DNXT\0"
-MAX_SEG = 256 * 1024        # bytes: larger objects slow every execution
+MAX_SEG = 128 * 1024        # bytes: larger objects slow every execution (per-pixel loops)
 MAX_DICOM = 160 * 1024
 TOKEN = "1" * 64             # fuzz_http.c's FUZZ_HTTP_TOKEN
 AE = "RECON3D"               # fuzz_pdu.c's FUZZ_PDU_AE
