@@ -13,6 +13,7 @@
 #include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
 
+#include "bridge_util.h"
 #include "prefix_stream.h"
 
 #include <fcntl.h>
@@ -159,6 +160,8 @@ extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path
 	memset(out, 0, sizeof(*out));
 	try {
 		DcmFileFormat ff;
+		if (!r3d_bridge_util::inflated_size_ok(err, path, "dataset"))
+			return false;
 		if (!parse_prefix(path, ff)) {
 			ff.clear();
 			OFCondition cond = ff.loadFileUntilTag(OFFilename(path), EXS_Unknown,

@@ -13,8 +13,12 @@ into OUT/<harness>/ (the build tree, never the repository).
   pdu     what DCMTK's echoscu and storescu (real files of DATA) send to a
           storescp, recorded by a proxy in between, plus short hand-made PDUs
 
+and OUT/regress-made/dicom/: regression inputs too big to keep in the
+repository, made from DATA (fuzz.regress.dicom replays them).
+
 Usage: make_seeds.py OUT DATA SOURCE_DIR SEED_DICOM_EXE
 """
+import io
 import os
 import shutil
 import socket
@@ -60,6 +64,44 @@ def dicom_seeds(out, data, seed_exe):
             slices = sorted(n for n in names if n.startswith(ts + "_") and n[len(ts) + 1].isdigit())
             put(out, "ts_%s_series.dcm" % ts, SEP.join(read(os.path.join(tmp, n)) for n in slices))
             put(out, "ts_%s_enhanced.dcm" % ts, read(os.path.join(tmp, ts + "_enhanced.dcm")))
+
+
+def deflate_bomb(out, data):
+    """A regression input made here rather than kept (it is 300 KB): a real
+    16x16 CT slice as Deflated Explicit VR Little Endian with a private OB
+    element of 300 MB of zeros before its image attributes. DCMTK holds every
+    value of a deflated dataset in memory; the bridge refuses it first
+    (src/bridge/inflate_guard.cpp)."""
+    import pydicom
+    import zlib
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+    ds = pydicom.dcmread(os.path.join(data, "seg/highdicom-ct/CT2/17136.dcm"))
+    ds.add_new(0x00090010, "LO", "R3D FUZZ")
+    ds.add_new(0x00091000, "OB", b"\xa5" * 8)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    plain = io.BytesIO()
+    ds.save_as(plain, write_like_original=False)
+    raw = plain.getvalue()
+    mark = struct.pack("<HH", 0x0009, 0x1000) + b"OB\0\0" + struct.pack("<I", 8) + b"\xa5" * 8
+    at = raw.index(mark)
+    # (0002,0000) UL, right after "DICM": the meta group's length.
+    glen = struct.unpack("<I", raw[140:144])[0]
+    meta_end = 144 + glen
+    ts_old = ExplicitVRLittleEndian.encode() + (b"\0" if len(ExplicitVRLittleEndian) % 2 else b"")
+    ts_new = DeflatedExplicitVRLittleEndian.encode() + (b"\0" if len(DeflatedExplicitVRLittleEndian) % 2 else b"")
+    # The Transfer Syntax UID's own length and the group length change with it.
+    meta = raw[:meta_end].replace(struct.pack("<H", len(ts_old)) + ts_old,
+                                  struct.pack("<H", len(ts_new)) + ts_new)
+    meta = meta[:140] + struct.pack("<I", glen + len(ts_new) - len(ts_old)) + meta[144:]
+    n = 300 * 1024 * 1024
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    parts = [z.compress(raw[meta_end:at] + mark[:8] + struct.pack("<I", n))]
+    chunk = bytes(1 << 20)
+    for _ in range(n >> 20):
+        parts.append(z.compress(chunk))
+    parts.append(z.compress(raw[at + len(mark):]))
+    parts.append(z.flush())
+    put(out, "deflate-bomb-300mb.dcm", meta + b"".join(parts))
 
 
 def seg_seeds(out, data):
@@ -254,6 +296,10 @@ def main():
     http_seeds(os.path.join(out, "http"))
     pdu_handmade(os.path.join(out, "pdu"))
     pdu_recorded(os.path.join(out, "pdu"), data)
+    bombs = os.path.join(out, "regress-made", "dicom")
+    shutil.rmtree(bombs, ignore_errors=True)
+    os.makedirs(bombs)
+    deflate_bomb(bombs, data)
     for h in ("dicom", "seg", "config", "http", "pdu"):
         n = len(os.listdir(os.path.join(out, h)))
         if n == 0:
