@@ -43,7 +43,28 @@ struct bridge_assoc_info {
 	char called_ae[BRIDGE_AE_MAX + 1];
 	char peer_host[BRIDGE_HOST_MAX];   /* numeric address of the peer */
 	unsigned proposed_contexts;
+	bool tls;                          /* came in on the TLS listener */
+	char peer_subject[256];            /* its certificate's subject (RFC 2253), or "" */
 };
+
+/* DICOM TLS (issue 13), DCMTK's dcmtls over OpenSSL. The profiles are
+ * DCMTK's: PS3.15 B.9 (BCP 195, may fall back to TLS 1.0), B.10
+ * (Non-downgrading BCP 195: TLS 1.2 and up, AES-GCM with ECDHE or DHE
+ * only) and B.11 (Extended BCP 195: TLS 1.2 only, adds ECDSA). */
+enum bridge_tls_profile { BRIDGE_TLS_BCP195_ND, BRIDGE_TLS_BCP195_EXTENDED, BRIDGE_TLS_BCP195 };
+
+struct bridge_tls {
+	const char *certificate;   /* PEM certificate (chain); "" or NULL: none (a client) */
+	const char *private_key;   /* PEM key of certificate */
+	const char *trusted;       /* PEM file, or folder of hashed PEM files, of trusted CAs */
+	bool verify_peer;          /* require the peer's certificate and verify it */
+	enum bridge_tls_profile profile;
+	const char *peer_subject;  /* SCU: the server certificate's subject must be this ("": any) */
+};
+
+/* bridge_net_accept: a TLS handshake failed (info->peer_host and err say
+ * who and why). */
+#define BRIDGE_ACCEPT_TLS_FAILED (-2)
 
 enum bridge_reject_reason {
 	BRIDGE_REJECT_CALLING_AE,   /* permanent: calling AE title not recognised */
@@ -56,6 +77,11 @@ enum bridge_reject_reason {
  * closes it with bridge_net_close(). */
 bool bridge_net_open(struct r3d_err *err, const char *bind, int port, int max_pdu,
 		     struct bridge_net **out);
+/* The same with a TLS listener on tls_port beside (port > 0) or instead of
+ * (port 0) the plain one; tls_port 0: none. The certificate, key and CAs are
+ * read here: a file that cannot be used fails the call with the reason. */
+bool bridge_net_open_tls(struct r3d_err *err, const char *bind, int port, int tls_port,
+			 const struct bridge_tls *tls, int max_pdu, struct bridge_net **out);
 void bridge_net_close(struct bridge_net *net);
 
 /* Waits up to timeout_ms for an association request and reads it. Returns 1
@@ -154,6 +180,18 @@ struct bridge_instance_attrs {
 	 * frame's Source Image; RTSTRUCT: the first Contour Image), or "". */
 	char ref_sop_uid[BRIDGE_UID_MAX + 1];
 	bool is_segmentation;          /* SEG, Label Map SEG or RTSTRUCT SOP class */
+	/* What series selection and route rules read (issue 12); "" or 0 when
+	 * absent. Multi-valued ones keep their backslashes. */
+	char image_type[65];           /* ORIGINAL\PRIMARY\AXIAL, ... */
+	char study_description[65];
+	char manufacturer[65];
+	char body_part[17];            /* Body Part Examined */
+	char contrast_agent[65];       /* Contrast/Bolus Agent */
+	char kernel[65];               /* Convolution Kernel */
+	double slice_thickness;        /* mm; 0 when absent */
+	bool has_position, has_orientation;
+	double position[3];            /* Image Position (Patient) */
+	double orientation[6];         /* Image Orientation (Patient) */
 };
 
 /* SOP Class UIDs of the objects imported as segmentations (issue 11). */
@@ -456,6 +494,8 @@ struct bridge_scu_params {
 	int dimse_timeout_s;     /* waiting for each C-STORE-RSP (plus at most 0.5 s spent
 				    waiting to ACK its first bytes at once) */
 	int max_pdu;             /* largest PDU we receive; 0: 16384 */
+	const struct bridge_tls *tls;   /* NULL: plain TCP; else DICOM TLS, the server's
+					 * certificate verified against tls->trusted */
 };
 
 struct bridge_scu_info {

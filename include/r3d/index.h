@@ -17,6 +17,8 @@
 #include "r3d/bridge.h"
 #include "r3d/err.h"
 
+struct config;
+
 struct index;
 
 enum job_state {
@@ -27,6 +29,7 @@ enum job_state {
 	JOB_SKIPPED,
 	JOB_SUPERSEDED,
 	JOB_WAITING,       /* a segmentation whose source series has not arrived yet */
+	JOB_CANCELLED,     /* by the jobs API */
 	JOB_NSTATES
 };
 
@@ -45,6 +48,13 @@ void index_close(struct index *idx);
 bool index_put_instance(struct r3d_err *err, struct index *idx,
 			const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
 			const char *calling_ae, double now, char *old_path, size_t old_path_size);
+
+/* The same, received under called_ae (our AE title the peer called; NULL:
+ * none): the series keeps every called AE title it came in on, for routes. */
+bool index_put_instance_from(struct r3d_err *err, struct index *idx,
+			     const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
+			     const char *calling_ae, const char *called_ae, double now,
+			     char *old_path, size_t old_path_size);
 
 struct index_counts {
 	int64_t studies, series, instances, bytes;
@@ -78,15 +88,21 @@ struct index_job {
 	char import_path[4096];             /* the SEG or RTSTRUCT file; "" : not an import */
 	char import_series_uid[BRIDGE_UID_MAX + 1];
 	char import_sop_class_uid[BRIDGE_UID_MAX + 1];
+	char route[64];                     /* its route's name ("default" when none) */
 };
+
+/* The job's series selection (JSON text, see route_selection_json), or NULL
+ * when it has none or on error. The caller frees it. */
+char *index_job_selection(struct r3d_err *err, struct index *idx, int64_t job_id);
 
 /* Atomically moves the oldest queued job to running and fills *job.
  * Returns 1 when a job was claimed, 0 when none is queued, -1 on error. */
 int index_job_claim(struct r3d_err *err, struct index *idx, double now, struct index_job *job);
 
-/* Records a claimed job's outcome: state JOB_DONE, JOB_FAILED or JOB_SKIPPED,
- * a one-line reason (NULL for done), the folder of its results and the run's
- * report (JSON text; may be NULL). */
+/* Records a claimed job's outcome: state JOB_DONE, JOB_FAILED, JOB_SKIPPED
+ * or JOB_CANCELLED (its worker saw cancel_requested), a one-line reason
+ * (NULL for done), the folder of its results and the run's report (JSON
+ * text; may be NULL). Only a running job changes: a cancelled one stays so. */
 bool index_job_finish(struct r3d_err *err, struct index *idx, int64_t job_id, enum job_state state,
 		      const char *reason, const char *results_dir, const char *result_json, double now);
 
@@ -99,6 +115,8 @@ struct index_job_row {
 	char source_series_uid[BRIDGE_UID_MAX + 1]; /* an import's CT series, or "" */
 	char reason[512];
 	double updated_at;
+	char route[64];
+	char selection[4096];               /* its series selection (JSON), "" when none or longer */
 };
 
 /* The max jobs changed last, newest first; the count or -1 on error. */
@@ -106,7 +124,8 @@ int index_jobs_recent(struct r3d_err *err, struct index *idx, struct index_job_r
 
 /* ---- outbox: result objects per destination ---- */
 
-enum outbox_state { OUTBOX_PENDING, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_NSTATES };
+/* dropped: by the jobs API, never sent; final, like sent and failed. */
+enum outbox_state { OUTBOX_PENDING, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_DROPPED, OUTBOX_NSTATES };
 const char *outbox_state_name(enum outbox_state s);
 
 struct outbox_row {
@@ -156,6 +175,7 @@ struct finished_series {
 	char reason[R3D_ERR_MSG_MAX];
 	char *report;              /* the job's report.json, or NULL; owned */
 	double started_at, finished_at;
+	char route[64];            /* the job's route */
 };
 
 struct finished_study {
@@ -247,6 +267,121 @@ int index_viewer_study_series(struct r3d_err *err, struct index *idx, const char
 			      struct index_viewer_series **out);
 void index_viewer_series_free(struct index_viewer_series *rows, int n);
 
+/* ---- jobs API: what the HTTP API lists and changes (src/index/api.c) ---- */
+
+/* Rows handed out by one list call, at most. */
+#define INDEX_API_LIST_MAX 1000
+#define INDEX_API_ROUTE_MAX 64
+
+/* A study as the API lists it: UIDs and times, never patient data. */
+struct api_study {
+	int64_t id;
+	char study_uid[BRIDGE_UID_MAX + 1];
+	double first_received, last_received;
+	double stable_at;                       /* 0: not stable yet */
+	bool pending;                           /* new instances not made into jobs yet */
+	char route_override[INDEX_API_ROUTE_MAX];   /* a re-run's route, or "" */
+};
+
+struct api_series {
+	int64_t id, study_id;
+	char series_uid[BRIDGE_UID_MAX + 1];
+	char modality[17];
+	long series_number;                     /* -1 when absent */
+	char description[65];
+	int64_t instances;
+	char status[16];                        /* receiving, queued, ineligible */
+	char reason[512];
+};
+
+struct api_job {
+	int64_t id, series_id, study_id;
+	char state[16];
+	char kind[8];                           /* "series" or "import" */
+	char series_uid[BRIDGE_UID_MAX + 1];    /* the series received */
+	char source_series_uid[BRIDGE_UID_MAX + 1];   /* an import's CT series, or "" */
+	char study_uid[BRIDGE_UID_MAX + 1];
+	char route[INDEX_API_ROUTE_MAX];        /* "" : none recorded */
+	char reason[512];
+	int attempts;
+	bool cancel_requested;
+	double created_at, updated_at;
+	double started_at, finished_at;         /* 0: not yet */
+	char *result;                           /* report.json text or NULL; index_api_job_get only */
+	char *selection;                        /* JSON text or NULL; index_api_job_get only */
+};
+
+struct api_outbox {
+	int64_t id, job_id;
+	char destination[64];
+	char sop_instance_uid[BRIDGE_UID_MAX + 1];
+	char state[16];
+	int attempts;
+	int dimse_status;                       /* -1: no answer recorded */
+	double next_attempt_at, created_at, updated_at;
+	char last_error[512];
+};
+
+/* What a list call selects; 0 / NULL: any. */
+struct api_filter {
+	const char *state;
+	int64_t study_id;
+	int64_t job_id;
+	int limit;                              /* 1..INDEX_API_LIST_MAX */
+};
+
+/* Lists, newest first (series in series number order). On success (>= 0,
+ * the count) the caller frees *out with free(); -1 on error. */
+int index_api_studies(struct r3d_err *err, struct index *idx, const struct api_filter *f,
+		      struct api_study **out);
+int index_api_series(struct r3d_err *err, struct index *idx, int64_t study_id,
+		     struct api_series **out);
+int index_api_jobs(struct r3d_err *err, struct index *idx, const struct api_filter *f,
+		   struct api_job **out);
+/* Outbox rows of f->job_id (every row of a job, in id order) or the newest. */
+int index_api_outbox(struct r3d_err *err, struct index *idx, const struct api_filter *f,
+		     struct api_outbox **out);
+
+/* One job with its report and selection: 1 found (free with
+ * index_api_job_free), 0 no such job, -1 error. */
+int index_api_job_get(struct r3d_err *err, struct index *idx, int64_t id, struct api_job *out);
+void index_api_job_free(struct api_job *j);
+
+/* What a change did. CONFLICT: the row's state does not allow it (state
+ * names it); NOT_FOUND: no such row. */
+enum index_api_rc { INDEX_API_OK, INDEX_API_NOT_FOUND, INDEX_API_CONFLICT, INDEX_API_ERROR };
+
+/* A failed, skipped or cancelled job: a new job for the same series (and
+ * the same import object, source series and route), queued (an import
+ * without a source yet: waiting again, as long as before). *new_id names
+ * it. CONFLICT for other states, and while a job of the same series and
+ * object is queued, waiting or running (conflict_job names it). */
+enum index_api_rc index_api_job_retry(struct r3d_err *err, struct index *idx, int64_t id, double now,
+				      int64_t *new_id, int64_t *conflict_job, char state[16]);
+
+/* A queued or waiting job is cancelled at once; a running one gets
+ * cancel_requested = 1 (its worker stops at its next stage boundary).
+ * *state is the job's state afterwards ("cancelled" or "running").
+ * CONFLICT for a finished job. */
+enum index_api_rc index_api_job_cancel(struct r3d_err *err, struct index *idx, int64_t id, double now,
+				       char state[16]);
+
+/* 1 when the API asked the job to stop, 0 not, -1 error. Worker threads. */
+int index_job_cancel_requested(struct r3d_err *err, struct index *idx, int64_t id);
+
+/* The study, and each of its series, pending again with route_override =
+ * route, for the queue thread's next stable-study pass. NOT_FOUND for an
+ * unknown study. */
+enum index_api_rc index_api_study_rerun(struct r3d_err *err, struct index *idx, const char *study_uid,
+					const char *route, double now);
+
+/* A failed row: pending, due now, attempts 0. CONFLICT for other states. */
+enum index_api_rc index_api_outbox_retry(struct r3d_err *err, struct index *idx, int64_t id,
+					 double now, char state[16]);
+/* A pending or failed row: dropped, never sent. CONFLICT for other states. */
+enum index_api_rc index_api_outbox_drop(struct r3d_err *err, struct index *idx, int64_t id,
+					double now, char state[16]);
+
 /* What one pass of the stable-study check did. */
 struct queue_pass {
 	int studies_stable;
@@ -258,6 +393,7 @@ struct queue_pass {
 
 /* How stable studies become jobs ([pipeline] and [import] in the config). */
 struct queue_rules {
+	const struct config *cfg;  /* routes and the structure catalogue (series selection) */
 	int stable_seconds;
 	int min_slices;
 	bool import;               /* segmentations received become import jobs */
@@ -279,5 +415,15 @@ struct queue_rules {
  * used, fails with the reason. Logs one line per event. */
 bool queue_scan_stable(struct r3d_err *err, struct index *idx, double now,
 		       const struct queue_rules *rules, struct queue_pass *pass);
+
+/* For `recon3d --explain-route`: the choice queue_scan_stable() would make
+ * for every study of the index, from the same facts, handed to fn (n may be
+ * 0: a study of segmentations only). Changes nothing. */
+struct route_series;
+struct route_choice;
+typedef void (*queue_explain_fn)(void *ctx, const char *study_uid, const struct route_series *s,
+				 const struct route_choice *c, size_t n);
+bool queue_explain(struct r3d_err *err, struct index *idx, const struct queue_rules *rules,
+		   queue_explain_fn fn, void *ctx);
 
 #endif

@@ -252,6 +252,7 @@ struct notify_target {
 	long timeout_ms;               /* whole attempt; 0 = NOTIFY_TIMEOUT_MS_DEFAULT */
 	long connect_timeout_ms;       /* 0 = NOTIFY_CONNECT_TIMEOUT_MS_DEFAULT */
 	const char *ca_file;           /* PEM bundle to trust; NULL = system store */
+	bool insecure;                 /* true: no certificate or host name check (logged) */
 };
 
 /* Everything about one attempt, filled in whatever the result. */

@@ -25,6 +25,7 @@ struct receive_stats {
 	int64_t associations_open;
 	int64_t associations_total;      /* accepted */
 	int64_t associations_rejected;
+	int64_t tls_handshake_failures;  /* on the TLS listener: the peer or we gave up */
 	int64_t echoes;
 	int64_t instances_stored;
 	int64_t instances_failed;

@@ -87,6 +87,7 @@ struct send_destination {
 	int connect_timeout_s;
 	int acse_timeout_s;
 	int dimse_timeout_s;
+	const struct bridge_tls *tls;   /* NULL: plain TCP; else DICOM TLS (r3d/bridge.h) */
 };
 
 enum send_outcome {

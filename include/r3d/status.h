@@ -1,7 +1,8 @@
 /*
  * status.h: the HTTP status endpoint (libmicrohttpd): GET /healthz, /status
  * (JSON) and /metrics (Prometheus text), and with [viewer] enabled the 3D
- * page under /viewer/ (r3d/viewer.h). Started and stopped by the main
+ * page under /viewer/ (r3d/viewer.h), and the jobs API under /api/ (docs/api.md;
+ * /status and /api/ need a bearer token). Started and stopped by the main
  * thread; requests are answered on libmicrohttpd's own thread, which only
  * reads counters and the index.
  */
@@ -22,6 +23,12 @@ struct status_server;
  * (then /healthz answers 503). On success the caller owns *out. */
 bool status_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
 		  struct status_server **out);
+/* Without a [token] section in cfg: makes (once) or reads the daemon's own
+ * admin token, <folder of [storage] database>/api-token (mode 0600), and
+ * adds it to cfg->tokens; path receives the file's name. With tokens
+ * configured it does nothing (path ""). Main thread, before status_start. */
+bool status_token_default(struct r3d_err *err, struct config *cfg, char *path, size_t size);
+
 void status_set_receiver(struct status_server *s, struct receiver *recv);
 /* pool may be NULL (no per-stage times then). */
 void status_set_workers(struct status_server *s, struct worker_pool *pool);

@@ -47,6 +47,12 @@ enum structure_source {
 	STRUCTURE_MASK,       /* a mask given to the pipeline with no grey levels (imported) */
 };
 
+/* What a structure asks of the series it is made from (series selection,
+ * issue 12): the reconstruction kernel it is best made on, and the contrast
+ * phase it needs to be visible at all. */
+enum structure_kernel { STRUCTURE_KERNEL_ANY, STRUCTURE_KERNEL_SOFT, STRUCTURE_KERNEL_SHARP };
+enum structure_phase { STRUCTURE_PHASE_ANY, STRUCTURE_PHASE_ARTERIAL, STRUCTURE_PHASE_VENOUS };
+
 /* A coded concept; value "" means absent (for the optional ones). */
 struct structure_code {
 	char value[STRUCTURE_CODE_VALUE_MAX];
@@ -72,6 +78,8 @@ struct structure_def {
 	struct structure_code region;       /* Anatomic Region, or "" */
 	struct structure_code region_modifier; /* its laterality, or "" */
 	size_t max_triangles;               /* decimation budget, 1..STRUCTURE_MAX_TRIANGLES */
+	enum structure_kernel kernel;       /* kernel = soft | sharp | any */
+	enum structure_phase phase;         /* phase = arterial | venous | any */
 	bool enabled;                       /* made by default */
 	bool body_surface;                  /* the outer surface of the body: it can show a
 					     * face (Recognizable Visual Features YES), it
@@ -121,6 +129,10 @@ bool structure_key_valid(const char *key);
  * key the preset does not have, or a malformed value. */
 bool structure_def_set(struct r3d_err *err, struct structure_def *d, const char *name,
 		       const char *value);
+
+/* "soft", "sharp", "any"; "arterial", "venous", "any". */
+const char *structure_kernel_name(enum structure_kernel k);
+const char *structure_phase_name(enum structure_phase p);
 
 /* The attribute names structure_def_set() takes, NULL-terminated, and a
  * one-line description of each (for the sample config and the docs). */

@@ -10,13 +10,14 @@
  *   WAKE_JOBS      the queue made jobs              -> workers
  *   WAKE_OUTBOX    a worker queued objects           -> sender
  *   WAKE_FINISHED  objects sent, or a job ended      -> notifier (a study may be finished)
+ *   WAKE_QUEUE     the jobs API re-runs a study      -> queue thread (its stable-study pass)
  *
  * Any thread.
  */
 #ifndef R3D_WAKE_H
 #define R3D_WAKE_H
 
-enum wake_topic { WAKE_JOBS, WAKE_OUTBOX, WAKE_FINISHED, WAKE_NTOPICS };
+enum wake_topic { WAKE_JOBS, WAKE_OUTBOX, WAKE_FINISHED, WAKE_QUEUE, WAKE_NTOPICS };
 
 /* Wakes every thread waiting on topic, and the next wait of each thread that
  * is busy now (a post is never lost between two waits). */

@@ -99,6 +99,36 @@ static long get_long(DcmItem *item, const DcmTagKey &tag, long fallback)
 	return out;
 }
 
+/* All n values of a decimal string (DS), or false. */
+static bool get_doubles(DcmItem *item, const DcmTagKey &tag, double *out, unsigned long n)
+{
+	DcmElement *el = NULL;
+
+	if (item->findAndGetElement(tag, el).bad() || el == NULL || el->getVM() < n)
+		return false;
+	for (unsigned long i = 0; i < n; i++) {
+		Float64 v;
+		if (el->getFloat64(v, i).bad())
+			return false;
+		out[i] = v;
+	}
+	return true;
+}
+
+/* Every value of a multi-valued string, backslashes kept. */
+static void get_all(DcmItem *item, const DcmTagKey &tag, char *dst, size_t size)
+{
+	OFString v;
+
+	dst[0] = '\0';
+	if (item->findAndGetOFStringArray(tag, v).good()) {
+		snprintf(dst, size, "%s", v.c_str());
+		size_t n = strlen(dst);
+		while (n > 0 && (dst[n - 1] == ' ' || dst[n - 1] == '\0'))
+			dst[--n] = '\0';
+	}
+}
+
 static long get_us(DcmItem *item, const DcmTagKey &tag)
 {
 	Uint16 v = 0;
@@ -193,6 +223,17 @@ extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path
 		out->columns = get_us(ds, DCM_Columns);
 		get_str(ds, DCM_FrameOfReferenceUID, out->frame_of_reference_uid,
 			sizeof(out->frame_of_reference_uid));
+		get_all(ds, DCM_ImageType, out->image_type, sizeof(out->image_type));
+		get_str(ds, DCM_StudyDescription, out->study_description, sizeof(out->study_description));
+		get_str(ds, DCM_Manufacturer, out->manufacturer, sizeof(out->manufacturer));
+		get_str(ds, DCM_BodyPartExamined, out->body_part, sizeof(out->body_part));
+		get_str(ds, DCM_ContrastBolusAgent, out->contrast_agent, sizeof(out->contrast_agent));
+		get_all(ds, DCM_ConvolutionKernel, out->kernel, sizeof(out->kernel));
+		if (!get_doubles(ds, DCM_SliceThickness, &out->slice_thickness, 1) ||
+		    !(out->slice_thickness > 0 && out->slice_thickness < 1000))
+			out->slice_thickness = 0;
+		out->has_position = get_doubles(ds, DCM_ImagePositionPatient, out->position, 3);
+		out->has_orientation = get_doubles(ds, DCM_ImageOrientationPatient, out->orientation, 6);
 		out->is_segmentation = strcmp(out->sop_class_uid, BRIDGE_UID_SEG_STORAGE) == 0 ||
 				       strcmp(out->sop_class_uid, BRIDGE_UID_LABELMAP_SEG_STORAGE) == 0 ||
 				       strcmp(out->sop_class_uid, BRIDGE_UID_RTSTRUCT_STORAGE) == 0;

@@ -40,6 +40,9 @@
 #include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/dcmnet/dul.h"
 #include "dcmtk/oflog/oflog.h"
+#include "dcmtk/dcmtls/tlslayer.h"
+
+#include "tls.h"
 
 #define NET_ACSE_TIMEOUT_S 30   /* to read an A-ASSOCIATE-RQ after the connect */
 #define NET_ARTIM_S 3           /* after our A-ABORT or release, wait this long for the peer to close */
@@ -54,13 +57,22 @@
  * nothing (a port probe, a stuck client) then delays nobody else. */
 struct net_pending {
 	int fd;
+	int listener;   /* index in bridge_net.l */
 	struct timespec deadline;
 	bool partial;   /* some bytes in, not the whole request yet */
 };
 
-struct bridge_net {
+/* One listening port: plain TCP, or DICOM TLS (its network owns the TLS
+ * transport layer). */
+struct net_listener {
 	T_ASC_Network *net;
-	int listen_fd;
+	int fd;
+	bool tls;
+};
+
+struct bridge_net {
+	struct net_listener l[2];
+	int nl;
 	int max_pdu;
 	int npending;
 	struct net_pending pending[NET_MAX_PENDING];
@@ -215,55 +227,91 @@ out:
 	return fd;
 }
 
-extern "C" bool bridge_net_open(struct r3d_err *err, const char *bind_addr, int port, int max_pdu,
-				struct bridge_net **out)
+/* Opens one listener of bn: its socket and its DCMTK network (with a TLS
+ * transport layer when tls is not NULL). */
+static bool listener_open(struct r3d_err *err, struct bridge_net *bn, const char *bind_addr, int port,
+			  const struct bridge_tls *tls)
+{
+	struct net_listener *l = &bn->l[bn->nl];
+	DcmTLSTransportLayer *layer = NULL;
+
+	if (tls != NULL && (layer = r3d_bridge_tls::layer_new(err, NET_ACCEPTOR, tls)) == NULL)
+		return r3d_err_prefix(err, "[dicom] tls_port %d", port);
+	int fd = listen_socket(err, bind_addr, port);
+	if (fd < 0) {
+		delete layer;
+		return false;
+	}
+	l->fd = fd;
+	l->net = NULL;
+	l->tls = tls != NULL;
+	/* With an external socket set, DCMTK opens no listener of its own. */
+	dcmExternalSocketHandle.set(fd);
+	OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, port, NET_ARTIM_S, &l->net);
+	dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+	if (cond.good() && layer != NULL) {
+		cond = ASC_setTransportLayer(l->net, layer, 1);
+		if (cond.good())
+			layer = NULL;   /* the network owns it */
+	}
+	if (cond.bad()) {
+		r3d_err_set(err, R3D_EIO, "DICOM network: %s", cond.text());
+		delete layer;
+		if (l->net != NULL)
+			ASC_dropNetwork(&l->net);
+		close(fd);
+		return false;
+	}
+	bn->nl++;
+	return true;
+}
+
+extern "C" bool bridge_net_open_tls(struct r3d_err *err, const char *bind_addr, int port, int tls_port,
+				    const struct bridge_tls *tls, int max_pdu, struct bridge_net **out)
 {
 	struct bridge_net *bn = NULL;
-	int fd;
 
 	*out = NULL;
-	fd = listen_socket(err, bind_addr, port);
-	if (fd < 0)
-		return false;
+	if (port <= 0 && tls_port <= 0)
+		return r3d_err_set(err, R3D_EINVAL, "no DICOM port to listen on");
 	try {
 		bn = new (std::nothrow) bridge_net;
-		if (bn == NULL) {
-			close(fd);
+		if (bn == NULL)
 			return r3d_err_set(err, R3D_ENOMEM, "out of memory");
-		}
-		bn->listen_fd = fd;
+		bn->nl = 0;
 		bn->max_pdu = max_pdu;
-		bn->net = NULL;
 		bn->npending = 0;
-		/* With an external socket set, DCMTK opens no listener of its own. */
-		dcmExternalSocketHandle.set(fd);
-		OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, port, NET_ARTIM_S, &bn->net);
-		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
-		if (cond.bad()) {
-			r3d_err_set(err, R3D_EIO, "DICOM network: %s", cond.text());
-			close(fd);
-			delete bn;
+		if ((port > 0 && !listener_open(err, bn, bind_addr, port, NULL)) ||
+		    (tls_port > 0 && !listener_open(err, bn, bind_addr, tls_port, tls))) {
+			bridge_net_close(bn);
 			return false;
 		}
 	} catch (...) {
-		close(fd);
-		delete bn;
+		bridge_net_close(bn);
 		return r3d_err_set(err, R3D_EIO, "DICOM network initialisation failed");
 	}
 	*out = bn;
 	return true;
 }
 
+extern "C" bool bridge_net_open(struct r3d_err *err, const char *bind_addr, int port, int max_pdu,
+				struct bridge_net **out)
+{
+	return bridge_net_open_tls(err, bind_addr, port, 0, NULL, max_pdu, out);
+}
+
 extern "C" void bridge_net_close(struct bridge_net *bn)
 {
 	if (bn == NULL)
 		return;
-	try {
-		ASC_dropNetwork(&bn->net);
-	} catch (...) {
+	for (int i = 0; i < bn->nl; i++) {
+		try {
+			ASC_dropNetwork(&bn->l[i].net);
+		} catch (...) {
+		}
+		/* DCMTK closes an external listening socket itself in 3.6.7; make sure. */
+		close(bn->l[i].fd);
 	}
-	/* DCMTK closes an external listening socket itself in 3.6.7; make sure. */
-	close(bn->listen_fd);
 	for (int i = 0; i < bn->npending; i++)
 		close(bn->pending[i].fd);
 	delete bn;
@@ -293,11 +341,14 @@ static void pending_remove(struct bridge_net *bn, int i)
 
 /* Whether the whole first PDU of fd is buffered: 1 yes (or the peer closed,
  * or the PDU is too large to wait for: DCMTK reads and judges it), 0 not yet,
- * -1 nothing will come (closed before a byte). */
-static int request_ready(int fd)
+ * -1 nothing will come (closed before a byte). On a TLS listener the first
+ * record (the ClientHello: 5 header bytes, its length in bytes 3 and 4)
+ * takes the place of the PDU. */
+static int request_ready(int fd, bool tls)
 {
 	unsigned char head[6];
-	ssize_t n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+	size_t want = tls ? 5 : sizeof(head);
+	ssize_t n = recv(fd, head, want, MSG_PEEK | MSG_DONTWAIT);
 	if (n == 0)
 		return -1;
 	if (n < 0)
@@ -307,25 +358,27 @@ static int request_ready(int fd)
 	 * holding a pending slot for NET_ACSE_TIMEOUT_S (found by fuzzing). */
 	struct pollfd hup = {fd, POLLRDHUP, 0};
 	bool closed = poll(&hup, 1, 0) > 0 && (hup.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-	if (n < (ssize_t)sizeof(head))
+	if (n < (ssize_t)want)
 		return closed ? 1 : 0;
-	uint32_t len = (uint32_t)head[2] << 24 | (uint32_t)head[3] << 16 | (uint32_t)head[4] << 8 |
-		       (uint32_t)head[5];
+	uint32_t len = tls ? ((uint32_t)head[3] << 8 | (uint32_t)head[4]) :
+			     ((uint32_t)head[2] << 24 | (uint32_t)head[3] << 16 | (uint32_t)head[4] << 8 |
+			      (uint32_t)head[5]);
 	if (len > NET_MAX_RQ_BYTES)
 		return 1;
 	int avail = 0;
 	if (ioctl(fd, FIONREAD, &avail) != 0)
 		return 1;
-	return closed || (uint32_t)avail >= len + sizeof(head) ? 1 : 0;
+	return closed || (uint32_t)avail >= len + want ? 1 : 0;
 }
 
 /* Waits for a connection whose association request is fully in, accepting
  * new connections into the pending list on the way. Returns the fd to hand
- * over, -1 when none is ready within timeout_ms, -2 on a pending connection
- * dropped for silence (err set, for the caller's log). */
-static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms)
+ * over (*listener: which port it came in on), -1 when none is ready within
+ * timeout_ms, -2 on a pending connection dropped for silence (err set, for
+ * the caller's log). */
+static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms, int *listener)
 {
-	struct pollfd pfd[NET_MAX_PENDING + 1];
+	struct pollfd pfd[NET_MAX_PENDING + 2];
 	struct timespec now;
 	int n = 0, wait_ms = timeout_ms;
 
@@ -341,7 +394,8 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 		if (ms < wait_ms)
 			wait_ms = (int)ms;
 	}
-	pfd[n++] = (struct pollfd){bn->listen_fd, POLLIN, 0};
+	for (int k = 0; k < bn->nl; k++)
+		pfd[n++] = (struct pollfd){bn->l[k].fd, POLLIN, 0};
 	for (int i = 0; i < bn->npending; i++)
 		/* A partial request keeps its socket readable: look at it by time, not by poll. */
 		pfd[n++] = (struct pollfd){bn->pending[i].fd, (short)(bn->pending[i].partial ? 0 : POLLIN), 0};
@@ -354,12 +408,13 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 	/* The pending connections first: they have waited longest. */
 	for (int i = bn->npending - 1; i >= 0; i--) {
 		struct net_pending *p = &bn->pending[i];
-		if (!p->partial && !(pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		if (!p->partial && !(pfd[bn->nl + i].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    !time_passed(&now, &p->deadline))
 			continue;
-		int ready = request_ready(p->fd);
+		int ready = request_ready(p->fd, bn->l[p->listener].tls);
 		if (ready == 1) {
 			int fd = p->fd;
+			*listener = p->listener;
 			pending_remove(bn, i);
 			return fd;
 		}
@@ -378,19 +433,23 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 		}
 		p->partial = true;
 	}
-	if (pfd[0].revents & POLLIN) {
-		int fd = accept4(bn->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	for (int k = 0; k < bn->nl; k++) {
+		if (!(pfd[k].revents & POLLIN))
+			continue;
+		int fd = accept4(bn->l[k].fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-				return -1;
+				continue;
 			r3d_err_set(err, R3D_ENET, "accept: %s", strerror(errno));
 			return -2;
 		}
 		/* Without it each C-STORE response waits ~40 ms for a delayed ACK. */
 		int one = 1;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (request_ready(fd) == 1)
+		if (request_ready(fd, bn->l[k].tls) == 1) {
+			*listener = k;
 			return fd;
+		}
 		if (bn->npending == NET_MAX_PENDING) {
 			/* Full of silent connections: the oldest makes room. */
 			int oldest = 0;
@@ -402,11 +461,25 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 		}
 		struct net_pending *p = &bn->pending[bn->npending++];
 		p->fd = fd;
+		p->listener = k;
 		p->partial = false;
 		p->deadline = now;
 		p->deadline.tv_sec += NET_ACSE_TIMEOUT_S;
 	}
 	return -1;
+}
+
+/* The numeric address of the peer of a connected socket, or "". */
+static void peer_of(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+
+	out[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
+		return;
+	if (getnameinfo((struct sockaddr *)&sa, len, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST) != 0)
+		out[0] = '\0';
 }
 
 extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int timeout_ms,
@@ -416,22 +489,37 @@ extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int
 
 	*out = NULL;
 	memset(info, 0, sizeof(*info));
-	int fd = next_ready(err, bn, timeout_ms);
+	int k = 0;
+	int fd = next_ready(err, bn, timeout_ms, &k);
 	if (fd == -1)
 		return 0;
 	if (fd < 0)
 		return -1;
+	const struct net_listener *l = &bn->l[k];
+	char peer[BRIDGE_HOST_MAX];
+	peer_of(fd, peer, sizeof(peer));
 	try {
-		/* The connection is handed over; DCMTK owns and closes fd from here. */
+		/* The connection is handed over; DCMTK owns and closes fd from here
+		 * (on a TLS listener the handshake happens in this call). */
 		dcmExternalSocketHandle.set(fd);
-		OFCondition cond = ASC_receiveAssociation(bn->net, &a, bn->max_pdu, NULL, NULL,
-							  OFFalse, DUL_NOBLOCK, NET_ACSE_TIMEOUT_S);
+		OFCondition cond = ASC_receiveAssociation(l->net, &a, bn->max_pdu, NULL, NULL,
+							  l->tls ? OFTrue : OFFalse, DUL_NOBLOCK,
+							  NET_ACSE_TIMEOUT_S);
 		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
 		if (cond.bad()) {
-			r3d_err_set(err, R3D_ENET, "receiving association request: %s", cond.text());
+			copy_str(info->peer_host, sizeof(info->peer_host), peer);
 			assoc_free(&a);
+			if (l->tls && (cond.module() == OFM_dcmtls || cond.code() == DULC_TLSERROR)) {
+				r3d_err_set(err, R3D_ENET, "%s", cond.text());
+				return BRIDGE_ACCEPT_TLS_FAILED;
+			}
+			r3d_err_set(err, R3D_ENET, "receiving association request from %s: %s", peer,
+				    cond.text());
 			return -1;
 		}
+		info->tls = l->tls;
+		if (l->tls)
+			r3d_bridge_tls::peer_subject(a, info->peer_subject, sizeof(info->peer_subject));
 		char calling[64] = "", called[64] = "", addr[BRIDGE_HOST_MAX] = "";
 		ASC_getAPTitles(a->params, calling, sizeof(calling), called, sizeof(called), NULL, 0);
 		ASC_getPresentationAddresses(a->params, addr, sizeof(addr), NULL, 0);

@@ -33,6 +33,9 @@
 #include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
+#include <dcmtk/dcmtls/tlslayer.h>
+
+#include "tls.h"
 
 #define SCU_HOST_MAX 255         /* host name given to bridge_scu_open() */
 #define SCU_QUICKACK_WAIT_MS 500 /* wait for a response to ACK at once (see store_progress) */
@@ -386,9 +389,26 @@ bool scu_open(struct r3d_err *err, const struct bridge_scu_params *p, const char
 		r3d_err_set(err, R3D_EIO, "DICOM network: %s", cond_text(cond).c_str());
 		goto fail;
 	}
+	if (p->tls != nullptr) {
+		/* DICOM TLS: the server's certificate is verified against the
+		 * trusted CAs; ours is presented when one is given. */
+		DcmTLSTransportLayer *layer = r3d_bridge_tls::layer_new(err, NET_REQUESTOR, p->tls);
+		if (layer == nullptr)
+			goto fail;
+		cond = ASC_setTransportLayer(scu->net, layer, 1);
+		if (cond.bad()) {
+			delete layer;
+			r3d_err_set(err, R3D_EIO, "TLS transport layer: %s", cond_text(cond).c_str());
+			goto fail;
+		}
+	}
 	cond = ASC_createAssociationParameters(&params, p->max_pdu > 0 ? p->max_pdu : ASC_DEFAULTMAXPDU);
 	if (cond.bad()) {
 		r3d_err_set(err, R3D_ENOMEM, "association parameters: %s", cond_text(cond).c_str());
+		goto fail;
+	}
+	if (p->tls != nullptr && ASC_setTransportLayerType(params, OFTrue).bad()) {
+		r3d_err_set(err, R3D_EIO, "TLS: cannot select the secure transport");
 		goto fail;
 	}
 	ASC_setAPTitles(params, p->calling_ae, p->called_ae, nullptr);
@@ -423,6 +443,18 @@ bool scu_open(struct r3d_err *err, const struct bridge_scu_params *p, const char
 		goto fail;
 	}
 	scu->alive = true;
+	if (p->tls != nullptr && p->tls->peer_subject != nullptr && p->tls->peer_subject[0] != '\0') {
+		/* Pinned: the CA vouching for the server is not enough. */
+		char subject[256];
+		r3d_bridge_tls::peer_subject(scu->assoc, subject, sizeof(subject));
+		if (strcmp(subject, p->tls->peer_subject) != 0) {
+			r3d_err_set(err, R3D_EREFUSED, "%s presented a certificate for '%s', not the pinned "
+				    "tls_peer_subject '%s'", scu->peer, subject, p->tls->peer_subject);
+			ASC_abortAssociation(scu->assoc);
+			scu->alive = false;
+			goto fail;
+		}
+	}
 	check_nodelay(scu);
 	scu->info.accepted_contexts = (unsigned)ASC_countAcceptedPresentationContexts(scu->assoc->params);
 	scu->info.peer_max_pdu = (long)scu->assoc->params->theirMaxPDUReceiveSize;

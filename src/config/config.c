@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
 #include <ini.h>
 #include <netdb.h>
 #include <stddef.h>
@@ -54,6 +56,8 @@ static bool check_base_url(struct r3d_err *err, const struct config_key *key, co
 			   struct config *cfg, bool append);
 static bool set_engine_models(struct r3d_err *err, const struct config_key *key, const char *value,
 			      struct config *cfg, bool append);
+static bool set_tls_profile(struct r3d_err *err, const struct config_key *key, const char *value,
+			    struct config *cfg, bool append);
 
 #define STR_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NUM_FIELD(f) offsetof(struct config, f), 0
@@ -63,8 +67,23 @@ static const struct config_key config_keys[] = {
 	 "AE title recon3d answers to; associations called with another title are rejected"},
 	{"dicom", "bind", KEY_STR, "0.0.0.0", 0, 0, STR_FIELD(dicom_bind), check_nonempty,
 	 "address the DICOM listener binds to (0.0.0.0: every IPv4 interface)"},
-	{"dicom", "port", KEY_INT, "11112", 1, 65535, NUM_FIELD(dicom_port), NULL,
-	 "TCP port of the DICOM listener"},
+	{"dicom", "port", KEY_INT, "11112", 0, 65535, NUM_FIELD(dicom_port), NULL,
+	 "TCP port of the DICOM listener (0: none, TLS only)"},
+	{"dicom", "tls_port", KEY_INT, "0", 0, 65535, NUM_FIELD(dicom_tls_port), NULL,
+	 "TCP port of the DICOM TLS listener, beside or instead of port (0: no TLS listener)"},
+	{"dicom", "tls_certificate", KEY_STR, "", 0, 0, STR_FIELD(dicom_tls_certificate), NULL,
+	 "PEM certificate (chain) the TLS listener presents; also the client certificate for "
+	 "destinations with tls = true"},
+	{"dicom", "tls_private_key", KEY_STR, "", 0, 0, STR_FIELD(dicom_tls_private_key), NULL,
+	 "PEM private key of tls_certificate (unencrypted; keep it readable by recon3d only)"},
+	{"dicom", "tls_trusted_certificates", KEY_STR, "", 0, 0, STR_FIELD(dicom_tls_trusted), NULL,
+	 "PEM file or folder (c_rehash'ed) of the CAs whose certificates peers may present"},
+	{"dicom", "tls_verify_peer", KEY_BOOL, "true", 0, 0, NUM_FIELD(dicom_tls_verify_peer), NULL,
+	 "true: a TLS caller must present a certificate from a trusted CA; false: none is asked"},
+	{"dicom", "tls_profile", KEY_SPECIAL, "bcp195-nd", 0, 0, NUM_FIELD(dicom_tls_profile),
+	 set_tls_profile,
+	 "bcp195-nd (TLS 1.2 and 1.3, AES-GCM with ECDHE/DHE only), bcp195-extended (TLS 1.2 only, "
+	 "adds ECDSA) or bcp195 (falls back to TLS 1.0 and 3DES: for old peers only)"},
 	{"dicom", "max_associations", KEY_INT, "16", 1, 1000, NUM_FIELD(max_associations), NULL,
 	 "associations served at once; one more is rejected (transient, local limit exceeded)"},
 	{"dicom", "allowed_callers", KEY_SPECIAL, "any", 0, 0, NUM_FIELD(any_caller), set_callers,
@@ -95,6 +114,10 @@ static const struct config_key config_keys[] = {
 	 "address of the status endpoint (/healthz, /status, /metrics)"},
 	{"http", "port", KEY_INT, "8480", 0, 65535, NUM_FIELD(http_port), NULL,
 	 "TCP port of the status endpoint (0: no status endpoint)"},
+	{"http", "tls_certificate", KEY_STR, "", 0, 0, STR_FIELD(http_tls_certificate), NULL,
+	 "PEM certificate: with tls_private_key, the HTTP server speaks HTTPS only"},
+	{"http", "tls_private_key", KEY_STR, "", 0, 0, STR_FIELD(http_tls_private_key), NULL,
+	 "PEM private key of tls_certificate"},
 	{"log", "level", KEY_SPECIAL, "info", 0, 0, NUM_FIELD(log_level), set_log_level,
 	 "debug, info, warn or error; patient data is never logged at info or above"},
 	{"export", "surface_segmentation", KEY_BOOL, "true", 0, 0, NUM_FIELD(export_surface_segmentation),
@@ -132,6 +155,12 @@ static const struct config_key config_keys[] = {
 	{"webhook", "include_patient_name", KEY_BOOL, "false", 0, 0,
 	 NUM_FIELD(webhook_include_patient_name), NULL,
 	 "true: the message carries the patient's name (it never carries the ID or birth date)"},
+	{"webhook", "ca_file", KEY_STR, "", 0, 0, STR_FIELD(webhook_ca_file), NULL,
+	 "PEM file of the CAs an https:// webhook's certificate is verified against (\"\": the "
+	 "system's)"},
+	{"webhook", "tls_insecure", KEY_BOOL, "false", 0, 0, NUM_FIELD(webhook_tls_insecure), NULL,
+	 "true: do not verify an https:// webhook's certificate or name (testing only; logged as a "
+	 "warning)"},
 	{"webhook", "timeout_s", KEY_INT, "15", 1, 300, NUM_FIELD(webhook_timeout_s), NULL,
 	 "seconds one delivery attempt may take"},
 	{"retry", "initial_delay_s", KEY_INT, "5", 1, 3600, NUM_FIELD(retry_initial_delay_s), NULL,
@@ -358,6 +387,17 @@ void config_defaults(struct config *cfg)
 				  config_keys[i].name, err.msg);
 	}
 	structure_catalog_default(&cfg->structures);
+	snprintf(cfg->route_default.name, sizeof(cfg->route_default.name), "default");
+	cfg->route_default.policy = ROUTE_BEST;
+}
+
+const struct config_route *config_route_find(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nroutes; i++) {
+		if (strcmp(cfg->routes[i].name, name) == 0)
+			return &cfg->routes[i];
+	}
+	return strcmp(name, cfg->route_default.name) == 0 ? &cfg->route_default : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -385,7 +425,7 @@ static bool structure_set(struct r3d_err *err, struct config *cfg, struct struct
 	if (structure_attr_names[a] == NULL)
 		return r3d_err_set(err, R3D_EINVAL, "unknown key (one of enabled, label, min_hu, max_hu, "
 				   "contrast_min_hu, color, category, type, laterality, region, "
-				   "region_laterality, max_triangles)");
+				   "region_laterality, max_triangles, kernel, phase)");
 	if (d == NULL) {
 		if (!structure_key_valid(key))
 			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a structure key (1 to %d "
@@ -473,6 +513,27 @@ static bool destination_set(struct r3d_err *err, struct config *cfg, const char 
 		d->port = (int)v;
 		return true;
 	}
+	if (strcmp(key, "tls") == 0) {
+		if (!parse_bool(err, value, &d->tls))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not true or false", value);
+		return true;
+	}
+	char *path = strcmp(key, "tls_certificate") == 0 ? d->tls_certificate :
+		     strcmp(key, "tls_private_key") == 0 ? d->tls_private_key :
+		     strcmp(key, "tls_trusted_certificates") == 0 ? d->tls_trusted : NULL;
+	if (path != NULL) {
+		if (strlen(value) >= PATH_MAX)
+			return r3d_err_set(err, R3D_EINVAL, "path too long");
+		snprintf(path, PATH_MAX, "%s", value);
+		return true;
+	}
+	if (strcmp(key, "tls_peer_subject") == 0) {
+		if (strlen(value) >= sizeof(d->tls_peer_subject))
+			return r3d_err_set(err, R3D_EINVAL, "longer than %zu characters",
+					   sizeof(d->tls_peer_subject) - 1);
+		snprintf(d->tls_peer_subject, sizeof(d->tls_peer_subject), "%s", value);
+		return true;
+	}
 	int *t = strcmp(key, "connect_timeout_s") == 0 ? &d->connect_timeout_s :
 		 strcmp(key, "acse_timeout_s") == 0 ? &d->acse_timeout_s :
 		 strcmp(key, "dimse_timeout_s") == 0 ? &d->dimse_timeout_s : NULL;
@@ -483,7 +544,29 @@ static bool destination_set(struct r3d_err *err, struct config *cfg, const char 
 		return true;
 	}
 	return r3d_err_set(err, R3D_EINVAL, "unknown key (ae_title, host, port, calling_ae_title, "
-					   "connect_timeout_s, acse_timeout_s, dimse_timeout_s)");
+					   "connect_timeout_s, acse_timeout_s, dimse_timeout_s, tls, "
+					   "tls_certificate, tls_private_key, tls_trusted_certificates, "
+					   "tls_peer_subject)");
+}
+
+static bool set_tls_profile(struct r3d_err *err, const struct config_key *key, const char *value,
+			    struct config *cfg, bool append)
+{
+	(void)key;
+	(void)append;
+	for (int p = 0; p < CONFIG_TLS_NPROFILES; p++) {
+		if (strcmp(value, config_tls_profile_name((enum config_tls_profile)p)) == 0) {
+			cfg->dicom_tls_profile = (enum config_tls_profile)p;
+			return true;
+		}
+	}
+	return r3d_err_set(err, R3D_EINVAL, "'%s': give bcp195-nd, bcp195-extended or bcp195", value);
+}
+
+const char *config_tls_profile_name(enum config_tls_profile p)
+{
+	static const char *const names[CONFIG_TLS_NPROFILES] = {"bcp195-nd", "bcp195-extended", "bcp195"};
+	return (unsigned)p < CONFIG_TLS_NPROFILES ? names[p] : "bcp195-nd";
 }
 
 static bool set_engine_models(struct r3d_err *err, const struct config_key *key, const char *value,
@@ -608,6 +691,485 @@ static bool engine_set(struct r3d_err *err, struct config *cfg, const char *enam
 	return r3d_err_set(err, R3D_EINVAL, "unknown key (command, input, label_table, timeout_s, concurrency)");
 }
 
+/* ------------------------------------------------------------------ */
+/* [route NAME] sections (issue 12)                                    */
+/* ------------------------------------------------------------------ */
+
+static const char *const route_attr_keywords[ROUTE_NATTRS] = {
+	[ROUTE_ATTR_MODALITY] = "Modality",
+	[ROUTE_ATTR_BODY_PART] = "BodyPartExamined",
+	[ROUTE_ATTR_STUDY_DESCRIPTION] = "StudyDescription",
+	[ROUTE_ATTR_SERIES_DESCRIPTION] = "SeriesDescription",
+	[ROUTE_ATTR_SLICE_THICKNESS] = "SliceThickness",
+	[ROUTE_ATTR_KERNEL] = "ConvolutionKernel",
+	[ROUTE_ATTR_CONTRAST] = "ContrastBolusAgent",
+	[ROUTE_ATTR_MANUFACTURER] = "Manufacturer",
+	[ROUTE_ATTR_IMAGE_TYPE] = "ImageType",
+};
+
+#define ROUTE_ATTR_LIST "Modality, BodyPartExamined, StudyDescription, SeriesDescription, " \
+	"SliceThickness, ConvolutionKernel, ContrastBolusAgent, Manufacturer, ImageType"
+
+const char *config_route_attr_keyword(enum route_attr a)
+{
+	return (unsigned)a < ROUTE_NATTRS ? route_attr_keywords[a] : "";
+}
+
+/* Adds the space- or comma-separated words of value to a list. */
+static bool words_append(char *dst, size_t size, const char *value)
+{
+	size_t n = strlen(dst);
+	int w = snprintf(dst + n, size - n, "%s%s", n > 0 ? " " : "", value);
+	for (char *p = dst + n; *p != '\0'; p++)
+		if (*p == ',' || *p == '\t')
+			*p = ' ';
+	return w >= 0 && (size_t)w < size - n;
+}
+
+static bool route_aes(struct r3d_err *err, const char *value, char list[][CONFIG_AE_MAX + 1], int *n)
+{
+	char buf[1024];
+	char *save = NULL;
+
+	if (snprintf(buf, sizeof(buf), "%s", value) >= (int)sizeof(buf))
+		return r3d_err_set(err, R3D_EINVAL, "too long");
+	for (char *p = buf; *p != '\0'; p++)
+		if (*p == ',')
+			*p = ' ';
+	for (char *t = strtok_r(buf, " \t", &save); t != NULL; t = strtok_r(NULL, " \t", &save)) {
+		if (!ae_title_valid(t))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an AE title", t);
+		if (*n >= CONFIG_ROUTE_MAX_AES)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d AE titles", CONFIG_ROUTE_MAX_AES);
+		snprintf(list[(*n)++], CONFIG_AE_MAX + 1, "%s", t);
+	}
+	return true;
+}
+
+static bool route_set(struct r3d_err *err, struct config *cfg, const char *rname, const char *key,
+		      const char *value)
+{
+	struct config_route *r = NULL;
+
+	if (!destination_name_valid(rname))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a route name (letters, digits, - _ .)",
+				   rname);
+	if (strcmp(rname, "default") == 0) {
+		r = &cfg->route_default;
+	} else {
+		for (int i = 0; i < cfg->nroutes; i++) {
+			if (strcmp(cfg->routes[i].name, rname) == 0)
+				r = &cfg->routes[i];
+		}
+	}
+	if (r == NULL) {
+		if (cfg->nroutes >= CONFIG_MAX_ROUTES)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d routes", CONFIG_MAX_ROUTES);
+		r = &cfg->routes[cfg->nroutes++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", rname);
+		r->policy = ROUTE_BEST;
+	}
+	if (strcmp(key, "series") == 0) {
+		if (strcmp(value, "best") == 0)
+			r->policy = ROUTE_BEST;
+		else if (strcmp(value, "all") == 0)
+			r->policy = ROUTE_ALL;
+		else if (strcmp(value, "ignore") == 0)
+			r->policy = ROUTE_IGNORE;
+		else
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not best, all or ignore", value);
+		return true;
+	}
+	if (strcmp(key, "structures") == 0) {
+		r->structures_set = true;
+		if (!words_append(r->structures, sizeof(r->structures), value))
+			return r3d_err_set(err, R3D_EINVAL, "too long");
+		return true;
+	}
+	if (strcmp(key, "destinations") == 0) {
+		/* Names are resolved once every [destination] section is read. */
+		r->destinations_set = true;
+		if (!words_append(r->destination_names, sizeof(r->destination_names), value))
+			return r3d_err_set(err, R3D_EINVAL, "too long");
+		return true;
+	}
+	if (strcmp(key, "webhook") == 0) {
+		r->webhook_set = true;
+		if (strcmp(value, "none") == 0)
+			return true;
+		if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an http:// or https:// URL "
+					   "(or none)", value);
+		if (!words_append(r->webhook_url, sizeof(r->webhook_url), value))
+			return r3d_err_set(err, R3D_EINVAL, "too long");
+		return true;
+	}
+	if (strcmp(key, "engine") == 0) {
+		r->engine_set = true;
+		if (strcmp(value, "none") == 0)
+			return true;
+		if (strlen(value) >= sizeof(r->engine))
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not an engine name", value);
+		snprintf(r->engine, sizeof(r->engine), "%s", value);
+		return true;
+	}
+	if (strcmp(key, "engine_models") == 0) {
+		if (strcmp(value, "with") != 0 && strcmp(value, "instead") != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not with or instead", value);
+		r->engine_instead = strcmp(value, "instead") == 0;
+		return true;
+	}
+	if (strcmp(key, "calling_ae") == 0)
+		return route_aes(err, value, r->calling_ae, &r->ncalling);
+	if (strcmp(key, "called_ae") == 0)
+		return route_aes(err, value, r->called_ae, &r->ncalled);
+	/* Anything else is a rule on the DICOM attribute the key names. */
+	int a;
+	for (a = 0; a < ROUTE_NATTRS; a++)
+		if (strcmp(route_attr_keywords[a], key) == 0)
+			break;
+	if (a == ROUTE_NATTRS) {
+		static const char *const patient[] = {"PatientName", "PatientID", "PatientBirthDate",
+						      "PatientSex", "PatientAge", "OtherPatientIDs",
+						      NULL};
+		for (int i = 0; patient[i] != NULL; i++)
+			if (strcmp(key, patient[i]) == 0)
+				return r3d_err_set(err, R3D_EINVAL, "%s is patient data: a route cannot "
+						   "match on it", key);
+		return r3d_err_set(err, R3D_EINVAL, "unknown attribute keyword '%s' (a route matches "
+				   "on " ROUTE_ATTR_LIST ", calling_ae, called_ae)", key);
+	}
+	if (r == &cfg->route_default)
+		return r3d_err_set(err, R3D_EINVAL, "the default route takes what no other route "
+				   "matched: it has no rules");
+	for (int i = 0; i < r->nrules; i++)
+		if (r->rules[i].attr == (enum route_attr)a)
+			return r3d_err_set(err, R3D_EINVAL, "%s given twice in one route (one "
+					   "expression can hold alternatives: A|B)", key);
+	if (r->nrules >= CONFIG_ROUTE_MAX_RULES)
+		return r3d_err_set(err, R3D_EINVAL, "more than %d rules", CONFIG_ROUTE_MAX_RULES);
+	struct config_route_rule *rule = &r->rules[r->nrules];
+	memset(rule, 0, sizeof(*rule));
+	rule->attr = (enum route_attr)a;
+	if (strlen(value) >= sizeof(rule->pattern))
+		return r3d_err_set(err, R3D_EINVAL, "longer than %d characters",
+				   CONFIG_ROUTE_PATTERN_MAX - 1);
+	snprintf(rule->pattern, sizeof(rule->pattern), "%s", value);
+	if (a == ROUTE_ATTR_SLICE_THICKNESS) {
+		char *end = NULL;
+		rule->lo = strtod(value, &end);
+		if (end == value || strncmp(end, "..", 2) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a range MIN..MAX in mm", value);
+		const char *hi = end + 2;
+		rule->hi = strtod(hi, &end);
+		if (end == hi || *end != '\0' || !(rule->lo >= 0) || !(rule->hi >= rule->lo) ||
+		    rule->hi > 1000)
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a range MIN..MAX in mm "
+					   "(0 <= MIN <= MAX)", value);
+	} else if (a == ROUTE_ATTR_CONTRAST && strcmp(value, "present") == 0) {
+		rule->presence = 1;
+	} else if (a == ROUTE_ATTR_CONTRAST && strcmp(value, "absent") == 0) {
+		rule->presence = -1;
+	} else {
+		regex_t re;
+		int rc = regcomp(&re, value, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+		if (rc != 0) {
+			char msg[128];
+			regerror(rc, &re, msg, sizeof(msg));
+			return r3d_err_set(err, R3D_EINVAL, "'%s' is not a valid regular expression: %s",
+					   value, msg);
+		}
+		regfree(&re);
+	}
+	r->nrules++;
+	return true;
+}
+
+/* The line of key in section [section] of path (the section's header when
+ * key is NULL), or 0: end-of-load checks point at it. */
+static int section_key_line(const char *path, const char *section, const char *key)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int lineno = 0, found = 0, header = 0;
+	bool inside = false;
+
+	while (f != NULL && found == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line;
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[') {
+			char *e = strchr(p, ']');
+			inside = e != NULL && (size_t)(e - p - 1) == strlen(section) &&
+				 strncmp(p + 1, section, strlen(section)) == 0;
+			if (inside && header == 0)
+				header = lineno;
+			if (inside && key == NULL)
+				found = lineno;
+			continue;
+		}
+		if (!inside || key == NULL || p != line)
+			continue;
+		size_t n = strlen(key);
+		if (strncmp(p, key, n) == 0 && (p[n] == ' ' || p[n] == '\t' || p[n] == '=' || p[n] == ':'))
+			found = lineno;
+	}
+	if (f != NULL)
+		fclose(f);
+	return found != 0 ? found : header;
+}
+
+/* Each route's names, once every section is read: structures of the
+ * catalogue, destinations, the engine. */
+static bool routes_complete(struct r3d_err *err, const char *path, struct config *cfg)
+{
+	for (int i = 0; i <= cfg->nroutes; i++) {
+		struct config_route *r = i < cfg->nroutes ? &cfg->routes[i] : &cfg->route_default;
+		char section[64], buf[sizeof(r->structures)];
+		char *save = NULL;
+		snprintf(section, sizeof(section), "route %s", r->name);
+		snprintf(buf, sizeof(buf), "%s", r->structures);
+		for (char *t = strtok_r(buf, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+			if (structure_catalog_get(&cfg->structures, t) == NULL)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] structures: unknown "
+						   "structure '%s' (`recon3d --check-config` lists "
+						   "the catalogue)", path,
+						   section_key_line(path, section, "structures"), section, t);
+		}
+		if (r->structures_set && r->structures[0] == '\0')
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] structures: empty (series = ignore "
+					   "makes nothing)", path, section_key_line(path, section, "structures"),
+					   section);
+		snprintf(buf, sizeof(buf), "%s", r->destination_names);
+		r->destinations = 0;
+		for (char *t = strtok_r(buf, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+			int d;
+			if (strcmp(t, "none") == 0)
+				continue;
+			for (d = 0; d < cfg->ndestinations; d++)
+				if (strcmp(cfg->destinations[d].name, t) == 0)
+					break;
+			if (d == cfg->ndestinations)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] destinations: no "
+						   "[destination %s] section", path,
+						   section_key_line(path, section, "destinations"), section, t);
+			r->destinations |= 1u << d;
+		}
+		if (r->engine[0] != '\0' && config_engine_find(cfg, r->engine) == NULL)
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] engine: no [engine %s] section",
+					   path, section_key_line(path, section, "engine"), section, r->engine);
+		if (r->webhook_url[0] != '\0' &&
+		    (cfg->webhook_secret[0] != '\0') == (cfg->webhook_secret_file[0] != '\0'))
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [%s] webhook: needs [webhook] secret "
+					   "or secret_file (messages are signed with it)", path,
+					   section_key_line(path, section, "webhook"), section);
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* [token NAME] sections: bearer tokens of the HTTP API                */
+/* ------------------------------------------------------------------ */
+
+/* What the loader remembers of each [token NAME] section. */
+struct token_seen {
+	bool secret;        /* secret or secret_file given */
+	bool role;
+};
+
+/* RFC 6750's b64token characters: a token needs no quoting in a header. */
+static bool token_secret_valid(struct r3d_err *err, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < CONFIG_TOKEN_MIN)
+		return r3d_err_set(err, R3D_EINVAL, "the token has %zu characters; give at least %d "
+				   "(e.g. `openssl rand -hex 32`)", n, CONFIG_TOKEN_MIN);
+	if (n >= sizeof(((struct config_token *)0)->secret))
+		return r3d_err_set(err, R3D_EINVAL, "the token is longer than %zu characters",
+				   sizeof(((struct config_token *)0)->secret) - 1);
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("-._~+/=", c) != NULL))
+			return r3d_err_set(err, R3D_EINVAL, "the token holds a character other than "
+					   "letters, digits and - . _ ~ + / =");
+	}
+	return true;
+}
+
+bool config_token_file_read(struct r3d_err *err, const char *path, char *out, size_t size)
+{
+	char buf[CONFIG_TOKEN_FILE_MAX + 2];
+	size_t len = 0;
+	struct stat st;
+	bool ok = false;
+	int fd;
+
+	out[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		r3d_err_set(err, R3D_EIO, "'%s' is not a regular file", path);
+		goto out;
+	}
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CONFIG_TOKEN_FILE_MAX) {
+		r3d_err_set(err, R3D_EINVAL, "'%s' is longer than %d bytes", path, CONFIG_TOKEN_FILE_MAX);
+		goto out;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		r3d_err_set(err, R3D_EINVAL, "'%s' holds a NUL byte", path);
+		goto out;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	if (!token_secret_valid(err, buf)) {
+		r3d_err_prefix(err, "'%s'", path);
+		goto out;
+	}
+	if (len >= size) {
+		r3d_err_set(err, R3D_EINVAL, "'%s': the token is too long", path);
+		goto out;
+	}
+	memcpy(out, buf, len + 1);
+	ok = true;
+out:
+	memset(buf, 0, sizeof(buf));
+	close(fd);
+	return ok;
+}
+
+static bool token_set(struct r3d_err *err, struct config *cfg, struct token_seen *seen,
+		      const char *tname, const char *key, const char *value)
+{
+	struct config_token *t = NULL;
+	int i;
+
+	if (!destination_name_valid(tname))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a token name (letters, digits, - _ .)",
+				   tname);
+	for (i = 0; i < cfg->ntokens; i++) {
+		if (strcmp(cfg->tokens[i].name, tname) == 0) {
+			t = &cfg->tokens[i];
+			break;
+		}
+	}
+	if (t == NULL) {
+		if (cfg->ntokens >= CONFIG_MAX_TOKENS)
+			return r3d_err_set(err, R3D_EINVAL, "more than %d tokens", CONFIG_MAX_TOKENS);
+		i = cfg->ntokens++;
+		t = &cfg->tokens[i];
+		memset(t, 0, sizeof(*t));
+		memset(&seen[i], 0, sizeof(seen[i]));
+		snprintf(t->name, sizeof(t->name), "%s", tname);
+	}
+	if (strcmp(key, "role") == 0) {
+		if (seen[i].role)
+			return r3d_err_set(err, R3D_EINVAL, "given twice");
+		if (strcmp(value, "read") != 0 && strcmp(value, "admin") != 0)
+			return r3d_err_set(err, R3D_EINVAL, "'%s': give read or admin", value);
+		t->admin = value[0] == 'a';
+		seen[i].role = true;
+		return true;
+	}
+	if (strcmp(key, "secret") == 0 || strcmp(key, "secret_file") == 0) {
+		if (seen[i].secret)
+			return r3d_err_set(err, R3D_EINVAL, "give one of secret and secret_file, once");
+		seen[i].secret = true;
+		if (key[6] == '\0') {
+			if (!token_secret_valid(err, value))
+				return false;
+			snprintf(t->secret, sizeof(t->secret), "%s", value);
+			return true;
+		}
+		return config_token_file_read(err, value, t->secret, sizeof(t->secret));
+	}
+	return r3d_err_set(err, R3D_EINVAL, "unknown key (role, secret, secret_file)");
+}
+
+/* The line of the first [token NAME] header of path whose name is not one
+ * of cfg's tokens (an empty section: inih never hands it over), or of name
+ * when name is not NULL; 0 when there is none. A header is what inih takes
+ * for one: '[' first on its line (after blanks), the name up to ']'. */
+static int token_header(const char *path, const struct config *cfg, const char *name,
+			char *found, size_t found_size)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	int lineno = 0, at = 0;
+
+	while (f != NULL && at == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *e;
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '[' || strncmp(p + 1, "token ", 6) != 0)
+			continue;
+		p += 7;
+		e = strchr(p, ']');
+		if (e == NULL)
+			continue;
+		*e = '\0';
+		if (name != NULL) {
+			if (strcmp(p, name) == 0)
+				at = lineno;
+			continue;
+		}
+		bool known = false;
+		for (int i = 0; i < cfg->ntokens; i++)
+			known = known || strcmp(cfg->tokens[i].name, p) == 0;
+		if (!known) {
+			snprintf(found, found_size, "%s", p);
+			at = lineno;
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+	return at;
+}
+
+/* Every [token NAME] section has its secret, and no two share one. */
+static bool tokens_complete(struct r3d_err *err, const char *path, const struct config *cfg,
+			    const struct token_seen *seen)
+{
+	char empty[256] = "";
+	int line = token_header(path, cfg, NULL, empty, sizeof(empty));
+
+	if (line > 0)
+		return r3d_err_set(err, R3D_EINVAL, "%s:%d: [token %s]: give secret or secret_file",
+				   path, line, empty);
+	for (int i = 0; i < cfg->ntokens; i++) {
+		const struct config_token *t = &cfg->tokens[i];
+		line = token_header(path, cfg, t->name, NULL, 0);
+		if (!seen[i].secret)
+			return r3d_err_set(err, R3D_EINVAL, "%s:%d: [token %s]: give secret or secret_file",
+					   path, line, t->name);
+		for (int j = 0; j < i; j++) {
+			if (strcmp(cfg->tokens[j].secret, t->secret) == 0)
+				return r3d_err_set(err, R3D_EINVAL, "%s:%d: [token %s]: the same secret as "
+						   "[token %s]; give each token its own", path, line,
+						   t->name, cfg->tokens[j].name);
+		}
+	}
+	return true;
+}
+
 static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 {
 	for (int i = 0; i < cfg->nengines; i++) {
@@ -626,6 +1188,30 @@ static bool destinations_complete(struct r3d_err *err, const struct config *cfg)
 			return r3d_err_set(err, R3D_EINVAL, "[destination %s] %s: missing", d->name,
 					   missing);
 	}
+	if (cfg->dicom_port == 0 && cfg->dicom_tls_port == 0)
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] port and tls_port are both 0: no listener");
+	if (cfg->dicom_port != 0 && cfg->dicom_port == cfg->dicom_tls_port)
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] tls_port: %d is port too", cfg->dicom_tls_port);
+	if (cfg->dicom_tls_port != 0 &&
+	    (cfg->dicom_tls_certificate[0] == '\0' || cfg->dicom_tls_private_key[0] == '\0'))
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] tls_port is set: give tls_certificate and "
+				   "tls_private_key");
+	if (cfg->dicom_tls_port != 0 && cfg->dicom_tls_verify_peer && cfg->dicom_tls_trusted[0] == '\0')
+		return r3d_err_set(err, R3D_EINVAL, "[dicom] tls_verify_peer = true: give "
+				   "tls_trusted_certificates (the CAs of the callers' certificates)");
+	for (int i = 0; i < cfg->ndestinations; i++) {
+		const struct config_destination *d = &cfg->destinations[i];
+		if (d->tls && d->tls_trusted[0] == '\0' && cfg->dicom_tls_trusted[0] == '\0')
+			return r3d_err_set(err, R3D_EINVAL, "[destination %s] tls = true: give "
+					   "tls_trusted_certificates (the CA of its certificate), here or "
+					   "in [dicom]", d->name);
+		if (!d->tls && (d->tls_certificate[0] || d->tls_private_key[0] || d->tls_peer_subject[0]))
+			return r3d_err_set(err, R3D_EINVAL, "[destination %s] tls_* keys without tls = true",
+					   d->name);
+	}
+	if ((cfg->http_tls_certificate[0] != '\0') != (cfg->http_tls_private_key[0] != '\0'))
+		return r3d_err_set(err, R3D_EINVAL, "[http] give both tls_certificate and tls_private_key, "
+				   "or neither");
 	if (cfg->webhook_url[0] != '\0' &&
 	    (cfg->webhook_secret[0] != '\0') == (cfg->webhook_secret_file[0] != '\0'))
 		return r3d_err_set(err, R3D_EINVAL, "[webhook] url is set: give exactly one of secret "
@@ -648,6 +1234,7 @@ struct load_ctx {
 	struct r3d_err *err;
 	bool failed;
 	struct structure_seen structures[STRUCTURE_MAX];
+	struct token_seen tokens[CONFIG_MAX_TOKENS];
 	char last_section[64];
 	char last_name[64];
 	int line;
@@ -678,6 +1265,22 @@ static int load_handler(void *user, const char *section, const char *name, const
 	}
 	if (strncmp(section, "engine ", 7) == 0) {
 		if (!engine_set(ctx->err, ctx->cfg, section + 7, name, value)) {
+			ctx->failed = true;
+			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+			return 0;
+		}
+		return 1;
+	}
+	if (strncmp(section, "route ", 6) == 0) {
+		if (!route_set(ctx->err, ctx->cfg, section + 6, name, value)) {
+			ctx->failed = true;
+			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
+			return 0;
+		}
+		return 1;
+	}
+	if (strncmp(section, "token ", 6) == 0) {
+		if (!token_set(ctx->err, ctx->cfg, ctx->tokens, section + 6, name, value)) {
 			ctx->failed = true;
 			r3d_err_prefix(ctx->err, "[%s] %s", section, name);
 			return 0;
@@ -818,6 +1421,10 @@ bool config_load(struct r3d_err *err, const char *path, struct config *cfg)
 		return r3d_err_prefix(err, "%s", path);
 	if (!structures_complete(err, path, cfg, &ctx))
 		return false;
+	if (!routes_complete(err, path, cfg))
+		return false;
+	if (!tokens_complete(err, path, cfg, ctx.tokens))
+		return false;
 	for (size_t n = strlen(cfg->viewer_base_url); n > 0 && cfg->viewer_base_url[n - 1] == '/';)
 		cfg->viewer_base_url[--n] = '\0';
 	return true;
@@ -919,6 +1526,29 @@ bool config_check_paths(struct r3d_err *err, const struct config *cfg)
 	    (!S_ISREG(st.st_mode) || access(cfg->database, R_OK | W_OK) != 0))
 		return r3d_err_set(err, R3D_EINVAL, "[storage] database: '%s' is not a readable, writable file",
 				   cfg->database);
+	const struct {
+		const char *what, *path;
+	} files[] = {
+		{"[dicom] tls_certificate", cfg->dicom_tls_certificate},
+		{"[dicom] tls_private_key", cfg->dicom_tls_private_key},
+		{"[dicom] tls_trusted_certificates", cfg->dicom_tls_trusted},
+		{"[http] tls_certificate", cfg->http_tls_certificate},
+		{"[http] tls_private_key", cfg->http_tls_private_key},
+		{"[webhook] ca_file", cfg->webhook_ca_file},
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].path[0] != '\0' && access(files[i].path, R_OK) != 0)
+			return r3d_err_set(err, R3D_EINVAL, "%s: cannot read '%s': %s", files[i].what,
+					   files[i].path, strerror(errno));
+	}
+	for (int i = 0; i < cfg->ndestinations; i++) {
+		const struct config_destination *d = &cfg->destinations[i];
+		const char *paths[] = {d->tls_certificate, d->tls_private_key, d->tls_trusted};
+		for (int k = 0; k < 3; k++)
+			if (paths[k][0] != '\0' && access(paths[k], R_OK) != 0)
+				return r3d_err_set(err, R3D_EINVAL, "[destination %s] cannot read '%s': %s",
+						   d->name, paths[k], strerror(errno));
+	}
 	for (int i = 0; i < cfg->nengines; i++) {
 		const struct config_engine *e = &cfg->engines[i];
 		if (!program_found(e->words + e->argoff[0]))
@@ -960,8 +1590,31 @@ void config_write_sample(FILE *out)
 		     "# host = pacs.hospital.local\n"
 		     "# port = 104\n"
 		     "# calling_ae_title = RECON3D    (default: [dicom] ae_title)\n"
+		     "# tls = false                   (true: DICOM TLS, the [dicom] tls_profile; the PACS's\n"
+		     "#                                certificate is verified against tls_trusted_certificates)\n"
+		     "# tls_trusted_certificates =     (default: [dicom] tls_trusted_certificates)\n"
+		     "# tls_certificate =  tls_private_key =   (client certificate; default: [dicom]'s)\n"
+		     "# tls_peer_subject =             (the PACS certificate's subject must equal this, RFC 2253)\n"
 		     "# connect_timeout_s = %d  acse_timeout_s = %d  dimse_timeout_s = %d\n",
 		DEST_DEFAULT_CONNECT_S, DEST_DEFAULT_ACSE_S, DEST_DEFAULT_DIMSE_S);
+	fprintf(out, "\n# Routing profiles (docs/routing.md): one model set per study, on its best\n"
+		     "# series; [route NAME] sections, tried in file order, pick by DICOM attributes\n"
+		     "# (POSIX regular expressions, case-insensitive), calling or called AE title,\n"
+		     "# and set what is made; unset keys keep the node's own settings. Check a\n"
+		     "# study folder with `recon3d -c FILE --explain-route DIR`. Example:\n"
+		     "# [route kidney]\n"
+		     "# StudyDescription = kidney|renal    (also Modality, BodyPartExamined, SeriesDescription,\n"
+		     "#                                     SliceThickness = 0.5..2, ConvolutionKernel,\n"
+		     "#                                     ContrastBolusAgent = present|absent, Manufacturer, ImageType)\n"
+		     "# called_ae = RECON3D_KIDNEY         (accepted as one of ours; calling_ae = SENDERS...)\n"
+		     "# series = best                      (best, all or ignore)\n"
+		     "# structures = vessels               (catalogue keys)\n"
+		     "# destinations = pacs                (or none; default: all)\n"
+		     "# webhook = https://urology.hospital.local/hook   (or none; default: [webhook] url)\n"
+		     "# engine = totalseg                  (or none; default: [import] engine)\n"
+		     "# engine_models = with\n"
+		     "# [route default]                    (what matched no route: no rules)\n"
+		     "# series = ignore\n");
 	fprintf(out, "\n# External segmentation engines: one [engine NAME] section each; [import]\n"
 		     "# engine = NAME sends every CT job to it (docs/import.md). The command runs\n"
 		     "# without a shell; {input} is the series' DICOM folder, {output} the folder\n"
@@ -974,6 +1627,21 @@ void config_write_sample(FILE *out)
 		     "# timeout_s = %d\n"
 		     "# concurrency = 1\n",
 		ENGINE_DEFAULT_TIMEOUT_S);
+	fprintf(out, "\n# Bearer tokens of the HTTP API (/status and /api/; docs/api.md): one\n"
+		     "# [token NAME] section each, role = read (GET only) or admin (also the\n"
+		     "# changes: retry, cancel, re-run, outbox retry and drop). The token is at\n"
+		     "# least %d characters of letters, digits and - . _ ~ + / =; secret_file\n"
+		     "# (read at start, its trailing newline dropped) keeps it out of this file.\n"
+		     "# Without any [token] section recon3d makes one admin token at start, in\n"
+		     "# the file api-token next to [storage] database (mode 0600), and logs where.\n"
+		     "# /healthz, /metrics and the 3D page (/viewer/<link>) need no token.\n"
+		     "# [token monitoring]\n"
+		     "# role = read\n"
+		     "# secret_file = /etc/recon3d/monitoring.token\n"
+		     "# [token pacs-admin]\n"
+		     "# role = admin\n"
+		     "# secret = 6f1c0e...   (openssl rand -hex 32)\n",
+		CONFIG_TOKEN_MIN);
 	fprintf(out, "\n# The structure catalogue: one section per structure. The built-in presets\n"
 		     "# follow; change a key, or switch one off with enabled = false. A new\n"
 		     "# [structure KEY] section adds a structure of the voxels in [min_hu, max_hu]\n"
@@ -990,6 +1658,18 @@ void config_write_sample(FILE *out)
 	struct structure_catalog c;
 	structure_catalog_default(&c);
 	structure_catalog_write_config(out, &c);
+}
+
+bool config_called_ae_ours(const struct config *cfg, const char *called_ae)
+{
+	if (strcmp(called_ae, cfg->ae_title) == 0)
+		return true;
+	for (int i = 0; i < cfg->nroutes; i++) {
+		for (int j = 0; j < cfg->routes[i].ncalled; j++)
+			if (strcmp(cfg->routes[i].called_ae[j], called_ae) == 0)
+				return true;
+	}
+	return false;
 }
 
 bool config_caller_allowed(const struct config *cfg, const char *calling_ae, const char *peer_host)

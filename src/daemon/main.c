@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,6 +31,8 @@
 #include "r3d/worker.h"
 #include "r3d/wake.h"
 
+#include "explain.h"
+
 #define QUEUE_POLL_MS 250
 #define CHECKPOINT_EVERY 4   /* queue passes between index checkpoints (1 s) */
 
@@ -45,9 +48,14 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: recon3d [-c FILE] [--check-config] [--print-default-config] [--version]\n"
+		"       recon3d [-c FILE] --explain-route DICOM_DIR [--called-ae AE] [--calling-ae AE]\n"
 		"  -c, --config FILE        read FILE (INI); without it the embedded defaults apply\n"
 		"      --check-config       validate the configuration and exit (0: valid)\n"
 		"      --print-default-config  print the documented default configuration\n"
+		"      --explain-route DIR  print which route and which series of each study in DIR\n"
+		"                           would be chosen, and why, without processing anything\n"
+		"      --called-ae AE       (with --explain-route) the AE title the study is sent to\n"
+		"      --calling-ae AE      (with --explain-route) the AE title it comes from\n"
 		"      --version            print the version\n");
 }
 
@@ -63,7 +71,7 @@ struct queue_thread_ctx {
 static void *queue_thread(void *arg)
 {
 	struct queue_thread_ctx *q = arg;
-	struct timespec pause = {0, QUEUE_POLL_MS * 1000000L};
+	unsigned long seen = 0;
 	bool last_failed = false;
 	unsigned passes = 0;
 
@@ -73,6 +81,7 @@ static void *queue_thread(void *arg)
 		if (++passes % CHECKPOINT_EVERY == 0 && !index_checkpoint(&err, q->idx))
 			log_warn("queue", "index checkpoint failed: %s", err.msg);
 		struct queue_rules rules = {
+			.cfg = q->cfg,
 			.stable_seconds = q->cfg->stable_seconds,
 			.min_slices = q->cfg->min_slices,
 			.import = q->cfg->import_enabled,
@@ -89,7 +98,8 @@ static void *queue_thread(void *arg)
 			if (pass.studies_stable > 0 || pass.jobs_failed > 0)
 				wake_post(WAKE_FINISHED);   /* a study with nothing usable is finished now */
 		}
-		nanosleep(&pause, NULL);
+		/* A study re-run by the jobs API ends the wait at once. */
+		wake_wait(WAKE_QUEUE, &seen, QUEUE_POLL_MS);
 	}
 	return NULL;
 }
@@ -98,7 +108,7 @@ static void *queue_thread(void *arg)
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
-static int run_daemon(const struct config *cfg)
+static int run_daemon(struct config *cfg)
 {
 	struct r3d_err err;
 	struct index *idx = NULL;
@@ -144,6 +154,11 @@ static int run_daemon(const struct config *cfg)
 	}
 	if (requeued > 0)
 		log_info("main", "%d interrupted jobs queued again", requeued);
+	char token_path[PATH_MAX];
+	if (cfg->http_port != 0 && !status_token_default(&err, cfg, token_path, sizeof(token_path))) {
+		log_error("main", "API token: %s", err.msg);
+		goto out;
+	}
 	if (!status_start(&err, cfg, idx, &status)) {
 		log_error("main", "%s", err.msg);
 		goto out;
@@ -212,11 +227,15 @@ int main(int argc, char **argv)
 		{"check-config", no_argument, NULL, 'k'},
 		{"print-default-config", no_argument, NULL, 'p'},
 		{"version", no_argument, NULL, 'V'},
+		{"explain-route", required_argument, NULL, 'e'},
+		{"called-ae", required_argument, NULL, 'A'},
+		{"calling-ae", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static struct config cfg;   /* large: keep it off the stack */
 	const char *config_path = NULL;
+	const char *explain_dir = NULL, *called_ae = NULL, *calling_ae = NULL;
 	bool check_only = false;
 	struct r3d_err err;
 	int c;
@@ -228,6 +247,15 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			check_only = true;
+			break;
+		case 'e':
+			explain_dir = optarg;
+			break;
+		case 'A':
+			called_ae = optarg;
+			break;
+		case 'a':
+			calling_ae = optarg;
 			break;
 		case 'p':
 			config_write_sample(stdout);
@@ -266,7 +294,12 @@ int main(int argc, char **argv)
 								    "; every CT job, beside the structures") :
 				       "; not used ([import] engine)");
 		printf("segmentations received: %s\n", cfg.import_enabled ? "imported" : "stored only");
+		explain_print_routes(stdout, &cfg);
 		return 0;
+	}
+	if (explain_dir != NULL) {
+		log_set_level(LOG_WARN);   /* the private index's migrations are not news */
+		return explain_route(&cfg, explain_dir, calling_ae, called_ae);
 	}
 	log_set_level(cfg.log_level);
 	return run_daemon(&cfg);

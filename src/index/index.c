@@ -8,12 +8,14 @@
 #include <assert.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "index_internal.h"
 #include "r3d/log.h"
+#include "r3d/route.h"
 
 #define INDEX_BUSY_TIMEOUT_MS 5000
 #define INDEX_TOUCH_S 1.0   /* see needs_touch() */
@@ -140,12 +142,30 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN import_instance_id INTEGER REFERENCES instances(id);"
 	"ALTER TABLE jobs ADD COLUMN source_series_id INTEGER REFERENCES series(id);"
 	"ALTER TABLE jobs ADD COLUMN wait_until REAL;",
+	/* 6 -> 7: series selection and routing (issue 12): what the route rules
+	 * and the choice of the best series read, the route and choice of each
+	 * job, and what the jobs API asks of a job or a study */
+	"ALTER TABLE studies ADD COLUMN study_description TEXT;"
+	"ALTER TABLE studies ADD COLUMN route_override TEXT;"   /* a re-run's route, or NULL */
+	"ALTER TABLE series ADD COLUMN image_type TEXT;"
+	"ALTER TABLE series ADD COLUMN slice_thickness REAL;"
+	"ALTER TABLE series ADD COLUMN convolution_kernel TEXT;"
+	"ALTER TABLE series ADD COLUMN contrast_agent TEXT;"
+	"ALTER TABLE series ADD COLUMN body_part TEXT;"
+	"ALTER TABLE series ADD COLUMN manufacturer TEXT;"
+	"ALTER TABLE series ADD COLUMN orientation TEXT;"   /* axial, sagittal, coronal, oblique */
+	"ALTER TABLE series ADD COLUMN called_ae TEXT;"
+	"ALTER TABLE series ADD COLUMN route TEXT;"
+	"ALTER TABLE instances ADD COLUMN slice_pos REAL;"  /* position along the slice normal, mm */
+	"ALTER TABLE jobs ADD COLUMN route TEXT;"
+	"ALTER TABLE jobs ADD COLUMN selection TEXT;"       /* JSON: the study's series, chosen or why not */
+	"ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *const job_state_names[JOB_NSTATES] = {
-	"queued", "running", "done", "failed", "skipped", "superseded", "waiting",
+	"queued", "running", "done", "failed", "skipped", "superseded", "waiting", "cancelled",
 };
 
 const char *job_state_name(enum job_state s)
@@ -213,32 +233,47 @@ static bool migrate(struct r3d_err *err, struct index *idx)
 static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_STUDY_FIND] = "SELECT id, pending, last_received FROM studies WHERE study_uid = ?1",
 	[STMT_STUDY_INSERT] =
-		"INSERT INTO studies(study_uid, first_received, last_received, calling_ae, pending)"
-		" VALUES(?1, ?2, ?2, ?3, 1)",
+		"INSERT INTO studies(study_uid, first_received, last_received, calling_ae, pending,"
+		" study_description) VALUES(?1, ?2, ?2, ?3, 1, nullif(?4, ''))",
 	[STMT_STUDY_TOUCH] =
 		"UPDATE studies SET last_received = max(last_received, ?2), calling_ae = ?3,"
+		" study_description = coalesce(nullif(?4, ''), study_description),"
 		" pending = 1 WHERE id = ?1",
 	[STMT_SERIES_FIND] = "SELECT id, pending, last_received FROM series WHERE series_uid = ?1",
 	[STMT_SERIES_INSERT] =
 		"INSERT INTO series(study_id, series_uid, modality, series_description, series_number,"
-		" first_received, last_received, calling_ae, pending)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1)",
+		" first_received, last_received, calling_ae, pending, image_type, slice_thickness,"
+		" convolution_kernel, contrast_agent, body_part, manufacturer, orientation)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, nullif(?8, ''), nullif(?9, 0),"
+		" nullif(?10, ''), nullif(?11, ''), nullif(?12, ''), nullif(?13, ''), ?14)",
 	[STMT_SERIES_TOUCH] =
 		"UPDATE series SET last_received = max(last_received, ?6),"
 		" modality = coalesce(nullif(?3, ''), modality),"
 		" series_description = coalesce(nullif(?4, ''), series_description),"
-		" series_number = coalesce(?5, series_number), calling_ae = ?7, pending = 1"
+		" series_number = coalesce(?5, series_number), calling_ae = ?7, pending = 1,"
+		" image_type = coalesce(nullif(?8, ''), image_type),"
+		" slice_thickness = coalesce(nullif(?9, 0), slice_thickness),"
+		" convolution_kernel = coalesce(nullif(?10, ''), convolution_kernel),"
+		" contrast_agent = coalesce(nullif(?11, ''), contrast_agent),"
+		" body_part = coalesce(nullif(?12, ''), body_part),"
+		" manufacturer = coalesce(nullif(?13, ''), manufacturer),"
+		" orientation = coalesce(?14, orientation)"
 		" WHERE id = ?1",
+	/* Every called AE title the series came in on, backslash-separated. */
+	[STMT_SERIES_CALLED] =
+		"UPDATE series SET called_ae = CASE WHEN called_ae IS NULL THEN ?2"
+		" ELSE called_ae || '\\' || ?2 END WHERE id = ?1 AND (called_ae IS NULL OR"
+		" instr('\\' || called_ae || '\\', '\\' || ?2 || '\\') = 0)",
 	[STMT_INSTANCE_FIND] = "SELECT path FROM instances WHERE sop_uid = ?1",
 	[STMT_INSTANCE_UPSERT] =
 		"INSERT INTO instances(series_id, sop_uid, sop_class_uid, transfer_syntax, frames,"
 		" rows, columns, bytes, path, received_at, calling_ae, frame_of_reference_uid,"
-		" ref_series_uid, ref_sop_uid)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+		" ref_series_uid, ref_sop_uid, slice_pos)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
 		" ON CONFLICT(sop_uid) DO UPDATE SET series_id = ?1, sop_class_uid = ?3,"
 		" transfer_syntax = ?4, frames = ?5, rows = ?6, columns = ?7, bytes = ?8, path = ?9,"
 		" received_at = ?10, calling_ae = ?11, frame_of_reference_uid = ?12,"
-		" ref_series_uid = ?13, ref_sop_uid = ?14",
+		" ref_series_uid = ?13, ref_sop_uid = ?14, slice_pos = ?15",
 };
 
 static bool prepare_all(struct r3d_err *err, struct index *idx)
@@ -378,10 +413,34 @@ static void bind_series(sqlite3_stmt *st, int64_t first, const struct bridge_ins
 		sqlite3_bind_null(st, 5);
 	sqlite3_bind_double(st, 6, now);
 	bind_text_or_null(st, 7, calling_ae);
+	sqlite3_bind_text(st, 8, a->image_type, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 9, a->slice_thickness);
+	sqlite3_bind_text(st, 10, a->kernel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, a->contrast_agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, a->body_part, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, a->manufacturer, -1, SQLITE_STATIC);
+	if (a->has_orientation)
+		sqlite3_bind_text(st, 14, route_orientation(a->orientation), -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 14);
+}
+
+/* The position of an image along its slice normal (mm), for the length a
+ * series covers; false when the image has no geometry. */
+static bool slice_position(const struct bridge_instance_attrs *a, double *out)
+{
+	const double *o = a->orientation;
+	double n[3] = {o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+
+	if (!a->has_position || !a->has_orientation)
+		return false;
+	*out = n[0] * a->position[0] + n[1] * a->position[1] + n[2] * a->position[2];
+	return isfinite(*out);
 }
 
 static bool put_locked(struct r3d_err *err, struct index *idx, const struct bridge_instance_attrs *a,
-		       const char *path, uint64_t bytes, const char *calling_ae, double now,
+		       const char *path, uint64_t bytes, const char *calling_ae,
+		       const char *called_ae, double now,
 		       char *old_path, size_t old_path_size)
 {
 	sqlite3_stmt *st;
@@ -398,6 +457,7 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 		sqlite3_bind_text(st, 1, a->study_uid, -1, SQLITE_STATIC);
 		sqlite3_bind_double(st, 2, now);
 		bind_text_or_null(st, 3, calling_ae);
+		sqlite3_bind_text(st, 4, a->study_description, -1, SQLITE_STATIC);
 		if (!step_done(err, idx, st, "adding study"))
 			return false;
 		study_id = sqlite3_last_insert_rowid(idx->db);
@@ -406,6 +466,7 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 		sqlite3_bind_int64(st, 1, study_id);
 		sqlite3_bind_double(st, 2, now);
 		bind_text_or_null(st, 3, calling_ae);
+		sqlite3_bind_text(st, 4, a->study_description, -1, SQLITE_STATIC);
 		if (!step_done(err, idx, st, "updating study"))
 			return false;
 	}
@@ -451,12 +512,33 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 	bind_text_or_null(st, 12, a->frame_of_reference_uid[0] != '\0' ? a->frame_of_reference_uid : NULL);
 	bind_text_or_null(st, 13, a->ref_series_uid[0] != '\0' ? a->ref_series_uid : NULL);
 	bind_text_or_null(st, 14, a->ref_sop_uid[0] != '\0' ? a->ref_sop_uid : NULL);
-	return step_done(err, idx, st, "storing instance");
+	double pos;
+	if (slice_position(a, &pos))
+		sqlite3_bind_double(st, 15, pos);
+	else
+		sqlite3_bind_null(st, 15);
+	if (!step_done(err, idx, st, "storing instance"))
+		return false;
+	if (called_ae == NULL || called_ae[0] == '\0')
+		return true;
+	st = idx->stmt[STMT_SERIES_CALLED];
+	sqlite3_bind_int64(st, 1, series_id);
+	sqlite3_bind_text(st, 2, called_ae, -1, SQLITE_STATIC);
+	return step_done(err, idx, st, "updating series");
 }
 
 bool index_put_instance(struct r3d_err *err, struct index *idx,
 			const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
 			const char *calling_ae, double now, char *old_path, size_t old_path_size)
+{
+	return index_put_instance_from(err, idx, a, path, bytes, calling_ae, NULL, now, old_path,
+				       old_path_size);
+}
+
+bool index_put_instance_from(struct r3d_err *err, struct index *idx,
+			     const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
+			     const char *calling_ae, const char *called_ae, double now,
+			     char *old_path, size_t old_path_size)
 {
 	bool ok;
 
@@ -464,7 +546,8 @@ bool index_put_instance(struct r3d_err *err, struct index *idx,
 	pthread_mutex_lock(&idx->lock);
 	ok = index_exec(err, idx, "BEGIN IMMEDIATE");
 	if (ok) {
-		ok = put_locked(err, idx, a, path, bytes, calling_ae, now, old_path, old_path_size);
+		ok = put_locked(err, idx, a, path, bytes, calling_ae, called_ae, now, old_path,
+				old_path_size);
 		if (ok)
 			ok = index_exec(err, idx, "COMMIT");
 		if (!ok) {
@@ -538,7 +621,12 @@ bool index_recover(struct r3d_err *err, struct index *idx, int *requeued)
 
 	*requeued = 0;
 	pthread_mutex_lock(&idx->lock);
+	/* A job the jobs API asked to stop is not taken up again. */
 	ok = index_exec(err, idx,
+			"UPDATE jobs SET state = 'cancelled', updated_at = strftime('%s','now'),"
+			" finished_at = strftime('%s','now'), reason = 'cancelled by the jobs API'"
+			" WHERE state = 'running' AND cancel_requested = 1") &&
+	     index_exec(err, idx,
 			"UPDATE jobs SET state = 'queued', updated_at = strftime('%s','now'),"
 			" reason = 'interrupted by a stop or crash; taken up again'"
 			" WHERE state = 'running'");
@@ -552,7 +640,8 @@ bool index_recover(struct r3d_err *err, struct index *idx, int *requeued)
 /* Outbox                                                              */
 /* ------------------------------------------------------------------ */
 
-static const char *const outbox_state_names[OUTBOX_NSTATES] = {"pending", "sent", "failed"};
+static const char *const outbox_state_names[OUTBOX_NSTATES] = {"pending", "sent", "failed",
+								 "dropped"};
 
 const char *outbox_state_name(enum outbox_state s)
 {
@@ -637,8 +726,11 @@ bool index_outbox_result(struct r3d_err *err, struct index *idx, int64_t id, enu
 
 	pthread_mutex_lock(&idx->lock);
 	ok = sqlite3_prepare_v2(idx->db,
+				/* A row the jobs API dropped while it was being sent
+				 * stays dropped, unless it did arrive. */
 				"UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
-				" dimse_status = ?5, last_error = ?6, updated_at = ?7 WHERE id = ?1",
+				" dimse_status = ?5, last_error = ?6, updated_at = ?7"
+				" WHERE id = ?1 AND (state != 'dropped' OR ?2 = 'sent')",
 				-1, &st, NULL) == SQLITE_OK;
 	if (ok) {
 		sqlite3_bind_int64(st, 1, id);

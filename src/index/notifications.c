@@ -17,10 +17,12 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
 	snprintf(dst, size, "%s", t != NULL ? (const char *)t : "");
 }
 
-/* The latest finished job of each series of the study. */
+/* The latest finished job of each series of the study, per route (a series
+ * sent to two called AE titles may be made twice, once per route). */
 #define LATEST_JOBS                                                                         \
 	"SELECT max(j.id) FROM jobs j JOIN series s ON s.id = j.series_id"                  \
-	" WHERE s.study_id = ?1 AND j.state IN ('done', 'failed', 'skipped') GROUP BY s.id"
+	" WHERE s.study_id = ?1 AND j.state IN ('done', 'failed', 'skipped')"                \
+	" GROUP BY s.id, coalesce(j.route, 'default')"
 
 static bool fill_locked(struct r3d_err *err, struct index *idx, struct finished_study *out)
 {
@@ -30,7 +32,8 @@ static bool fill_locked(struct r3d_err *err, struct index *idx, struct finished_
 
 	if (sqlite3_prepare_v2(idx->db,
 			       "SELECT s.series_uid, j.state, coalesce(j.reason, ''), j.result,"
-			       " coalesce(j.started_at, 0), coalesce(j.finished_at, 0)"
+			       " coalesce(j.started_at, 0), coalesce(j.finished_at, 0),"
+			       " coalesce(j.route, 'default')"
 			       " FROM jobs j JOIN series s ON s.id = j.series_id"
 			       " WHERE j.id IN (" LATEST_JOBS ") ORDER BY s.id",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -45,6 +48,7 @@ static bool fill_locked(struct r3d_err *err, struct index *idx, struct finished_
 		f->report = r != NULL ? strdup((const char *)r) : NULL;
 		f->started_at = sqlite3_column_double(st, 4);
 		f->finished_at = sqlite3_column_double(st, 5);
+		copy_col(st, 6, f->route, sizeof(f->route));
 		if (f->finished_at > out->finished_at)
 			out->finished_at = f->finished_at;
 	}
@@ -98,6 +102,7 @@ int index_study_finished_next(struct r3d_err *err, struct index *idx, struct fin
 		    "  AND j.finished_at > coalesce(st.notified_at, 0))"
 		    " AND NOT EXISTS (SELECT 1 FROM jobs j JOIN series s ON s.id = j.series_id"
 		    "  WHERE s.study_id = st.id AND j.state IN ('queued', 'running', 'waiting'))"
+		    /* every object sent or final: failed, or dropped by the jobs API */
 		    " AND NOT EXISTS (SELECT 1 FROM outbox o JOIN jobs j ON j.id = o.job_id"
 		    "  JOIN series s ON s.id = j.series_id WHERE s.study_id = st.id"
 		    "  AND o.state = 'pending')"

@@ -81,6 +81,36 @@ bool notifier_check_config(struct r3d_err *err, const struct config *cfg)
 	return true;
 }
 
+/* The URLs of a study's message: the webhooks of its jobs' routes (a
+ * route without its own webhook key has [webhook] url), each once. */
+static int study_urls(const struct notifier *n, const struct finished_study *fs, char *buf, size_t size,
+		      const char **urls, int max)
+{
+	size_t used = 0;
+	int nu = 0;
+
+	for (int i = 0; i < fs->nseries || (i == 0 && fs->nseries == 0); i++) {
+		const struct config_route *r = i < fs->nseries ? config_route_find(n->cfg, fs->series[i].route) :
+					       NULL;
+		const char *text = r != NULL && r->webhook_set ? r->webhook_url : n->cfg->webhook_url;
+		char tmp[sizeof(n->cfg->webhook_url)];
+		char *save = NULL;
+		snprintf(tmp, sizeof(tmp), "%s", text);
+		for (char *t = strtok_r(tmp, " \t", &save); t != NULL; t = strtok_r(NULL, " \t", &save)) {
+			bool seen = false;
+			for (int k = 0; k < nu; k++)
+				seen |= strcmp(urls[k], t) == 0;
+			size_t len = strlen(t) + 1;
+			if (seen || nu == max || used + len > size)
+				continue;
+			memcpy(buf + used, t, len);
+			urls[nu++] = buf + used;
+			used += len;
+		}
+	}
+	return nu;
+}
+
 /* ---- a finished study becomes a message ---- */
 
 static enum notify_series_outcome series_outcome(const char *state)
@@ -165,7 +195,10 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 	    !viewer_link_for_study(&err, n->cfg, n->idx, fs->study_uid, clock_wall_s(), viewer_url,
 				   sizeof(viewer_url)))
 		log_error("viewer", "study=%s: no link: %s", fs->study_uid, err.msg);
-	if (n->nurls == 0) {
+	char ubuf[2 * sizeof(n->cfg->webhook_url)];
+	const char *urls[2 * NOTIFIER_MAX_URLS];
+	int nurls = study_urls(n, fs, ubuf, sizeof(ubuf), urls, 2 * NOTIFIER_MAX_URLS);
+	if (nurls == 0) {
 		/* Only the link: mark the study so that it is not picked again. */
 		if (!index_notification_add(&err, n->idx, fs->id, fs->study_uid, NULL, 0, "", "",
 					    clock_wall_s()))
@@ -194,12 +227,12 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 	struct notify_options opt = {n->cfg->webhook_include_patient_name, n->cfg->ae_title};
 	if (!notify_message_build(&err, &study, &opt, &msg)) {
 		log_error("notify", "study=%s: cannot build the message: %s", fs->study_uid, err.msg);
-	} else if (!index_notification_add(&err, n->idx, fs->id, fs->study_uid, n->urls, n->nurls, msg.id,
+	} else if (!index_notification_add(&err, n->idx, fs->id, fs->study_uid, urls, nurls, msg.id,
 					   msg.body, clock_wall_s())) {
 		log_error("notify", "study=%s: cannot queue the message: %s", fs->study_uid, err.msg);
 	} else {
 		log_info("notify", "message queued study=%s id=%s outcome=%s urls=%d", fs->study_uid,
-			 msg.id, notify_outcome_name(study.outcome), n->nurls);
+			 msg.id, notify_outcome_name(study.outcome), nurls);
 	}
 	notify_message_free(&msg);
 out:
@@ -223,7 +256,9 @@ static void post_due(struct notifier *n)
 	}
 	for (int i = 0; i < count && !atomic_load(&n->stop); i++) {
 		struct notification_row *r = &rows[i];
-		struct notify_target target = {r->url, &n->secret, n->cfg->webhook_timeout_s * 1000L, 0, NULL};
+		struct notify_target target = {r->url, &n->secret, n->cfg->webhook_timeout_s * 1000L, 0,
+					       n->cfg->webhook_ca_file[0] ? n->cfg->webhook_ca_file : NULL,
+					       n->cfg->webhook_tls_insecure};
 		struct notify_message msg;
 		struct notify_attempt at;
 		const char *state;
@@ -284,7 +319,10 @@ bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index 
 	struct notifier *n;
 
 	*out = NULL;
-	if (cfg->webhook_url[0] == '\0' && !cfg->viewer_enabled)
+	bool route_hooks = cfg->route_default.webhook_url[0] != '\0';
+	for (int i = 0; i < cfg->nroutes; i++)
+		route_hooks |= cfg->routes[i].webhook_url[0] != '\0';
+	if (cfg->webhook_url[0] == '\0' && !route_hooks && !cfg->viewer_enabled)
 		return true;
 	n = calloc(1, sizeof(*n));
 	if (n == NULL)
@@ -294,7 +332,7 @@ bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index 
 	n->backoff = (struct notify_backoff){cfg->retry_initial_delay_s, cfg->retry_max_delay_s,
 					     (unsigned)cfg->retry_max_attempts, 0.5};
 	if (!split_urls(err, cfg->webhook_url, n->urls_buf, sizeof(n->urls_buf), n->urls, &n->nurls) ||
-	    (n->nurls > 0 && !load_secret(err, cfg, &n->secret)) ||
+	    ((n->nurls > 0 || route_hooks) && !load_secret(err, cfg, &n->secret)) ||
 	    !notify_backoff_check(err, &n->backoff)) {
 		free(n);
 		return false;
@@ -304,6 +342,10 @@ bool notifier_start(struct r3d_err *err, const struct config *cfg, struct index 
 		free(n);
 		return r3d_err_set(err, R3D_ENOMEM, "cannot start the notifier thread");
 	}
+	if (cfg->webhook_tls_insecure)
+		log_warn("notify", "[webhook] tls_insecure = true: https:// webhooks are sent without "
+			 "checking the server's certificate or name; anyone on the path can read and answer "
+			 "them");
 	log_info("notify", "notifier started for %d URLs%s", n->nurls,
 		 cfg->viewer_enabled ? " and the 3D page's links" : "");
 	*out = n;

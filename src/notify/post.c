@@ -178,8 +178,8 @@ bool notify_post(struct r3d_err *err, const struct notify_target *target,
 	SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)msg->body_len);
 	SETOPT(CURLOPT_HTTPHEADER, headers);
 	SETOPT(CURLOPT_USERAGENT, "recon3d/" R3D_VERSION);
-	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, target->insecure ? 0L : 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, target->insecure ? 0L : 2L);
 	if (target->ca_file != NULL)
 		SETOPT(CURLOPT_CAINFO, target->ca_file);
 	SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);

@@ -43,6 +43,7 @@ struct receiver {
 	atomic_llong next_assoc_id;
 	atomic_llong associations_total;
 	atomic_llong associations_rejected;
+	atomic_llong tls_handshake_failures;
 	atomic_llong echoes;
 	atomic_llong instances_stored;
 	atomic_llong instances_failed;
@@ -153,7 +154,8 @@ static uint16_t receive_store(void *ctx, const struct bridge_store_req *req, cha
 	}
 	if (r->cfg->fsync)
 		(void)fsync_path(dir, O_RDONLY | O_DIRECTORY);
-	if (!index_put_instance(&err, r->idx, &a, final_path, req->bytes, job->info.calling_ae,
+	if (!index_put_instance_from(&err, r->idx, &a, final_path, req->bytes, job->info.calling_ae,
+				     job->info.called_ae,
 				clock_wall_s(), old_path, sizeof(old_path))) {
 		/* The file stays: the sender is told to retry, and the retry
 		 * replaces it and indexes it. */
@@ -246,8 +248,9 @@ static void handle_request(struct receiver *r, struct bridge_assoc *a,
 	pthread_attr_t attr;
 	bool full;
 
-	if (strcmp(info->called_ae, r->cfg->ae_title) != 0) {
-		reject(r, a, info, BRIDGE_REJECT_CALLED_AE, "called AE title is not ours");
+	if (!config_called_ae_ours(r->cfg, info->called_ae)) {
+		reject(r, a, info, BRIDGE_REJECT_CALLED_AE,
+		       "called AE title is not ours ([dicom] ae_title or a route's called_ae)");
 		return;
 	}
 	if (!config_caller_allowed(r->cfg, info->calling_ae, info->peer_host)) {
@@ -280,9 +283,14 @@ static void handle_request(struct receiver *r, struct bridge_assoc *a,
 	}
 	job->assoc = a;
 	atomic_fetch_add(&r->associations_total, 1);
-	log_info("receive", "association opened assoc=%lld calling=%s called=%s peer=%s contexts=%u/%u",
-		 job->id, info->calling_ae, info->called_ae, info->peer_host, accepted,
-		 info->proposed_contexts);
+	if (info->tls)
+		log_info("receive", "association opened assoc=%lld calling=%s called=%s peer=%s contexts=%u/%u "
+			 "tls=yes subject=\"%s\"", job->id, info->calling_ae, info->called_ae, info->peer_host,
+			 accepted, info->proposed_contexts, info->peer_subject);
+	else
+		log_info("receive", "association opened assoc=%lld calling=%s called=%s peer=%s contexts=%u/%u",
+			 job->id, info->calling_ae, info->called_ae, info->peer_host, accepted,
+			 info->proposed_contexts);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&tid, &attr, assoc_thread, job) != 0) {
@@ -352,11 +360,26 @@ bool receiver_open(struct r3d_err *err, const struct config *cfg, struct index *
 	if (!mkdir_p(err, r->tmp_dir))
 		goto fail;
 	clean_tmp_dir(r->tmp_dir);
-	if (!bridge_net_open(err, cfg->dicom_bind, cfg->dicom_port, cfg->max_pdu, &r->net))
+	struct bridge_tls tls = {
+		.certificate = cfg->dicom_tls_certificate,
+		.private_key = cfg->dicom_tls_private_key,
+		.trusted = cfg->dicom_tls_trusted,
+		.verify_peer = cfg->dicom_tls_verify_peer,
+		.profile = (enum bridge_tls_profile)cfg->dicom_tls_profile,
+		.peer_subject = "",
+	};
+	if (!bridge_net_open_tls(err, cfg->dicom_bind, cfg->dicom_port, cfg->dicom_tls_port, &tls,
+				 cfg->max_pdu, &r->net))
 		goto fail;
 	atomic_store(&r->listening, true);
-	log_info("receive", "listening ae_title=%s bind=%s port=%d storage=%s", cfg->ae_title,
-		 cfg->dicom_bind, cfg->dicom_port, r->storage_dir);
+	if (cfg->dicom_tls_port > 0)
+		log_info("receive", "listening ae_title=%s bind=%s port=%d tls_port=%d (%s, client "
+			 "certificates %s) storage=%s", cfg->ae_title, cfg->dicom_bind, cfg->dicom_port,
+			 cfg->dicom_tls_port, config_tls_profile_name(cfg->dicom_tls_profile),
+			 cfg->dicom_tls_verify_peer ? "required" : "not asked", r->storage_dir);
+	else
+		log_info("receive", "listening ae_title=%s bind=%s port=%d storage=%s", cfg->ae_title,
+			 cfg->dicom_bind, cfg->dicom_port, r->storage_dir);
 	*out = r;
 	return true;
 fail:
@@ -373,6 +396,11 @@ void receiver_run(struct receiver *r, const atomic_bool *stop)
 		int rc = bridge_net_accept(&err, r->net, RECEIVE_ACCEPT_POLL_MS, &a, &info);
 		if (rc == 0)
 			continue;
+		if (rc == BRIDGE_ACCEPT_TLS_FAILED) {
+			atomic_fetch_add(&r->tls_handshake_failures, 1);
+			log_warn("receive", "TLS handshake failed peer=%s reason=\"%s\"", info.peer_host, err.msg);
+			continue;
+		}
 		if (rc < 0) {
 			log_warn("receive", "association request failed: %s", err.msg);
 			continue;
@@ -431,6 +459,7 @@ void receiver_stats(const struct receiver *r, struct receive_stats *out)
 	pthread_mutex_unlock(&m->lock);
 	out->associations_total = atomic_load(&m->associations_total);
 	out->associations_rejected = atomic_load(&m->associations_rejected);
+	out->tls_handshake_failures = atomic_load(&m->tls_handshake_failures);
 	out->echoes = atomic_load(&m->echoes);
 	out->instances_stored = atomic_load(&m->instances_stored);
 	out->instances_failed = atomic_load(&m->instances_failed);

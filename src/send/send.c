@@ -191,6 +191,7 @@ bool send_batch(struct r3d_err *err, const struct send_destination *dest,
 	bp.connect_timeout_s = dest->connect_timeout_s;
 	bp.acse_timeout_s = dest->acse_timeout_s;
 	bp.dimse_timeout_s = dest->dimse_timeout_s;
+	bp.tls = dest->tls;
 	r3d_err_clear(&e);
 	if (!bridge_scu_open(&e, &bp, paths, n, &scu)) {
 		if (e.code == R3D_EINVAL || e.code == R3D_ENOMEM) {

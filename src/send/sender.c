@@ -82,7 +82,17 @@ static void round_for(struct sender *s, const struct config_destination *d)
 		items[i].path = rows[i].path;
 		items[i].attempts = (unsigned)rows[i].attempts;
 	}
+	/* TLS: the destination's own files, else [dicom]'s. */
+	struct bridge_tls tls = {
+		.certificate = d->tls_certificate[0] ? d->tls_certificate : s->cfg->dicom_tls_certificate,
+		.private_key = d->tls_certificate[0] ? d->tls_private_key : s->cfg->dicom_tls_private_key,
+		.trusted = d->tls_trusted[0] ? d->tls_trusted : s->cfg->dicom_tls_trusted,
+		.verify_peer = true,
+		.profile = (enum bridge_tls_profile)s->cfg->dicom_tls_profile,
+		.peer_subject = d->tls_peer_subject,
+	};
 	struct send_destination dest = {
+		.tls = d->tls ? &tls : NULL,
 		.name = d->name,
 		.host = d->host,
 		.port = d->port,

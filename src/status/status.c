@@ -1,12 +1,16 @@
 /*
  * status.c: /healthz, /status and /metrics over libmicrohttpd (see
- * r3d/status.h), and hands /viewer/ to the 3D page (r3d/viewer.h). Counters
- * come from the receiver (atomics) and the index (its own lock); nothing
- * here holds patient data.
+ * r3d/status.h), hands /viewer/ to the 3D page (r3d/viewer.h) and /api/ to
+ * the jobs API (api.c). /status and /api/ need a bearer token ([token NAME],
+ * or the daemon's own api-token file); /healthz, /metrics and the 3D page
+ * (its link is its own capability) do not. Counters come from the receiver
+ * (atomics) and the index (its own lock); nothing here holds patient data.
  */
 #include "r3d/status.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -17,14 +21,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
+#include "api.h"
 #include "r3d/log.h"
 #include "r3d/util.h"
 #include "r3d/viewer.h"
 
 #define STATUS_METRICS_MAX 32768
 #define STATUS_RECENT_JOBS 20   /* jobs listed with their state and reason */
+#define STATUS_TOKEN_BYTES 32    /* random bytes of the daemon's own token (64 hex digits) */
+#define STATUS_LOG_PATH_MAX 120  /* characters of a request path in a log line */
+
+#define STATUS_PEM_MAX (1 << 20)
 
 struct status_server {
 	const struct config *cfg;
@@ -35,6 +48,15 @@ struct status_server {
 	struct MHD_Daemon *mhd;
 	double started_mono;
 	struct addrinfo *addr;
+	struct api_tokens tokens;
+	char *tls_cert, *tls_key;       /* PEM text for HTTPS, or NULL */
+};
+
+/* One request's state between libmicrohttpd's calls: the body read so far. */
+struct request {
+	char *body;
+	size_t len;
+	bool too_big;
 };
 
 struct snapshot {
@@ -137,11 +159,16 @@ char *status_render_json(struct status_server *s)
 				      "updated_at", r->updated_at);
 		if (r->source_series_uid[0] != '\0')
 			json_object_set_new(j, "source_series_uid", json_string(r->source_series_uid));
+		json_object_set_new(j, "route", json_string(r->route));
+		/* the study's series: chosen or why not */
+		json_t *sel = r->selection[0] != '\0' ? json_loads(r->selection, 0, NULL) : NULL;
+		if (sel != NULL)
+			json_object_set_new(j, "selection", sel);
 		if (r->reason[0] != '\0')
 			json_object_set_new(j, "reason", json_string(r->reason));
 		json_array_append_new(recent, j);
 	}
-	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:o, s:o,"
+	root = json_pack("{s:s, s:s, s:f, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:o, s:o,"
 			 " s:o, s:o, s:o, s:o, s:I,"
 			 " s:{s:I, s:I, s:I, s:I}}",
 			 "version", R3D_VERSION,
@@ -152,6 +179,7 @@ char *status_render_json(struct status_server *s)
 			 "associations_open", (json_int_t)snap.recv.associations_open,
 			 "associations_total", (json_int_t)snap.recv.associations_total,
 			 "associations_rejected", (json_int_t)snap.recv.associations_rejected,
+			 "tls_handshake_failures", (json_int_t)snap.recv.tls_handshake_failures,
 			 "studies", (json_int_t)snap.idx.studies,
 			 "series", (json_int_t)snap.idx.series,
 			 "series_ineligible", (json_int_t)snap.idx.series_ineligible,
@@ -228,6 +256,8 @@ char *status_render_metrics(struct status_server *s)
 	COUNTER("associations_total", "Associations accepted.", snap.recv.associations_total);
 	COUNTER("associations_rejected_total", "Associations rejected.",
 		snap.recv.associations_rejected);
+	COUNTER("dicom_tls_handshake_failures_total", "DICOM TLS handshakes that failed on the TLS listener.",
+		snap.recv.tls_handshake_failures);
 	GAUGE("studies", "Studies in the index.", snap.idx.studies);
 	GAUGE("series", "Series in the index.", snap.idx.series);
 	GAUGE("series_ineligible", "Series the pipeline cannot use.", snap.idx.series_ineligible);
@@ -282,8 +312,8 @@ char *status_render_metrics(struct status_server *s)
 	return buf;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *type,
-			     char *body)
+static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned code, const char *type,
+				  char *body, const char *header, const char *value)
 {
 	struct MHD_Response *rsp;
 	enum MHD_Result ret;
@@ -297,9 +327,103 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const c
 	}
 	MHD_add_response_header(rsp, "Content-Type", type);
 	MHD_add_response_header(rsp, "Cache-Control", "no-store");
+	if (header != NULL && value != NULL)
+		MHD_add_response_header(rsp, header, value);
 	ret = MHD_queue_response(conn, code, rsp);
 	MHD_destroy_response(rsp);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *type,
+			     char *body)
+{
+	return reply_with(conn, code, type, body, NULL, NULL);
+}
+
+/* The peer's numeric address, for a log line. */
+static void peer_address(struct MHD_Connection *conn, char *out, size_t size)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+	socklen_t len = sa != NULL && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+								  sizeof(struct sockaddr_in);
+
+	snprintf(out, size, "unknown");
+	if (sa != NULL && getnameinfo(sa, len, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(out, size, "unknown");
+}
+
+/* A request path as a log line may carry it: printable ASCII, cut short. */
+static void path_for_log(const char *url, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; url[n] != '\0' && n + 1 < size && n < STATUS_LOG_PATH_MAX; n++)
+		out[n] = url[n] > 0x20 && url[n] < 0x7f && url[n] != '"' ? url[n] : '?';
+	out[n] = '\0';
+}
+
+/* 401 for a request without a valid token: one warning line with the peer
+ * and the path, never what was presented. */
+static enum MHD_Result unauthorized(struct MHD_Connection *conn, const char *method,
+				    const char *url, enum api_auth auth)
+{
+	char peer[64], path[STATUS_LOG_PATH_MAX + 1];
+	bool presented = auth == API_AUTH_INVALID;
+
+	peer_address(conn, peer, sizeof(peer));
+	path_for_log(url, path, sizeof(path));
+	log_warn("http", "unauthorized request peer=%s method=%.8s path=%s reason=\"%s\"", peer,
+		 method, path, presented ? "token not valid" : "no bearer token");
+	return reply_with(conn, MHD_HTTP_UNAUTHORIZED, "application/json",
+			  api_error_body(presented ? "the bearer token is not valid" :
+						     "this needs a bearer token (Authorization: Bearer TOKEN)"),
+			  MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+			  presented ? "Bearer realm=\"recon3d\", error=\"invalid_token\"" :
+				      "Bearer realm=\"recon3d\"");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (r != NULL) {
+		free(r->body);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+static bool needs_token(const char *url)
+{
+	return strcmp(url, "/status") == 0 || strcmp(url, "/api") == 0 || strncmp(url, "/api/", 5) == 0;
+}
+
+static enum MHD_Result answer_api(struct status_server *s, struct MHD_Connection *conn,
+				  const char *url, const char *method, const struct request *r,
+				  bool admin)
+{
+	struct api_reply rep;
+	struct api_request req = {
+		.method = method,
+		.path = url,
+		.state = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state"),
+		.limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
+		.body = r != NULL ? r->body : NULL,
+		.body_len = r != NULL ? r->len : 0,
+		.admin = admin,
+	};
+
+	if (strcmp(url, "/api") == 0)
+		req.path = "/api/";
+	api_handle(s->cfg, s->idx, &req, &rep);
+	return reply_with(conn, rep.status, "application/json", rep.body,
+			  rep.allow != NULL ? MHD_HTTP_HEADER_ALLOW : NULL, rep.allow);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -307,14 +431,63 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  size_t *upload_size, void **con_cls)
 {
 	struct status_server *s = cls;
+	struct request *r = *con_cls;
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
 	(void)version;
+	if (needs_token(url)) {
+		/* The token is checked when the headers are in, before any body is read. */
+		enum api_auth auth = API_AUTH_NONE;
+		if (r == NULL) {
+			auth = api_tokens_check(&s->tokens, MHD_lookup_connection_value(
+								     conn, MHD_HEADER_KIND,
+								     MHD_HTTP_HEADER_AUTHORIZATION));
+			if (auth == API_AUTH_NONE || auth == API_AUTH_INVALID)
+				return unauthorized(conn, method, url, auth);
+			if (!get) {
+				/* Read the body first; answer once it is all in. */
+				r = calloc(1, sizeof(*r));
+				if (r == NULL)
+					return MHD_NO;
+				*con_cls = r;
+				return MHD_YES;
+			}
+		} else if (*upload_size > 0) {
+			if (!r->too_big && r->len + *upload_size <= API_BODY_MAX) {
+				char *p = realloc(r->body, r->len + *upload_size + 1);
+				if (p == NULL)
+					return MHD_NO;
+				memcpy(p + r->len, upload, *upload_size);
+				r->body = p;
+				r->len += *upload_size;
+				r->body[r->len] = '\0';
+			} else {
+				r->too_big = true;
+			}
+			*upload_size = 0;
+			return MHD_YES;
+		} else {
+			/* The body is in: the token was checked on the first call. */
+			auth = api_tokens_check(&s->tokens, MHD_lookup_connection_value(
+								     conn, MHD_HEADER_KIND,
+								     MHD_HTTP_HEADER_AUTHORIZATION));
+		}
+		if (r != NULL && r->too_big)
+			return reply(conn, MHD_HTTP_CONTENT_TOO_LARGE, "application/json",
+				     api_error_body("the body is larger than 64 KiB"));
+		if (strcmp(url, "/status") == 0) {
+			if (!get)
+				return reply_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
+						  api_error_body("/status takes GET, HEAD"),
+						  MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+			return reply(conn, MHD_HTTP_OK, "application/json", status_render_json(s));
+		}
+		return answer_api(s, conn, url, method, r, auth == API_AUTH_ADMIN);
+	}
 	(void)upload;
-	(void)upload_size;
-	(void)con_cls;
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
-			     strdup("method not allowed\n"));
+	if (!get)
+		return reply_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+				  strdup("method not allowed\n"), MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	if (strcmp(url, "/healthz") == 0) {
 		struct r3d_err err;
 		struct receiver *recv = atomic_load(&s->recv);
@@ -331,13 +504,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		return reply(conn, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
 	}
-	if (strcmp(url, "/status") == 0)
-		return reply(conn, MHD_HTTP_OK, "application/json", status_render_json(s));
 	if (strcmp(url, "/metrics") == 0)
 		return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", status_render_metrics(s));
+	/* The 3D page: its link is its capability (surgeons follow it from the webhook). */
 	if (strncmp(url, "/viewer/", 8) == 0)
 		return viewer_answer(s->cfg, s->idx, conn, url + 8);
 	return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", strdup("not found\n"));
+}
+
+/* A certificate or key file's text, for libmicrohttpd (which takes PEM in
+ * memory), or NULL with err set. */
+static char *read_pem(struct r3d_err *err, const char *what, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0;
+
+	if (f == NULL) {
+		r3d_err_set(err, R3D_EIO, "%s: cannot read '%s': %s", what, path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(STATUS_PEM_MAX + 1);
+	if (buf != NULL)
+		n = fread(buf, 1, STATUS_PEM_MAX + 1, f);
+	fclose(f);
+	if (buf == NULL || n == 0 || n > STATUS_PEM_MAX) {
+		r3d_err_set(err, R3D_EINVAL, "%s: '%s' is empty or larger than %d bytes", what, path,
+			    STATUS_PEM_MAX);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
 }
 
 bool status_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
@@ -357,6 +555,11 @@ bool status_start(struct r3d_err *err, const struct config *cfg, struct index *i
 	s->started_mono = clock_mono_s();
 	atomic_store(&s->recv, NULL);
 	pthread_mutex_init(&s->workers_lock, NULL);
+	if (!api_tokens_init(err, cfg, &s->tokens)) {
+		pthread_mutex_destroy(&s->workers_lock);
+		free(s);
+		return false;
+	}
 	if (cfg->http_port == 0) {
 		*out = s;   /* no endpoint, the renderers still work */
 		return true;
@@ -375,20 +578,128 @@ bool status_start(struct r3d_err *err, const struct config *cfg, struct index *i
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	if (s->addr->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
-				  MHD_OPTION_SOCK_ADDR, s->addr->ai_addr,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
-	if (s->mhd == NULL) {
-		r3d_err_set(err, R3D_EIO, "cannot start the status endpoint on %s:%d (port in use?)",
-			    cfg->http_bind, cfg->http_port);
-		freeaddrinfo(s->addr);
-		free(s);
-		return false;
+	bool tls = cfg->http_tls_certificate[0] != '\0';
+	if (tls) {
+		/* HTTPS only, for sites that show the 3D page without a reverse proxy. */
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			r3d_err_set(err, R3D_EINVAL, "[http] tls_certificate: this libmicrohttpd has no TLS");
+			goto fail_addr;
+		}
+		s->tls_cert = read_pem(err, "[http] tls_certificate", cfg->http_tls_certificate);
+		s->tls_key = s->tls_cert != NULL ? read_pem(err, "[http] tls_private_key",
+							    cfg->http_tls_private_key) : NULL;
+		if (s->tls_key == NULL)
+			goto fail_addr;
+		flags |= MHD_USE_TLS;
 	}
-	log_info("status", "status endpoint on http://%s:%d/status", cfg->http_bind, cfg->http_port);
+	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_SOCK_ADDR, 0, s->addr->ai_addr},
+		{MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL},
+		{MHD_OPTION_CONNECTION_LIMIT, 64, NULL},
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+		{tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+		{tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
+				  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (s->mhd == NULL) {
+		r3d_err_set(err, R3D_EIO, "cannot start the status endpoint on %s:%d (port in use%s?)",
+			    cfg->http_bind, cfg->http_port, tls ? ", or a certificate it cannot use" : "");
+		goto fail_addr;
+	}
+	log_info("status", "status endpoint on %s://%s:%d/status, jobs API under /api/ (%d tokens)",
+		 tls ? "https" : "http", cfg->http_bind, cfg->http_port, s->tokens.n);
 	*out = s;
 	return true;
+fail_addr:
+	freeaddrinfo(s->addr);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s);
+	return false;
+}
+
+/* The daemon's own admin token when the config has no [token] section:
+ * <folder of [storage] database>/api-token, made once (32 random bytes as
+ * hex, mode 0600, written under a temporary name and linked into place so
+ * that a crash never leaves half a token), read on every later start. */
+bool status_token_default(struct r3d_err *err, struct config *cfg, char *path, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[STATUS_TOKEN_BYTES];
+	char text[2 * STATUS_TOKEN_BYTES + 2] = "", tmp[PATH_MAX + 16] = "";
+	struct config_token *t;
+	struct stat st;
+	bool ok = false;
+	int n, fd = -1;
+
+	path[0] = '\0';
+	if (cfg->ntokens > 0)
+		return true;
+	const char *slash = strrchr(cfg->database, '/');
+	if (slash == NULL)
+		n = snprintf(path, size, "api-token");
+	else
+		n = snprintf(path, size, "%.*s/api-token", (int)(slash - cfg->database), cfg->database);
+	if (n < 0 || (size_t)n >= size)
+		return r3d_err_set(err, R3D_EINVAL, "[storage] database: path too long for api-token");
+	t = &cfg->tokens[0];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "api-token");
+	t->admin = true;
+	if (lstat(path, &st) != 0) {
+		if (errno != ENOENT)
+			return r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
+		if (RAND_bytes(raw, sizeof(raw)) != 1)
+			return r3d_err_set(err, R3D_EIO, "the random generator failed");
+		for (size_t i = 0; i < sizeof(raw); i++) {
+			text[2 * i] = hex[raw[i] >> 4];
+			text[2 * i + 1] = hex[raw[i] & 0x0F];
+		}
+		text[2 * STATUS_TOKEN_BYTES] = '\n';
+		text[2 * STATUS_TOKEN_BYTES + 1] = '\0';
+		OPENSSL_cleanse(raw, sizeof(raw));
+		if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+			r3d_err_set(err, R3D_EINVAL, "'%s': path too long", path);
+			tmp[0] = '\0';
+			goto out;
+		}
+		fd = mkstemp(tmp);   /* mode 0600 */
+		if (fd < 0) {
+			r3d_err_set(err, R3D_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+			tmp[0] = '\0';
+			goto out;
+		}
+		size_t len = strlen(text);
+		if (fchmod(fd, 0600) != 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
+			r3d_err_set(err, R3D_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+			goto out;
+		}
+		close(fd);
+		fd = -1;
+		/* link() fails when another start made the file meanwhile: that one wins. */
+		if (link(tmp, path) != 0 && errno != EEXIST) {
+			r3d_err_set(err, R3D_EIO, "cannot create '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		log_info("status", "no [token] section: made an admin token for the HTTP API in %s", path);
+	} else if ((st.st_mode & 077) != 0) {
+		log_warn("status", "%s can be read by other users (mode %03o): chmod 600 it", path,
+			 (unsigned)(st.st_mode & 0777));
+	}
+	if (!config_token_file_read(err, path, t->secret, sizeof(t->secret)))
+		goto out;
+	cfg->ntokens = 1;
+	log_info("status", "the HTTP API takes the admin token in %s (Authorization: Bearer ...)", path);
+	ok = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp[0] != '\0')
+		unlink(tmp);   /* the temporary name; the token stays under path */
+	OPENSSL_cleanse(text, sizeof(text));
+	return ok;
 }
 
 void status_set_receiver(struct status_server *s, struct receiver *recv)
@@ -411,6 +722,10 @@ void status_stop(struct status_server *s)
 		MHD_stop_daemon(s->mhd);
 	if (s->addr != NULL)
 		freeaddrinfo(s->addr);
+	free(s->tls_cert);
+	if (s->tls_key != NULL)
+		memset(s->tls_key, 0, strlen(s->tls_key));
+	free(s->tls_key);
 	pthread_mutex_destroy(&s->workers_lock);
 	free(s);
 }

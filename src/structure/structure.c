@@ -40,6 +40,8 @@ struct preset_row {
 	size_t max_triangles;
 	bool body_surface;
 	bool min_ok, max_ok, contrast_ok;
+	enum structure_kernel kernel;
+	enum structure_phase phase;
 };
 
 static const struct code_lit code_tissue = {"85756007", "SCT", "Tissue"};
@@ -47,16 +49,16 @@ static const struct code_lit code_tissue = {"85756007", "SCT", "Tissue"};
 static const struct preset_row presets[] = {
 	{"skin", "skin", SEGMENT_SKIN, {0.94f, 0.76f, 0.65f},
 	 {"85756007", "SCT", "Tissue"}, {"39937001", "SCT", "Skin"}, 300000, true,
-	 true, false, false},
+	 true, false, false, STRUCTURE_KERNEL_ANY, STRUCTURE_PHASE_ANY},
 	{"bone", "bone", SEGMENT_BONE, {0.89f, 0.85f, 0.79f},
 	 {"85756007", "SCT", "Tissue"}, {"3138006", "SCT", "Bone"}, 600000, false,
-	 true, false, true},
+	 true, false, true, STRUCTURE_KERNEL_SHARP, STRUCTURE_PHASE_ANY},
 	{"lungs", "lungs", SEGMENT_LUNGS, {0.55f, 0.75f, 0.95f},
 	 {"91723000", "SCT", "Anatomical Structure"}, {"39607008", "SCT", "Lung"}, 300000, false,
-	 false, true, false},
+	 false, true, false, STRUCTURE_KERNEL_ANY, STRUCTURE_PHASE_ANY},
 	{"vessels", "vessels", SEGMENT_VESSELS, {0.80f, 0.12f, 0.12f},
 	 {"85756007", "SCT", "Tissue"}, {"59820001", "SCT", "Blood vessel"}, 300000, false,
-	 true, true, false},
+	 true, true, false, STRUCTURE_KERNEL_SOFT, STRUCTURE_PHASE_ARTERIAL},
 };
 
 #define NPRESETS (sizeof(presets) / sizeof(presets[0]))
@@ -107,6 +109,8 @@ void structure_catalog_default(struct structure_catalog *c)
 		d->max_triangles = r->max_triangles;
 		d->enabled = true;
 		d->body_surface = r->body_surface;
+		d->kernel = r->kernel;
+		d->phase = r->phase;
 	}
 	/* The ranges the presets threshold at, from the one place they live. */
 	for (size_t i = 0; i < c->n; i++) {
@@ -196,6 +200,7 @@ void structure_def_threshold(struct structure_def *d, const char *key)
 	code_set(&d->category, &code_tissue);
 	code_set(&d->type, &code_tissue);
 	d->max_triangles = STRUCTURE_DEFAULT_TRIANGLES;
+	d->kernel = STRUCTURE_KERNEL_SOFT;
 	d->enabled = true;
 }
 
@@ -400,7 +405,7 @@ ok:
 
 const char *const structure_attr_names[] = {
 	"enabled", "label", "min_hu", "max_hu", "contrast_min_hu", "color", "category", "type",
-	"laterality", "region", "region_laterality", "max_triangles", NULL,
+	"laterality", "region", "region_laterality", "max_triangles", "kernel", "phase", NULL,
 };
 
 static const char *const structure_attr_comments[] = {
@@ -416,6 +421,8 @@ static const char *const structure_attr_comments[] = {
 	"Anatomic Region, VALUE^SCHEME^MEANING (empty: none)",
 	"Anatomic Region Modifier, e.g. 24028007^SCT^Right (empty: none)",
 	"decimation budget: at most this many triangles (1..10000000)",
+	"series selection: the reconstruction kernel it is best made on (soft, sharp or any)",
+	"series selection: the contrast phase it needs (arterial, venous or any)",
 };
 
 const char *structure_attr_comment(const char *name)
@@ -486,7 +493,39 @@ bool structure_def_set(struct r3d_err *err, struct structure_def *d, const char 
 		d->max_triangles = (size_t)n;
 		return true;
 	}
+	if (strcmp(name, "kernel") == 0) {
+		for (int k = 0; k < 3; k++) {
+			if (strcmp(value, structure_kernel_name((enum structure_kernel)k)) == 0) {
+				d->kernel = (enum structure_kernel)k;
+				return true;
+			}
+		}
+		return r3d_err_set(err, R3D_EINVAL, "structure %s: kernel '%s' is not soft, sharp or any",
+				   d->key, value);
+	}
+	if (strcmp(name, "phase") == 0) {
+		for (int k = 0; k < 3; k++) {
+			if (strcmp(value, structure_phase_name((enum structure_phase)k)) == 0) {
+				d->phase = (enum structure_phase)k;
+				return true;
+			}
+		}
+		return r3d_err_set(err, R3D_EINVAL, "structure %s: phase '%s' is not arterial, venous or "
+				   "any", d->key, value);
+	}
 	return r3d_err_set(err, R3D_EINVAL, "structure %s: unknown key '%s'", d->key, name);
+}
+
+const char *structure_kernel_name(enum structure_kernel k)
+{
+	static const char *const names[] = {"any", "soft", "sharp"};
+	return (unsigned)k < 3 ? names[k] : "any";
+}
+
+const char *structure_phase_name(enum structure_phase p)
+{
+	static const char *const names[] = {"any", "arterial", "venous"};
+	return (unsigned)p < 3 ? names[p] : "any";
 }
 
 bool structure_catalog_parse_cli(struct r3d_err *err, struct structure_catalog *c, const char *spec,
@@ -654,5 +693,7 @@ void structure_catalog_write_config(FILE *out, const struct structure_catalog *c
 		code_write(out, "region", &d->region);
 		code_write(out, "region_laterality", &d->region_modifier);
 		attr_write(out, "max_triangles", "%zu", d->max_triangles);
+		attr_write(out, "kernel", "%s", structure_kernel_name(d->kernel));
+		attr_write(out, "phase", "%s", structure_phase_name(d->phase));
 	}
 }

@@ -79,7 +79,9 @@ bool viewer_link_url(struct r3d_err *err, const struct config *cfg, const char *
 	else if (strchr(cfg->http_bind, ':') != NULL)   /* IPv6 literal */
 		n = snprintf(out, size, "http://[%s]:%d/viewer/%s", cfg->http_bind, cfg->http_port, token);
 	else
-		n = snprintf(out, size, "http://%s:%d/viewer/%s", cfg->http_bind, cfg->http_port, token);
+		n = snprintf(out, size, "%s://%s:%d/viewer/%s",
+			     cfg->http_tls_certificate[0] != '\0' ? "https" : "http", cfg->http_bind,
+			     cfg->http_port, token);
 	if (n < 0 || (size_t)n >= size)
 		return r3d_err_set(err, R3D_EINVAL, "viewer: [viewer] base_url too long for a link");
 	return true;

@@ -6,6 +6,7 @@
 #include "r3d/worker.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,12 +19,14 @@
 #include "r3d/engine.h"
 #include "r3d/export.h"
 #include "r3d/log.h"
+#include "r3d/route.h"
 #include "r3d/util.h"
 #include "r3d/wake.h"
 
 #define WORKER_IDLE_MS 250
 #define WORKER_MAX 64
 #define WORKER_REPORT_MAX (1 << 20)   /* report.json kept in the job row */
+#define WORKER_CANCEL_REASON "cancelled by the jobs API"
 
 struct worker_pool {
 	const struct config *cfg;
@@ -56,9 +59,76 @@ static char *read_text(const char *path, size_t max)
 	return buf;
 }
 
-/* The DICOM objects of a done job, queued for every destination. */
+/* The job's route; one removed from the config since the job was made is
+ * the default route. */
+static const struct config_route *job_route(const struct config *cfg, const struct index_job *job)
+{
+	const struct config_route *r = config_route_find(cfg, job->route);
+	if (r == NULL) {
+		log_warn("worker", "job=%lld: route %s is no longer configured: the default route applies",
+			 (long long)job->id, job->route);
+		r = &cfg->route_default;
+	}
+	return r;
+}
+
+/* report.json gets the job's route and series selection: why this series,
+ * and why not the others. */
+static bool report_add_selection(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
+				 const char *report_path)
+{
+	json_error_t je;
+	json_t *root = json_load_file(report_path, 0, &je);
+	char *sel = index_job_selection(err, p->idx, job->id);
+	bool ok = false;
+
+	if (root == NULL) {
+		free(sel);
+		return r3d_err_set(err, R3D_EIO, "report.json: %s", je.text);
+	}
+	json_object_set_new(root, "route", json_string(job->route));
+	json_t *s = sel != NULL ? json_loads(sel, 0, NULL) : NULL;
+	json_object_set_new(root, "selection", s != NULL ? s : json_null());
+	ok = json_dump_file(root, report_path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) == 0;
+	json_decref(root);
+	free(sel);
+	return ok || r3d_err_set(err, R3D_EIO, "cannot write %s", report_path);
+}
+
+/* True when the jobs API asked the job to stop (POST /api/jobs/{id}/cancel).
+ * A worker looks at each stage boundary: after the engine, after the
+ * pipeline, before the DICOM objects are written and before they are
+ * queued. Past the last look the job is done: a destination gets all of
+ * a job's objects or none. */
+static bool cancel_requested(struct worker_pool *p, const struct index_job *job)
+{
+	struct r3d_err err;
+	int rc = index_job_cancel_requested(&err, p->idx, job->id);
+
+	if (rc < 0)
+		log_warn("worker", "job=%lld: cannot read its cancel request: %s", (long long)job->id,
+			 err.msg);
+	return rc == 1;
+}
+
+static void finish_cancelled(struct worker_pool *p, const struct index_job *job, const char *where,
+			     double t0)
+{
+	struct r3d_err err;
+
+	if (!index_job_finish(&err, p->idx, job->id, JOB_CANCELLED, WORKER_CANCEL_REASON, NULL, NULL,
+			      clock_wall_s()))
+		log_error("worker", "job=%lld: cannot record the outcome: %s", (long long)job->id, err.msg);
+	log_info("worker", "job finished job=%lld series=%s outcome=cancelled seconds=%.2f "
+		 "reason=\"" WORKER_CANCEL_REASON " (%s); nothing queued\"", (long long)job->id,
+		 job->series_uid, clock_mono_s() - t0, where);
+}
+
+/* The DICOM objects of a done job, queued for every destination of its
+ * route; none when the job is cancelled once they are written (*cancelled
+ * set). */
 static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
-			     const struct pipeline_result *res, const char *results)
+			     const struct pipeline_result *res, const char *results, bool *cancelled)
 {
 	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~275 KB: not on the stack */
 	struct series_ref *refs = NULL;
@@ -77,10 +147,22 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 		.preview = p->cfg->export_preview,
 		.preview_size = p->cfg->export_preview_size,
 	};
+	*cancelled = false;
 	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
 		goto out;
+	if (cancel_requested(p, job)) {
+		*cancelled = true;
+		ok = true;
+		goto out;
+	}
+	const struct config_route *route = job_route(p->cfg, job);
+	int ndest = 0;
+	for (int d = 0; d < p->cfg->ndestinations; d++)
+		ndest += !route->destinations_set || (route->destinations & (1u << d)) != 0;
 	for (int i = 0; i < ex->n; i++) {
 		for (int d = 0; d < p->cfg->ndestinations; d++) {
+			if (route->destinations_set && (route->destinations & (1u << d)) == 0)
+				continue;
 			if (!index_outbox_add(err, p->idx, job->id, p->cfg->destinations[d].name,
 					      ex->obj[i].path, ex->obj[i].sop_instance_uid, clock_wall_s()))
 				goto out;
@@ -89,7 +171,7 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 	if (ex->n > 0)
 		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations "
 			 "(ms: surface_segmentation %.0f stl %.0f segmentation %.0f preview %.0f)",
-			 (long long)job->id, ex->n, p->cfg->ndestinations,
+			 (long long)job->id, ex->n, ndest,
 			 ex->ms[EXPORT_SURFACE_SEGMENTATION], ex->ms[EXPORT_STL],
 			 ex->ms[EXPORT_SEGMENTATION], ex->ms[EXPORT_PREVIEW]);
 	if (p->cfg->export_segmentation && res->seg.nslices == 0)
@@ -133,6 +215,9 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	o.catalog = p->cfg->structures;
 	o.series_uid = job->series_uid;
 	o.threads = threads;
+	const struct config_route *route = job_route(p->cfg, job);
+	for (size_t i = 0; !import && route->structures_set && i < o.catalog.n; i++)
+		o.catalog.def[i].enabled = route_makes(route, &p->cfg->structures.def[i]);
 	/* only the Segmentation needs them */
 	o.keep_masks = p->cfg->export_segmentation && (!import || p->cfg->import_send_segmentation);
 	if (import) {
@@ -142,9 +227,10 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 			o.catalog.def[i].enabled = false;
 	}
 	/* Every CT job goes to the engine first, when one is set. */
+	const char *engine_name = route->engine_set ? route->engine : p->cfg->import_engine;
+	bool engine_instead = route->engine_set ? route->engine_instead : p->cfg->import_engine_instead;
 	const struct config_engine *engine =
-		import || p->cfg->import_engine[0] == '\0' ? NULL :
-		config_engine_find(p->cfg, p->cfg->import_engine);
+		import || engine_name[0] == '\0' ? NULL : config_engine_find(p->cfg, engine_name);
 	struct engine_output eo;
 	if (engine != NULL) {
 		char work[PATH_MAX + 16], nifti[PATH_MAX + 32];
@@ -171,7 +257,12 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		}
 		if (!ready)
 			r3d_err_prefix(&err, "engine %s: its NIfTI input", engine->name);
-		if (!ready || !engine_run(&err, p->engines, engine, input, work, &p->stop, &eo)) {
+		bool ran = ready && engine_run(&err, p->engines, engine, input, work, &p->stop, &eo);
+		if (cancel_requested(p, job)) {
+			finish_cancelled(p, job, "after the engine", t0);
+			return;
+		}
+		if (!ran) {
 			/* A series the volume stage cannot use is skipped, as without an engine. */
 			enum job_state st = !ready && err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
 			char why[R3D_ERR_MSG_MAX];
@@ -192,17 +283,27 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		} else {
 			o.segmentation = eo.path;
 		}
-		for (size_t i = 0; p->cfg->import_engine_instead && i < o.catalog.n; i++)
+		for (size_t i = 0; engine_instead && i < o.catalog.n; i++)
 			o.catalog.def[i].enabled = false;
 	}
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
-		if (pipeline_write_outputs(&err, results, &res) &&
-		    export_and_queue(&err, p, job, &res, results)) {
-			outcome = JOB_DONE;
-			snprintf(report_path, sizeof(report_path), "%s/report.json", results);
-			report = read_text(report_path, WORKER_REPORT_MAX);
-		} else {
+		bool cancelled = false;
+		outcome = JOB_DONE;
+		snprintf(report_path, sizeof(report_path), "%s/report.json", results);
+		if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;   /* after the pipeline */
+		else if (!pipeline_write_outputs(&err, results, &res) ||
+			 !report_add_selection(&err, p, job, report_path))
 			outcome = JOB_FAILED;
+		else if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;   /* before any DICOM object is written */
+		else if (!export_and_queue(&err, p, job, &res, results, &cancelled))
+			outcome = JOB_FAILED;
+		else if (cancelled)
+			outcome = JOB_CANCELLED;   /* written, not queued */
+		if (outcome == JOB_DONE) {
+			report = read_text(report_path, WORKER_REPORT_MAX);
+		} else if (outcome == JOB_FAILED) {
 			reason = err.msg;
 		}
 		pthread_mutex_lock(&p->lock);
@@ -224,6 +325,13 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		/* Input the pipeline cannot use is skipped; anything else failed. */
 		outcome = err.code == R3D_EINVAL ? JOB_SKIPPED : JOB_FAILED;
 		reason = err.msg;
+		if (cancel_requested(p, job))
+			outcome = JOB_CANCELLED;
+	}
+	if (outcome == JOB_CANCELLED) {
+		finish_cancelled(p, job, "at a stage boundary", t0);
+		free(report);
+		return;
 	}
 	if (!index_job_finish(&err, p->idx, job->id, outcome, reason,
 			      outcome == JOB_DONE ? results : NULL, report, clock_wall_s()))

@@ -109,8 +109,57 @@ static void test_sample_roundtrip(void)
 	free(buf);
 }
 
+/* [token NAME] sections: role, secret or secret_file, refusals at file:line. */
+static void test_tokens(void)
+{
+	struct r3d_err err;
+	const char *a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";    /* 36 characters */
+	const char *b = "0123456789abcdef0123456789abcdef";        /* 32 */
+	char text[2048], file[] = "/tmp/r3d-test-token-XXXXXX";
+	int fd = mkstemp(file);
+
+	CHECK(fd >= 0);
+	CHECK(write(fd, "0123456789abcdef0123456789abcdef-file\n", 38) == 38);
+	close(fd);
+	config_defaults(&cfg);
+	CHECK(cfg.ntokens == 0);
+	snprintf(text, sizeof(text), "[token ops]\nrole = admin\nsecret = %s\n"
+		 "[token monitor]\nsecret = %s\n[token filed]\nrole = read\nsecret_file = %s\n",
+		 a, b, file);
+	CHECK(load_text(&err, text));
+	CHECK(cfg.ntokens == 3);
+	CHECK(strcmp(cfg.tokens[0].name, "ops") == 0 && cfg.tokens[0].admin &&
+	      strcmp(cfg.tokens[0].secret, a) == 0);
+	CHECK(strcmp(cfg.tokens[1].name, "monitor") == 0 && !cfg.tokens[1].admin);   /* read by default */
+	CHECK(strcmp(cfg.tokens[2].secret, "0123456789abcdef0123456789abcdef-file") == 0);
+
+	/* Too short: refused at its line, the token itself not in the message. */
+	CHECK(!load_text(&err, "[http]\nport = 8480\n[token short]\nrole = read\nsecret = abcdefghij\n"));
+	CHECK(strstr(err.msg, ":5:") != NULL && strstr(err.msg, "at least 32") != NULL);
+	CHECK(strstr(err.msg, "abcdefghij") == NULL);
+	snprintf(text, sizeof(text), "[token x]\nrole = root\nsecret = %s\n", a);
+	CHECK(!load_text(&err, text) && strstr(err.msg, ":2:") != NULL && strstr(err.msg, "read or admin"));
+	snprintf(text, sizeof(text), "[token x]\nsecret = %s\nsecret_file = %s\n", a, file);
+	CHECK(!load_text(&err, text) && strstr(err.msg, ":3:") != NULL);
+	snprintf(text, sizeof(text), "[token x]\nsecret = %s with space\n", a);
+	CHECK(!load_text(&err, text) && strstr(err.msg, ":2:") != NULL);
+	CHECK(!load_text(&err, "[token x]\nsecret_file = /nonexistent/token\n") &&
+	      strstr(err.msg, ":2:") != NULL && strstr(err.msg, "/nonexistent/token") != NULL);
+	/* No secret at all; an empty section: at the section's header. */
+	CHECK(!load_text(&err, "[http]\nport = 1\n[token nosecret]\nrole = admin\n") &&
+	      strstr(err.msg, ":3:") != NULL && strstr(err.msg, "secret or secret_file") != NULL);
+	CHECK(!load_text(&err, "[http]\nport = 1\n\n[token empty]\n") &&
+	      strstr(err.msg, ":4:") != NULL && strstr(err.msg, "[token empty]") != NULL);
+	snprintf(text, sizeof(text), "[token one]\nsecret = %s\n[token two]\nsecret = %s\n", a, a);
+	CHECK(!load_text(&err, text) && strstr(err.msg, ":3:") != NULL && strstr(err.msg, "same secret"));
+	snprintf(text, sizeof(text), "[token x]\nsecret = %s\ncolour = red\n", a);
+	CHECK(!load_text(&err, text) && strstr(err.msg, ":3:") != NULL && strstr(err.msg, "unknown key"));
+	unlink(file);
+}
+
 int main(void)
 {
+	test_tokens();
 	test_defaults();
 	test_load();
 	test_errors();

@@ -382,7 +382,7 @@ int main(void)
 	     *r3 = reason_of(path, "2.2.3"), *r5 = reason_of(path, "2.2.5");
 	CHECK(r1 != NULL && strcmp(r1, "modality 'MR' is not CT") == 0);
 	CHECK(r2 != NULL && strcmp(r2, "3 CT images, fewer than min_slices = 20") == 0);
-	CHECK(r3 != NULL && strstr(r3, "no CT image instances") != NULL);
+	CHECK(r3 != NULL && strstr(r3, "a secondary capture") != NULL);
 	CHECK(r5 != NULL && strstr(r5, "mixed image sizes") != NULL);
 	CHECK(reason_of(path, "2.2.4") == NULL);
 	free(r1);

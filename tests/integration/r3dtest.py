@@ -34,13 +34,34 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get(url, timeout=5):
-    """(status code, body text) of a real HTTP GET."""
+# The bearer tokens every Daemon is configured with unless told otherwise
+# ([token NAME] sections; docs/api.md): /status and /api/ need one.
+ADMIN_TOKEN = "r3dtest-admin-0123456789abcdef0123456789abcdef"
+READ_TOKEN = "r3dtest-read-fedcba9876543210fedcba9876543210"
+
+
+def http_request(url, method="GET", token=None, body=None, timeout=5, headers=None):
+    """(status code, body bytes, response headers) of a real HTTP request;
+    body (a dict or list) goes as JSON."""
+    data = None
+    h = dict(headers or {})
+    if token is not None:
+        h["Authorization"] = "Bearer " + token
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read(), r.headers
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+        return e.code, e.read(), e.headers
+
+
+def http_get(url, timeout=5, token=None):
+    """(status code, body text) of a real HTTP GET."""
+    code, body, _ = http_request(url, token=token, timeout=timeout)
+    return code, body.decode()
 
 
 def cornerstone_files():
@@ -84,7 +105,7 @@ def dcm_value(path, tag):
 class Daemon:
     """One recon3d process with its own config, storage and ports."""
 
-    def __init__(self, workdir=None, **overrides):
+    def __init__(self, workdir=None, tokens=True, **overrides):
         self.dir = workdir or tempfile.mkdtemp(prefix="r3d-it-")
         self.dicom_port = free_port()
         self.http_port = free_port()
@@ -102,6 +123,10 @@ class Daemon:
             "http": {"bind": "127.0.0.1", "port": self.http_port},
             "log": {"level": "info"},
         }
+        if tokens:
+            self.conf["token test-admin"] = {"role": "admin", "secret": ADMIN_TOKEN}
+            self.conf["token test-read"] = {"role": "read", "secret": READ_TOKEN}
+        self.token = ADMIN_TOKEN if tokens else None   # what status() and api() send
         for key, value in overrides.items():
             section, name = key.split("__")
             self.conf.setdefault(section, {})[name] = value
@@ -142,9 +167,20 @@ class Daemon:
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
 
     def status(self):
-        code, body = http_get(self.url("/status"))
+        code, body = http_get(self.url("/status"), token=self.token)
         assert code == 200, (code, body)
         return json.loads(body)
+
+    def api(self, method, path, body=None, token="default", timeout=10):
+        """(status code, parsed JSON answer or None, raw bytes) of one jobs API call."""
+        code, raw, _ = http_request(self.url(path), method=method,
+                                    token=self.token if token == "default" else token,
+                                    body=body, timeout=timeout)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return code, parsed, raw
 
     def metrics(self):
         code, body = http_get(self.url("/metrics"))

@@ -187,6 +187,41 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("engine ai: /usr/bin/python3 \"/opt/my models/seg.py\" {input} {output}/x.nii.gz"
                       " (time limit 3600 s, 2 at a time); every CT job, instead of the structures", out)
 
+    def test_route_refusals(self):
+        """Routing profiles (issue 12): each mistake with the file and its line."""
+        for body, line, reason in (
+                ("[route kidney]\nStudyDescription = (kidney|renal\n", "StudyDescription = (kidney|renal",
+                 "[route kidney] StudyDescription: '(kidney|renal' is not a valid regular expression"),
+                ("[route kidney]\nBodyPart = KIDNEY\n", "BodyPart = KIDNEY",
+                 "unknown attribute keyword 'BodyPart'"),
+                ("[route kidney]\nPatientID = 123\n", "PatientID = 123",
+                 "PatientID is patient data: a route cannot match on it"),
+                ("[route kidney]\nSliceThickness = 2..1\n", "SliceThickness = 2..1",
+                 "is not a range MIN..MAX in mm"),
+                ("[route kidney]\nseries = first\n", "series = first", "'first' is not best, all or ignore"),
+                ("[route kidney]\ncalled_ae = RECON3D_KIDNEY_PLANNING\n", "called_ae = RECON3D_KIDNEY_PLANNING",
+                 "is not an AE title"),
+                # Names are checked once the whole file is read: still at their line.
+                ("[route kidney]\nModality = CT\nstructures = vessels kidney_left\n",
+                 "structures = vessels kidney_left", "[route kidney] structures: unknown structure 'kidney_left'"),
+                ("[route kidney]\nModality = CT\ndestinations = urology\n", "destinations = urology",
+                 "[route kidney] destinations: no [destination urology] section"),
+                ("[route kidney]\nModality = CT\nengine = totalseg\n", "engine = totalseg",
+                 "[route kidney] engine: no [engine totalseg] section")):
+            with self.subTest(body=body):
+                self.assertRefusedAt(self.structures(body), line, [reason])
+        # A valid set of routes is listed by --check-config.
+        rc, out = check(self.structures(
+            "[structure renal]\nmin_hu = 40\nmax_hu = 200\nenabled = false\n\n"
+            "[route ortho]\ncalled_ae = RECON3D_BONE\nstructures = bone\n\n"
+            "[route kidney]\nStudyDescription = kidney|renal\nContrastBolusAgent = present\n"
+            "structures = vessels renal\n\n[route default]\nseries = ignore\n"))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("route ortho: series = best; called_ae RECON3D_BONE\n  structures: bone\n", out)
+        self.assertIn("route kidney: series = best; StudyDescription = kidney|renal; ContrastBolusAgent = present"
+                      "\n  structures: vessels renal\n", out)
+        self.assertIn("route default: series = ignore\n", out)
+
     def test_structure_duplicate(self):
         # The same key in two sections of one structure: refused at the second.
         body = ("[structure dense_bone]\nlabel = dense bone\nmin_hu = 700\n\n"

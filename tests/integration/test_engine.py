@@ -107,6 +107,27 @@ class Engine(unittest.TestCase):
     def test_label_map_instead_of_presets(self):
         self.check_sphere(self.daemon("labels"))
 
+    def test_engine_chosen_by_route(self):
+        """A routing profile picks the engine (issue 12): studies sent to
+        RECON3D_AI go to it, instead of the presets; [import] engine is unset."""
+        d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, pipeline__min_slices=10)
+        d.conf["engine phantom"] = {"command": "/usr/bin/python3 %s labels {input} {output}" % ENGINE,
+                                    "label_table": self.table}
+        d.conf["route ai"] = {"called_ae": "RECON3D_AI", "engine": "phantom", "engine_models": "instead"}
+        d.write_conf()
+        d.start()
+        self.daemons.append(d)
+        ct, _ = self.phantom()
+        files = sorted(os.path.join(ct, f) for f in os.listdir(ct))
+        r = d.storescu(files, called="RECON3D_AI")
+        self.assertEqual(r.returncode, 0, r.stderr[-1500:])
+        st = self.finished(d, 1)
+        self.assertEqual(st["jobs"].get("done", 0), 1, st["recent_jobs"])
+        self.assertEqual(st["recent_jobs"][0]["route"], "ai")
+        made = [s["label"] for s in self.report(d, 1)["structures"] if s.get("triangles")]
+        self.assertEqual(made, ["bone_sphere"])
+        self.assertTrue(os.path.exists(os.path.join(d.dir, "results", "1", "engine", "output", "labels.nii")))
+
     def test_nifti_input(self):
         """input = nifti: the engine reads the series' volume from one .nii file
         (our writer's affine read back by hand) and writes its map on that grid."""

@@ -81,7 +81,7 @@ class StoreSeries(unittest.TestCase):
         f = pancreas_files()[0]
         log = self.d.log_text()
         metrics = self.d.metrics()
-        _, status = http_get(self.d.url("/status"))
+        _, status = http_get(self.d.url("/status"), token=self.d.token)
         self.assertIn("instance stored sop=", log)
         for tag in ("0010,0010", "0010,0020", "0010,0030"):
             value = dcm_value(f, tag)

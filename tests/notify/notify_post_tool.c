@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 	}
 	print_json(json_pack("{s:s, s:I}", "id", msg.id, "body_len", (json_int_t)msg.body_len));
 
-	target = (struct notify_target){url, &secret, timeout_ms, timeout_ms, ca_file};
+	target = (struct notify_target){url, &secret, timeout_ms, timeout_ms, ca_file, false};
 	policy.max_attempts = (unsigned)attempts;
 	for (unsigned n = 1;; n++) {
 		struct notify_attempt a;

@@ -446,7 +446,7 @@ static void test_post_refusals_offline(void)
 	struct notify_message m;
 	struct notify_attempt a;
 	struct r3d_err err;
-	struct notify_target t = {"ftp://127.0.0.1/x", &s, 1000, 1000, NULL};
+	struct notify_target t = {"ftp://127.0.0.1/x", &s, 1000, 1000, NULL, false};
 
 	CHECK(notify_secret_parse(&err, SPEC_SECRET, &s));
 	CHECK(notify_message_build(&err, &st, NULL, &m));
