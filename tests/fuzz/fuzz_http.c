@@ -3,7 +3,8 @@
  * box: the real status server (status_start(): /healthz, /status, /metrics,
  * /viewer/ and whatever routes it has when this runs) listens on
  * 127.0.0.1, on an index holding one study with a live viewer link whose
- * token is FUZZ_HTTP_TOKEN (the seeds use it), and each input is written
+ * token is FUZZ_HTTP_TOKEN, and one admin API token, FUZZ_HTTP_API_TOKEN
+ * (the seeds use both), and each input is written
  * as the raw bytes of one connection (request line, headers, body, several
  * requests or garbage), the write side is closed and the answer read until
  * the server closes. A crash or sanitizer report on the server's thread, a
@@ -23,6 +24,7 @@
 
 #define FUZZ_HTTP_TOKEN "1111111111111111111111111111111111111111111111111111111111111111"
 #define FUZZ_HTTP_STUDY "1.2.826.0.1.3680043.8.498.1"
+#define FUZZ_HTTP_API_TOKEN "fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz"
 
 static struct config cfg;
 static struct index *idx;
@@ -51,6 +53,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(cfg.http_bind, sizeof(cfg.http_bind), "127.0.0.1");
 	cfg.http_port = fuzz_free_port();
 	cfg.viewer_enabled = true;
+	/* One [token fuzz] section, role admin: the API's actions are reached. */
+	cfg.ntokens = 1;
+	snprintf(cfg.tokens[0].name, sizeof(cfg.tokens[0].name), "fuzz");
+	snprintf(cfg.tokens[0].secret, sizeof(cfg.tokens[0].secret), "%s", FUZZ_HTTP_API_TOKEN);
+	cfg.tokens[0].admin = true;
 	snprintf(db, sizeof(db), "%s/index.db", dir);
 	if (!index_open(&err, db, &idx))
 		goto fail;

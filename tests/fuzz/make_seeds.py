@@ -33,6 +33,7 @@ SEP = b"\0R3DNXT\0"
 MAX_SEG = 128 * 1024        # bytes: larger objects slow every execution (per-pixel loops)
 MAX_DICOM = 160 * 1024
 TOKEN = "1" * 64             # fuzz_http.c's FUZZ_HTTP_TOKEN
+API_TOKEN = "fuzz" * 10      # fuzz_http.c's FUZZ_HTTP_API_TOKEN (admin)
 AE = "RECON3D"               # fuzz_pdu.c's FUZZ_PDU_AE
 
 
@@ -169,6 +170,22 @@ def http_seeds(out):
         "options": b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
         "expect": b"PUT /api/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nabcd",
     }
+    auth = ("Authorization: Bearer %s\r\n" % API_TOKEN).encode()
+    study = b"1.2.826.0.1.3680043.8.498.1"   # fuzz_http.c's FUZZ_HTTP_STUDY
+    for name, method, path, body in (
+            ("api_studies", b"GET", b"/api/studies", b""),
+            ("api_study", b"GET", b"/api/studies/" + study, b""),
+            ("api_rerun", b"POST", b"/api/studies/" + study + b"/rerun", b'{"route": "bone"}'),
+            ("api_jobs", b"GET", b"/api/jobs?state=failed&limit=5", b""),
+            ("api_job", b"GET", b"/api/jobs/1", b""),
+            ("api_retry", b"POST", b"/api/jobs/1/retry", b""),
+            ("api_cancel", b"POST", b"/api/jobs/1/cancel", b""),
+            ("api_outbox", b"GET", b"/api/outbox", b""),
+            ("api_outbox_retry", b"POST", b"/api/outbox/1/retry", b""),
+            ("api_outbox_drop", b"POST", b"/api/outbox/1/drop", b"")):
+        reqs[name + "_token"] = (method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n" + auth +
+                                 (b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+                                  if body else b"") + b"\r\n" + body)
     for k, v in reqs.items():
         put(out, k + ".http", v)
 
