@@ -14,6 +14,8 @@ PACKAGES=(
   libnifti2-dev
   # run
   dcmtk
+  # fuzz build (scripts/build.sh fuzz): clang and libFuzzer's runtime
+  clang libclang-rt-14-dev
   # test and benchmark peers
   dicom3tools orthanc python3 python3-numpy python3-vtk9 python3-pydicom curl sqlite3 util-linux
   procps iproute2

@@ -13,10 +13,15 @@
 #include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
 
+#include "bridge_util.h"
+#include "prefix_stream.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <memory>
+#include <new>
+#include <vector>
 
 /* Values longer than this are left on disk while parsing. */
 #define ATTRS_MAX_READ_LENGTH 256
@@ -30,17 +35,20 @@ static const DcmTagKey attrs_stop_tag(0x0028, 0x0012);
  * attributes are not all within them (the caller then reads the file). */
 static bool parse_prefix(const char *path, DcmFileFormat &ff)
 {
-	std::unique_ptr<char[]> buf(new (std::nothrow) char[ATTRS_PREFIX_BYTES]);
+	auto buf = std::make_shared<std::vector<char>>();
 	ssize_t n = 0;
 	int fd;
 
-	if (!buf)
+	try {
+		buf->resize(ATTRS_PREFIX_BYTES);
+	} catch (const std::bad_alloc &) {
 		return false;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	while (n < ATTRS_PREFIX_BYTES) {
-		ssize_t r = read(fd, buf.get() + n, (size_t)(ATTRS_PREFIX_BYTES - n));
+		ssize_t r = read(fd, buf->data() + n, (size_t)(ATTRS_PREFIX_BYTES - n));
 		if (r <= 0)
 			break;
 		n += r;
@@ -48,14 +56,14 @@ static bool parse_prefix(const char *path, DcmFileFormat &ff)
 	close(fd);
 	if (n < 132)
 		return false;
-	DcmInputBufferStream in;
-	in.setBuffer(buf.get(), n);
-	in.setEos();
+	buf->resize((size_t)n);
+	/* Not a DcmInputBufferStream: on one, DCMTK allocates every value at the
+	 * length it claims before reading it (prefix_stream.h). */
+	PrefixStream in(buf);
 	ff.transferInit();
 	OFCondition cond = ff.readUntilTag(in, EXS_Unknown, EGL_noChange, ATTRS_MAX_READ_LENGTH,
 					   attrs_stop_tag);
 	ff.transferEnd();
-	in.releaseBuffer();
 	if (cond.bad())
 		return false;
 	/* Everything needed must be there: a cut header is re-read from disk. */
@@ -182,6 +190,8 @@ extern "C" bool bridge_read_instance_attrs(struct r3d_err *err, const char *path
 	memset(out, 0, sizeof(*out));
 	try {
 		DcmFileFormat ff;
+		if (!r3d_bridge_util::inflated_size_ok(err, path, "dataset"))
+			return false;
 		if (!parse_prefix(path, ff)) {
 			ff.clear();
 			OFCondition cond = ff.loadFileUntilTag(OFFilename(path), EXS_Unknown,

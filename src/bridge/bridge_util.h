@@ -1,6 +1,6 @@
 /*
  * bridge_util.h: helpers shared by the bridge's object writers (export.cpp,
- * seg.cpp). Internal to src/bridge; C++. Any thread.
+ * seg.cpp) and readers. Internal to src/bridge; C++. Any thread.
  */
 #ifndef R3D_BRIDGE_UTIL_H
 #define R3D_BRIDGE_UTIL_H
@@ -38,6 +38,16 @@ bool save_atomic(struct r3d_err *err, DcmFileFormat &ff, const char *path, E_Enc
 bool identity_check(struct r3d_err *err, const struct bridge_export_info *info);
 /* Recognizable Visual Features from info->recognizable (nothing when UNKNOWN). */
 bool put_recognizable(DcmItem *it, const struct bridge_export_info *info);
+
+/* A deflated dataset (Deflated Explicit VR Little Endian) that inflates to
+ * more than BRIDGE_MAX_INFLATED_BYTES and more than BRIDGE_MAX_INFLATE_RATIO
+ * times the file's size is refused before DCMTK parses it (inflate_guard.cpp:
+ * DCMTK would hold all of it in memory). True for every other file, and for
+ * files it cannot read (the parser then says why); label names the file in
+ * the reason. */
+#define BRIDGE_MAX_INFLATED_BYTES (256ull << 20)
+#define BRIDGE_MAX_INFLATE_RATIO 32ull
+bool inflated_size_ok(struct r3d_err *err, const char *path, const std::string &label);
 
 }  // namespace r3d_bridge_util
 

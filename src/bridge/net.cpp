@@ -353,8 +353,13 @@ static int request_ready(int fd, bool tls)
 		return -1;
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	/* A peer that closed after part of a request sends no more: DCMTK
+	 * reads what is there and fails at once, instead of the connection
+	 * holding a pending slot for NET_ACSE_TIMEOUT_S (found by fuzzing). */
+	struct pollfd hup = {fd, POLLRDHUP, 0};
+	bool closed = poll(&hup, 1, 0) > 0 && (hup.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 	if (n < (ssize_t)want)
-		return 0;
+		return closed ? 1 : 0;
 	uint32_t len = tls ? ((uint32_t)head[3] << 8 | (uint32_t)head[4]) :
 			     ((uint32_t)head[2] << 24 | (uint32_t)head[3] << 16 | (uint32_t)head[4] << 8 |
 			      (uint32_t)head[5]);
@@ -363,7 +368,7 @@ static int request_ready(int fd, bool tls)
 	int avail = 0;
 	if (ioctl(fd, FIONREAD, &avail) != 0)
 		return 1;
-	return (uint32_t)avail >= len + want ? 1 : 0;
+	return closed || (uint32_t)avail >= len + want ? 1 : 0;
 }
 
 /* Waits for a connection whose association request is fully in, accepting

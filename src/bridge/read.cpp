@@ -48,6 +48,8 @@ extern "C" {
 #include "r3d/volume.h"
 }
 
+#include "bridge_util.h"
+
 #define READ_HEADER_BYTES 4096   /* elements longer than this are not loaded while scanning */
 #define READ_MAX_FRAMES 4096     /* frames in one instance */
 #define READ_MAX_DIM 8192        /* rows or columns */
@@ -179,7 +181,8 @@ bool scan_dir(struct r3d_err *err, const char *dir, bridge_scan &scan)
 	}
 	std::sort(files.begin(), files.end());  /* stable order whatever the file system */
 	for (const std::string &path : files) {
-		if (!looks_dicom(path)) {
+		struct r3d_err bomb;
+		if (!looks_dicom(path) || !r3d_bridge_util::inflated_size_ok(&bomb, path.c_str(), path)) {
 			scan.skipped++;
 			continue;
 		}
@@ -704,6 +707,8 @@ bool file_load(struct r3d_err *err, const std::string &path, bridge_series &out)
 {
 	DcmFileFormat ff;
 	std::string label = base_name(path);
+	if (!r3d_bridge_util::inflated_size_ok(err, path.c_str(), label))
+		return false;
 	OFCondition cond = ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
 				       ERM_autoDetect);
 	DcmDataset *ds = ff.getDataset();

@@ -42,6 +42,8 @@ extern "C" {
 #include "r3d/err.h"
 }
 
+#include "bridge_util.h"
+
 #define SEGREAD_UID_SEG "1.2.840.10008.5.1.4.1.1.66.4"
 #define SEGREAD_UID_LABELMAP "1.2.840.10008.5.1.4.1.1.66.7"
 #define SEGREAD_UID_RTSTRUCT "1.2.840.10008.5.1.4.1.1.481.3"
@@ -1001,6 +1003,8 @@ bool read_object(struct r3d_err *err, const char *path, builder &b)
 		return r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return fail(err, "'%s' is not a regular file", path);
+	if (!r3d_bridge_util::inflated_size_ok(err, path, b.name))
+		return false;
 	OFCondition c = ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
 				    ERM_autoDetect);
 	if (c.bad())

@@ -14,6 +14,7 @@ extern "C" {
 }
 #include "r3d/bridge.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -142,6 +143,11 @@ bool j2k_encode(struct r3d_err *err, const struct bridge_ct_image *img, bool los
 	opj_set_default_encoder_parameters(&params);
 	params.tcp_numlayers = 1;
 	params.cp_disto_alloc = 1;
+	/* OpenJPEG's default of 6 resolutions needs 32 pixels a side: fewer
+	 * for smaller frames (a 16x16 image gets 5), so that they encode. */
+	while (params.numresolution > 1 &&
+	       std::min(img->rows, img->columns) < (1u << (params.numresolution - 1)))
+		params.numresolution--;
 	if (lossy) {
 		params.irreversible = 1;
 		params.tcp_rates[0] = static_cast<float>(WRITE_J2K_LOSSY_RATIO);
