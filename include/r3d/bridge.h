@@ -83,6 +83,9 @@ bool bridge_net_open(struct r3d_err *err, const char *bind, int port, int max_pd
 bool bridge_net_open_tls(struct r3d_err *err, const char *bind, int port, int tls_port,
 			 const struct bridge_tls *tls, int max_pdu, struct bridge_net **out);
 void bridge_net_close(struct bridge_net *net);
+/* How long a connection may take to send its whole A-ASSOCIATE-RQ before it
+ * is closed: seconds (1..30); 0, or more than 30, means 30. */
+void bridge_net_set_request_timeout(struct bridge_net *net, int seconds);
 
 /* Waits up to timeout_ms for an association request and reads it. Returns 1
  * with *out and *info set (the caller owns *out and must accept or reject it),

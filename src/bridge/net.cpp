@@ -37,6 +37,7 @@
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/dcmnet/assoc.h"
+#include "dcmtk/dcmnet/dcmtrans.h"
 #include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/dcmnet/dul.h"
 #include "dcmtk/oflog/oflog.h"
@@ -49,7 +50,16 @@
 #define NET_POLL_S 1            /* how often a waiting thread looks at stopping() */
 #define NET_MAX_PENDING 64      /* connections waiting for their A-ASSOCIATE-RQ */
 #define NET_PARTIAL_POLL_MS 10  /* re-check of a request that arrived in part */
-#define NET_MAX_RQ_BYTES 65536  /* a larger request is handed over once this much is in */
+#define NET_MAX_RQ_BYTES 65536  /* the largest A-ASSOCIATE-RQ taken (plain TCP); a larger one is aborted */
+#define NET_PDU_ASSOCIATE_RQ 0x01
+#define NET_PDU_ABORT 0x07
+/* PS3.8 9.3.8: A-ABORT source and reason/diag values. */
+#define NET_ABORT_SOURCE_USER 0
+#define NET_ABORT_SOURCE_PROVIDER 2
+#define NET_ABORT_REASON_NONE 0
+#define NET_ABORT_REASON_UNRECOGNIZED_PDU 1
+#define NET_ABORT_REASON_UNEXPECTED_PDU 2
+#define NET_ABORT_REASON_INVALID_PARAMETER 6
 
 /* A connection accepted but not yet handed to DCMTK: its A-ASSOCIATE-RQ is
  * read by DCMTK on the receiver's thread, so it is handed over only once the
@@ -74,6 +84,7 @@ struct bridge_net {
 	struct net_listener l[2];
 	int nl;
 	int max_pdu;
+	int request_timeout_s;   /* a connection's time to send its whole A-ASSOCIATE-RQ */
 	int npending;
 	struct net_pending pending[NET_MAX_PENDING];
 };
@@ -280,6 +291,7 @@ extern "C" bool bridge_net_open_tls(struct r3d_err *err, const char *bind_addr, 
 			return r3d_err_set(err, R3D_ENOMEM, "out of memory");
 		bn->nl = 0;
 		bn->max_pdu = max_pdu;
+		bn->request_timeout_s = NET_ACSE_TIMEOUT_S;
 		bn->npending = 0;
 		if ((port > 0 && !listener_open(err, bn, bind_addr, port, NULL)) ||
 		    (tls_port > 0 && !listener_open(err, bn, bind_addr, tls_port, tls))) {
@@ -298,6 +310,11 @@ extern "C" bool bridge_net_open(struct r3d_err *err, const char *bind_addr, int 
 				struct bridge_net **out)
 {
 	return bridge_net_open_tls(err, bind_addr, port, 0, NULL, max_pdu, out);
+}
+
+extern "C" void bridge_net_set_request_timeout(struct bridge_net *bn, int seconds)
+{
+	bn->request_timeout_s = seconds > 0 && seconds < NET_ACSE_TIMEOUT_S ? seconds : NET_ACSE_TIMEOUT_S;
 }
 
 extern "C" void bridge_net_close(struct bridge_net *bn)
@@ -339,12 +356,18 @@ static void pending_remove(struct bridge_net *bn, int i)
 	bn->pending[i] = bn->pending[--bn->npending];
 }
 
-/* Whether the whole first PDU of fd is buffered: 1 yes (or the peer closed,
- * or the PDU is too large to wait for: DCMTK reads and judges it), 0 not yet,
- * -1 nothing will come (closed before a byte). On a TLS listener the first
- * record (the ClientHello: 5 header bytes, its length in bytes 3 and 4)
- * takes the place of the PDU. */
-static int request_ready(int fd, bool tls)
+/* request_ready: the first PDU is no A-ASSOCIATE-RQ we take. */
+#define NET_REQUEST_INVALID 2
+
+/* Whether the whole first PDU of fd is buffered: 1 yes (or the peer closed:
+ * DCMTK reads and judges it), 0 not yet, -1 nothing will come (closed before
+ * a byte), NET_REQUEST_INVALID when its header already says it is no
+ * A-ASSOCIATE-RQ or is larger than NET_MAX_RQ_BYTES (*type, *len: what it
+ * says). Handing such a request to DCMTK would make the receiver's thread
+ * wait for bytes that may never come. On a TLS listener the first record
+ * (the ClientHello: 5 header bytes, its length in bytes 3 and 4) takes the
+ * place of the PDU. */
+static int request_ready(int fd, bool tls, unsigned *type, uint32_t *length)
 {
 	unsigned char head[6];
 	size_t want = tls ? 5 : sizeof(head);
@@ -363,12 +386,61 @@ static int request_ready(int fd, bool tls)
 	uint32_t len = tls ? ((uint32_t)head[3] << 8 | (uint32_t)head[4]) :
 			     ((uint32_t)head[2] << 24 | (uint32_t)head[3] << 16 | (uint32_t)head[4] << 8 |
 			      (uint32_t)head[5]);
+	if (!tls && (head[0] != NET_PDU_ASSOCIATE_RQ || len > NET_MAX_RQ_BYTES)) {
+		*type = head[0];
+		*length = len;
+		return NET_REQUEST_INVALID;
+	}
 	if (len > NET_MAX_RQ_BYTES)
 		return 1;
 	int avail = 0;
 	if (ioctl(fd, FIONREAD, &avail) != 0)
 		return 1;
 	return closed || (uint32_t)avail >= len + want ? 1 : 0;
+}
+
+/* The numeric address of the peer of a connected socket, or "". */
+static void peer_of(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+
+	out[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
+		return;
+	if (getnameinfo((struct sockaddr *)&sa, len, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST) != 0)
+		out[0] = '\0';
+}
+
+/* An A-ABORT PDU (PS3.8 9.3.8) with the given source and reason. */
+static void abort_pdu(unsigned char pdu[10], int source, int reason)
+{
+	static const unsigned char head[8] = {NET_PDU_ABORT, 0, 0, 0, 0, 4, 0, 0};
+
+	memcpy(pdu, head, sizeof(head));
+	pdu[8] = (unsigned char)source;
+	pdu[9] = (unsigned char)(source == NET_ABORT_SOURCE_PROVIDER ? reason : NET_ABORT_REASON_NONE);
+}
+
+/* A connection whose first PDU is no A-ASSOCIATE-RQ we take: PS3.8 state
+ * Sta2, event 19 (invalid PDU), action AA-1: an A-ABORT, then close. Nothing
+ * of the PDU's body is read. Returns -2 with err set for the caller's log. */
+static int refuse_request(struct r3d_err *err, int fd, unsigned type, uint32_t len)
+{
+	unsigned char pdu[10];
+	char peer[BRIDGE_HOST_MAX];
+
+	peer_of(fd, peer, sizeof(peer));
+	abort_pdu(pdu, NET_ABORT_SOURCE_USER, NET_ABORT_REASON_NONE);
+	(void)send(fd, pdu, sizeof(pdu), MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+	if (type != NET_PDU_ASSOCIATE_RQ)
+		r3d_err_set(err, R3D_ENET, "from %s: first PDU of type 0x%02x is not an A-ASSOCIATE-RQ; "
+			    "A-ABORT sent", peer, type);
+	else
+		r3d_err_set(err, R3D_ENET, "from %s: A-ASSOCIATE-RQ of %lu bytes, more than %d; A-ABORT sent",
+			    peer, (unsigned long)len, NET_MAX_RQ_BYTES);
+	return -2;
 }
 
 /* Waits for a connection whose association request is fully in, accepting
@@ -411,7 +483,14 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 		if (!p->partial && !(pfd[bn->nl + i].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    !time_passed(&now, &p->deadline))
 			continue;
-		int ready = request_ready(p->fd, bn->l[p->listener].tls);
+		unsigned type = 0;
+		uint32_t len = 0;
+		int ready = request_ready(p->fd, bn->l[p->listener].tls, &type, &len);
+		if (ready == NET_REQUEST_INVALID) {
+			int fd = p->fd;
+			pending_remove(bn, i);
+			return refuse_request(err, fd, type, len);
+		}
 		if (ready == 1) {
 			int fd = p->fd;
 			*listener = p->listener;
@@ -428,7 +507,7 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 			close(p->fd);
 			pending_remove(bn, i);
 			r3d_err_set(err, R3D_ENET, "a connection sent no complete association request "
-						  "within %d s; closed", NET_ACSE_TIMEOUT_S);
+						  "within %d s; closed", bn->request_timeout_s);
 			return -2;
 		}
 		p->partial = true;
@@ -446,7 +525,12 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 		/* Without it each C-STORE response waits ~40 ms for a delayed ACK. */
 		int one = 1;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (request_ready(fd, bn->l[k].tls) == 1) {
+		unsigned type = 0;
+		uint32_t len = 0;
+		int ready = request_ready(fd, bn->l[k].tls, &type, &len);
+		if (ready == NET_REQUEST_INVALID)
+			return refuse_request(err, fd, type, len);
+		if (ready == 1) {
 			*listener = k;
 			return fd;
 		}
@@ -464,22 +548,9 @@ static int next_ready(struct r3d_err *err, struct bridge_net *bn, int timeout_ms
 		p->listener = k;
 		p->partial = false;
 		p->deadline = now;
-		p->deadline.tv_sec += NET_ACSE_TIMEOUT_S;
+		p->deadline.tv_sec += bn->request_timeout_s;
 	}
 	return -1;
-}
-
-/* The numeric address of the peer of a connected socket, or "". */
-static void peer_of(int fd, char *out, size_t size)
-{
-	struct sockaddr_storage sa;
-	socklen_t len = sizeof(sa);
-
-	out[0] = '\0';
-	if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
-		return;
-	if (getnameinfo((struct sockaddr *)&sa, len, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST) != 0)
-		out[0] = '\0';
 }
 
 extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int timeout_ms,
@@ -755,6 +826,54 @@ static OFCondition serve_store(T_ASC_Association *a, T_ASC_PresentationContextID
 	return cond;
 }
 
+/* The PS3.8 A-ABORT reason for a condition that says the peer sent a PDU
+ * the upper layer cannot take, or -1 when cond is no such thing (a network
+ * error, a DIMSE-level fault). DCMTK 3.6.7 wraps the upper layer's condition
+ * into DIMSE ones and keeps only its "module:code" in the text. */
+static int ul_abort_reason(const OFCondition &cond)
+{
+	static const struct {
+		unsigned short code;
+		int reason;
+	} map[] = {
+		{DULC_UNRECOGNIZEDPDUTYPE, NET_ABORT_REASON_UNRECOGNIZED_PDU},
+		{DULC_UNEXPECTEDPDU, NET_ABORT_REASON_UNEXPECTED_PDU},
+		{DULC_ILLEGALPDULENGTH, NET_ABORT_REASON_INVALID_PARAMETER},
+		{DULC_ILLEGALPDU, NET_ABORT_REASON_INVALID_PARAMETER},
+	};
+	const char *text = cond.text();
+
+	for (const auto &m : map) {
+		char code[16];
+		if (cond.module() == OFM_dcmnet && cond.code() == m.code)
+			return m.reason;
+		snprintf(code, sizeof(code), "%04x:%04x", (unsigned)OFM_dcmnet, (unsigned)m.code);
+		if (text != NULL && strstr(text, code) != NULL)
+			return m.reason;
+	}
+	return -1;
+}
+
+/* Ends an association after cond: a PDU the upper layer could not take is
+ * answered as PS3.8 state Sta6, event 19, action AA-8 says (an A-ABORT from
+ * the service provider with its reason); anything else with DCMTK's
+ * service-user A-ABORT. The caller then drops the association. */
+static void abort_for(T_ASC_Association *a, const OFCondition &cond)
+{
+	int reason = ul_abort_reason(cond);
+	DcmTransportConnection *tc = NULL;
+
+	if (reason >= 0)
+		tc = DUL_getTransportConnection(a->DULassociation);
+	if (tc == NULL) {
+		ASC_abortAssociation(a);
+		return;
+	}
+	unsigned char pdu[10];
+	abort_pdu(pdu, NET_ABORT_SOURCE_PROVIDER, reason);
+	(void)tc->write(pdu, sizeof(pdu));
+}
+
 extern "C" bool bridge_assoc_serve(struct r3d_err *err, struct bridge_assoc *ba, const char *tmp_dir,
 				   int idle_timeout_s, const struct bridge_serve_ops *ops,
 				   struct bridge_serve_stats *stats)
@@ -801,7 +920,7 @@ extern "C" bool bridge_assoc_serve(struct r3d_err *err, struct bridge_assoc *ba,
 			}
 			if (cond.bad()) {
 				r3d_err_set(err, R3D_ENET, "receiving command: %s", cond.text());
-				ASC_abortAssociation(a);
+				abort_for(a, cond);
 				ok = false;
 				break;
 			}
@@ -821,7 +940,7 @@ extern "C" bool bridge_assoc_serve(struct r3d_err *err, struct bridge_assoc *ba,
 			}
 			if (cond.bad()) {
 				r3d_err_set(err, R3D_ENET, "%s", cond.text());
-				ASC_abortAssociation(a);
+				abort_for(a, cond);
 				ok = false;
 				break;
 			}

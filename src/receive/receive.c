@@ -371,6 +371,9 @@ bool receiver_open(struct r3d_err *err, const struct config *cfg, struct index *
 	if (!bridge_net_open_tls(err, cfg->dicom_bind, cfg->dicom_port, cfg->dicom_tls_port, &tls,
 				 cfg->max_pdu, &r->net))
 		goto fail;
+	/* A connection that says nothing is let go as soon as a silent
+	 * association would be. */
+	bridge_net_set_request_timeout(r->net, cfg->idle_timeout_s);
 	atomic_store(&r->listening, true);
 	if (cfg->dicom_tls_port > 0)
 		log_info("receive", "listening ae_title=%s bind=%s port=%d tls_port=%d (%s, client "
