@@ -109,6 +109,7 @@ struct bridge_store_req {
 	char sop_class_uid[BRIDGE_UID_MAX + 1];    /* from the command */
 	char sop_instance_uid[BRIDGE_UID_MAX + 1]; /* from the command */
 	char transfer_syntax[BRIDGE_UID_MAX + 1];  /* of the presentation context */
+	char context_sop_class_uid[BRIDGE_UID_MAX + 1]; /* the context's abstract syntax */
 	const char *tmp_path;  /* the received file: meta header + dataset as received */
 	uint64_t bytes;        /* size of tmp_path */
 };
@@ -119,6 +120,7 @@ struct bridge_store_req {
 #define BRIDGE_STATUS_DATASET_MISMATCH 0xA900
 #define BRIDGE_STATUS_CANNOT_UNDERSTAND 0xC000
 #define BRIDGE_STATUS_PROCESSING_FAILURE 0x0110
+#define BRIDGE_STATUS_SOP_CLASS_NOT_SUPPORTED 0x0122
 
 struct bridge_serve_ops {
 	/* Called once the dataset is in req->tmp_path. Returns the DIMSE status

@@ -334,12 +334,16 @@ extern "C" void bridge_net_close(struct bridge_net *bn)
 	delete bn;
 }
 
-static void assoc_free(T_ASC_Association **a)
+/* Closes and frees an association. DCMTK first waits for the peer to close
+ * its end (PS3.8's ARTIM after an A-ASSOCIATE-RJ, A-RELEASE-RP or A-ABORT):
+ * up to wait_s seconds; its default, 180 s, would let a peer that keeps the
+ * connection open hold an association slot, or the accept loop, that long. */
+static void assoc_free(T_ASC_Association **a, int wait_s)
 {
 	if (*a == NULL)
 		return;
 	try {
-		ASC_dropSCPAssociation(*a);
+		ASC_dropSCPAssociation(*a, wait_s);
 		ASC_destroyAssociation(a);
 	} catch (...) {
 	}
@@ -579,7 +583,7 @@ extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int
 		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
 		if (cond.bad()) {
 			copy_str(info->peer_host, sizeof(info->peer_host), peer);
-			assoc_free(&a);
+			assoc_free(&a, 0);
 			if (l->tls && (cond.module() == OFM_dcmtls || cond.code() == DULC_TLSERROR)) {
 				r3d_err_set(err, R3D_ENET, "%s", cond.text());
 				return BRIDGE_ACCEPT_TLS_FAILED;
@@ -602,7 +606,7 @@ extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int
 		info->proposed_contexts = (unsigned)ASC_countPresentationContexts(a->params);
 		struct bridge_assoc *ba = new (std::nothrow) bridge_assoc;
 		if (ba == NULL) {
-			assoc_free(&a);
+			assoc_free(&a, 0);
 			r3d_err_set(err, R3D_ENOMEM, "out of memory");
 			return -1;
 		}
@@ -611,7 +615,7 @@ extern "C" int bridge_net_accept(struct r3d_err *err, struct bridge_net *bn, int
 		return 1;
 	} catch (...) {
 		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
-		assoc_free(&a);
+		assoc_free(&a, 0);
 		r3d_err_set(err, R3D_EIO, "unexpected error while accepting an association");
 		return -1;
 	}
@@ -642,7 +646,7 @@ extern "C" void bridge_assoc_reject(struct bridge_assoc *ba, enum bridge_reject_
 		ASC_rejectAssociation(ba->assoc, &rej);
 	} catch (...) {
 	}
-	assoc_free(&ba->assoc);
+	assoc_free(&ba->assoc, 0);
 	delete ba;
 }
 
@@ -706,12 +710,12 @@ extern "C" bool bridge_assoc_accept(struct r3d_err *err, struct bridge_assoc *ba
 		if (cond.bad()) {
 			r3d_err_set(err, R3D_ENET, "acknowledging association: %s", cond.text());
 			ASC_abortAssociation(ba->assoc);
-			assoc_free(&ba->assoc);
+			assoc_free(&ba->assoc, 0);
 			delete ba;
 			return false;
 		}
 	} catch (...) {
-		assoc_free(&ba->assoc);
+		assoc_free(&ba->assoc, 0);
 		delete ba;
 		return r3d_err_set(err, R3D_EIO, "unexpected error while accepting an association");
 	}
@@ -725,7 +729,7 @@ extern "C" void bridge_assoc_abort(struct bridge_assoc *ba)
 		ASC_abortAssociation(ba->assoc);
 	} catch (...) {
 	}
-	assoc_free(&ba->assoc);
+	assoc_free(&ba->assoc, 0);
 	delete ba;
 }
 
@@ -797,6 +801,10 @@ static OFCondition serve_store(T_ASC_Association *a, T_ASC_PresentationContextID
 	cond = DIMSE_receiveDataSetInFile(a, DIMSE_BLOCKING, 0, &data_pres_id, fs, NULL, NULL);
 	bool write_ok = fs->good();
 	delete fs;
+	if (cond.good() && data_pres_id != pres_id)
+		/* PS3.7 9.3.1: a message's data set travels on its command's context. */
+		cond = makeOFCondition(OFM_dcmnet, DIMSEC_INVALIDPRESENTATIONCONTEXTID, OF_error,
+				       "data set on another presentation context than its C-STORE command");
 	if (cond.bad()) {
 		unlink(tmp_path);
 		return cond;   /* the link is gone or out of step: end the association */
@@ -811,8 +819,10 @@ static OFCondition serve_store(T_ASC_Association *a, T_ASC_PresentationContextID
 	copy_str(sreq.sop_class_uid, sizeof(sreq.sop_class_uid), req->AffectedSOPClassUID);
 	copy_str(sreq.sop_instance_uid, sizeof(sreq.sop_instance_uid), req->AffectedSOPInstanceUID);
 	T_ASC_PresentationContext pc;
-	if (ASC_findAcceptedPresentationContext(a->params, pres_id, &pc).good())
+	if (ASC_findAcceptedPresentationContext(a->params, pres_id, &pc).good()) {
 		copy_str(sreq.transfer_syntax, sizeof(sreq.transfer_syntax), pc.acceptedTransferSyntax);
+		copy_str(sreq.context_sop_class_uid, sizeof(sreq.context_sop_class_uid), pc.abstractSyntax);
+	}
 	sreq.tmp_path = tmp_path;
 	sreq.bytes = (uint64_t)st.st_size;
 	status = ops->store(ops->ctx, &sreq, comment, sizeof(comment));
@@ -949,7 +959,7 @@ extern "C" bool bridge_assoc_serve(struct r3d_err *err, struct bridge_assoc *ba,
 		r3d_err_set(err, R3D_EIO, "unexpected error while serving an association");
 		ok = false;
 	}
-	assoc_free(&ba->assoc);
+	assoc_free(&ba->assoc, NET_ARTIM_S);
 	delete ba;
 	return ok;
 }

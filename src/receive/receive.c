@@ -120,6 +120,11 @@ static uint16_t receive_store(void *ctx, const struct bridge_store_req *req, cha
 	char old_path[PATH_MAX];
 	int n;
 
+	/* PS3.7 9.1.1: a C-STORE travels on a presentation context negotiated
+	 * for its SOP Class. */
+	if (strcmp(req->sop_class_uid, req->context_sop_class_uid) != 0)
+		return refuse(job, req->sop_instance_uid, BRIDGE_STATUS_SOP_CLASS_NOT_SUPPORTED, comment,
+			      size, "SOP Class UID of the command is not the presentation context's");
 	if (!bridge_read_instance_attrs(&err, req->tmp_path, &a))
 		return refuse(job, req->sop_instance_uid, BRIDGE_STATUS_CANNOT_UNDERSTAND, comment,
 			      size, err.msg);
