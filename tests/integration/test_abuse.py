@@ -231,8 +231,13 @@ class Abuse(unittest.TestCase):
         for s in self.sockets:
             s.close()
         for d in self.daemons:
-            d.stop()
+            rc = d.stop()
+            log = d.log_text()
             d.cleanup()
+            # Under ASan/UBSan a leak or undefined behaviour shows here.
+            self.assertEqual(rc, 0, log[-3000:])
+            self.assertNotIn("AddressSanitizer", log)
+            self.assertNotIn("runtime error:", log)
 
     def daemon(self, **kw):
         d = Daemon(**kw).start()
