@@ -222,6 +222,7 @@ class Push:
     def wait(self, timeout=None):
         rc = self.proc.wait(timeout=timeout)
         self.reader.join(10)
+        self.proc.stdout.close()
         return rc
 
     def acked(self):
@@ -270,6 +271,11 @@ def index_rows(d):
 def integrity(d):
     with d.db() as db:
         return db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def sha_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def stored_files(storage):
@@ -411,6 +417,7 @@ def pacs_daemon(work, orthanc, **kw):
 def load(work, associations=32, seconds=300, size=256, slices=48, fsync=False, workers=2,
          say=log):
     pool = make_pool(work, associations, size, slices)
+    os.makedirs(os.path.join(work, "recon3d"))
     d = Daemon(workdir=os.path.join(work, "recon3d"), dicom__max_associations=associations + 8,
                dicom__idle_timeout_s=120, storage__fsync="true" if fsync else "false",
                pipeline__workers=workers, pipeline__stable_seconds=2, pipeline__min_slices=10)
@@ -637,8 +644,7 @@ def full_disk(work, size_mb=200, min_free_mb=60, series_size=256, slices=48, say
                 refused_at = n
                 fig["free_mb_at_refusal"] = shutil.disk_usage(disk).free / 2**20
             if refused_at is None:
-                hashes_before = {f: hashlib.sha256(open(f, "rb").read()).hexdigest()
-                                 for f in stored_files(d.storage)}
+                hashes_before = {f: sha_file(f) for f in stored_files(d.storage)}
             if refused_at is not None and n >= refused_at + 2:
                 break
         fig["series_pushed"] = n
@@ -652,7 +658,7 @@ def full_disk(work, size_mb=200, min_free_mb=60, series_size=256, slices=48, say
             problems.append("statuses other than success and out of resources: %s" % others)
         # Nothing stored before the disk filled changed.
         changed = [f for f, h in hashes_before.items()
-                   if not os.path.exists(f) or hashlib.sha256(open(f, "rb").read()).hexdigest() != h]
+                   if not os.path.exists(f) or sha_file(f) != h]
         if changed:
             problems.append("%d files stored before the disk filled changed or vanished" % len(changed))
         check_acked(d, acked, problems)
@@ -769,6 +775,7 @@ def ingest(work, fsync, associations=1, size=512, slices=100, runs=3, say=log):
     pool = make_pool(work, associations, size, slices)
     out = []
     for r in range(runs):
+        os.makedirs(os.path.join(work, "ingest-%s-%d" % (fsync, r)))
         d = Daemon(workdir=os.path.join(work, "ingest-%s-%d" % (fsync, r)),
                    storage__fsync="true" if fsync else "false", pipeline__stable_seconds=86400,
                    dicom__max_associations=associations + 4)
