@@ -98,35 +98,34 @@ class Series:
                         "--threads", "1"], check=True, capture_output=True)
         os.unlink(os.path.join(folder, "truth.json"))
         self.files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".dcm"))
-        with open(self.files[0], "rb") as f:
-            head = f.read()
-        m = re.search(rb"\(?(1\.2\.276\.0\.7230010\.3\.1\.4\.[0-9.]+)", head)
-        series_uid = r3dtest.dcm_value(self.files[0], "0020,000e")
         # The generated UIDs are <root>.<host>.<pid>.<time>.<counter>: the
-        # <time> component is the one rewritten.
-        parts = series_uid.split(".")
-        self.prefix = ".".join(parts[:-1]).encode()      # ends with .<time>
-        self.old = parts[-2].encode()
-        assert m is not None and len(self.old) >= 8, series_uid
-        self.offsets = []
-        self.sops = []
+        # <time> component of each (10 digits; it can change within a
+        # series when generation crosses a second) is the one rewritten.
+        self.base_series = r3dtest.dcm_value(self.files[0], "0020,000e")
+        self.offsets = []         # per file: offsets of a <time> component
         self.base_sops = []
+        self.width = 10
         for path in self.files:
             with open(path, "rb") as f:
                 b = f.read()
-            offs = []
-            i = b.find(self.prefix)
-            while i >= 0:
-                offs.append(i + len(self.prefix) - len(self.old))
-                i = b.find(self.prefix, i + 1)
+            offs = set()
+            uids = [r3dtest.dcm_value(path, t) for t in ("0008,0018", "0020,000d", "0020,000e",
+                                                          "0020,0052")]
+            for u in uids:
+                parts = u.split(".")
+                assert len(parts[-2]) == self.width, u
+                head = (".".join(parts[:-2]) + ".").encode()
+                i = b.find(u.encode())
+                while i >= 0:
+                    offs.add(i + len(head))
+                    i = b.find(u.encode(), i + 1)
             assert len(offs) >= 5, (path, len(offs))   # meta SOP, SOP, study, series, frame
-            self.offsets.append(offs)
-            self.base_sops.append(r3dtest.dcm_value(path, "0008,0018"))
-        self.base_series = series_uid
+            self.offsets.append(sorted(offs))
+            self.base_sops.append(uids[0])
         self.tag = None
 
     def component(self, n):
-        width = len(self.old)
+        width = self.width
         return ("9" + ("%0*d" % (width - 1, n))[-(width - 1):]).encode()
 
     def retag(self, n):
@@ -144,12 +143,10 @@ class Series:
 
     def uids(self, n):
         """(series UID, [SOP Instance UID per file]) after retag(n)."""
-        old = self.old.decode()
         new = self.component(n).decode()
 
         def sub(u):
             p = u.split(".")
-            assert p[-2] == old
             p[-2] = new
             return ".".join(p)
         return sub(self.base_series), [sub(s) for s in self.base_sops]
@@ -772,6 +769,8 @@ def ingest(work, fsync, associations=1, size=512, slices=100, runs=3, say=log):
     """images/s of `associations` storescu at once, each a new series of
     slices size x size images, into a fresh daemon on `work`'s file system
     (the real disk: tmpfs would make fsync free)."""
+    import tempfile
+    work = tempfile.mkdtemp(prefix="ingest-", dir=work)
     pool = make_pool(work, associations, size, slices)
     out = []
     for r in range(runs):
