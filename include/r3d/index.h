@@ -56,6 +56,17 @@ bool index_put_instance_from(struct r3d_err *err, struct index *idx,
 			     const char *calling_ae, const char *called_ae, double now,
 			     char *old_path, size_t old_path_size);
 
+/* The path the instance with this SOP Instance UID is indexed at: 1 and
+ * path filled, 0 when it is not indexed, -1 on error. */
+int index_instance_path(struct r3d_err *err, struct index *idx, const char *sop_uid, char *path,
+			size_t size);
+
+/* durable: every commit is flushed to the disk before it returns (SQLite
+ * synchronous = FULL), so an instance answered success survives a power
+ * loss with its row; else (NORMAL, the default of index_open) a commit
+ * survives a crash of the process, not of the machine. [storage] fsync. */
+bool index_set_durable(struct r3d_err *err, struct index *idx, bool durable);
+
 struct index_counts {
 	int64_t studies, series, instances, bytes;
 	int64_t jobs[JOB_NSTATES];

@@ -148,6 +148,12 @@ static int run_daemon(struct config *cfg)
 		log_error("main", "%s", err.msg);
 		goto out;
 	}
+	/* [storage] fsync promises that an instance answered success survives a
+	 * power loss: its index row too, not only its file. */
+	if (cfg->fsync && !index_set_durable(&err, idx, true)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
 	if (!index_recover(&err, idx, &requeued)) {
 		log_error("main", "%s", err.msg);
 		goto out;

@@ -527,6 +527,44 @@ static bool put_locked(struct r3d_err *err, struct index *idx, const struct brid
 	return step_done(err, idx, st, "updating series");
 }
 
+int index_instance_path(struct r3d_err *err, struct index *idx, const char *sop_uid, char *path,
+			size_t size)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, found = -1;
+
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_prepare_v2(idx->db, "SELECT path FROM instances WHERE sop_uid = ?1", -1, &st,
+			       NULL) != SQLITE_OK) {
+		index_sql_fail(err, idx, "looking up an instance");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, sop_uid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(path, size, "%s", (const char *)sqlite3_column_text(st, 0));
+		found = 1;
+	} else if (rc == SQLITE_DONE) {
+		found = 0;
+	} else {
+		index_sql_fail(err, idx, "looking up an instance");
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return found;
+}
+
+bool index_set_durable(struct r3d_err *err, struct index *idx, bool durable)
+{
+	bool ok;
+
+	pthread_mutex_lock(&idx->lock);
+	ok = index_exec(err, idx, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+	pthread_mutex_unlock(&idx->lock);
+	return ok;
+}
+
 bool index_put_instance(struct r3d_err *err, struct index *idx,
 			const struct bridge_instance_attrs *a, const char *path, uint64_t bytes,
 			const char *calling_ae, double now, char *old_path, size_t old_path_size)

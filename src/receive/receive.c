@@ -151,22 +151,39 @@ static uint16_t receive_store(void *ctx, const struct bridge_store_req *req, cha
 	if (r->cfg->fsync && !fsync_path(req->tmp_path, O_RDONLY))
 		return refuse(job, a.sop_instance_uid, BRIDGE_STATUS_OUT_OF_RESOURCES, comment, size,
 			      "cannot flush the instance to disk");
-	/* Atomic: a reader sees the old copy or the new one, never half a file. */
-	if (rename(req->tmp_path, final_path) != 0) {
-		char why[128];
-		snprintf(why, sizeof(why), "cannot move the instance into storage: %s", strerror(errno));
-		return refuse(job, a.sop_instance_uid, BRIDGE_STATUS_OUT_OF_RESOURCES, comment, size, why);
+	/* A hard link, not a rename: until the index row is committed, the
+	 * temporary name stays in .incoming, and a crash in between leaves that
+	 * trace for recover_incoming() to remove the copy nobody indexed. The
+	 * same instance again at the same path replaces the indexed copy with
+	 * rename(), atomic: a reader sees the old copy or the new one.
+	 * (A file system without hard links gets the rename() too.) */
+	bool linked = link(req->tmp_path, final_path) == 0;
+	if (!linked) {
+		int e = errno;
+		bool can_rename = e == EEXIST || e == EPERM || e == ENOTSUP || e == EOPNOTSUPP;
+		if (!can_rename || rename(req->tmp_path, final_path) != 0) {
+			char why[128];
+			snprintf(why, sizeof(why), "cannot move the instance into storage: %s",
+				 strerror(can_rename ? errno : e));
+			return refuse(job, a.sop_instance_uid, BRIDGE_STATUS_OUT_OF_RESOURCES, comment,
+				      size, why);
+		}
 	}
 	if (r->cfg->fsync)
 		(void)fsync_path(dir, O_RDONLY | O_DIRECTORY);
 	if (!index_put_instance_from(&err, r->idx, &a, final_path, req->bytes, job->info.calling_ae,
 				     job->info.called_ae,
 				clock_wall_s(), old_path, sizeof(old_path))) {
-		/* The file stays: the sender is told to retry, and the retry
-		 * replaces it and indexes it. */
+		/* Nothing unindexed stays: the sender is told to retry. (A copy
+		 * that replaced an indexed one is that instance, still indexed.) */
+		if (linked)
+			(void)unlink(final_path);
 		return refuse(job, a.sop_instance_uid, BRIDGE_STATUS_OUT_OF_RESOURCES, comment, size,
 			      err.msg);
 	}
+	if (linked && unlink(req->tmp_path) != 0)
+		log_warn("receive", "cannot remove the temporary name sop=%s: %s", a.sop_instance_uid,
+			 strerror(errno));
 	if (old_path[0] != '\0' && unlink(old_path) != 0 && errno != ENOENT)
 		log_warn("receive", "cannot remove replaced copy sop=%s: %s", a.sop_instance_uid,
 			 strerror(errno));
@@ -315,27 +332,47 @@ undo_count:
 }
 
 /* Removes temporary files an earlier run left behind when it stopped in the
- * middle of a C-STORE: the sender was never told success for them. */
-static void clean_tmp_dir(const char *tmp_dir)
+ * middle of a C-STORE: the sender was never told success for them. One that
+ * has a second name was linked into storage; that copy goes too unless the
+ * index holds it (the crash came between the commit and the unlink). */
+static void recover_incoming(struct receiver *r)
 {
-	DIR *d = opendir(tmp_dir);
+	DIR *d = opendir(r->tmp_dir);
 	struct dirent *e;
-	int removed = 0;
+	int removed = 0, unindexed = 0;
 
 	if (d == NULL)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		char p[PATH_MAX];
+		char p[PATH_MAX], final_path[PATH_MAX], indexed[PATH_MAX];
+		struct bridge_instance_attrs a;
+		struct r3d_err err;
+		struct stat tst, fst;
 		size_t len = strlen(e->d_name);
 		if (len < 5 || strcmp(e->d_name + len - 5, ".part") != 0)
 			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", tmp_dir, e->d_name) < (int)sizeof(p) &&
-		    unlink(p) == 0)
+		if (snprintf(p, sizeof(p), "%s/%s", r->tmp_dir, e->d_name) >= (int)sizeof(p))
+			continue;
+		if (stat(p, &tst) == 0 && tst.st_nlink > 1 && bridge_read_instance_attrs(&err, p, &a) &&
+		    snprintf(final_path, sizeof(final_path), "%s/%s/%s/%s.dcm", r->storage_dir, a.study_uid,
+			     a.series_uid, a.sop_instance_uid) < (int)sizeof(final_path) &&
+		    stat(final_path, &fst) == 0 && fst.st_dev == tst.st_dev && fst.st_ino == tst.st_ino) {
+			int found = index_instance_path(&err, r->idx, a.sop_instance_uid, indexed,
+							sizeof(indexed));
+			if (found == 0 || (found == 1 && strcmp(indexed, final_path) != 0)) {
+				if (unlink(final_path) == 0)
+					unindexed++;
+			} else if (found < 0) {
+				log_warn("receive", "cannot check %s: %s", final_path, err.msg);
+			}
+		}
+		if (unlink(p) == 0)
 			removed++;
 	}
 	closedir(d);
 	if (removed > 0)
-		log_info("receive", "removed %d partial files left by an earlier run", removed);
+		log_info("receive", "removed %d partial files left by an earlier run (%d copies never "
+				    "indexed)", removed, unindexed);
 }
 
 bool receiver_open(struct r3d_err *err, const struct config *cfg, struct index *idx,
@@ -364,7 +401,7 @@ bool receiver_open(struct r3d_err *err, const struct config *cfg, struct index *
 	}
 	if (!mkdir_p(err, r->tmp_dir))
 		goto fail;
-	clean_tmp_dir(r->tmp_dir);
+	recover_incoming(r);
 	struct bridge_tls tls = {
 		.certificate = cfg->dicom_tls_certificate,
 		.private_key = cfg->dicom_tls_private_key,

@@ -12,6 +12,7 @@
 #include "r3d/index.h"
 #include "r3d/log.h"
 #include "r3d/test.h"
+#include "../../src/index/index_internal.h"
 
 static const struct queue_rules rules20 = {.stable_seconds = 20, .min_slices = 20, .import = true, .wait_for_source_s = 60};
 
@@ -66,6 +67,19 @@ static char *reason_of(const char *db_path, const char *series)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return out;
+}
+
+static int synchronous(struct index *idx)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(idx->db, "PRAGMA synchronous", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
 }
 
 /* Viewer links: one token per study, found until it expires, dead after;
@@ -400,6 +414,18 @@ int main(void)
 	CHECK(index_recover(&err, idx, &requeued) && requeued == 2);
 	CHECK(index_counts(&err, idx, &c) && c.jobs[JOB_QUEUED] == 2 && c.jobs[JOB_RUNNING] == 0);
 	CHECK(index_ping(&err, idx));
+	/* [storage] fsync: commits flushed (FULL); else a crash of the process
+	 * only (NORMAL). */
+	CHECK(synchronous(idx) == 1);
+	CHECK(index_set_durable(&err, idx, true) && synchronous(idx) == 2);
+	CHECK(index_set_durable(&err, idx, false) && synchronous(idx) == 1);
+	/* The path of an instance by its SOP Instance UID (receiver start-up). */
+	{
+		char p[256];
+		CHECK(index_instance_path(&err, idx, "1.1.1.3", p, sizeof(p)) == 1 &&
+		      strcmp(p, "/data/1.1.1.3.dcm") == 0);
+		CHECK(index_instance_path(&err, idx, "9.9.9", p, sizeof(p)) == 0);
+	}
 	test_viewer_links(idx, path);
 	test_import(idx, path);
 	index_close(idx);
