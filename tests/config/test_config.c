@@ -40,7 +40,7 @@ static void test_defaults(void)
 	CHECK(cfg.min_slices == 20);
 	CHECK(strcmp(cfg.http_bind, "127.0.0.1") == 0);
 	CHECK(cfg.log_level == LOG_INFO);
-	CHECK(!cfg.fsync);
+	CHECK(cfg.fsync);   /* on by default: docs/reliability.md */
 }
 
 static void test_load(void)
