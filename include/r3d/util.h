@@ -38,6 +38,11 @@ double clock_wall_s(void);
 void *bigbuf_alloc(struct r3d_err *err, size_t size);
 void bigbuf_free(void *p, size_t size);
 
+/* Reads a small secret file (a token, a webhook secret) whole into buf:
+ * a regular file of at most size - 2 bytes without NUL bytes, NUL-terminated,
+ * its length in *len. The caller wipes buf when done. */
+bool read_secret_file(struct r3d_err *err, const char *path, char *buf, size_t size, size_t *len);
+
 /* Creates a directory and its parents (mode 0750); true if it exists at the end. */
 bool mkdir_p(struct r3d_err *err, const char *path);
 

@@ -11,7 +11,9 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 bool size_mul(size_t a, size_t b, size_t *out)
 {
@@ -127,4 +129,46 @@ bool mkdir_p(struct r3d_err *err, const char *path)
 	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
 		return r3d_err_set(err, R3D_EIO, "'%s' is not a directory", path);
 	return true;
+}
+
+bool read_secret_file(struct r3d_err *err, const char *path, char *buf, size_t size, size_t *len)
+{
+	struct stat st;
+	bool ok = false;
+	int fd;
+
+	*len = 0;
+	buf[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		r3d_err_set(err, R3D_EIO, "'%s' is not a regular file", path);
+		goto out;
+	}
+	while (*len < size - 1) {
+		ssize_t n = read(fd, buf + *len, size - 1 - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+	buf[*len] = '\0';
+	if (*len > size - 2) {
+		r3d_err_set(err, R3D_EINVAL, "'%s' is longer than %zu bytes", path, size - 2);
+		goto out;
+	}
+	if (strlen(buf) != *len) {
+		r3d_err_set(err, R3D_EINVAL, "'%s' holds a NUL byte", path);
+		goto out;
+	}
+	ok = true;
+out:
+	close(fd);
+	return ok;
 }

@@ -7,7 +7,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <regex.h>
 #include <ini.h>
 #include <netdb.h>
@@ -1004,39 +1003,11 @@ bool config_token_file_read(struct r3d_err *err, const char *path, char *out, si
 {
 	char buf[CONFIG_TOKEN_FILE_MAX + 2];
 	size_t len = 0;
-	struct stat st;
 	bool ok = false;
-	int fd;
 
 	out[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		r3d_err_set(err, R3D_EIO, "'%s' is not a regular file", path);
+	if (!read_secret_file(err, path, buf, sizeof(buf), &len))
 		goto out;
-	}
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r3d_err_set(err, R3D_EIO, "cannot read '%s': %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > CONFIG_TOKEN_FILE_MAX) {
-		r3d_err_set(err, R3D_EINVAL, "'%s' is longer than %d bytes", path, CONFIG_TOKEN_FILE_MAX);
-		goto out;
-	}
-	buf[len] = '\0';
-	if (strlen(buf) != len) {
-		r3d_err_set(err, R3D_EINVAL, "'%s' holds a NUL byte", path);
-		goto out;
-	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
 	if (!token_secret_valid(err, buf)) {
@@ -1051,7 +1022,6 @@ bool config_token_file_read(struct r3d_err *err, const char *path, char *out, si
 	ok = true;
 out:
 	memset(buf, 0, sizeof(buf));
-	close(fd);
 	return ok;
 }
 

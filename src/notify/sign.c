@@ -5,9 +5,9 @@
  * from every buffer this file fills and never quoted in an error. Any thread.
  */
 #include "r3d/notify.h"
+#include "r3d/util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -15,8 +15,6 @@
 #include <openssl/params.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define SECRET_PREFIX "whsec_"
 #define SIGN_DIGEST_BYTES 32   /* SHA-256 */
@@ -114,38 +112,11 @@ bool notify_secret_read_file(struct r3d_err *err, const char *path, struct notif
 {
 	char buf[NOTIFY_SECRET_TEXT_MAX + 2];
 	size_t len = 0;
-	struct stat st;
-	int fd;
 	bool ok = false;
 
 	memset(out, 0, sizeof(*out));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return r3d_err_set(err, R3D_EIO, "webhook secret_file %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		r3d_err_set(err, R3D_EIO, "webhook secret_file %s: not a regular file", path);
-		goto out;
-	}
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r3d_err_set(err, R3D_EIO, "webhook secret_file %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > NOTIFY_SECRET_TEXT_MAX) {
-		r3d_err_set(err, R3D_EINVAL, "webhook secret_file %s: longer than %d bytes", path,
-			    NOTIFY_SECRET_TEXT_MAX);
-		goto out;
-	}
-	buf[len] = '\0';
-	if (strlen(buf) != len) {
-		r3d_err_set(err, R3D_EINVAL, "webhook secret_file %s: holds a NUL byte", path);
+	if (!read_secret_file(err, path, buf, sizeof(buf), &len)) {
+		r3d_err_prefix(err, "webhook secret_file");
 		goto out;
 	}
 	if (!notify_secret_parse(err, buf, out)) {
@@ -155,7 +126,6 @@ bool notify_secret_read_file(struct r3d_err *err, const char *path, struct notif
 	ok = true;
 out:
 	OPENSSL_cleanse(buf, sizeof(buf));
-	close(fd);
 	return ok;
 }
 
