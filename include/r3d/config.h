@@ -171,6 +171,7 @@ struct config {
 	int stable_seconds;
 	int workers;
 	int min_slices;
+	double mesh_max_error_mm;   /* [mesh] max_decimation_error_mm */
 	/* [http] */
 	char http_bind[CONFIG_HOST_MAX];
 	int http_port;

@@ -10,7 +10,9 @@
  *   mesh_smooth()            smooth.c      Taubin lambda/mu, volume preserving
  *   mesh_weld()              decimate.c    merge vertices with equal positions
  *   mesh_remove_degenerate() decimate.c    drop triangles with repeated vertices
- *   mesh_decimate()          decimate.c    meshoptimizer, to a triangle budget
+ *   mesh_split_pinches()     decimate.c    one vertex per sheet where sheets meet
+ *   mesh_decimate()          decimate.c    edge collapses, to a triangle budget
+ *   mesh_distance()          distance.c    decimated against undecimated surface
  *   mesh_check()             meshcheck.c   closed, 2-manifold, Euler, volume...
  *   mesh_build()             build.c       all of the above for one structure
  *   mesh_stl_write()         stl.c         one structure, binary STL
@@ -163,19 +165,37 @@ bool mesh_smooth(struct r3d_err *err, struct mesh *m, const struct mesh_smooth_p
 bool mesh_weld(struct r3d_err *err, struct mesh *m);
 /* Removes triangles that use one vertex twice; returns how many. */
 size_t mesh_remove_degenerate(struct mesh *m);
-/* Welds, then simplifies with meshoptimizer's meshopt_simplify to at most
- * target_tri triangles where it can without exceeding max_error (relative
- * to the mesh extent, e.g. 0.01), then repairs the surface: drops
- * degenerate triangles and back-to-back duplicates (a thin part folded
- * flat), gives each sheet its own copy of a vertex where two sheets were
- * pinched together (so every edge is in exactly two triangles again; do not
- * weld afterwards), and drops unused vertices. A mesh already within
- * budget is only welded. With threads > 1 (1..MESH_MAX_THREADS) and at
- * least 100k triangles per thread, the mesh is cut into slabs of equal
- * triangle count along its longest axis, the slabs are simplified in
- * parallel with their cuts locked, and the joined mesh gets a last pass. */
-bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error,
-		   int threads);
+/* Welds by position, then gives each sheet its own copy of a vertex where
+ * two sheets meet (two fans of triangles around one position, or four
+ * triangles on one edge) and moves the copies apart by 0.2 % of their mean
+ * edge length towards their own fans, so that no two vertices share a
+ * position and an STL reader, which welds by position, sees a 2-manifold.
+ * *split: copies made. */
+bool mesh_split_pinches(struct r3d_err *err, struct mesh *m, size_t *split);
+/* What mesh_decimate() did. */
+struct mesh_decimate_info {
+	size_t pinches_split;  /* vertex copies made by mesh_split_pinches() */
+	size_t passes;         /* collapse passes (the longest slab's, plus the last) */
+	size_t collapses;      /* edges collapsed */
+	size_t rejected_link;  /* collapses refused: they would join two sheets */
+	size_t rejected_shape; /* collapses refused: a triangle would flip or flatten */
+	bool reached;          /* at most target_tri triangles */
+};
+/* mesh_split_pinches(), then simplifies to at most target_tri triangles by
+ * quadric edge collapses that keep a closed 2-manifold closed, 2-manifold,
+ * consistently oriented, of the same genus and without zero-area triangles
+ * (see collapse.h; vertices next to a defect of the input are left alone),
+ * then removes zero-area triangles the input had (mesh_flip_slivers()) and
+ * drops unused vertices. The budget comes first: there is no error bound
+ * (mesh_distance() measures the error afterwards); it is missed only where
+ * no allowed collapse is left (info->reached false). A mesh already within
+ * budget is only welded and split. With threads > 1 (1..MESH_MAX_THREADS)
+ * and at least 100k triangles per thread, the mesh is cut into slabs of
+ * equal triangle count along its longest axis, the slabs are simplified in
+ * parallel with the vertices on their cuts locked, and the joined mesh gets
+ * a last pass. info may be NULL. */
+bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, int threads,
+		   struct mesh_decimate_info *info);
 
 /* Removes zero-area triangles (a vertex on its triangle's opposite edge, as
  * decimation leaves on flat caps) by flipping that edge with the neighbour's,
@@ -193,6 +213,18 @@ size_t mesh_count_slivers(const struct mesh *m);
  * doubled skin. *removed: triangles removed. */
 bool mesh_drop_flat_pieces(struct r3d_err *err, struct mesh *m, size_t *removed);
 
+/* How far two surfaces are apart, both ways. */
+struct mesh_distance {
+	double mean;    /* mean distance of the sampled points, frame units */
+	double max;     /* largest distance of a sampled point */
+	size_t samples; /* points sampled, both ways together */
+};
+/* For up to max_samples vertices of a (every k-th when it has more), the
+ * distance to the nearest point of b's surface, and the same from b's
+ * vertices to a; *out gets the mean and the largest of them all (a sampled
+ * Hausdorff distance). threads: 1..MESH_MAX_THREADS. */
+bool mesh_distance(struct r3d_err *err, const struct mesh *a, const struct mesh *b,
+		   size_t max_samples, int threads, struct mesh_distance *out);
 struct mesh_stats {
 	size_t nvert;             /* vertices used by at least one triangle */
 	size_t ntri;
@@ -228,21 +260,31 @@ struct mesh_build_params {
 	bool smooth_in_voxels; /* smoothing (and its clamp) in voxel index before
 				* the transform; else in LPS mm after it */
 	size_t max_tri;      /* triangle budget; 0: no decimation */
-	float max_error;     /* decimation error bound relative to the extent */
+	double max_error_mm; /* decimation error (largest distance between the
+			      * decimated and undecimated surface, mesh_distance())
+			      * above which the result is flagged; 0: none */
 	const double *planes;  /* NULL: the affine; else nplanes plane origins (see
 				* mesh_transform_planes()), not owned */
 	size_t nplanes;
 };
+/* Samples per direction of the decimation error measurement. */
+#define MESH_BUILD_ERROR_SAMPLES 25000
 struct mesh_build_times {
-	double isosurface_s, transform_s, smooth_s, decimate_s, check_s;
-	/* What decimation did: the budget it was last asked for (the params'
-	 * max_tri, or loosened by a quarter per retry), and whether the mesh was
-	 * kept undecimated because no decimation kept it closed. */
+	double isosurface_s, transform_s, smooth_s, decimate_s, error_s, check_s;
+	/* What decimation did: the budget (the params' max_tri), its own
+	 * account, the error against the undecimated surface (valid when
+	 * decimated), and the last resort: fallback is empty, or why the budget
+	 * was not kept ("kept undecimated: ...", "over budget: ..."). */
 	size_t decimate_target;
-	bool undecimated;
+	struct mesh_decimate_info decimate;
+	bool decimated;             /* mesh_decimate() changed the mesh */
+	struct mesh_distance error; /* valid when decimated */
+	bool error_exceeded;        /* error.max > max_error_mm > 0 */
+	bool undecimated;           /* kept undecimated as the last resort */
+	char fallback[160];
 };
 /* Sets iso 0.5, 1 thread, identity affine, grey-level smoothing on (see
- * mesh_build_grey_smoothing()), no decimation, max_error 0.005. */
+ * mesh_build_grey_smoothing()), no decimation, no error flag. */
 void mesh_build_defaults(struct mesh_build_params *p);
 /* Smoothing of a surface placed on the CT's grey levels (already sub-voxel,
  * no terraces; what is left is CT noise): MESH_GREY_SMOOTH_ITER Taubin pairs

@@ -64,6 +64,7 @@ struct pipeline_options {
 				  * for a DICOM Segmentation */
 	bool smooth;
 	bool decimate;
+	double max_error_mm;     /* decimation error flagged above this (mesh_build_params) */
 	bool mask_surfaces;      /* mesh every structure from its binary mask alone, as
 				  * a structure without grey levels is (terrace-free
 				  * smoothing within the voxel cell), instead of through
@@ -77,6 +78,8 @@ struct pipeline_options {
 /* The built-in catalogue (every preset on), smoothing and decimation on,
  * threads = online CPUs. */
 void pipeline_options_default(struct pipeline_options *o);
+/* The default of [mesh] max_decimation_error_mm. */
+#define PIPELINE_DEFAULT_MAX_ERROR_MM 0.5
 
 struct pipeline_structure {
 	struct structure_def def;   /* the catalogue entry (a copy): key, label, colour, codes */

@@ -25,6 +25,8 @@ bool size_add(size_t a, size_t b, size_t *out);
 
 /* Parses a whole decimal integer in [min, max]; no sign games, no trailing junk. */
 bool parse_long(struct r3d_err *err, const char *s, long min, long max, long *out);
+/* A finite decimal number in [min, max] (strtod, the whole string). */
+bool parse_double(struct r3d_err *err, const char *s, double min, double max, double *out);
 /* Parses "true/false/yes/no/on/off/1/0". */
 bool parse_bool(struct r3d_err *err, const char *s, bool *out);
 

@@ -37,6 +37,10 @@ struct worker_stats {
 	 * same order): structures meshed and skipped since start. */
 	int64_t structures_made[STRUCTURE_MAX];
 	int64_t structures_skipped[STRUCTURE_MAX];
+	/* Decimations that fell back (kept undecimated or over budget), and
+	 * those further from the undecimated surface than allowed. */
+	int64_t decimation_fallbacks[STRUCTURE_MAX];
+	int64_t decimation_error_exceeded[STRUCTURE_MAX];
 };
 void worker_pool_stats(struct worker_pool *pool, struct worker_stats *out);
 

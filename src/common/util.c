@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,6 +46,23 @@ bool parse_long(struct r3d_err *err, const char *s, long min, long max, long *ou
 		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a whole number", s);
 	if (v < min || v > max)
 		return r3d_err_set(err, R3D_EINVAL, "%ld is out of range [%ld, %ld]", v, min, max);
+	*out = v;
+	return true;
+}
+
+bool parse_double(struct r3d_err *err, const char *s, double min, double max, double *out)
+{
+	char *end = NULL;
+	double v;
+
+	if (s == NULL || *s == '\0')
+		return r3d_err_set(err, R3D_EINVAL, "empty value, expected a number");
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a number", s);
+	if (v < min || v > max)
+		return r3d_err_set(err, R3D_EINVAL, "%g is out of range [%g, %g]", v, min, max);
 	*out = v;
 	return true;
 }

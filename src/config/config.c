@@ -25,7 +25,7 @@
 /* The key table                                                       */
 /* ------------------------------------------------------------------ */
 
-enum key_type { KEY_STR, KEY_INT, KEY_LONG, KEY_BOOL, KEY_SPECIAL };
+enum key_type { KEY_STR, KEY_INT, KEY_LONG, KEY_DOUBLE, KEY_BOOL, KEY_SPECIAL };
 
 struct config_key;
 typedef bool (*key_setter)(struct r3d_err *err, const struct config_key *key, const char *value,
@@ -109,6 +109,9 @@ static const struct config_key config_keys[] = {
 	 "reconstruction jobs run at once (0: jobs wait in the queue, e.g. to pause processing)"},
 	{"pipeline", "min_slices", KEY_INT, "20", 1, 4096, NUM_FIELD(min_slices), NULL,
 	 "a single-frame CT series needs at least this many images to become a job"},
+	{"mesh", "max_decimation_error_mm", KEY_DOUBLE, "0.5", 0, 100, NUM_FIELD(mesh_max_error_mm),
+	 NULL, "a structure whose decimated surface lies further than this from the undecimated one "
+	 "(largest sampled distance) is flagged in report.json, the log and /metrics (0: never)"},
 	{"http", "bind", KEY_STR, "127.0.0.1", 0, 0, STR_FIELD(http_bind), check_nonempty,
 	 "address of the status endpoint (/healthz, /status, /metrics)"},
 	{"http", "port", KEY_INT, "8480", 0, 65535, NUM_FIELD(http_port), NULL,
@@ -344,6 +347,13 @@ static bool key_set(struct r3d_err *err, const struct config_key *key, const cha
 			return false;
 		*(long *)(void *)(base + key->offset) = v;
 		return true;
+	case KEY_DOUBLE: {
+		double d;
+		if (!parse_double(err, value, (double)key->min, (double)key->max, &d))
+			return false;
+		*(double *)(void *)(base + key->offset) = d;
+		return true;
+	}
 	case KEY_BOOL:
 		if (!parse_bool(err, value, &b))
 			return false;
@@ -1550,7 +1560,7 @@ void config_write_sample(FILE *out)
 			fprintf(out, "\n[%s]\n", section);
 		}
 		fprintf(out, "# %s", k->comment);
-		if (k->type == KEY_INT || k->type == KEY_LONG)
+		if (k->type == KEY_INT || k->type == KEY_LONG || k->type == KEY_DOUBLE)
 			fprintf(out, " (%ld to %ld)", k->min, k->max);
 		fprintf(out, "\n%s = %s\n", k->name, k->def);
 	}

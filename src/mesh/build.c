@@ -6,13 +6,11 @@
  * its own threads for the isosurface and the smoothing.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "r3d/mesh.h"
 #include "r3d/util.h"
-
-#define BUILD_DEFAULT_MAX_ERROR 0.005f
-#define BUILD_DECIMATE_TRIES 3      /* budgets tried before keeping the mesh undecimated */
 
 static struct mesh *mesh_clone(struct r3d_err *err, const struct mesh *m)
 {
@@ -25,52 +23,58 @@ static struct mesh *mesh_clone(struct r3d_err *err, const struct mesh *m)
 	return c;
 }
 
-/* Decimates *mp to the budget. meshopt_simplify can still leave a few open
- * edges or zero-area triangles in rare configurations that the repairs do
- * not catch; a model that was watertight and free of them must stay so.
- * Then the budget is loosened by a quarter and the decimation redone from
- * the undecimated copy, and after BUILD_DECIMATE_TRIES the undecimated mesh
- * is kept. */
-static bool decimate_watertight(struct r3d_err *err, struct mesh **mp,
-				const struct mesh_build_params *p, struct mesh_stats *st,
-				struct mesh_build_times *tm)
+/* Decimates *mp to the budget and measures the error against the
+ * undecimated surface. The collapses keep a closed 2-manifold so by
+ * construction; should the check, welded by position as an STL is read,
+ * still find a defect the undecimated surface did not have, the
+ * undecimated surface is kept (the last resort, said in tm->fallback). */
+static bool build_decimate(struct r3d_err *err, struct mesh **mp,
+			   const struct mesh_build_params *p, struct mesh_stats *st,
+			   struct mesh_build_times *tm)
 {
 	struct mesh *orig = NULL;
-	size_t target = p->max_tri;
 	bool ok = false;
+	double t0;
 
-	tm->decimate_target = target;
-	if ((*mp)->ntri <= target)
-		return mesh_decimate(err, *mp, target, p->max_error, p->threads);
+	tm->decimate_target = p->max_tri;
+	if ((*mp)->ntri <= p->max_tri)
+		return mesh_decimate(err, *mp, p->max_tri, p->threads, &tm->decimate);
 	orig = mesh_clone(err, *mp);
 	if (orig == NULL)
-		return false;
-	for (int attempt = 0;; attempt++) {
-		if (!mesh_decimate(err, *mp, target, p->max_error, p->threads) ||
-		    !mesh_weld(err, *mp) || !mesh_check(err, *mp, st))
+		goto out;
+	if (!mesh_decimate(err, *mp, p->max_tri, p->threads, &tm->decimate) ||
+	    !mesh_weld(err, *mp) || !mesh_check(err, *mp, st))
+		goto out;
+	tm->decimated = true;
+	if (!(st->closed && st->manifold && st->zero_area_tri == 0)) {
+		struct mesh_stats before;
+		size_t split;
+		if (!mesh_split_pinches(err, orig, &split) || !mesh_check(err, orig, &before))
 			goto out;
-		if (st->closed && st->manifold && st->zero_area_tri == 0)
-			break;
-		if (attempt == 0) {
-			struct mesh_stats before;
-			if (!mesh_check(err, orig, &before))
-				goto out;
-			if (!(before.closed && before.manifold && before.zero_area_tri == 0))
-				break;   /* nothing better to keep: it was so before decimation */
-		}
-		mesh_destroy(*mp);
-		*mp = mesh_clone(err, orig);
-		if (*mp == NULL)
-			goto out;
-		if (attempt + 1 == BUILD_DECIMATE_TRIES) {
-			if (!mesh_weld(err, *mp))
-				goto out;
+		if (before.closed && before.manifold && before.zero_area_tri == 0) {
+			snprintf(tm->fallback, sizeof(tm->fallback),
+				 "kept undecimated: decimation left %zu open, %zu non-manifold, "
+				 "%zu misoriented edges and %zu triangles without area",
+				 st->boundary_edges, st->nonmanifold_edges, st->misoriented_edges,
+				 st->zero_area_tri);
+			mesh_destroy(*mp);
+			*mp = orig;
+			orig = NULL;
+			tm->decimated = false;
 			tm->undecimated = true;
-			break;   /* keep it undecimated */
+			ok = true;
+			goto out;
 		}
-		target += target / 4;
-		tm->decimate_target = target;
 	}
+	if (!tm->decimate.reached)
+		snprintf(tm->fallback, sizeof(tm->fallback),
+			 "over budget: %zu triangles left where no collapse keeps the surface "
+			 "2-manifold", (*mp)->ntri);
+	t0 = clock_mono_s();
+	if (!mesh_distance(err, orig, *mp, MESH_BUILD_ERROR_SAMPLES, p->threads, &tm->error))
+		goto out;
+	tm->error_s = clock_mono_s() - t0;
+	tm->error_exceeded = p->max_error_mm > 0 && tm->error.max > p->max_error_mm;
 	ok = true;
 out:
 	mesh_destroy(orig);
@@ -86,7 +90,7 @@ void mesh_build_defaults(struct mesh_build_params *p)
 	p->smooth = true;
 	mesh_build_grey_smoothing(p);
 	p->max_tri = 0;
-	p->max_error = BUILD_DEFAULT_MAX_ERROR;
+	p->max_error_mm = 0;
 }
 
 void mesh_build_grey_smoothing(struct mesh_build_params *p)
@@ -146,9 +150,13 @@ bool mesh_build(struct r3d_err *err, const struct mesh_volume *vol,
 	}
 	if (p->max_tri > 0) {
 		t0 = clock_mono_s();
-		if (!decimate_watertight(err, &m, p, st, &tm))
+		if (!build_decimate(err, &m, p, st, &tm))
 			goto out;
-		tm.decimate_s = clock_mono_s() - t0;
+		tm.decimate_s = clock_mono_s() - t0 - tm.error_s;
+	} else {
+		size_t split;
+		if (!mesh_split_pinches(err, m, &split))
+			goto out;
 	}
 	/* Checked as an STL is read: welded by position, so that the report's
 	 * "watertight" is true of the file, which has no indices. */

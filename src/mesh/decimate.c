@@ -1,21 +1,21 @@
 /*
- * decimate.c: vertex welding, removal of degenerate triangles, and
- * decimation to a triangle budget with meshoptimizer's edge-collapse
- * simplifier (meshopt_simplify, called through its C API), and the repair
- * of what that simplifier can leave behind on thin parts (it does not test
- * the link condition): back-to-back duplicate triangles and sheets pinched
- * together at an edge or a vertex. Any thread; one thread per mesh;
+ * decimate.c: vertex welding by position, removal of degenerate triangles,
+ * the split of vertices where two sheets meet (so that the mesh is a
+ * 2-manifold as an STL reader welds it), and decimation to a triangle
+ * budget by our own edge collapses (collapse.c), which keep a closed
+ * 2-manifold closed, 2-manifold and of the same genus. meshoptimizer is
+ * used for the vertex remap tables only. Any thread; one thread per mesh;
  * mesh_decimate() with threads > 1 starts threads - 1 pthreads (one slab
  * each) and joins them.
  *
- * Frame: any; positions are only compared and moved by the simplifier.
- */
+ * Frame: any; positions are compared, and moved by the collapses. */
 #include <float.h>
 #include <math.h>
 #include <meshoptimizer.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "collapse.h"
 #include "meshpar.h"
 #include "r3d/mesh.h"
 #include "r3d/util.h"
@@ -90,98 +90,6 @@ bool mesh_weld(struct r3d_err *err, struct mesh *m)
 out:
 	bigbuf_free(xyz, bytes);
 	free(remap);
-	return ok;
-}
-
-struct decimate_key {
-	uint32_t v[3]; /* sorted vertex indices */
-	uint32_t t;    /* triangle */
-};
-
-static int decimate_key_cmp(const void *a, const void *b)
-{
-	const struct decimate_key *x = a, *y = b;
-
-	for (int i = 0; i < 3; i++) {
-		if (x->v[i] != y->v[i])
-			return x->v[i] < y->v[i] ? -1 : 1;
-	}
-	return (x->t > y->t) - (x->t < y->t);
-}
-
-/* True when triangle f runs v[0] -> v[1] (v sorted), i.e. has the winding
- * of (v[0], v[1], v[2]). */
-static bool decimate_winding(const uint32_t *f, const uint32_t *v)
-{
-	return (f[0] == v[0] && f[1] == v[1]) || (f[1] == v[0] && f[2] == v[1]) ||
-	       (f[2] == v[0] && f[0] == v[1]);
-}
-
-/* Removes triangles that repeat another one's three vertices: the simplifier
- * can fold a thin part flat, leaving two triangles back to back (opposite
- * windings) on one edge set, which makes their edges non-manifold. A group
- * of back-to-back pairs goes entirely; of same-winding copies one stays. */
-static bool decimate_drop_duplicates(struct r3d_err *err, struct mesh *m, size_t *removed)
-{
-	struct decimate_key *k = NULL;
-	uint8_t *drop = NULL;
-	bool ok = false;
-
-	*removed = 0;
-	k = malloc((m->ntri > 0 ? m->ntri : 1) * sizeof(*k));
-	drop = calloc(m->ntri > 0 ? m->ntri : 1, 1);
-	if (k == NULL || drop == NULL) {
-		r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate duplicate keys");
-		goto out;
-	}
-	for (size_t t = 0; t < m->ntri; t++) {
-		uint32_t a = m->tri[3 * t], b = m->tri[3 * t + 1], c = m->tri[3 * t + 2], s;
-		if (a > b) { s = a; a = b; b = s; }
-		if (b > c) { s = b; b = c; c = s; }
-		if (a > b) { s = a; a = b; b = s; }
-		k[t] = (struct decimate_key){{a, b, c}, (uint32_t)t};
-	}
-	qsort(k, m->ntri, sizeof(*k), decimate_key_cmp);
-	for (size_t i = 0; i < m->ntri;) {
-		size_t j = i + 1;
-		while (j < m->ntri && memcmp(k[j].v, k[i].v, sizeof(k[i].v)) == 0)
-			j++;
-		if (j - i > 1) {
-			/* Winding parity of each copy relative to the sorted order. */
-			size_t npos = 0;
-			for (size_t g = i; g < j; g++)
-				npos += decimate_winding(m->tri + 3 * (size_t)k[g].t, k[i].v);
-			size_t nneg = (j - i) - npos, keep_pos = 0, keep_neg = 0;
-			if (npos > nneg)
-				keep_pos = 1;
-			else if (nneg > npos)
-				keep_neg = 1;
-			for (size_t g = i; g < j; g++) {
-				bool pos = decimate_winding(m->tri + 3 * (size_t)k[g].t, k[i].v);
-				if (pos && keep_pos > 0)
-					keep_pos--;
-				else if (!pos && keep_neg > 0)
-					keep_neg--;
-				else
-					drop[k[g].t] = 1;
-			}
-		}
-		i = j;
-	}
-	size_t n = 0;
-	for (size_t t = 0; t < m->ntri; t++) {
-		if (drop[t])
-			continue;
-		if (n != t)
-			memmove(m->tri + 3 * n, m->tri + 3 * t, 3 * sizeof(uint32_t));
-		n++;
-	}
-	*removed = m->ntri - n;
-	m->ntri = n;
-	ok = true;
-out:
-	free(drop);
-	free(k);
 	return ok;
 }
 
@@ -401,45 +309,75 @@ static bool decimate_separate_copies(struct r3d_err *err, struct mesh *m, const 
 }
 
 /* ---------------------------------------------------------------------- */
+/* Input repair                                                            */
+/* ---------------------------------------------------------------------- */
+
+bool mesh_split_pinches(struct r3d_err *err, struct mesh *m, size_t *split)
+{
+	uint32_t *src = NULL;
+	size_t nextra = 0, first_copy;
+	bool ok = false;
+
+	*split = 0;
+	if (!mesh_weld(err, m))
+		goto out;
+	first_copy = m->nvert;
+	if (!decimate_split_append(err, m, &src, &nextra))
+		goto out;
+	if (nextra > 0 && !decimate_separate_copies(err, m, src, nextra, first_copy))
+		goto out;
+	*split = nextra;
+	ok = true;
+out:
+	free(src);
+	return ok;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Threaded simplification                                                 */
 /* ---------------------------------------------------------------------- */
 
-/* Below this many triangles per thread, one meshopt_simplify call is used. */
+/* Below this many triangles per thread, one collapse_simplify call is used. */
 #define DECIMATE_MIN_TRI_PER_THREAD 100000
 /* Bins of the histogram that splits the mesh into slabs. */
 #define DECIMATE_BINS 4096
+/* owner[] of a vertex used by the triangles of two slabs. */
+#define DECIMATE_SHARED 0xff
 
 struct decimate_worker {
-	const struct mesh *m;
-	const uint8_t *slab; /* slab of each triangle */
+	struct mesh *m;
+	const uint8_t *slab;  /* slab of each triangle */
+	const uint8_t *owner; /* slab of each vertex, or DECIMATE_SHARED */
 	uint8_t id;
-	size_t target;       /* triangles */
-	float max_error;
-	unsigned int *out;   /* simplified triangles, global vertex indices */
-	size_t nout;         /* indices in out */
+	size_t target;        /* triangles */
+	unsigned int *out;    /* simplified triangles, global vertex indices */
+	size_t nout;          /* indices in out */
+	struct collapse_stats cs;
 	bool failed;
 	struct r3d_err err;
 };
 
-/* Simplifies one slab with its cut locked, so neighbouring slabs keep
- * identical vertices along the cut and the union stays closed. */
+/* Simplifies one slab with the vertices it shares with another slab locked,
+ * so neighbouring slabs keep identical vertices along the cut and the union
+ * stays closed. Its own vertices are disjoint from the other slabs', so the
+ * moved positions are written back to the shared mesh directly. */
 static void *decimate_slab(void *arg)
 {
 	struct decimate_worker *w = arg;
-	const struct mesh *m = w->m;
-	uint32_t *map = NULL, *l2g = NULL;
-	unsigned int *idx = NULL, *dst = NULL;
+	struct mesh *m = w->m;
+	uint32_t *map = NULL, *l2g = NULL, *idx = NULL;
+	uint8_t *lock = NULL;
 	float *lxyz = NULL;
-	size_t n = 0, nl = 0;
+	size_t n = 0, nl = 0, kept = 0;
 
 	for (size_t t = 0; t < m->ntri; t++)
 		n += w->slab[t] == w->id;
 	map = malloc(m->nvert * sizeof(*map));
 	l2g = malloc((3 * n + 1) * sizeof(*l2g));
 	idx = malloc((3 * n + 1) * sizeof(*idx));
-	dst = malloc((3 * n + 1) * sizeof(*dst));
 	lxyz = malloc((3 * n + 1) * 3 * sizeof(*lxyz));
-	if (map == NULL || l2g == NULL || idx == NULL || dst == NULL || lxyz == NULL) {
+	lock = calloc(3 * n + 1, 1);
+	if (map == NULL || l2g == NULL || idx == NULL || lxyz == NULL || lock == NULL) {
 		r3d_err_set(&w->err, R3D_ENOMEM, "decimate: cannot allocate a slab");
 		w->failed = true;
 		goto out;
@@ -455,20 +393,28 @@ static void *decimate_slab(void *arg)
 				map[g] = (uint32_t)nl;
 				l2g[nl] = g;
 				memcpy(lxyz + 3 * nl, m->xyz + 3 * (size_t)g, 3 * sizeof(float));
+				lock[nl] = w->owner[g] == DECIMATE_SHARED;
 				nl++;
 			}
 			idx[k++] = map[g];
 		}
 	}
-	w->nout = meshopt_simplify(dst, idx, k, lxyz, nl, 3 * sizeof(float), 3 * w->target,
-				   w->max_error, meshopt_SimplifyLockBorder, NULL);
-	for (size_t i = 0; i < w->nout; i++)
-		dst[i] = l2g[dst[i]];
-	w->out = dst;
-	dst = NULL;
+	if (!collapse_simplify(&w->err, lxyz, nl, idx, n, lock, w->target, &kept, &w->cs)) {
+		w->failed = true;
+		goto out;
+	}
+	for (size_t i = 0; i < nl; i++) {
+		if (!lock[i])
+			memcpy(m->xyz + 3 * (size_t)l2g[i], lxyz + 3 * i, 3 * sizeof(float));
+	}
+	for (size_t i = 0; i < 3 * kept; i++)
+		idx[i] = l2g[idx[i]];
+	w->out = idx;
+	w->nout = 3 * kept;
+	idx = NULL;
 out:
+	free(lock);
 	free(lxyz);
-	free(dst);
 	free(idx);
 	free(l2g);
 	free(map);
@@ -479,22 +425,21 @@ out:
  * slabs of equal count along the longest axis, each slab is simplified with
  * its cut locked, then the joined mesh (a full-resolution strip remains
  * along each cut) gets one last pass to the budget. */
-static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target,
-			      float max_error, int nthreads)
+static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target, int nthreads,
+			      struct collapse_stats *cs)
 {
 	struct decimate_worker wk[MESH_MAX_THREADS];
-	uint8_t *slab = NULL;
-	size_t *hist = NULL, total = 0, bytes = 0;
-	unsigned int *joined = NULL;
-	float *xyz = NULL;
+	uint8_t *slab = NULL, *owner = NULL;
+	size_t *hist = NULL, total = 0;
 	float lo[3] = {FLT_MAX, FLT_MAX, FLT_MAX}, hi[3] = {-FLT_MAX, -FLT_MAX, -FLT_MAX};
 	bool ok = false;
 	int axis = 0;
 
 	memset(wk, 0, sizeof(wk));
 	slab = malloc(m->ntri);
+	owner = malloc(m->nvert);
 	hist = calloc(DECIMATE_BINS, sizeof(*hist));
-	if (slab == NULL || hist == NULL)
+	if (slab == NULL || owner == NULL || hist == NULL)
 		goto nomem;
 	for (size_t v = 0; v < m->nvert; v++) {
 		for (int d = 0; d < 3; d++) {
@@ -522,6 +467,7 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 		run += hist[b];
 	}
 	size_t count[MESH_MAX_THREADS] = {0};
+	memset(owner, DECIMATE_SHARED - 1, m->nvert); /* not yet seen */
 	for (size_t t = 0; t < m->ntri; t++) {
 		const uint32_t *f = m->tri + 3 * t;
 		double c = (m->xyz[3 * (size_t)f[0] + axis] + m->xyz[3 * (size_t)f[1] + axis] +
@@ -529,13 +475,20 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 		size_t b = (size_t)((c - lo[axis]) * scale);
 		slab[t] = bin_slab[b < DECIMATE_BINS ? b : DECIMATE_BINS - 1];
 		count[slab[t]]++;
+		for (int k = 0; k < 3; k++) {
+			uint8_t *o = owner + f[k];
+			if (*o == DECIMATE_SHARED - 1)
+				*o = slab[t];
+			else if (*o != slab[t])
+				*o = DECIMATE_SHARED;
+		}
 	}
 	for (int t = 0; t < nthreads; t++) {
 		wk[t].m = m;
 		wk[t].slab = slab;
+		wk[t].owner = owner;
 		wk[t].id = (uint8_t)t;
 		wk[t].target = target * count[t] / m->ntri;
-		wk[t].max_error = max_error;
 	}
 	meshpar_run(nthreads, wk, sizeof(wk[0]), decimate_slab);
 	for (int t = 0; t < nthreads; t++) {
@@ -544,31 +497,28 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 			goto out;
 		}
 		total += wk[t].nout;
+		cs->collapses += wk[t].cs.collapses;
+		cs->rejected_link += wk[t].cs.rejected_link;
+		cs->rejected_shape += wk[t].cs.rejected_shape;
+		cs->passes = wk[t].cs.passes > cs->passes ? wk[t].cs.passes : cs->passes;
 	}
-	/* Join (total <= 3 * m->ntri), keep the vertices in use, last pass. */
-	joined = malloc((total + 1) * sizeof(*joined));
-	if (joined == NULL)
-		goto nomem;
+	/* Join (total <= 3 * m->ntri) and make the last pass over the whole. */
 	total = 0;
 	for (int t = 0; t < nthreads; t++) {
-		memcpy(joined + total, wk[t].out, wk[t].nout * sizeof(*joined));
+		memcpy(m->tri + total, wk[t].out, wk[t].nout * sizeof(*m->tri));
 		total += wk[t].nout;
 	}
-	bytes = 3 * sizeof(float) * m->nvert;
-	xyz = bigbuf_alloc(err, bytes);
-	if (xyz == NULL)
+	m->ntri = total / 3;
+	struct collapse_stats last;
+	size_t kept;
+	if (!collapse_simplify(err, m->xyz, m->nvert, m->tri, m->ntri, NULL, target, &kept, &last))
 		goto out;
-	size_t nv = meshopt_optimizeVertexFetch(xyz, joined, total, m->xyz, m->nvert,
-						3 * sizeof(float));
-	decimate_swap_xyz(m, xyz, bytes, nv);
-	xyz = NULL;
-	if (total > 3 * target) {
-		m->ntri = meshopt_simplify(m->tri, joined, total, m->xyz, m->nvert,
-					   3 * sizeof(float), 3 * target, max_error, 0, NULL) / 3;
-	} else {
-		memcpy(m->tri, joined, total * sizeof(*joined));
-		m->ntri = total / 3;
-	}
+	m->ntri = kept;
+	cs->collapses += last.collapses;
+	cs->rejected_link += last.rejected_link;
+	cs->rejected_shape += last.rejected_shape;
+	cs->passes += last.passes;
+	cs->reached = last.reached;
 	ok = true;
 	goto out;
 nomem:
@@ -576,26 +526,21 @@ nomem:
 out:
 	for (int t = 0; t < nthreads; t++)
 		free(wk[t].out);
-	bigbuf_free(xyz, bytes);
-	free(joined);
 	free(hist);
+	free(owner);
 	free(slab);
 	return ok;
 }
 
-bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float max_error,
-		   int threads)
+bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, int threads,
+		   struct mesh_decimate_info *info)
 {
-	unsigned int *dst = NULL;
-	uint32_t *src = NULL;
+	struct collapse_stats cs;
 	float *xyz = NULL;
-	size_t nidx, nv, dst_bytes = 0, bytes = 0;
+	size_t nv, bytes = 0, split = 0;
 	bool ok = false;
 
-	if (!(max_error >= 0.0f && max_error <= 1.0f)) {
-		r3d_err_set(err, R3D_EINVAL, "decimate: max_error %g outside 0..1", (double)max_error);
-		goto out;
-	}
+	memset(&cs, 0, sizeof(cs));
 	if (target_tri == 0) {
 		r3d_err_set(err, R3D_EINVAL, "decimate: the triangle budget is 0");
 		goto out;
@@ -605,51 +550,31 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 			    MESH_MAX_THREADS);
 		goto out;
 	}
-	if (!mesh_weld(err, m)) {
+	/* Welded by position, as an STL is read; a vertex where two sheets
+	 * meet gets a copy per sheet, moved apart. */
+	if (!mesh_split_pinches(err, m, &split)) {
 		r3d_err_prefix(err, "decimate");
 		goto out;
 	}
 	if (m->ntri <= target_tri) {
+		cs.reached = true;
 		ok = true;
 		goto out;
 	}
 	if (threads > 1 && m->ntri / (size_t)threads >= DECIMATE_MIN_TRI_PER_THREAD) {
-		if (!decimate_threaded(err, m, target_tri, max_error, threads))
+		if (!decimate_threaded(err, m, target_tri, threads, &cs))
 			goto out;
 	} else {
-		dst_bytes = 3 * sizeof(*dst) * m->ntri; /* fits: the same as m->tri */
-		dst = bigbuf_alloc(err, dst_bytes);
-		if (dst == NULL)
+		size_t kept;
+		if (!collapse_simplify(err, m->xyz, m->nvert, m->tri, m->ntri, NULL, target_tri,
+				       &kept, &cs))
 			goto out;
-		nidx = meshopt_simplify(dst, m->tri, 3 * m->ntri, m->xyz, m->nvert,
-					3 * sizeof(float), 3 * target_tri, max_error, 0, NULL);
-		memcpy(m->tri, dst, nidx * sizeof(*dst));
-		m->ntri = nidx / 3;
+		m->ntri = kept;
 	}
-	mesh_remove_degenerate(m);
-	size_t ndup, nextra, flipped, left, flat = 0;
-	if (!decimate_drop_duplicates(err, m, &ndup) || !decimate_split_append(err, m, &src, &nextra))
-		goto out;
-	/* Collapses on flat regions leave zero-area triangles: flip them away
-	 * (the split copies keep the edges manifold by index meanwhile). */
+	/* Zero-area triangles the input had (the collapses make none). */
+	size_t flipped, left;
 	if (!mesh_flip_slivers(err, m, &flipped, &left))
 		goto out;
-	if (nextra > 0) {
-		/* The repairs can join the fans of a split vertex again: weld the
-		 * copies back and split again only what is still pinched. */
-		free(src);
-		src = NULL;
-		size_t first_copy;
-		if (!mesh_weld(err, m))
-			goto out;
-		first_copy = m->nvert;
-		if (!decimate_split_append(err, m, &src, &nextra))
-			goto out;
-		/* A split can cut loose a piece folded flat onto a face. */
-		if (nextra > 0 && (!mesh_drop_flat_pieces(err, m, &flat) ||
-				   !decimate_separate_copies(err, m, src, nextra, first_copy)))
-			goto out;
-	}
 	/* Keep only the vertices still in use, in first-use order. */
 	bytes = 3 * sizeof(float) * m->nvert;
 	xyz = bigbuf_alloc(err, bytes);
@@ -661,8 +586,15 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, float
 	xyz = NULL;
 	ok = true;
 out:
-	free(src);
+	if (info != NULL) {
+		memset(info, 0, sizeof(*info));
+		info->pinches_split = split;
+		info->passes = cs.passes;
+		info->collapses = cs.collapses;
+		info->rejected_link = cs.rejected_link;
+		info->rejected_shape = cs.rejected_shape;
+		info->reached = ok && cs.reached;
+	}
 	bigbuf_free(xyz, bytes);
-	bigbuf_free(dst, dst_bytes);
 	return ok;
 }

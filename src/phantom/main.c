@@ -75,21 +75,6 @@ static void usage(FILE *f)
 	      "  --threads N           worker threads (default 2)\n", f);
 }
 
-static bool parse_double(struct r3d_err *err, const char *s, double min, double max, double *out)
-{
-	char *end = NULL;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
-		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a number", s);
-	if (v < min || v > max)
-		return r3d_err_set(err, R3D_EINVAL, "%g is out of range [%g, %g]", v, min, max);
-	*out = v;
-	return true;
-}
-
 static bool parse_triple(struct r3d_err *err, const char *s, double min, double max, double out[3])
 {
 	char buf[128];

@@ -317,7 +317,7 @@ static void import_def(struct structure_def *d, const struct segobj *s,
 /* Meshes one grid into ps. */
 static bool import_mesh_grid(struct r3d_err *err, const struct segimport_grid *g,
 			     const struct pipeline_options *o, struct mesh_iso_work *work,
-			     struct pipeline_structure *ps)
+			     struct pipeline_structure *ps, struct pipeline_result *res)
 {
 	struct mesh_volume mv = {g->field, MESH_SCALAR_U8, g->nx, g->ny, g->nz, NULL, 0, 0};
 	struct mesh_build_params bp;
@@ -334,6 +334,7 @@ static bool import_mesh_grid(struct r3d_err *err, const struct segimport_grid *g
 	bp.smooth = o->smooth;
 	bp.smoothing.threads = o->threads;
 	bp.max_tri = o->decimate ? ps->def.max_triangles : 0;
+	bp.max_error_mm = o->max_error_mm;
 	/* In-plane axes; the third column steps a single plane. */
 	double step = g->nz > 1 ? 0 : 1;
 	for (int r = 0; r < 3; r++) {
@@ -349,6 +350,7 @@ static bool import_mesh_grid(struct r3d_err *err, const struct segimport_grid *g
 	ps->range_lo = ps->range_hi = NAN;
 	if (!mesh_build(err, &mv, &bp, work, &ps->mesh, &ps->stats, &ps->mesh_times))
 		return r3d_err_prefix(err, "meshing %s", ps->def.key);
+	pipeline_note_decimation(res, ps, &bp);
 	ps->mesh_ms = (clock_mono_s() - t0) * 1e3;
 	return true;
 }
@@ -484,7 +486,7 @@ bool import_mesh(struct r3d_err *err, const struct segobj *s, const struct segim
 			segimport_grid_free(&g);
 			continue;
 		}
-		bool ok = import_mesh_grid(err, &g, o, work, ps);
+		bool ok = import_mesh_grid(err, &g, o, work, ps, res);
 		segimport_grid_free(&g);
 		if (!ok)
 			return false;

@@ -46,6 +46,7 @@ void pipeline_options_default(struct pipeline_options *o)
 	structure_catalog_default(&o->catalog);
 	o->smooth = true;
 	o->decimate = true;
+	o->max_error_mm = PIPELINE_DEFAULT_MAX_ERROR_MM;
 	o->threads = cpus < 1 ? 1 : (cpus > MESH_MAX_THREADS ? MESH_MAX_THREADS : (int)cpus);
 }
 
@@ -72,6 +73,22 @@ static void note_add(struct pipeline_result *res, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(res->note + n, sizeof(res->note) - n, fmt, ap);
 	va_end(ap);
+}
+
+/* The report's notes on a structure's decimation: its last resort, an
+ * error beyond the one allowed. */
+void pipeline_note_decimation(struct pipeline_result *res, const struct pipeline_structure *ps,
+			      const struct mesh_build_params *bp)
+{
+	if (ps->mesh_times.fallback[0] != '\0') {
+		note_add(res, "%s: %zu triangles, budget %zu: %s", ps->def.key, ps->mesh->ntri,
+			 bp->max_tri, ps->mesh_times.fallback);
+	}
+	if (ps->mesh_times.error_exceeded) {
+		note_add(res, "%s: decimated %.2f mm away from the undecimated surface at most, "
+			 "beyond the %.2f mm allowed ([mesh] max_decimation_error_mm)", ps->def.key,
+			 ps->mesh_times.error.max, bp->max_error_mm);
+	}
 }
 
 /* Picks the series: the one asked for, or the largest (saying so). */
@@ -415,14 +432,10 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 	}
 	bp.smoothing.threads = r->o->threads;
 	bp.max_tri = r->o->decimate ? ps->def.max_triangles : 0;
+	bp.max_error_mm = r->o->max_error_mm;
 	if (!mesh_build(err, &mv, &bp, r->work, &ps->mesh, &ps->stats, &ps->mesh_times))
 		return r3d_err_prefix(err, "meshing %s", ps->def.key);
-	if (bp.max_tri > 0 && ps->mesh->ntri > bp.max_tri)
-		note_add(r->res, "%s: %zu triangles, over its budget of %zu: %s", ps->def.key,
-			 ps->mesh->ntri, bp.max_tri,
-			 ps->mesh_times.undecimated
-				 ? "every decimation tried opened the surface, kept undecimated"
-				 : "the budget was loosened so that decimation keeps the surface closed");
+	pipeline_note_decimation(r->res, ps, &bp);
 	ps->mesh_ms = (clock_mono_s() - t0) * 1e3;
 	return true;
 }

@@ -52,4 +52,9 @@ bool import_mesh(struct r3d_err *err, const struct segobj *s, const struct segim
 /* The peak resident set of this process, bytes (-1 when unknown). */
 long pipeline_peak_rss(void);
 
+/* Adds the notes on ps's decimation (fallback, error beyond the allowed)
+ * to res. Any thread that owns res. */
+void pipeline_note_decimation(struct pipeline_result *res, const struct pipeline_structure *ps,
+			      const struct mesh_build_params *bp);
+
 #endif

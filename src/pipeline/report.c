@@ -90,16 +90,30 @@ static json_t *report_json(const struct pipeline_result *res)
 						      ps->stats.centroid[1], ps->stats.centroid[2]));
 			json_object_set_new(s, "segment_ms", json_real(ps->segment_ms));
 			json_object_set_new(s, "mesh_ms", json_real(ps->mesh_ms));
-			if (ps->mesh_times.decimate_target > 0)
-				json_object_set_new(s, "decimation",
-						    json_pack("{s:I, s:b}", "target",
-							      (json_int_t)ps->mesh_times.decimate_target,
-							      "undecimated", ps->mesh_times.undecimated));
+			if (ps->mesh_times.decimate_target > 0) {
+				const struct mesh_build_times *mt = &ps->mesh_times;
+				json_t *d = json_pack("{s:I, s:b, s:b, s:s?, s:I, s:I, s:I}", "target",
+						      (json_int_t)mt->decimate_target, "reached",
+						      ps->mesh->ntri <= mt->decimate_target, "undecimated",
+						      mt->undecimated, "fallback",
+						      mt->fallback[0] != '\0' ? mt->fallback : NULL,
+						      "collapses", (json_int_t)mt->decimate.collapses,
+						      "pinches_split", (json_int_t)mt->decimate.pinches_split,
+						      "passes", (json_int_t)mt->decimate.passes);
+				if (mt->decimated)
+					json_object_set_new(d, "error_mm",
+							    json_pack("{s:f, s:f, s:I, s:b}", "mean",
+								      mt->error.mean, "max", mt->error.max,
+								      "samples", (json_int_t)mt->error.samples,
+								      "exceeded", mt->error_exceeded));
+				json_object_set_new(s, "decimation", d);
+			}
 			json_object_set_new(s, "mesh_steps_ms",
-					    json_pack("{s:f, s:f, s:f, s:f}",
+					    json_pack("{s:f, s:f, s:f, s:f, s:f}",
 						      "isosurface", ps->mesh_times.isosurface_s * 1e3,
 						      "smooth", ps->mesh_times.smooth_s * 1e3,
 						      "decimate", ps->mesh_times.decimate_s * 1e3,
+						      "decimation_error", ps->mesh_times.error_s * 1e3,
 						      "check", ps->mesh_times.check_s * 1e3));
 		} else {
 			json_object_set_new(s, "skipped_reason", json_string(ps->skipped_reason));

@@ -140,11 +140,14 @@ char *status_render_json(struct status_server *s)
 	for (size_t i = 0; i < s->cfg->structures.n; i++) {
 		const struct structure_def *d = &s->cfg->structures.def[i];
 		json_array_append_new(structures,
-				      json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "key", d->key, "label",
-						d->label, "source", structure_source_name(d->source),
-						"enabled", d->enabled, "made",
+				      json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I}", "key", d->key,
+						"label", d->label, "source",
+						structure_source_name(d->source), "enabled",
+						d->enabled, "made",
 						(json_int_t)snap.work.structures_made[i], "skipped",
-						(json_int_t)snap.work.structures_skipped[i]));
+						(json_int_t)snap.work.structures_skipped[i],
+						"decimation_fallbacks",
+						(json_int_t)snap.work.decimation_fallbacks[i]));
 	}
 	jobs = json_object();
 	for (int i = 0; i < JOB_NSTATES; i++)
@@ -302,6 +305,19 @@ char *status_render_metrics(struct status_server *s)
 		       key, (long long)snap.work.structures_made[i], key,
 		       (long long)snap.work.structures_skipped[i]);
 	}
+	metric(buf, &len, "# HELP recon3d_decimation_fallbacks_total Decimations that did not keep "
+			  "the budget (kept undecimated or over budget), by structure.\n"
+			  "# TYPE recon3d_decimation_fallbacks_total counter\n");
+	for (size_t i = 0; i < s->cfg->structures.n; i++)
+		metric(buf, &len, "recon3d_decimation_fallbacks_total{structure=\"%s\"} %lld\n",
+		       s->cfg->structures.def[i].key, (long long)snap.work.decimation_fallbacks[i]);
+	metric(buf, &len, "# HELP recon3d_decimation_error_exceeded_total Decimations further from "
+			  "the undecimated surface than [mesh] max_decimation_error_mm, by structure.\n"
+			  "# TYPE recon3d_decimation_error_exceeded_total counter\n");
+	for (size_t i = 0; i < s->cfg->structures.n; i++)
+		metric(buf, &len, "recon3d_decimation_error_exceeded_total{structure=\"%s\"} %lld\n",
+		       s->cfg->structures.def[i].key,
+		       (long long)snap.work.decimation_error_exceeded[i]);
 	COUNTER("instances_received_total", "C-STORE requests answered success.",
 		snap.recv.instances_stored);
 	COUNTER("instances_failed_total", "C-STORE requests answered with a failure.",

@@ -215,6 +215,7 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	o.catalog = p->cfg->structures;
 	o.series_uid = job->series_uid;
 	o.threads = threads;
+	o.max_error_mm = p->cfg->mesh_max_error_mm;
 	const struct config_route *route = job_route(p->cfg, job);
 	for (size_t i = 0; !import && route->structures_set && i < o.catalog.n; i++)
 		o.catalog.def[i].enabled = route_makes(route, &p->cfg->structures.def[i]);
@@ -306,6 +307,16 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		} else if (outcome == JOB_FAILED) {
 			reason = err.msg;
 		}
+		for (size_t i = 0; i < res.nstructures; i++) {
+			const struct mesh_build_times *mt = &res.structures[i].mesh_times;
+			if (mt->fallback[0] != '\0')
+				log_warn(module, "job=%lld: decimation of %s fell back: %s",
+					 (long long)job->id, res.structures[i].def.key, mt->fallback);
+			if (mt->error_exceeded)
+				log_warn(module, "job=%lld: decimation of %s: %.2f mm from the undecimated "
+					 "surface at most, over the %.2f mm allowed", (long long)job->id,
+					 res.structures[i].def.key, mt->error.max, p->cfg->mesh_max_error_mm);
+		}
 		pthread_mutex_lock(&p->lock);
 		for (int s = 0; s < PIPELINE_NSTAGES; s++)
 			p->stats.stage_seconds[s] += res.ms[s] / 1e3;
@@ -314,6 +325,11 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 									      res.structures[i].def.key);
 			if (d == NULL)
 				continue;
+			const struct mesh_build_times *mt = &res.structures[i].mesh_times;
+			if (mt->fallback[0] != '\0')
+				p->stats.decimation_fallbacks[d - p->cfg->structures.def]++;
+			if (mt->error_exceeded)
+				p->stats.decimation_error_exceeded[d - p->cfg->structures.def]++;
 			if (res.structures[i].mesh != NULL)
 				p->stats.structures_made[d - p->cfg->structures.def]++;
 			else
