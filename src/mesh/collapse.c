@@ -41,6 +41,8 @@
 /* Radix sort of the 32-bit cost keys in passes of this many bits. */
 #define COLLAPSE_RADIX_BITS 11
 #define COLLAPSE_RADIX (1u << COLLAPSE_RADIX_BITS)
+/* The vertices of a triangle removed in this pass (until the compaction). */
+#define COLLAPSE_DEAD UINT32_MAX
 
 struct quadric {
 	double a00, a01, a02, a11, a12, a22, b0, b1, b2, c;
@@ -61,7 +63,6 @@ struct collapse {
 	uint32_t pass;
 	uint32_t *off;        /* vertex -> triangles, rebuilt each pass */
 	uint32_t *adj;
-	uint8_t *dead;        /* per triangle, this pass */
 	float *tcost;         /* per corner k of a triangle: the cost of the edge
 			       * from corner k to k + 1, kept between passes while
 			       * neither end changes (moved with the triangle) */
@@ -326,7 +327,7 @@ static bool collapse_shape_ok(const struct collapse *c, uint32_t from, uint32_t 
 	for (uint32_t i = c->off[from]; i < c->off[from + 1]; i++) {
 		const uint32_t *f = c->tri + 3 * (size_t)c->adj[i];
 		double o[3][3], nw[3][3], n0[3], n1[3];
-		if (c->dead[c->adj[i]] || f[0] == other || f[1] == other || f[2] == other)
+		if (f[0] == COLLAPSE_DEAD || f[0] == other || f[1] == other || f[2] == other)
 			continue;
 		for (int k = 0; k < 3; k++) {
 			collapse_local(c, f[k], o[k]);
@@ -371,14 +372,14 @@ static bool collapse_try(struct collapse *c, uint32_t u, uint32_t v)
 	s = c->stamp;
 	for (uint32_t i = c->off[u]; i < c->off[u + 1]; i++) {
 		const uint32_t *f = c->tri + 3 * (size_t)c->adj[i];
-		if (c->dead[c->adj[i]])
+		if (f[0] == COLLAPSE_DEAD)
 			continue;
 		for (int k = 0; k < 3; k++)
 			c->mark[f[k]] = s;
 	}
 	for (uint32_t i = c->off[v]; i < c->off[v + 1]; i++) {
 		const uint32_t *f = c->tri + 3 * (size_t)c->adj[i];
-		if (c->dead[c->adj[i]])
+		if (f[0] == COLLAPSE_DEAD)
 			continue;
 		for (int k = 0; k < 3; k++) {
 			uint32_t w = f[k];
@@ -407,10 +408,10 @@ static bool collapse_try(struct collapse *c, uint32_t u, uint32_t v)
 	for (uint32_t i = c->off[v]; i < c->off[v + 1]; i++) {
 		uint32_t t = c->adj[i];
 		uint32_t *f = c->tri + 3 * (size_t)t;
-		if (c->dead[t])
+		if (f[0] == COLLAPSE_DEAD)
 			continue;
 		if (f[0] == u || f[1] == u || f[2] == u) {
-			c->dead[t] = 1;
+			f[0] = f[1] = f[2] = COLLAPSE_DEAD;
 			continue;
 		}
 		f[corner_of(f, v)] = u;
@@ -430,10 +431,8 @@ static void collapse_compact(struct collapse *c)
 	size_t n = 0;
 
 	for (size_t t = 0; t < c->ntri; t++) {
-		if (c->dead[t]) {
-			c->dead[t] = 0;
+		if (c->tri[3 * t] == COLLAPSE_DEAD)
 			continue;
-		}
 		if (n != t) {
 			memcpy(c->tri + 3 * n, c->tri + 3 * t, 3 * sizeof(uint32_t));
 			memcpy(c->tcost + 3 * n, c->tcost + 3 * t, 3 * sizeof(float));
@@ -566,10 +565,9 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 	c.mark = calloc(nvert, sizeof(*c.mark));
 	c.off = malloc((nvert + 1) * sizeof(*c.off));
 	c.adj = malloc(3 * ntri * sizeof(*c.adj));
-	c.dead = calloc(ntri, 1);
 	c.tcost = malloc(3 * ntri * sizeof(*c.tcost));
 	if (c.q == NULL || c.deg == NULL || c.fixed == NULL || c.plock == NULL || c.mark == NULL ||
-	    c.off == NULL || c.adj == NULL || c.dead == NULL || c.tcost == NULL) {
+	    c.off == NULL || c.adj == NULL || c.tcost == NULL) {
 		r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate the collapse state");
 		goto out;
 	}
@@ -602,7 +600,6 @@ out:
 	free(c.order);
 	free(c.tmp);
 	free(c.tcost);
-	free(c.dead);
 	free(c.adj);
 	free(c.off);
 	free(c.mark);
