@@ -260,7 +260,7 @@ int main(int argc, char **argv)
 			if (m == NULL)
 				goto fail;
 			double s = clock_mono_s();
-			if (!mesh_decimate(&err, m, (size_t)target, threads, &info))
+			if (!mesh_decimate(&err, m, (size_t)target, 0, threads, &info))
 				goto fail;
 			if (r >= 0)
 				t[r] = clock_mono_s() - s;

@@ -299,7 +299,7 @@ int main(int argc, char **argv)
 				if (c == NULL)
 					goto fail;
 				double s = clock_mono_s();
-				bool ok = mesh_decimate(&err, c, target, threads, NULL);
+				bool ok = mesh_decimate(&err, c, target, 0, threads, NULL);
 				if (r >= 0)
 					t[r] = clock_mono_s() - s;
 				if (ok && r == BENCH_DECIMATE_REPS - 1) {

@@ -172,6 +172,7 @@ struct config {
 	int workers;
 	int min_slices;
 	double mesh_max_error_mm;   /* [mesh] max_decimation_error_mm */
+	double mesh_error_target_mm; /* [mesh] error_target_mm */
 	/* [http] */
 	char http_bind[CONFIG_HOST_MAX];
 	int http_port;

@@ -180,6 +180,8 @@ struct mesh_decimate_info {
 	size_t rejected_link;  /* collapses refused: they would join two sheets */
 	size_t rejected_shape; /* collapses refused: a triangle would flip or flatten */
 	bool reached;          /* at most target_tri triangles */
+	size_t budget_tri;     /* triangles when the budget was reached, before going on
+				* by error_mm */
 };
 /* mesh_split_pinches(), then simplifies to at most target_tri triangles by
  * quadric edge collapses that keep a closed 2-manifold closed, 2-manifold,
@@ -189,13 +191,18 @@ struct mesh_decimate_info {
  * drops unused vertices. The budget comes first: there is no error bound
  * (mesh_distance() measures the error afterwards); it is missed only where
  * no allowed collapse is left (info->reached false). A mesh already within
- * budget is only welded and split. With threads > 1 (1..MESH_MAX_THREADS)
+ * budget is only welded and split, unless error_mm > 0: then the collapses go
+ * on below the budget as long as each one keeps its new vertex within
+ * error_mm (root mean square, area weighted) of the planes of the original
+ * triangles it stands for, and stop when a pass removes under 2 % of the
+ * triangles: flat and gently curved parts then cost few triangles, detail
+ * keeps them. With threads > 1 (1..MESH_MAX_THREADS)
  * and at least 100k triangles per thread, the mesh is cut into slabs of
  * equal triangle count along its longest axis, the slabs are simplified in
  * parallel with the vertices on their cuts locked, and the joined mesh gets
  * a last pass. info may be NULL. */
-bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, int threads,
-		   struct mesh_decimate_info *info);
+bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, double error_mm,
+		   int threads, struct mesh_decimate_info *info);
 
 /* Removes zero-area triangles (a vertex on its triangle's opposite edge, as
  * decimation leaves on flat caps) by flipping that edge with the neighbour's,
@@ -260,6 +267,8 @@ struct mesh_build_params {
 	bool smooth_in_voxels; /* smoothing (and its clamp) in voxel index before
 				* the transform; else in LPS mm after it */
 	size_t max_tri;      /* triangle budget; 0: no decimation */
+	double error_target_mm; /* > 0: below the budget, decimate on while each
+				 * collapse stays this close (see mesh_decimate()) */
 	double max_error_mm; /* decimation error (largest distance between the
 			      * decimated and undecimated surface, mesh_distance())
 			      * above which the result is flagged; 0: none */

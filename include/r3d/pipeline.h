@@ -65,6 +65,7 @@ struct pipeline_options {
 	bool smooth;
 	bool decimate;
 	double max_error_mm;     /* decimation error flagged above this (mesh_build_params) */
+	double error_target_mm;  /* below the budget, decimate on within this (0: stop at it) */
 	bool mask_surfaces;      /* mesh every structure from its binary mask alone, as
 				  * a structure without grey levels is (terrace-free
 				  * smoothing within the voxel cell), instead of through
@@ -80,6 +81,8 @@ struct pipeline_options {
 void pipeline_options_default(struct pipeline_options *o);
 /* The default of [mesh] max_decimation_error_mm. */
 #define PIPELINE_DEFAULT_MAX_ERROR_MM 0.5
+/* The default of [mesh] error_target_mm. */
+#define PIPELINE_DEFAULT_ERROR_TARGET_MM 0.05
 
 struct pipeline_structure {
 	struct structure_def def;   /* the catalogue entry (a copy): key, label, colour, codes */

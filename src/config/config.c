@@ -109,9 +109,12 @@ static const struct config_key config_keys[] = {
 	 "reconstruction jobs run at once (0: jobs wait in the queue, e.g. to pause processing)"},
 	{"pipeline", "min_slices", KEY_INT, "20", 1, 4096, NUM_FIELD(min_slices), NULL,
 	 "a single-frame CT series needs at least this many images to become a job"},
+	{"mesh", "error_target_mm", KEY_DOUBLE, "0.05", 0, 10, NUM_FIELD(mesh_error_target_mm), NULL,
+	 "under max_triangles, decimation goes on while each collapse stays this close to the "
+	 "surface it replaces (0: keep max_triangles)"},
 	{"mesh", "max_decimation_error_mm", KEY_DOUBLE, "0.5", 0, 100, NUM_FIELD(mesh_max_error_mm),
-	 NULL, "a structure whose decimated surface lies further than this from the undecimated one "
-	 "(largest sampled distance) is flagged in report.json, the log and /metrics (0: never)"},
+	 NULL, "a model further than this from its undecimated surface is flagged in report.json, "
+	 "the log and /metrics (0: never)"},
 	{"http", "bind", KEY_STR, "127.0.0.1", 0, 0, STR_FIELD(http_bind), check_nonempty,
 	 "address of the status endpoint (/healthz, /status, /metrics)"},
 	{"http", "port", KEY_INT, "8480", 0, 65535, NUM_FIELD(http_port), NULL,

@@ -37,12 +37,12 @@ static bool build_decimate(struct r3d_err *err, struct mesh **mp,
 	double t0;
 
 	tm->decimate_target = p->max_tri;
-	if ((*mp)->ntri <= p->max_tri)
-		return mesh_decimate(err, *mp, p->max_tri, p->threads, &tm->decimate);
+	if ((*mp)->ntri <= p->max_tri && !(p->error_target_mm > 0))
+		return mesh_decimate(err, *mp, p->max_tri, p->error_target_mm, p->threads, &tm->decimate);
 	orig = mesh_clone(err, *mp);
 	if (orig == NULL)
 		goto out;
-	if (!mesh_decimate(err, *mp, p->max_tri, p->threads, &tm->decimate) ||
+	if (!mesh_decimate(err, *mp, p->max_tri, p->error_target_mm, p->threads, &tm->decimate) ||
 	    !mesh_weld(err, *mp) || !mesh_check(err, *mp, st))
 		goto out;
 	tm->decimated = true;

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "collapse.h"
+#include "meshgeom.h"
 
 /* A triangle may turn by at most acos(COLLAPSE_MIN_COS), about 78 degrees. */
 #define COLLAPSE_MIN_COS 0.2
@@ -38,6 +39,15 @@
  * threshold of mesh_count_slivers(), so no collapse makes a triangle that
  * counts as one without area. */
 #define COLLAPSE_MIN_SHAPE 1e-4
+/* Below the budget, a pass that removes less than 1/COLLAPSE_ERROR_TAIL of
+ * the triangles is the last. */
+#define COLLAPSE_ERROR_TAIL 50
+/* Never fewer triangles than a tetrahedron's. */
+#define COLLAPSE_MIN_TRI 4
+#define COLLAPSE_AREA_WEIGHT 0
+/* Below the budget, the first positions of a collapse's ends must stay
+ * within this many max_dev of the new fan. */
+#define COLLAPSE_ANCHOR 2.0
 /* Radix sort of the 32-bit cost keys in passes of this many bits. */
 #define COLLAPSE_RADIX_BITS 11
 #define COLLAPSE_RADIX (1u << COLLAPSE_RADIX_BITS)
@@ -46,6 +56,7 @@
 
 struct quadric {
 	double a00, a01, a02, a11, a12, a22, b0, b1, b2, c;
+	double w; /* the area the planes stand for */
 };
 
 struct collapse {
@@ -68,6 +79,8 @@ struct collapse {
 			       * neither end changes (moved with the triangle) */
 	uint32_t *ea, *eb, *key, *order, *tmp;
 	size_t ecap;
+	double max_dev2;      /* below the budget: deviation limit squared (0: none) */
+	float *orig;          /* below the budget: every vertex's first position */
 	struct collapse_stats st;
 };
 
@@ -83,6 +96,7 @@ static void quadric_add(struct quadric *d, const struct quadric *s)
 	d->b1 += s->b1;
 	d->b2 += s->b2;
 	d->c += s->c;
+	d->w += s->w;
 }
 
 static double quadric_eval(const struct quadric *q, const double p[3])
@@ -173,13 +187,13 @@ static void collapse_quadrics(struct collapse *c)
 		if (!(len > 0))
 			continue;
 		/* Weight: the area (len / 2); plane n.x + d = 0 with |n| = 1. */
-		double w = len / 2, d;
+		double w = COLLAPSE_AREA_WEIGHT ? len / 2 : 1.0, d;
 		for (int k = 0; k < 3; k++)
 			n[k] /= len;
 		d = -(n[0] * p0[0] + n[1] * p0[1] + n[2] * p0[2]);
 		struct quadric q = {w * n[0] * n[0], w * n[0] * n[1], w * n[0] * n[2],
 				    w * n[1] * n[1], w * n[1] * n[2], w * n[2] * n[2],
-				    w * d * n[0], w * d * n[1], w * d * n[2], w * d * d};
+				    w * d * n[0], w * d * n[1], w * d * n[2], w * d * d, w};
 		for (int k = 0; k < 3; k++)
 			quadric_add(&c->q[f[k]], &q);
 	}
@@ -356,6 +370,42 @@ static bool collapse_shape_ok(const struct collapse *c, uint32_t from, uint32_t 
 	return true;
 }
 
+/* Below the budget: the larger of the squared distances from the first
+ * positions of u and v to the fan u would have at p. The quadric alone
+ * lets a thin part retract along its own sides (a vessel's tip, a
+ * peninsula of a flat cap: the planes that stay contain the direction it
+ * moves in); its first position then lies off the new fan. */
+static double collapse_anchor_d2(const struct collapse *c, uint32_t u, uint32_t v, const double p[3])
+{
+	double worst = 0;
+	const uint32_t ends[2] = {u, v};
+
+	for (int e = 0; e < 2; e++) {
+		double a[3], best = INFINITY;
+		for (int k = 0; k < 3; k++)
+			a[k] = (double)c->orig[3 * (size_t)ends[e] + k] - c->origin[k];
+		for (int s = 0; s < 2; s++) {
+			uint32_t from = ends[s], other = ends[1 - s];
+			for (uint32_t i = c->off[from]; i < c->off[from + 1]; i++) {
+				const uint32_t *f = c->tri + 3 * (size_t)c->adj[i];
+				double q[3][3];
+				if (f[0] == COLLAPSE_DEAD || f[0] == other || f[1] == other || f[2] == other)
+					continue;
+				for (int k = 0; k < 3; k++) {
+					if (f[k] == from)
+						memcpy(q[k], p, 3 * sizeof(double));
+					else
+						collapse_local(c, f[k], q[k]);
+				}
+				double d2 = meshgeom_point_triangle_d2(a, q[0], q[1], q[2]);
+				best = d2 < best ? d2 : best;
+			}
+		}
+		worst = best > worst ? best : worst;
+	}
+	return worst;
+}
+
 /* Tries to collapse edge (u, v) into u; true when done. */
 static bool collapse_try(struct collapse *c, uint32_t u, uint32_t v)
 {
@@ -398,6 +448,11 @@ static bool collapse_try(struct collapse *c, uint32_t u, uint32_t v)
 	}
 	collapse_place(c, u, v, p);
 	if (!collapse_shape_ok(c, u, v, p) || !collapse_shape_ok(c, v, u, p)) {
+		c->st.rejected_shape++;
+		return false;
+	}
+	if (c->max_dev2 > 0 &&
+	    !(collapse_anchor_d2(c, u, v, p) <= COLLAPSE_ANCHOR * COLLAPSE_ANCHOR * c->max_dev2)) {
 		c->st.rejected_shape++;
 		return false;
 	}
@@ -445,7 +500,7 @@ static void collapse_compact(struct collapse *c)
 /* One pass; returns the collapses made. cap: only the edges that would be
  * among the cheapest 'needed' ones. */
 static bool collapse_pass(struct r3d_err *err, struct collapse *c, size_t target, bool cap,
-			  size_t *made)
+			  bool by_error, size_t *made)
 {
 	size_t ne = 0, needed, done = 0;
 	uint32_t limit = UINT32_MAX;
@@ -469,6 +524,10 @@ static bool collapse_pass(struct r3d_err *err, struct collapse *c, size_t target
 				cost = (float)collapse_place(c, a, b, p);
 				c->tcost[3 * t + k] = cost;
 			}
+			/* Below the budget, only the collapses that keep the
+			 * surface within max_dev of the planes it replaces. */
+			if (by_error && !((double)cost <= c->max_dev2 * (c->q[a].w + c->q[b].w)))
+				continue;
 			uint32_t bits;
 			memcpy(&bits, &cost, sizeof(bits));
 			c->ea[ne] = a;
@@ -528,7 +587,7 @@ static bool collapse_pass(struct r3d_err *err, struct collapse *c, size_t target
 }
 
 bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *tri, size_t ntri,
-		       const uint8_t *locked, size_t target, size_t *ntri_out,
+		       const uint8_t *locked, size_t target, double max_dev, size_t *ntri_out,
 		       struct collapse_stats *st)
 {
 	struct collapse c;
@@ -541,8 +600,9 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 	c.tri = tri;
 	c.ntri = ntri;
 	*ntri_out = ntri;
-	if (ntri <= target || nvert == 0) {
+	if ((ntri <= target && !(max_dev > 0)) || nvert == 0) {
 		c.st.reached = ntri <= target;
+		c.st.budget_tri = ntri;
 		ok = true;
 		goto out;
 	}
@@ -573,12 +633,20 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 	}
 	if (locked != NULL)
 		memcpy(c.fixed, locked, nvert);
+	if (max_dev > 0) {
+		c.orig = malloc(3 * nvert * sizeof(*c.orig));
+		if (c.orig == NULL) {
+			r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate the first positions");
+			goto out;
+		}
+		memcpy(c.orig, xyz, 3 * nvert * sizeof(*c.orig));
+	}
 	collapse_quadrics(&c);
 	collapse_lists(&c);
 	collapse_find_defects(&c);
 	while (c.ntri > target) {
 		size_t made;
-		if (!collapse_pass(err, &c, target, cap, &made))
+		if (!collapse_pass(err, &c, target, cap, false, &made))
 			goto out;
 		if (made == 0) {
 			if (!cap)
@@ -589,6 +657,19 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 		}
 	}
 	c.st.reached = c.ntri <= target;
+	c.st.budget_tri = c.ntri;
+	/* Then on while the collapses stay within the deviation allowed, until
+	 * a pass removes under 1/COLLAPSE_ERROR_TAIL of the triangles. */
+	if (max_dev > 0 && c.st.reached) {
+		c.max_dev2 = max_dev * max_dev;
+		for (;;) {
+			size_t made, before = c.ntri;
+			if (!collapse_pass(err, &c, COLLAPSE_MIN_TRI, false, true, &made))
+				goto out;
+			if (made == 0 || made * COLLAPSE_ERROR_TAIL < before)
+				break;
+		}
+	}
 	*ntri_out = c.ntri;
 	ok = true;
 out:
@@ -599,6 +680,7 @@ out:
 	free(c.key);
 	free(c.order);
 	free(c.tmp);
+	free(c.orig);
 	free(c.tcost);
 	free(c.adj);
 	free(c.off);

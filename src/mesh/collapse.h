@@ -22,10 +22,14 @@ struct collapse_stats {
 	size_t rejected_link;   /* would have joined two sheets (link condition) */
 	size_t rejected_shape;  /* would have flipped or flattened a triangle */
 	bool reached;           /* the triangle count is at most the target */
+	size_t budget_tri;      /* triangles when the target was reached (or not) */
 };
 
 /* Simplifies the triangles tri[3 * ntri] over the vertices xyz[3 * nvert]
- * to at most target triangles, cheapest collapse (Garland-Heckbert
+ * to at most target triangles, then, when max_dev > 0, on below it as long
+ * as each collapse keeps the new vertex within max_dev (root mean square,
+ * weighted by area) of the planes of the original triangles it stands for;
+ * cheapest collapse (Garland-Heckbert
  * quadric, area weighted) first, in passes over an independent set of
  * edges (no two collapses of a pass touch one triangle). A collapse is made
  * only when
@@ -43,7 +47,7 @@ struct collapse_stats {
  * unreferenced. tri is compacted in place; *ntri_out gets the new count.
  * *st (may be NULL) describes the run. Fails only for no memory. */
 bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *tri, size_t ntri,
-		       const uint8_t *locked, size_t target, size_t *ntri_out,
+		       const uint8_t *locked, size_t target, double max_dev, size_t *ntri_out,
 		       struct collapse_stats *st);
 
 #endif

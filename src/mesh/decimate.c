@@ -350,6 +350,7 @@ struct decimate_worker {
 	const uint8_t *owner; /* slab of each vertex, or DECIMATE_SHARED */
 	uint8_t id;
 	size_t target;        /* triangles */
+	double max_dev;       /* collapse_simplify()'s */
 	unsigned int *out;    /* simplified triangles, global vertex indices */
 	size_t nout;          /* indices in out */
 	struct collapse_stats cs;
@@ -399,7 +400,8 @@ static void *decimate_slab(void *arg)
 			idx[k++] = map[g];
 		}
 	}
-	if (!collapse_simplify(&w->err, lxyz, nl, idx, n, lock, w->target, &kept, &w->cs)) {
+	if (!collapse_simplify(&w->err, lxyz, nl, idx, n, lock, w->target, w->max_dev, &kept,
+			       &w->cs)) {
 		w->failed = true;
 		goto out;
 	}
@@ -425,8 +427,8 @@ out:
  * slabs of equal count along the longest axis, each slab is simplified with
  * its cut locked, then the joined mesh (a full-resolution strip remains
  * along each cut) gets one last pass to the budget. */
-static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target, int nthreads,
-			      struct collapse_stats *cs)
+static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target, double max_dev,
+			      int nthreads, struct collapse_stats *cs)
 {
 	struct decimate_worker wk[MESH_MAX_THREADS];
 	uint8_t *slab = NULL, *owner = NULL;
@@ -489,6 +491,7 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 		wk[t].owner = owner;
 		wk[t].id = (uint8_t)t;
 		wk[t].target = target * count[t] / m->ntri;
+		wk[t].max_dev = max_dev;
 	}
 	meshpar_run(nthreads, wk, sizeof(wk[0]), decimate_slab);
 	for (int t = 0; t < nthreads; t++) {
@@ -511,7 +514,8 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 	m->ntri = total / 3;
 	struct collapse_stats last;
 	size_t kept;
-	if (!collapse_simplify(err, m->xyz, m->nvert, m->tri, m->ntri, NULL, target, &kept, &last))
+	if (!collapse_simplify(err, m->xyz, m->nvert, m->tri, m->ntri, NULL, target, max_dev, &kept,
+			       &last))
 		goto out;
 	m->ntri = kept;
 	cs->collapses += last.collapses;
@@ -519,6 +523,7 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 	cs->rejected_shape += last.rejected_shape;
 	cs->passes += last.passes;
 	cs->reached = last.reached;
+	cs->budget_tri = last.budget_tri;
 	ok = true;
 	goto out;
 nomem:
@@ -532,8 +537,8 @@ out:
 	return ok;
 }
 
-bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, int threads,
-		   struct mesh_decimate_info *info)
+bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, double error_mm,
+		   int threads, struct mesh_decimate_info *info)
 {
 	struct collapse_stats cs;
 	float *xyz = NULL;
@@ -556,18 +561,19 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, int t
 		r3d_err_prefix(err, "decimate");
 		goto out;
 	}
-	if (m->ntri <= target_tri) {
+	if (m->ntri <= target_tri && !(error_mm > 0)) {
 		cs.reached = true;
+		cs.budget_tri = m->ntri;
 		ok = true;
 		goto out;
 	}
 	if (threads > 1 && m->ntri / (size_t)threads >= DECIMATE_MIN_TRI_PER_THREAD) {
-		if (!decimate_threaded(err, m, target_tri, threads, &cs))
+		if (!decimate_threaded(err, m, target_tri, error_mm, threads, &cs))
 			goto out;
 	} else {
 		size_t kept;
 		if (!collapse_simplify(err, m->xyz, m->nvert, m->tri, m->ntri, NULL, target_tri,
-				       &kept, &cs))
+				       error_mm, &kept, &cs))
 			goto out;
 		m->ntri = kept;
 	}
@@ -594,6 +600,7 @@ out:
 		info->rejected_link = cs.rejected_link;
 		info->rejected_shape = cs.rejected_shape;
 		info->reached = ok && cs.reached;
+		info->budget_tri = cs.budget_tri;
 	}
 	bigbuf_free(xyz, bytes);
 	return ok;

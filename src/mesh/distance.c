@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meshgeom.h"
 #include "meshpar.h"
 #include "r3d/mesh.h"
 
@@ -135,8 +136,7 @@ static double dot3(const double a[3], const double b[3])
 	return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
-/* Squared distance from p to triangle (a, b, c). */
-static double point_triangle_d2(const double p[3], const double a[3], const double b[3],
+double meshgeom_point_triangle_d2(const double p[3], const double a[3], const double b[3],
 				const double c[3])
 {
 	double ab[3], ac[3], ap[3], bp[3], cp[3], q[3];
@@ -222,7 +222,7 @@ static double grid_nearest(const struct distance_grid *g, const double p[3])
 						for (int q = 0; q < 3; q++)
 							for (int k = 0; k < 3; k++)
 								v[q][k] = m->xyz[3 * (size_t)f[q] + k];
-						double d2 = point_triangle_d2(p, v[0], v[1], v[2]);
+						double d2 = meshgeom_point_triangle_d2(p, v[0], v[1], v[2]);
 						best = d2 < best ? d2 : best;
 					}
 				}

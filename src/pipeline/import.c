@@ -335,6 +335,7 @@ static bool import_mesh_grid(struct r3d_err *err, const struct segimport_grid *g
 	bp.smoothing.threads = o->threads;
 	bp.max_tri = o->decimate ? ps->def.max_triangles : 0;
 	bp.max_error_mm = o->max_error_mm;
+	bp.error_target_mm = o->error_target_mm;
 	/* In-plane axes; the third column steps a single plane. */
 	double step = g->nz > 1 ? 0 : 1;
 	for (int r = 0; r < 3; r++) {

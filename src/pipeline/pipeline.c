@@ -47,6 +47,7 @@ void pipeline_options_default(struct pipeline_options *o)
 	o->smooth = true;
 	o->decimate = true;
 	o->max_error_mm = PIPELINE_DEFAULT_MAX_ERROR_MM;
+	o->error_target_mm = PIPELINE_DEFAULT_ERROR_TARGET_MM;
 	o->threads = cpus < 1 ? 1 : (cpus > MESH_MAX_THREADS ? MESH_MAX_THREADS : (int)cpus);
 }
 
@@ -433,6 +434,7 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 	bp.smoothing.threads = r->o->threads;
 	bp.max_tri = r->o->decimate ? ps->def.max_triangles : 0;
 	bp.max_error_mm = r->o->max_error_mm;
+	bp.error_target_mm = r->o->error_target_mm;
 	if (!mesh_build(err, &mv, &bp, r->work, &ps->mesh, &ps->stats, &ps->mesh_times))
 		return r3d_err_prefix(err, "meshing %s", ps->def.key);
 	pipeline_note_decimation(r->res, ps, &bp);

@@ -4,7 +4,7 @@
  *
  *   recon3d-mesh DICOM_DIR -o OUT_DIR [--config FILE] [--structures LIST]
  *                [--structure KEY:MIN:MAX]... [--threshold HU] [--series UID]
- *                [--interpolate-gaps] [--no-smooth] [--no-decimate]
+ *                [--interpolate-gaps] [--no-smooth] [--no-decimate] [--error-target MM]
  *                [--mask-surfaces] [--threads N] [--save-volume FILE]
  *                [--save-masks DIR] [--dicom-seg FILE]
  *   recon3d-mesh [--config FILE] [--structure ...] --list-structures
@@ -64,6 +64,10 @@ static void usage(FILE *out)
 		"                          on the source slices (series 9080 '3D model: segmentation')\n"
 		"  --no-smooth             raw isosurface, no smoothing\n"
 		"  --no-decimate           keep every triangle\n"
+		"  --error-target MM       below each structure's max_triangles, decimate on while\n"
+		"                          each collapse stays within MM of the surface it replaces\n"
+		"                          (default 0.05, or [mesh] error_target_mm of --config;\n"
+		"                          0: keep max_triangles)\n"
 		"  --mask-surfaces         mesh each structure from its binary mask alone, not from\n"
 		"                          the CT's grey levels (for comparisons: half a voxel off)\n"
 		"  --threads N             worker threads (default: online CPUs)\n");
@@ -145,7 +149,8 @@ static bool write_dicom_seg(struct r3d_err *err, const char *dicom_dir,
 int main(int argc, char **argv)
 {
 	enum { OPT_STRUCTURES = 1000, OPT_STRUCTURE, OPT_LIST, OPT_CONFIG, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE, OPT_MASK_SURFACES,
-	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG, OPT_SEGMENTATION, OPT_LABELS, OPT_LABEL_TABLE };
+	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG, OPT_SEGMENTATION, OPT_LABELS, OPT_LABEL_TABLE,
+	       OPT_ERROR_TARGET };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"structures", required_argument, NULL, OPT_STRUCTURES},
@@ -163,6 +168,7 @@ int main(int argc, char **argv)
 		{"label-table", required_argument, NULL, OPT_LABEL_TABLE},
 		{"no-smooth", no_argument, NULL, OPT_NO_SMOOTH},
 		{"no-decimate", no_argument, NULL, OPT_NO_DECIMATE},
+		{"error-target", required_argument, NULL, OPT_ERROR_TARGET},
 		{"mask-surfaces", no_argument, NULL, OPT_MASK_SURFACES},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"help", no_argument, NULL, 'h'},
@@ -174,6 +180,7 @@ int main(int argc, char **argv)
 	struct r3d_err err;
 	static struct config cfg;
 	const char *out_dir = NULL, *dicom_seg = NULL, *only = NULL, *config_path = NULL;
+	bool error_target_set = false;
 	const char *added[STRUCTURE_MAX];
 	char threshold_spec[64];
 	size_t nadded = 0;
@@ -246,6 +253,13 @@ int main(int argc, char **argv)
 		case OPT_NO_DECIMATE:
 			o.decimate = false;
 			break;
+		case OPT_ERROR_TARGET:
+			if (!parse_double(&err, optarg, 0, 10, &o.error_target_mm)) {
+				fprintf(stderr, "recon3d-mesh: --error-target: %s\n", err.msg);
+				return 2;
+			}
+			error_target_set = true;
+			break;
 		case OPT_MASK_SURFACES:
 			o.mask_surfaces = true;
 			break;
@@ -272,6 +286,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	o.catalog = cfg.structures;
+	if (config_path != NULL && !error_target_set)
+		o.error_target_mm = cfg.mesh_error_target_mm;
+	if (config_path != NULL)
+		o.max_error_mm = cfg.mesh_max_error_mm;
 	bool given[STRUCTURE_MAX] = {false};
 	for (size_t i = 0; i < nadded; i++) {
 		const struct structure_def *d = NULL;

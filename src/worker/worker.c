@@ -216,6 +216,7 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	o.series_uid = job->series_uid;
 	o.threads = threads;
 	o.max_error_mm = p->cfg->mesh_max_error_mm;
+	o.error_target_mm = p->cfg->mesh_error_target_mm;
 	const struct config_route *route = job_route(p->cfg, job);
 	for (size_t i = 0; !import && route->structures_set && i < o.catalog.n; i++)
 		o.catalog.def[i].enabled = route_makes(route, &p->cfg->structures.def[i]);

@@ -400,7 +400,7 @@ static void test_smooth_decimate(void)
 	CHECK(s1.area < s0.area); /* the staircase is gone */
 
 	size_t target = m->ntri / 10;
-	CHECK(mesh_decimate(&err, m, target, 1, NULL));
+	CHECK(mesh_decimate(&err, m, target, 0, 1, NULL));
 	struct mesh_stats s2 = stats(m);
 	printf("decimate: %zu -> %zu triangles (target %zu), volume %.1f\n", s1.ntri, s2.ntri,
 	       target, s2.volume);
@@ -414,8 +414,8 @@ static void test_smooth_decimate(void)
 	/* Bad parameters are refused. */
 	sp.mu = 0.2;
 	CHECK(!mesh_smooth(&err, m, &sp) && err.code == R3D_EINVAL);
-	CHECK(!mesh_decimate(&err, m, 0, 1, NULL) && err.code == R3D_EINVAL);
-	CHECK(!mesh_decimate(&err, m, 100, 0, NULL) && err.code == R3D_EINVAL);
+	CHECK(!mesh_decimate(&err, m, 0, 0, 1, NULL) && err.code == R3D_EINVAL);
+	CHECK(!mesh_decimate(&err, m, 100, 0, 0, NULL) && err.code == R3D_EINVAL);
 out:
 	mesh_destroy(m);
 	free(v);
@@ -451,7 +451,7 @@ static void test_decimate_thin(void)
 				      0.01f, 0, NULL) / 3;
 	struct mesh_stats sa = stats(&alone);
 	free(dst);
-	CHECK(mesh_decimate(&err, m, target, 1, NULL));
+	CHECK(mesh_decimate(&err, m, target, 0, 1, NULL));
 	struct mesh_stats sd = stats(m);
 	printf("thin shells: meshopt alone %zu triangles, %zu non-manifold edges; ours %zu"
 	       " triangles, %zu non-manifold edges\n", sa.ntri, sa.nonmanifold_edges, sd.ntri,
@@ -489,7 +489,7 @@ static void test_decimate_threaded(void)
 	struct mesh_stats s0 = stats(m);
 	size_t target = m->ntri / 10;
 	CHECK(m->ntri >= 200000); /* 100k per thread: the threaded path runs */
-	CHECK(mesh_decimate(&err, m, target, 2, NULL));
+	CHECK(mesh_decimate(&err, m, target, 0, 2, NULL));
 	struct mesh_stats s1 = stats(m);
 	printf("threaded decimate: %zu -> %zu triangles (target %zu), volume %.0f -> %.0f\n",
 	       s0.ntri, s1.ntri, target, s0.volume, s1.volume);

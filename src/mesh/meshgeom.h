@@ -1,0 +1,13 @@
+/*
+ * meshgeom.h: internal to src/mesh: small geometric kernels shared by the
+ * steps (distance.c defines them). Any thread; pure functions.
+ */
+#ifndef R3D_MESHGEOM_H
+#define R3D_MESHGEOM_H
+
+/* Squared distance from p to the triangle (a, b, c), closest point by
+ * regions (Ericson, Real-Time Collision Detection, 5.1.5). */
+double meshgeom_point_triangle_d2(const double p[3], const double a[3], const double b[3],
+				  const double c[3]);
+
+#endif
