@@ -3,8 +3,10 @@
 // and bench/viewer (--bench). Debian's chromium, a fresh profile in a
 // temporary folder, every request not to 127.0.0.1 aborted.
 //
-//   node drive.js --url URL --out DIR [--plan plan.json] [--bench N]
+//   node drive.js --url URL --out DIR [--plan plan.json] [--bench N] [--probe a,b]
 //
+// --probe: only what the list shows per structure (size, print readiness)
+// and the shortest distance of structures a and b.
 // Writes DIR/result.json (what the page showed: distances, letters, the
 // fragment, console errors, requests blocked) and DIR/*.png screenshots.
 // The plan says which structures to use and which LPS points to click.
@@ -19,7 +21,7 @@ const VIEWPORT = { width: 1000, height: 750 };
 const READY_MS = 120000;
 
 function args() {
-  const a = { url: '', out: '', plan: null, bench: 0 };
+  const a = { url: '', out: '', plan: null, bench: 0, probe: '' };
   for (let i = 2; i < process.argv.length; i += 2) {
     const k = process.argv[i].replace(/^--/, ''), v = process.argv[i + 1];
     if (k === 'plan') a.plan = JSON.parse(fs.readFileSync(v, 'utf8'));
@@ -218,6 +220,27 @@ async function touch(url, out, p, log) {
   }
 }
 
+async function probe(page, out, pair) {
+  const res = { items: {} };
+  for (const li of await page.locator('#structures li').all()) {
+    const key = await li.getAttribute('data-key');
+    const text = async (sel) => (await li.locator(sel).count()) ? li.locator(sel).textContent() : null;
+    res.items[key] = { size: await text('.sizes'), print: await text('.print'),
+      printable: (await li.locator('.print').count()) ? await li.locator('.print').getAttribute('data-printable') : null };
+  }
+  const [a, b] = pair.split(',');
+  await page.selectOption('#pair-a', a);
+  await page.selectOption('#pair-b', b);
+  await page.click('#pair-go');
+  await page.waitForFunction(() => document.getElementById('pair-result').dataset.mm !== undefined,
+    null, { timeout: 120000 });
+  res.pair_text = await page.locator('#pair-result').textContent();
+  res.pair_mm = Number(await page.locator('#pair-result').getAttribute('data-mm'));
+  res.fragment = await page.evaluate(() => window.r3dViewer.fragment());
+  await shot(page, out, 'probe');
+  return res;
+}
+
 // bench/viewer: first frame (the page's own mark) and frames per second
 // while the page rotates the model, over N fresh loads.
 async function bench(url, out, n, log, context) {
@@ -244,6 +267,12 @@ async function main() {
   try {
     if (a.bench > 0) {
       result = await bench(a.url, a.out, a.bench, log, context);
+    } else if (a.probe) {
+      const page = context.pages()[0] || await context.newPage();
+      watch(page, log);
+      await page.goto(a.url);
+      await ready(page);
+      result = await probe(page, a.out, a.probe);
     } else {
       const page = context.pages()[0] || await context.newPage();
       watch(page, log);
