@@ -41,7 +41,7 @@ async function launch(profile, extra) {
     acceptDownloads: true,
     args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--no-sandbox',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-first-run', '--hide-scrollbars', '--disable-features=Translate,MediaRouter'],
+      '--no-first-run', '--hide-scrollbars', '--disable-dev-shm-usage', '--disable-features=Translate,MediaRouter'],
     ...extra,
   });
   const log = { errors: [], blocked: [] };
@@ -241,14 +241,16 @@ async function probe(page, out, pair) {
   return res;
 }
 
-// bench/viewer: first frame (the page's own mark) and frames per second
-// while the page rotates the model, over N fresh loads.
+// bench/viewer: first frame (the page's own mark, from navigation start) and
+// frames per second while the page rotates the model, over N loads of the
+// page in new tabs (the first with an empty cache; the server sends the
+// models with no-store, so they are fetched every time).
 async function bench(url, out, n, log, context) {
   const runs = [];
   for (let i = 0; i < n; i++) {
     const page = await context.newPage();
     watch(page, log);
-    await page.goto(url + '#r' + i);
+    await page.goto(url);
     await ready(page);
     const firstFrame = await page.evaluate(() => performance.getEntriesByName('r3d-first-frame')[0].startTime);
     const spin = await page.evaluate(() => window.r3dViewer.spin(5));
