@@ -31,6 +31,7 @@ const PICK_MAX_MOVE_PX = 6;        // a press that moves more is a rotation, not
 const PICK_MAX_MS = 800;
 const FRAGMENT_DELAY_MS = 250;     // the address is rewritten this long after the last change
 const CAP_RENDER_STRIDE = 4;       // renderOrder slots per structure (stencil, cap)
+const SLOW_FRAME_MS = 60;          // moving slower than this a frame: half resolution until it stops
 
 const base = location.pathname.replace(/\/+$/, '');
 const view = document.getElementById('view');
@@ -118,7 +119,7 @@ function indexed(pos) {
 
 // ---- scene -------------------------------------------------------------------
 
-const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true, stencil: true });
+const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true, stencil: true });
 renderer.setPixelRatio(window.devicePixelRatio || 1);
 renderer.localClippingEnabled = true;
 view.appendChild(renderer.domElement);
@@ -172,10 +173,27 @@ function updateDepthRange() {
   }
 }
 
-function render() {
+// While the model moves and frames come slowly (software WebGL, a weak
+// GPU), they are drawn at half the resolution; the still picture at full.
+let lowRes = false, lastMoveFrame = 0;
+function setLowRes(on) {
+  if (on === lowRes) return;
+  lowRes = on;
+  renderer.setPixelRatio((window.devicePixelRatio || 1) * (on ? 0.5 : 1));
+}
+
+function render(now) {
   frameRequested = false;
   if (spinning) spinning.step();
   else controls.update();
+  const moving = spinning !== null || dragging;
+  if (!moving) {
+    setLowRes(false);
+    lastMoveFrame = 0;
+  } else {
+    if (lastMoveFrame && now - lastMoveFrame > SLOW_FRAME_MS) setLowRes(true);
+    lastMoveFrame = now;
+  }
   updateDepthRange();
   renderer.render(scene, camera);
   updateOverlay();
@@ -184,7 +202,7 @@ function render() {
     performance.mark('r3d-first-frame');
     document.body.dataset.state = items.some((it) => it.failed) ? 'partial' : 'ready';
   }
-  if (spinning) requestRender();
+  if (spinning || (lowRes && !dragging)) requestRender();
 }
 function requestRender() {
   if (!frameRequested) {
