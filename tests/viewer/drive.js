@@ -231,9 +231,11 @@ async function probe(page, out, pair) {
   const [a, b] = pair.split(',');
   await page.selectOption('#pair-a', a);
   await page.selectOption('#pair-b', b);
+  const t0 = Date.now();
   await page.click('#pair-go');
   await page.waitForFunction(() => document.getElementById('pair-result').dataset.mm !== undefined,
     null, { timeout: 120000 });
+  res.pair_ms = Date.now() - t0;
   res.pair_text = await page.locator('#pair-result').textContent();
   res.pair_mm = Number(await page.locator('#pair-result').getAttribute('data-mm'));
   res.fragment = await page.evaluate(() => window.r3dViewer.fragment());
