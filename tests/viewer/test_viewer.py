@@ -740,6 +740,22 @@ class ViewerPage(unittest.TestCase):
                              sorted(["%s_series%d" % (n, k) for n in names for k in (number, 7)]))
             self.assertEqual([x["label"] for x in models2["series"]],
                              ["series %d: recon3d phantom" % number, "series 7: thin recon"])
+            # A report's "distances" name structures; models.json names them
+            # by the page's keys, series told apart (and drops unknown names).
+            self.assertEqual(models2["distances"], [])
+            if len(names) >= 2:
+                dist = {"a": names[0], "b": names[1], "mm": 4.5, "a_lps_mm": [1, 2, 3],
+                        "b_lps_mm": [4, 5, 6]}
+                with on.db() as db:
+                    (result,) = db.execute("SELECT j.result FROM jobs j JOIN series s ON"
+                                           " s.id = j.series_id WHERE s.series_number = 7").fetchone()
+                    rep = json.loads(result)
+                    rep["distances"] = [dist, dict(dist, a="no_such_structure")]
+                    db.execute("UPDATE jobs SET result = ? WHERE series_id = (SELECT id FROM series"
+                               " WHERE series_number = 7)", (json.dumps(rep),))
+                    db.commit()
+                got = json.loads(get(on.url("/viewer/" + token + "/models.json"))[2])["distances"]
+                self.assertEqual(got, [dict(dist, a=names[0] + "_series7", b=names[1] + "_series7")])
             for s in models2["structures"]:
                 code, hdr, stl = get(on.url("/viewer/" + token + "/" + s["file"]))
                 self.assertEqual(code, 200, s["file"])
