@@ -240,6 +240,12 @@ async function probe(page, out, pair) {
   res.pair_mm = Number(await page.locator('#pair-result').getAttribute('data-mm'));
   res.fragment = await page.evaluate(() => window.r3dViewer.fragment());
   await shot(page, out, 'probe');
+  res.where_buttons = await page.locator('button.where').count();
+  if (res.where_buttons) {
+    await page.locator('button.where').first().click();
+    await shot(page, out, 'probe_where');
+    res.where_pressed = await page.locator('button.where').first().getAttribute('aria-pressed');
+  }
   return res;
 }
 

@@ -687,6 +687,17 @@ class ViewerPage(unittest.TestCase):
         self.assertEqual(got["pair_text"], "bone to skin: 7.3 mm (from the report)")
         self.assertEqual(got["pair_mm"], 7.26)
         self.assertIn("pd=bone,skin,7.26,-18.2,-14.4,-16.1,-23,-11,-21.7,r", got["fragment"])
+        # "show where": magenta dots at the two places the report names.
+        self.assertEqual(got["where_buttons"], 1)
+        self.assertEqual(got["where_pressed"], "true")
+        before = png_rgb(os.path.join(out2, "probe.png"))
+        where = png_rgb(os.path.join(out2, "probe_where.png"))
+        magenta = np.all(np.abs(where[:, PANEL_RIGHT:].astype(np.int16) - np.array([255, 68, 255])) <= 3,
+                         axis=2)
+        was = np.all(np.abs(before[:, PANEL_RIGHT:].astype(np.int16) - np.array([255, 68, 255])) <= 3,
+                     axis=2)
+        self.assertGreater(int(magenta.sum()), 40)
+        self.assertEqual(int(was.sum()), 0)
 
     def test_link_without_webhook_and_disabled_viewer(self):
         """The link exists without any webhook; a daemon without the viewer

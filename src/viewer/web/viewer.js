@@ -456,9 +456,9 @@ function markerRadius() {
   return box.isEmpty() ? 1 : Math.max(box.getSize(new THREE.Vector3()).length() * 0.004, 0.4);
 }
 
-function drawSegment(group, points, color) {
+function drawSegment(group, points, color, joined = true) {
   group.clear();
-  const r = markerRadius();
+  const r = markerRadius() * (joined ? 1 : 2);
   for (const p of points) {
     const dot = new THREE.Mesh(new THREE.SphereGeometry(r, 16, 8),
       new THREE.MeshBasicMaterial({ color, depthTest: false, transparent: true }));
@@ -466,12 +466,26 @@ function drawSegment(group, points, color) {
     dot.renderOrder = 10000;
     group.add(dot);
   }
-  if (points.length === 2) {
+  if (joined && points.length === 2) {
     const line = new THREE.Line(new THREE.BufferGeometry().setFromPoints(points),
       new THREE.LineBasicMaterial({ color, depthTest: false, transparent: true }));
     line.renderOrder = 10001;
     group.add(line);
   }
+}
+
+// Magenta dots where the print analysis found a self-intersection or the thinnest wall.
+const problemGroup = new THREE.Group();
+scene.add(problemGroup);
+function toggleProblemMarkers(button, spots) {
+  const on = button.getAttribute('aria-pressed') !== 'true';
+  for (const b of document.querySelectorAll('button.where')) b.setAttribute('aria-pressed', 'false');
+  problemGroup.clear();
+  if (on) {
+    drawSegment(problemGroup, spots.map((p) => new THREE.Vector3(p[0], p[1], p[2])), 0xff44ff, false);
+    button.setAttribute('aria-pressed', 'true');
+  }
+  requestRender();
 }
 
 function formatMm(d) { return d.toFixed(1) + ' mm'; }
@@ -744,7 +758,21 @@ function listItem(info, series, multiSeries, visible) {
     li.append(sz);
   }
   const pl = printLine(info.print);
-  if (pl) li.append(pl);
+  if (pl) {
+    li.append(pl);
+    const spots = [info.print.self_intersection_at_lps_mm, info.print.min_wall_at_lps_mm]
+      .filter((p) => Array.isArray(p) && p.length === 3 && p.every(Number.isFinite));
+    if (!info.print.printable && spots.length) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'where';
+      b.textContent = 'show where';
+      b.setAttribute('aria-pressed', 'false');
+      b.setAttribute('aria-label', 'Show where the print problems of ' + (info.label || info.name) + ' are');
+      b.addEventListener('click', () => toggleProblemMarkers(b, spots));
+      pl.append(' ', b);
+    }
+  }
   const extra = document.createElement('div');
   extra.className = 'series';
   if (multiSeries && series) extra.append(series.label + ' \u00b7 ');
