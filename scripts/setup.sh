@@ -19,8 +19,9 @@ PACKAGES=(
   # test and benchmark peers
   dicom3tools orthanc python3 python3-numpy python3-vtk9 python3-pydicom curl sqlite3 util-linux
   procps iproute2
-  # the 3D page's browser test (headless)
-  chromium
+  # the 3D page's browser test and bench/viewer: headless chromium, driven by
+  # playwright-core, which the build installs with npm ci (tests/viewer)
+  chromium fonts-dejavu-core
 )
 
 missing=()
@@ -29,8 +30,9 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-# npm fetches the 3D page's JavaScript at build time (npm ci). Any node/npm
-# already on the PATH will do; Debian's only when there is none.
+# npm fetches the 3D page's JavaScript and the browser test's playwright-core
+# at build time (npm ci). Any node (18 or later) and npm already on the PATH
+# will do; Debian's (node 18) only when there is none.
 if ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi

@@ -128,6 +128,8 @@ struct vstructure {
 	json_int_t triangles;
 	const char *file;              /* in reports[]; checked to be a plain name */
 	const char *mesh_file;         /* the indexed mesh for the page, or NULL (older results) */
+	json_t *measurements;          /* in reports[], passed through, or NULL (older results) */
+	json_t *print;                 /* in reports[]: print readiness, passed through, or NULL */
 };
 
 struct vskipped {
@@ -254,6 +256,12 @@ static bool vstudy_load(struct r3d_err *err, struct index *idx, const char *stud
 			s->mesh_file = json_string_value(json_object_get(st, "mesh_file"));
 			if (!plain_name(s->mesh_file, ".mesh"))
 				s->mesh_file = NULL;
+			s->measurements = json_object_get(st, "measurements");
+			if (!json_is_object(s->measurements))
+				s->measurements = NULL;
+			s->print = json_object_get(st, "print");
+			if (!json_is_object(s->print))
+				s->print = NULL;
 			s->series = i;
 			s->triangles = json_integer_value(json_object_get(st, "triangles"));
 			s->volume_ml = json_number_value(json_object_get(st, "volume_ml"));
@@ -319,6 +327,43 @@ static json_t *jtext(const char *s)
 	return j != NULL ? j : json_null();
 }
 
+/* The viewer key of structure `name` of series `series`, or NULL. */
+static const char *vstudy_key(const struct vstudy *v, int series, const char *name)
+{
+	for (int k = 0; k < v->ns; k++)
+		if (v->s[k].series == series && strcmp(v->s[k].name, name) == 0)
+			return v->s[k].key;
+	return NULL;
+}
+
+/* Each report's "distances" (shortest surface-to-surface distance of two
+ * structures), unchanged but for "a" and "b", which become the page's keys
+ * (the structure name alone unless two series have it). */
+static void distances_add(const struct vstudy *v, json_t *out)
+{
+	for (int i = 0; i < v->nrows; i++) {
+		json_t *d;
+		size_t k;
+
+		json_array_foreach(json_object_get(v->reports[i], "distances"), k, d) {
+			const char *a = json_string_value(json_object_get(d, "a"));
+			const char *b = json_string_value(json_object_get(d, "b"));
+			const char *ka = a != NULL ? vstudy_key(v, i, a) : NULL;
+			const char *kb = b != NULL ? vstudy_key(v, i, b) : NULL;
+			json_t *copy;
+
+			if (ka == NULL || kb == NULL || !json_is_object(d))
+				continue;
+			copy = json_copy(d);
+			if (copy == NULL)
+				continue;
+			json_object_set_new(copy, "a", json_string(ka));
+			json_object_set_new(copy, "b", json_string(kb));
+			json_array_append_new(out, copy);
+		}
+	}
+}
+
 static char *models_json(const struct vstudy *v, double expires_at)
 {
 	json_t *root = json_object(), *series = json_array(), *structs = json_array(),
@@ -355,6 +400,10 @@ static char *models_json(const struct vstudy *v, double expires_at)
 			snprintf(file, sizeof(file), "%s.mesh", s->key);
 			json_object_set_new(o, "mesh", json_string(file));
 		}
+		if (o != NULL && s->measurements != NULL)
+			json_object_set(o, "measurements", s->measurements);
+		if (o != NULL && s->print != NULL)
+			json_object_set(o, "print", s->print);
 		json_array_append_new(structs, o);
 	}
 	for (int k = 0; k < v->nskipped; k++) {
@@ -367,6 +416,11 @@ static char *models_json(const struct vstudy *v, double expires_at)
 	json_object_set_new(root, "series", series);
 	json_object_set_new(root, "structures", structs);
 	json_object_set_new(root, "skipped", skipped);
+	json_t *distances = json_array();
+	if (distances != NULL) {
+		distances_add(v, distances);
+		json_object_set_new(root, "distances", distances);
+	}
 	json_object_set_new(root, "generator", json_string("recon3d " R3D_VERSION));
 	out = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(root);

@@ -18,6 +18,23 @@ a phantom CT series (recon3d-phantom) is pushed with storescu. Then:
   forbids other origins, and nothing on them names the patient;
 - a wrong, malformed and (after ageing the row with the sqlite3 command) an
   expired token get 404 with the same body as any unknown path.
+
+Then the page is driven for planning (issue 14) by tests/viewer/drive.js:
+playwright-core with Debian's chromium, headless, a fresh profile, every
+request not to 127.0.0.1 aborted, failing on any console or page error. It
+toggles bone off and on (the same pixels again), drags its opacity (keyboard
+too), moves a sagittal clipping plane through the phantom's bone sphere (the
+pixels change right of where the plane can fall on the screen and not left
+of it), cuts a coronal plane through the sphere (its cap is flat, in the
+unshaded colour), clicks the front poles of the bone sphere and of the bone
+shell in the anterior view (mouse, then a touch screen) and reads the
+distance (within 1 % of the phantom's analytic distance), asks the shortest
+bone-to-skin distance (against the analytic phantom and a brute force over
+the served meshes), uses each standard view (orientation letters and where
+the phantom's shapes fall), saves a PNG, and opens the page's address in a
+new tab: the same pixels. Last, print readiness, sizes and a distance
+written into the job's report reach models.json unchanged and the page
+shows them.
 """
 import base64
 import json
@@ -42,6 +59,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RECEIVER = os.path.join(HERE, "..", "notify", "receiver.py")
 PHANTOM = os.environ.get("R3D_PHANTOM", "")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NODE = os.environ.get("R3D_NODE") or shutil.which("node")
+PLAYWRIGHT = os.environ.get("R3D_PLAYWRIGHT", "")
+DRIVER = os.path.join(HERE, "drive.js")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
@@ -60,7 +80,24 @@ def get(url, timeout=30):
 
 
 def png_rgb(path):
-    """An 8-bit RGB or RGBA PNG (what Chromium writes) as an (h, w, 3) uint8 array."""
+    """An 8-bit RGB or RGBA PNG (what Chromium writes) as an (h, w, 3) uint8 array
+    (VTK's PNG reader when there is VTK, else the decoder below)."""
+    try:
+        import vtk
+        from vtk.util.numpy_support import vtk_to_numpy
+    except ImportError:
+        return png_rgb_python(path)
+    r = vtk.vtkPNGReader()
+    r.SetFileName(path)
+    r.Update()
+    im = r.GetOutput()
+    w, h, _ = im.GetDimensions()
+    a = vtk_to_numpy(im.GetPointData().GetScalars()).reshape(h, w, -1)
+    return np.ascontiguousarray(a[::-1, :, :3]).astype(np.uint8)
+
+
+def png_rgb_python(path):
+    """png_rgb() without VTK."""
     with open(path, "rb") as f:
         data = f.read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
@@ -143,6 +180,99 @@ def model_pixels(img):
     return int((np.abs(px - np.array(BACKGROUND)).max(axis=1) > 12).sum())
 
 
+def region_diff(a, b, x0=PANEL_RIGHT, x1=None):
+    """Per pixel, the largest channel difference of two screenshots in columns x0..x1."""
+    return np.abs(a[:, x0:x1].astype(np.int16) - b[:, x0:x1].astype(np.int16)).max(axis=2)
+
+
+def mesh_vertices(data):
+    """The vertices of a recon3d indexed mesh (R3DMESH1) as an (n, 3) array."""
+    nv, _ = struct.unpack("<II", data[8:16])
+    return np.frombuffer(data, dtype="<f4", count=3 * nv, offset=16).reshape(-1, 3).astype(np.float64)
+
+
+def min_vertex_distance(a, b, chunk=2000):
+    """The smallest distance between a vertex of a and a vertex of b (brute force)."""
+    best = np.inf
+    for i in range(0, len(a), chunk):
+        d = ((a[i:i + chunk, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+        best = min(best, float(d.min()))
+    return best ** 0.5
+
+
+def solid_distance(points, shape):
+    """Distance from each point (outside) to a phantom sphere or capped cylinder."""
+    c = np.array(shape["center_lps_mm"])
+    if shape["kind"] == "ellipsoid":
+        r = shape["radii_mm"]
+        assert max(r) - min(r) < 1e-9, shape["name"]
+        return np.linalg.norm(points - c, axis=1) - r[0]
+    assert shape["kind"] == "cylinder", shape["kind"]
+    a = np.array(shape["axis"])
+    t = (points - c) @ a
+    radial = np.linalg.norm(points - c - t[:, None] * a, axis=1) - shape["radii_mm"][0]
+    along = np.abs(t) - shape["half_length_mm"]
+    return np.hypot(np.maximum(radial, 0), np.maximum(along, 0))
+
+
+def bone_to_skin_truth(truth):
+    """The phantom's shortest distance from any shape of the bone structure
+    (HU >= 100 inside the body: spheres, shell, cylinders) to the body's
+    surface, from the analytic shapes: the body ellipsoid sampled every 0.5
+    degree. The shell (an ellipsoid) is bounded by its largest radius and must
+    be farther than the rest."""
+    sh = {s["name"]: s for s in truth["shapes"]}
+    body = sh["body"]
+    th, ph = np.meshgrid(np.radians(np.arange(0, 180.01, 0.5)), np.radians(np.arange(0, 360, 0.5)))
+    r = body["radii_mm"]
+    pts = np.stack([r[0] * np.sin(th) * np.cos(ph), r[1] * np.sin(th) * np.sin(ph), r[2] * np.cos(th)],
+                   axis=-1).reshape(-1, 3) + np.array(body["center_lps_mm"])
+    solids = [s for s in truth["shapes"] if s["name"] not in ("body", "table", "bone_shell")
+              and s["hu"] >= 100]
+    best = min(float(solid_distance(pts, s).min()) for s in solids)
+    shell = sh["bone_shell"]
+    shell_bound = float((np.linalg.norm(pts - np.array(shell["center_lps_mm"]), axis=1)
+                         - max(shell["radii_mm"])).min())
+    assert shell_bound > best + 1, (shell_bound, best)
+    return best
+
+
+def viewer_plan(truth):
+    """What drive.js does on the phantom: structures to use and LPS points,
+    from the phantom's analytic shapes (truth.json)."""
+    sh = {s["name"]: s for s in truth["shapes"]}
+    sp, shell, small = sh["bone_sphere"], sh["bone_shell"], sh["small_bone_sphere"]
+    c, r = sp["center_lps_mm"], sp["radii_mm"][0]
+    cs = shell["center_lps_mm"]
+    return {
+        "toggle": "bone", "opacity": "bone",
+        # A sagittal plane through the sphere's centre; the band is where the
+        # plane falls on the screen from the front to the back of the model.
+        "clip": {"axis": "x", "at": c[0], "band_points": [[c[0], -70, c[2]], [c[0], 10, c[2]]]},
+        # A coronal plane through the sphere's centre, the front cut away.
+        "cap": {"axis": "y", "at": c[1], "center": c, "edge": [c[0] + 0.8 * r, c[1], c[2]]},
+        # The front poles of the bone sphere and of the bone shell.
+        "measure": {"a": [c[0], c[1] - r, c[2]], "b": [cs[0], cs[1] - shell["radii_mm"][1], cs[2]]},
+        "pair": ["bone", "skin"],
+        "view_points": [c, cs, small["center_lps_mm"]],
+    }
+
+
+def drive(out, url, *args):
+    """Runs drive.js; its result.json."""
+    r = subprocess.run([NODE, DRIVER, "--url", url, "--out", out] + list(args), capture_output=True,
+                       text=True, timeout=600, env=dict(os.environ, R3D_PLAYWRIGHT=PLAYWRIGHT,
+                                                        R3D_CHROMIUM=CHROMIUM))
+    path = os.path.join(out, "result.json")
+    assert os.path.exists(path), (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
+    with open(path) as f:
+        res = json.load(f)
+    assert r.returncode == 0 and "failure" not in res, (res.get("failure"), r.stderr[-3000:])
+    assert res["errors"] == [], res["errors"]
+    assert res["blocked"] == [], res["blocked"]
+    return res
+
+
 def screenshot(url, out_png, profile):
     args = [CHROMIUM] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile, "--virtual-time-budget=30000",
                                           "--screenshot=" + out_png, url]
@@ -153,8 +283,9 @@ def screenshot(url, out_png, profile):
 
 class ViewerPage(unittest.TestCase):
     def test_page_from_the_webhook_link(self):
-        if CHROMIUM is None:
-            print("chromium is not installed (scripts/setup.sh installs it): skipped")
+        if CHROMIUM is None or NODE is None or not os.path.isdir(PLAYWRIGHT):
+            print("chromium, node or playwright-core is not installed (scripts/setup.sh and the"
+                  " build install them): skipped")
             sys.exit(77)
         self.assertTrue(PHANTOM and os.path.exists(PHANTOM), "R3D_PHANTOM not set")
         work = tempfile.mkdtemp(prefix="r3d-viewer-")
@@ -265,13 +396,13 @@ class ViewerPage(unittest.TestCase):
                 self.assertLess(len(mesh), 0.45 * len(stl))
             # The assets: ours and three.js, from this server only.
             for asset in ("viewer.js", "viewer.css", "three.module.js", "three.core.js",
-                          "OrbitControls.js"):
+                          "TrackballControls.js", "distance-worker.js"):
                 code, hdr, data = get(d.url("/viewer/assets/" + asset))
                 self.assertEqual(code, 200, asset)
                 self.assertIn("default-src 'none'", hdr["Content-Security-Policy"])
                 self.assertGreater(len(data), 1000, asset)
-            code, _, orbit = get(d.url("/viewer/assets/OrbitControls.js"))
-            self.assertNotIn(b"from 'three'", orbit)
+            code, _, controls = get(d.url("/viewer/assets/TrackballControls.js"))
+            self.assertNotIn(b"from 'three'", controls)
             # Compressed for browsers that take gzip; the same bytes once unpacked.
             req = urllib.request.Request(d.url("/viewer/assets/three.core.js"),
                                          headers={"Accept-Encoding": "gzip, deflate"})
@@ -333,6 +464,8 @@ class ViewerPage(unittest.TestCase):
                 if "bone" in skin:
                     self.assertLess(skin["bone"], counts["bone"] / 10)
 
+            self.planning(work, link, series, results_dir, d)
+
             # Wrong and malformed tokens: the same 404 as any unknown path.
             code, _, unknown = get(d.url("/viewer/nothing-here"))
             self.assertEqual(code, 404)
@@ -369,6 +502,202 @@ class ViewerPage(unittest.TestCase):
             if os.environ.get("R3D_KEEP") is None:
                 d.cleanup()
                 shutil.rmtree(work, ignore_errors=True)
+
+    def planning(self, work, link, series, results_dir, d):
+        """The page driven for planning (issue 14): see the module's comment."""
+        with open(os.path.join(series, "truth.json")) as f:
+            truth = json.load(f)
+        plan = viewer_plan(truth)
+        out = os.path.join(work, "drive")
+        os.makedirs(out)
+        with open(os.path.join(work, "plan.json"), "w") as f:
+            json.dump(plan, f)
+        res = drive(out, link, "--plan", os.path.join(work, "plan.json"))
+        print("first frame %.0f ms (phantom), chromium %s" % (res["first_frame_ms"], res["chromium"]))
+        shot = {n[:-4]: png_rgb(os.path.join(out, n)) for n in os.listdir(out) if n.endswith(".png")}
+        default = shot["default"]
+        bone_rgb = None
+        for s in json.loads(get(link + "/models.json")[2])["structures"]:
+            if s["key"] == "bone":
+                bone_rgb = np.array(s["color_rgb"])
+        drawn = model_pixels(default)
+        self.assertGreater(drawn, 20000)
+
+        # A structure off: the model is gone; on again: the same pixels.
+        self.assertLess(model_pixels(shot["toggle_off"]), drawn / 50)
+        self.assertEqual(int(region_diff(shot["toggle_on"], default).max()), 0)
+        # Opacity: 35 % blends the bone with the background where it was
+        # drawn (and nothing changes where it was not); 100 % is the first picture.
+        self.assertEqual(res["opacity_label"], "35 %")
+        was = np.abs(default[:, PANEL_RIGHT:].astype(np.int16) - np.array(BACKGROUND)).max(axis=2) > 12
+        dd = region_diff(shot["opacity_35"], default)
+        self.assertGreater(float(dd[was].mean()), 30, "opacity did not change the bone")
+        self.assertEqual(int(dd[~was].max()), 0, "opacity changed pixels off the model")
+        self.assertEqual(int(region_diff(shot["opacity_100"], default).max()), 0)
+
+        # The clipping plane beyond the model changes nothing; through the
+        # sphere's centre (keeping the patient's right) it changes the
+        # pixels right of where the plane can fall, and none left of it.
+        self.assertEqual(int(region_diff(shot["clip_outside"], default).max()), 0)
+        band = sorted(p["x"] for p in res["clip_band"])
+        lo, hi = int(band[0]) - 2, int(band[-1]) + 3
+        left = region_diff(shot["clip_at"], shot["clip_outside"], PANEL_RIGHT, lo)
+        right = region_diff(shot["clip_at"], shot["clip_outside"], hi)
+        print("clip band x %d..%d: changed left %d, right %d" % (lo, hi, int((left > 0).sum()),
+                                                                  int((right > 8).sum())))
+        self.assertEqual(int(left.max()), 0, "the plane changed pixels on the kept side")
+        self.assertGreater(int((right > 8).sum()), 1500, "the plane cut nothing away")
+        def drawn_right(img):
+            return int((np.abs(img[:, hi:].astype(np.int16) - np.array(BACKGROUND)).max(axis=2) > 12).sum())
+        self.assertLess(drawn_right(shot["clip_at"]), drawn_right(default))
+        self.assertEqual(res["clip_value"], "x = %.1f mm (L)" % plan["clip"]["at"])
+        # The cut is capped: a flat face in the plane, lit straight on, so in
+        # the structure's own colour at its centre and near its rim, where
+        # the uncut sphere is shaded darker.
+        cap = shot["cap"]
+        for q in (res["cap_center"], res["cap_edge"]):
+            px = cap[int(round(q["y"])), int(round(q["x"]))].astype(int)
+            self.assertLessEqual(int(np.abs(px - bone_rgb).max()), 4, ("cap colour", q, px, bone_rgb))
+        px = default[int(round(res["cap_edge"]["y"])), int(round(res["cap_edge"]["x"]))].astype(int)
+        self.assertGreater(int(np.abs(px - bone_rgb).max()), 10, ("the sphere is not shaded", px))
+        self.assertEqual(int(region_diff(shot["clip_off"], default).max()), 0)
+
+        # The distance tool: the front poles, clicked with the mouse, then tapped.
+        a, b = np.array(plan["measure"]["a"]), np.array(plan["measure"]["b"])
+        true_mm = float(np.linalg.norm(a - b))
+        print("distance: shown %r, %.3f mm, touch %.3f mm, analytic %.3f mm" % (
+            res["distance_text"], res["distance_mm"], res["touch_distance_mm"], true_mm))
+        self.assertLess(abs(res["distance_mm"] - true_mm) / true_mm, 0.01)
+        self.assertLess(abs(res["touch_distance_mm"] - true_mm) / true_mm, 0.01)
+        self.assertEqual(res["distance_text"], "Distance: %.1f mm" % res["distance_mm"])
+        self.assertEqual(res["distance_label"], "%.1f mm" % res["distance_mm"])
+        # The points picked are on the surfaces near the poles (the mesh lies
+        # within a voxel of the analytic surface).
+        m = re.search(r"[#&]m=([^&]+)", res["pair_fragment"])
+        picked = np.array([float(x) for x in m.group(1).split(",")]).reshape(2, 3)
+        self.assertLess(float(np.linalg.norm(picked[0] - a)), 1.5, picked)
+        self.assertLess(float(np.linalg.norm(picked[1] - b)), 1.5, picked)
+
+        # The shortest bone-to-skin distance: the analytic phantom's within
+        # the meshes' accuracy, and against a brute force over the served
+        # meshes' vertices (the exact surface distance is at most that, and
+        # at least that less an edge).
+        truth_mm = bone_to_skin_truth(truth)
+        verts = {k: mesh_vertices(get(link + "/%s.mesh" % k)[2]) for k in ("bone", "skin")}
+        vv = min_vertex_distance(verts["bone"], verts["skin"])
+        print("shortest bone-skin: page %.3f mm (%s), vertex brute force %.3f mm, analytic %.3f mm" % (
+            res["pair_mm"], res["pair_text"], vv, truth_mm))
+        self.assertIn("computed on this page", res["pair_text"])
+        self.assertLessEqual(res["pair_mm"], vv + 1e-3)
+        self.assertGreater(res["pair_mm"], vv - 1.0)
+        self.assertLess(abs(res["pair_mm"] - truth_mm), 1.5)
+        pd = re.search(r"[#&]pd=([^&]+)", res["pair_fragment"]).group(1).split(",")
+        pa, pb = np.array(pd[3:6], dtype=float), np.array(pd[6:9], dtype=float)
+        self.assertAlmostEqual(float(np.linalg.norm(pa - pb)), res["pair_mm"], places=3)
+        self.assertLess(float(np.sqrt(((verts["bone"] - pa) ** 2).sum(axis=1).min())), 2.0)
+        self.assertLess(float(np.sqrt(((verts["skin"] - pb) ** 2).sum(axis=1).min())), 2.0)
+
+        # Standard views: the letters, and where the sphere (patient's left),
+        # the shell (right, superior) and the small sphere (anterior) fall.
+        letters = {"anterior": ["R", "L", "S", "I"], "posterior": ["L", "R", "S", "I"],
+                   "right": ["P", "A", "S", "I"], "left": ["A", "P", "S", "I"],
+                   "superior": ["L", "R", "A", "P"], "inferior": ["R", "L", "A", "P"]}
+        self.assertEqual(res["letters"], letters)
+        for v, lt in letters.items():
+            sphere, shell, small = res[v + "_project"]
+            img = shot["view_" + v]
+            self.assertGreater(model_pixels(img), 5000, v)
+            # Screen x grows towards the right-hand letter, y towards the bottom one.
+            def along(p, axis):
+                return p["x"] if axis == "x" else p["y"]
+            for k, axis, sign in ((0, "x", -1), (1, "x", 1), (2, "y", -1), (3, "y", 1)):
+                if lt[k] == "L":
+                    self.assertGreater(sign * (along(sphere, axis) - along(shell, axis)), 0, (v, lt))
+                if lt[k] == "A":
+                    self.assertGreater(sign * (along(small, axis) - along(sphere, axis)), 0, (v, lt))
+                if lt[k] == "S":
+                    self.assertGreater(sign * (along(shell, axis) - along(sphere, axis)), 0, (v, lt))
+            # Each view is its own picture.
+            for w in letters:
+                if w < v:
+                    self.assertGreater(int((region_diff(img, shot["view_" + w]) > 8).sum()), 2000, (v, w))
+        self.assertGreater(int((region_diff(shot["rotated"], shot["view_anterior"]) > 8).sum()), 2000,
+                           "dragging with the mouse did not rotate")
+
+        # Save view as PNG: the canvas as drawn, with the letters and labels.
+        self.assertEqual(res["download_name"], "3d-model.png")
+        saved = shot["saved"]
+        self.assertEqual(saved.shape, shot["before_save"].shape)
+        differ = float((region_diff(saved, shot["before_save"]) > 24).mean())
+        print("saved PNG: %.2f %% of the pixels right of the list differ from the screen" % (100 * differ))
+        self.assertLess(differ, 0.01)
+
+        # The address reopens the same view: camera, plane, opacity, points.
+        for key in ("cam=", "clip=y,", "op=bone:0.6", "m=", "pd=bone,skin,"):
+            self.assertIn(key, res["url_before"])
+        self.assertEqual(res["url_after"], res["url_before"])
+        dd = region_diff(shot["after_reload"], shot["before_reload"])
+        print("reload: %d pixels differ, largest difference %d" % (int((dd > 0).sum()), int(dd.max())))
+        self.assertLess(int((dd > 2).sum()), 0.001 * dd.size)
+        self.assertEqual(res["distance_after"], res["distance_text"])
+        self.assertEqual(res["pair_after"], res["pair_text"])
+
+        # Print readiness and measurements from the report (the print
+        # helper's contract; written into the job's row as a report would
+        # carry them) reach models.json unchanged and show on the page; a
+        # distance in the report is used instead of computing one.
+        pr = {"shells": [{"volume_ml": 30.1, "triangles": 12000, "area_mm2": 5100.5},
+                         {"volume_ml": 1.2, "triangles": 900, "area_mm2": 310.0}],
+              "closed": True, "manifold": True, "outward": True, "self_intersections": 2,
+              "self_intersection_at_lps_mm": [10.0, -20.0, 30.0], "min_wall_mm": 0.6,
+              "min_wall_at_lps_mm": [1.0, 2.0, 3.0], "min_wall_limit_mm": 1.0, "thin_wall": True,
+              "loose_shells_dropped": 0, "printable": False, "analysis_ms": 12.5}
+        ms = {"volume_ml": 32.6, "extents_mm": [52.3, 40.1, 20.7],
+              "axes_lps": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "centroid_lps_mm": [8.9, -16.0, 28.0]}
+        dist = {"a": "skin", "b": "bone", "mm": 7.26, "a_lps_mm": [-23.0, -11.0, -21.7],
+                "b_lps_mm": [-18.2, -14.4, -16.1]}
+        with d.db() as db:
+            (result,) = db.execute("SELECT result FROM jobs WHERE state = 'done'").fetchone()
+            rep = json.loads(result)
+            for st in rep["structures"]:
+                if st["name"] == "bone":
+                    st["print"], st["measurements"] = pr, ms
+            rep["distances"] = [dist]
+            db.execute("UPDATE jobs SET result = ? WHERE state = 'done'", (json.dumps(rep),))
+            db.commit()
+        models = json.loads(get(link + "/models.json")[2])
+        bone = next(s for s in models["structures"] if s["key"] == "bone")
+        skin = next(s for s in models["structures"] if s["key"] == "skin")
+        self.assertEqual(bone["print"], pr)
+        self.assertEqual(bone["measurements"], ms)
+        self.assertNotIn("print", skin)
+        self.assertEqual(models["distances"], [dist])
+        out2 = os.path.join(work, "probe")
+        os.makedirs(out2)
+        got = drive(out2, link, "--probe", "bone,skin")
+        print("probe:", json.dumps(got["items"]), got["pair_text"])
+        self.assertEqual(got["items"]["bone"]["printable"], "false")
+        text = got["items"]["bone"]["print"]
+        self.assertIn("needs repair", text)
+        self.assertIn("2 self-intersections at (10, -20, 30) mm", text)
+        self.assertIn("wall 0.6 mm thin (limit 1.0 mm) at (1, 2, 3) mm", text)
+        self.assertIn("2 separate pieces", text)
+        self.assertEqual(got["items"]["bone"]["size"], "size 52 \u00d7 40 \u00d7 21 mm")
+        self.assertIsNone(got["items"]["skin"]["print"])
+        self.assertEqual(got["pair_text"], "bone to skin: 7.3 mm (from the report)")
+        self.assertEqual(got["pair_mm"], 7.26)
+        self.assertIn("pd=bone,skin,7.26,-18.2,-14.4,-16.1,-23,-11,-21.7,r", got["fragment"])
+        # "show where": magenta dots at the two places the report names.
+        self.assertEqual(got["where_buttons"], 1)
+        self.assertEqual(got["where_pressed"], "true")
+        before = png_rgb(os.path.join(out2, "probe.png"))
+        where = png_rgb(os.path.join(out2, "probe_where.png"))
+        magenta = np.all(np.abs(where[:, PANEL_RIGHT:].astype(np.int16) - np.array([255, 68, 255])) <= 3,
+                         axis=2)
+        was = np.all(np.abs(before[:, PANEL_RIGHT:].astype(np.int16) - np.array([255, 68, 255])) <= 3,
+                     axis=2)
+        self.assertGreater(int(magenta.sum()), 40)
+        self.assertEqual(int(was.sum()), 0)
 
     def test_link_without_webhook_and_disabled_viewer(self):
         """The link exists without any webhook; a daemon without the viewer
@@ -422,6 +751,22 @@ class ViewerPage(unittest.TestCase):
                              sorted(["%s_series%d" % (n, k) for n in names for k in (number, 7)]))
             self.assertEqual([x["label"] for x in models2["series"]],
                              ["series %d: recon3d phantom" % number, "series 7: thin recon"])
+            # A report's "distances" name structures; models.json names them
+            # by the page's keys, series told apart (and drops unknown names).
+            self.assertEqual(models2["distances"], [])
+            if len(names) >= 2:
+                dist = {"a": names[0], "b": names[1], "mm": 4.5, "a_lps_mm": [1, 2, 3],
+                        "b_lps_mm": [4, 5, 6]}
+                with on.db() as db:
+                    (result,) = db.execute("SELECT j.result FROM jobs j JOIN series s ON"
+                                           " s.id = j.series_id WHERE s.series_number = 7").fetchone()
+                    rep = json.loads(result)
+                    rep["distances"] = [dist, dict(dist, a="no_such_structure")]
+                    db.execute("UPDATE jobs SET result = ? WHERE series_id = (SELECT id FROM series"
+                               " WHERE series_number = 7)", (json.dumps(rep),))
+                    db.commit()
+                got = json.loads(get(on.url("/viewer/" + token + "/models.json"))[2])["distances"]
+                self.assertEqual(got, [dict(dist, a=names[0] + "_series7", b=names[1] + "_series7")])
             for s in models2["structures"]:
                 code, hdr, stl = get(on.url("/viewer/" + token + "/" + s["file"]))
                 self.assertEqual(code, 200, s["file"])
