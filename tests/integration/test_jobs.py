@@ -64,6 +64,20 @@ class Jobs(unittest.TestCase):
             self.assertIn("outcome=done", log)
             self.assertIn("outcome=skipped", log)
             self.assertRegex(d.metrics(), r'recon3d_jobs\{state="done"\} 1')
+            # Issue 16: every structure within its budget, its error measured,
+            # and no decimation fallback: counted 0 in /metrics and /status,
+            # no warning in the log.
+            for s in report["structures"]:
+                dec = s["decimation"]
+                self.assertLessEqual(s["triangles"], s["max_triangles"], s["key"])
+                self.assertIsNone(dec["fallback"], s["key"])
+                self.assertGreater(dec["error_mm"]["samples"], 0, s["key"])
+            m = d.metrics()
+            for key in ("skin", "bone", "lungs", "vessels"):
+                self.assertIn('recon3d_decimation_fallbacks_total{structure="%s"} 0' % key, m)
+            self.assertEqual({e["key"]: e["decimation_fallbacks"] for e in st["structures"]
+                              if e["key"] in ("skin", "bone")}, {"skin": 0, "bone": 0})
+            self.assertNotIn("fell back", log)
         finally:
             d.stop()
             d.cleanup()
