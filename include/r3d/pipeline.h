@@ -94,6 +94,7 @@ struct pipeline_structure {
 	char skipped_reason[SEGMENT_REASON_MAX];
 	double segment_ms, mesh_ms;
 	struct mesh_build_times mesh_times;   /* mesh_ms by step */
+	long long stl_bytes, mesh_bytes;      /* the files pipeline_write_outputs() wrote */
 	/* keep_masks: the mask the mesh was made from on the source slice grid,
 	 * one bit per source pixel (struct pipeline_seg), NULL when skipped. */
 	uint8_t *seg_bits;

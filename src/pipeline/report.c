@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pipeline_int.h"
@@ -26,6 +27,14 @@ static json_t *code_json(const struct structure_code *c)
 		return json_null();
 	return json_pack("{s:s, s:s, s:s}", "value", c->value, "scheme", c->scheme, "meaning",
 			 c->meaning);
+}
+
+/* The size of a file just written, or -1. */
+static long long report_file_bytes(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
 /* The catalogue entry of a structure as report.json carries it. "name" is
@@ -70,6 +79,10 @@ static json_t *report_json(const struct pipeline_result *res)
 									     hu_json(ps->range_hi)));
 			json_object_set_new(s, "file", json_sprintf("%s.stl", ps->def.key));
 			json_object_set_new(s, "mesh_file", json_sprintf("%s.mesh", ps->def.key));
+			if (ps->stl_bytes >= 0 && ps->mesh_bytes > 0)
+				json_object_set_new(s, "bytes", json_pack("{s:I, s:I}", "stl",
+									  (json_int_t)ps->stl_bytes, "mesh",
+									  (json_int_t)ps->mesh_bytes));
 			json_object_set_new(s, "triangles", json_integer((json_int_t)ps->stats.ntri));
 			json_object_set_new(s, "vertices", json_integer((json_int_t)ps->stats.nvert));
 			json_object_set_new(s, "volume_ml", json_real(ps->stats.volume_ml));
@@ -164,9 +177,11 @@ bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir, struct pip
 		snprintf(path, sizeof(path), "%s/%s.stl", out_dir, ps->def.key);
 		if (!mesh_stl_write(err, path, ps->mesh, ps->def.label))
 			return false;
+		ps->stl_bytes = report_file_bytes(path);
 		snprintf(path, sizeof(path), "%s/%s.mesh", out_dir, ps->def.key);
 		if (!mesh_bin_write(err, path, ps->mesh))
 			return false;
+		ps->mesh_bytes = report_file_bytes(path);
 		parts[nparts].name = ps->def.key;
 		parts[nparts].mesh = ps->mesh;
 		memcpy(parts[nparts].rgb, ps->def.rgb, sizeof(parts[nparts].rgb));
