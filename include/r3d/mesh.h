@@ -213,13 +213,6 @@ bool mesh_decimate(struct r3d_err *err, struct mesh *m, size_t target_tri, doubl
 bool mesh_flip_slivers(struct r3d_err *err, struct mesh *m, size_t *flipped, size_t *left);
 /* Zero-area triangles: twice the area below 1e-6 of the longest edge squared. */
 size_t mesh_count_slivers(const struct mesh *m);
-/* Removes the vertex-connected pieces that enclose no volume (|volume| below
- * 1e-6 of area^1.5): a patch folded onto itself that splitting a pinch cut
- * loose from the surface it lay on (two triangles over one, on a flat face).
- * It has area, so the sliver repairs keep it; a slicer would print it as a
- * doubled skin. *removed: triangles removed. */
-bool mesh_drop_flat_pieces(struct r3d_err *err, struct mesh *m, size_t *removed);
-
 /* How far two surfaces are apart, both ways. */
 struct mesh_distance {
 	double mean;    /* mean distance of the sampled points, frame units */
