@@ -31,6 +31,7 @@
 
 #include "collapse.h"
 #include "meshgeom.h"
+#include "r3d/util.h"
 
 /* A triangle may turn by at most acos(COLLAPSE_MIN_COS), about 78 degrees. */
 #define COLLAPSE_MIN_COS 0.2
@@ -276,28 +277,6 @@ static void collapse_find_defects(struct collapse *c)
 	}
 }
 
-static bool collapse_grow_edges(struct r3d_err *err, struct collapse *c, size_t n)
-{
-	if (n <= c->ecap)
-		return true;
-	free(c->ea);
-	free(c->eb);
-	free(c->key);
-	free(c->order);
-	free(c->tmp);
-	c->ea = malloc(n * sizeof(*c->ea));
-	c->eb = malloc(n * sizeof(*c->eb));
-	c->key = malloc(n * sizeof(*c->key));
-	c->order = malloc(n * sizeof(*c->order));
-	c->tmp = malloc(n * sizeof(*c->tmp));
-	c->ecap = n;
-	if (c->ea == NULL || c->eb == NULL || c->key == NULL || c->order == NULL || c->tmp == NULL) {
-		c->ecap = 0;
-		return r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate %zu edges", n);
-	}
-	return true;
-}
-
 /* Sorts order[0..n) by key, stable, least significant digit first. */
 static void collapse_sort(struct collapse *c, size_t n)
 {
@@ -499,8 +478,8 @@ static void collapse_compact(struct collapse *c)
 
 /* One pass; returns the collapses made. cap: only the edges that would be
  * among the cheapest 'needed' ones. */
-static bool collapse_pass(struct r3d_err *err, struct collapse *c, size_t target, bool cap,
-			  bool by_error, size_t *made)
+static void collapse_pass(struct collapse *c, size_t target, bool cap, bool by_error,
+			  size_t *made)
 {
 	size_t ne = 0, needed, done = 0;
 	uint32_t limit = UINT32_MAX;
@@ -509,8 +488,6 @@ static bool collapse_pass(struct r3d_err *err, struct collapse *c, size_t target
 	c->pass++;
 	c->st.passes++;
 	collapse_lists(c);
-	if (!collapse_grow_edges(err, c, 3 * c->ntri / 2 + 1))
-		return false;
 	for (size_t t = 0; t < c->ntri; t++) {
 		const uint32_t *f = c->tri + 3 * t;
 		for (int k = 0; k < 3; k++) {
@@ -537,7 +514,7 @@ static bool collapse_pass(struct r3d_err *err, struct collapse *c, size_t target
 		}
 	}
 	if (ne == 0)
-		return true;
+		return;
 	needed = (c->ntri - target + 1) / 2;
 	if (cap && needed < ne) {
 		/* As meshoptimizer does: up to 1.5 times the cost of the edge at
@@ -583,7 +560,6 @@ static bool collapse_pass(struct r3d_err *err, struct collapse *c, size_t target
 	}
 	collapse_compact(c);
 	*made = done;
-	return true;
 }
 
 bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *tri, size_t ntri,
@@ -591,6 +567,8 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 		       struct collapse_stats *st)
 {
 	struct collapse c;
+	unsigned char *arena = NULL;
+	size_t arena_bytes = 0;
 	bool ok = false, cap = true;
 	float lo[3] = {FLT_MAX, FLT_MAX, FLT_MAX}, hi[3] = {-FLT_MAX, -FLT_MAX, -FLT_MAX};
 
@@ -618,36 +596,42 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 	}
 	for (int k = 0; k < 3; k++)
 		c.origin[k] = ((double)lo[k] + hi[k]) / 2;
-	c.q = calloc(nvert, sizeof(*c.q));
-	c.deg = malloc(nvert * sizeof(*c.deg));
-	c.fixed = calloc(nvert, 1);
-	c.plock = calloc(nvert, sizeof(*c.plock));
-	c.mark = calloc(nvert, sizeof(*c.mark));
-	c.off = malloc((nvert + 1) * sizeof(*c.off));
-	c.adj = malloc(3 * ntri * sizeof(*c.adj));
-	c.tcost = malloc(3 * ntri * sizeof(*c.tcost));
-	if (c.q == NULL || c.deg == NULL || c.fixed == NULL || c.plock == NULL || c.mark == NULL ||
-	    c.off == NULL || c.adj == NULL || c.tcost == NULL) {
-		r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate the collapse state");
+	/* One mapping for all of it (zeroed, huge pages where offered): the
+	 * state is touched once per pass, and fresh small pages cost more than
+	 * the work on them. */
+	c.ecap = 3 * ntri / 2 + 1;
+	const size_t sizes[] = {
+		nvert * sizeof(*c.q), nvert * sizeof(*c.deg), nvert, nvert * sizeof(*c.plock),
+		nvert * sizeof(*c.mark), (nvert + 1) * sizeof(*c.off), 3 * ntri * sizeof(*c.adj),
+		3 * ntri * sizeof(*c.tcost), max_dev > 0 ? 3 * nvert * sizeof(*c.orig) : 0,
+		c.ecap * sizeof(*c.ea), c.ecap * sizeof(*c.eb), c.ecap * sizeof(*c.key),
+		c.ecap * sizeof(*c.order), c.ecap * sizeof(*c.tmp)};
+	void **parts[] = {(void **)&c.q, (void **)&c.deg, (void **)&c.fixed, (void **)&c.plock,
+			  (void **)&c.mark, (void **)&c.off, (void **)&c.adj, (void **)&c.tcost,
+			  (void **)&c.orig, (void **)&c.ea, (void **)&c.eb, (void **)&c.key,
+			  (void **)&c.order, (void **)&c.tmp};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		arena_bytes += (sizes[i] + 63) & ~(size_t)63;
+	arena = bigbuf_alloc(err, arena_bytes);
+	if (arena == NULL) {
+		r3d_err_prefix(err, "decimate");
 		goto out;
+	}
+	size_t at = 0;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		*parts[i] = sizes[i] > 0 ? arena + at : NULL;
+		at += (sizes[i] + 63) & ~(size_t)63;
 	}
 	if (locked != NULL)
 		memcpy(c.fixed, locked, nvert);
-	if (max_dev > 0) {
-		c.orig = malloc(3 * nvert * sizeof(*c.orig));
-		if (c.orig == NULL) {
-			r3d_err_set(err, R3D_ENOMEM, "decimate: cannot allocate the first positions");
-			goto out;
-		}
+	if (c.orig != NULL)
 		memcpy(c.orig, xyz, 3 * nvert * sizeof(*c.orig));
-	}
 	collapse_quadrics(&c);
 	collapse_lists(&c);
 	collapse_find_defects(&c);
 	while (c.ntri > target) {
 		size_t made;
-		if (!collapse_pass(err, &c, target, cap, false, &made))
-			goto out;
+		collapse_pass(&c, target, cap, false, &made);
 		if (made == 0) {
 			if (!cap)
 				break; /* nothing left that may collapse */
@@ -664,8 +648,7 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 		c.max_dev2 = max_dev * max_dev;
 		for (;;) {
 			size_t made, before = c.ntri;
-			if (!collapse_pass(err, &c, COLLAPSE_MIN_TRI, false, true, &made))
-				goto out;
+			collapse_pass(&c, COLLAPSE_MIN_TRI, false, true, &made);
 			if (made == 0 || made * COLLAPSE_ERROR_TAIL < before)
 				break;
 		}
@@ -675,19 +658,6 @@ bool collapse_simplify(struct r3d_err *err, float *xyz, size_t nvert, uint32_t *
 out:
 	if (st != NULL)
 		*st = c.st;
-	free(c.ea);
-	free(c.eb);
-	free(c.key);
-	free(c.order);
-	free(c.tmp);
-	free(c.orig);
-	free(c.tcost);
-	free(c.adj);
-	free(c.off);
-	free(c.mark);
-	free(c.plock);
-	free(c.fixed);
-	free(c.deg);
-	free(c.q);
+	bigbuf_free(arena, arena_bytes);
 	return ok;
 }
