@@ -270,7 +270,7 @@ struct mesh_build_params {
 	size_t nplanes;
 };
 /* Samples per direction of the decimation error measurement. */
-#define MESH_BUILD_ERROR_SAMPLES 25000
+#define MESH_BUILD_ERROR_SAMPLES 12500
 struct mesh_build_times {
 	double isosurface_s, transform_s, smooth_s, decimate_s, error_s, check_s;
 	/* What decimation did: the budget (the params' max_tri), its own
