@@ -2,14 +2,15 @@
  * decimate_bench.c: the decimation benchmark of issue 16, driven by
  * bench/decimate (which adds VTK's vtkQuadricDecimation on the same input).
  *
- *   decimate_bench IN.stl TARGET [--reps N] [--out DIR]
+ *   decimate_bench IN.stl TARGET [--reps N] [--out DIR] [--error MM]
  *       welds IN.stl by position, then decimates it to TARGET triangles with
  *       meshopt_simplify alone (no error bound, so that it goes as far as it
  *       can) and with mesh_decimate() on 1 and 2 threads, median of N runs
  *       after a warm-up each; for every result: triangles, whether it is
  *       closed and 2-manifold welded by position (mesh_check), the Euler
  *       characteristic, and the distance to the undecimated surface
- *       (mesh_distance, both ways). --out writes each result as an STL.
+ *       (mesh_distance, both ways). --out writes each result as an STL;
+ *       --error goes on below TARGET by that error target (ours only).
  *   decimate_bench --distance A.stl B.stl
  *       the distance between two STL surfaces (for VTK's result).
  *   decimate_bench --sponge OUT.stl [N]
@@ -178,6 +179,7 @@ int main(int argc, char **argv)
 	struct mesh *orig = NULL, *m = NULL;
 	const char *outdir = NULL;
 	long target = 0, reps = 5;
+	double error_mm = 0;
 	double t[BENCH_MAX_REPS];
 	int rc = 1;
 
@@ -213,6 +215,9 @@ int main(int argc, char **argv)
 	for (int i = 3; i < argc; i++) {
 		if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
 			if (!parse_long(&err, argv[++i], 1, BENCH_MAX_REPS, &reps))
+				goto fail;
+		} else if (strcmp(argv[i], "--error") == 0 && i + 1 < argc) {
+			if (!parse_double(&err, argv[++i], 0, 10, &error_mm))
 				goto fail;
 		} else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
 			outdir = argv[++i];
@@ -260,7 +265,7 @@ int main(int argc, char **argv)
 			if (m == NULL)
 				goto fail;
 			double s = clock_mono_s();
-			if (!mesh_decimate(&err, m, (size_t)target, 0, threads, &info))
+			if (!mesh_decimate(&err, m, (size_t)target, error_mm, threads, &info))
 				goto fail;
 			if (r >= 0)
 				t[r] = clock_mono_s() - s;
