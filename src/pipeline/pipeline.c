@@ -46,6 +46,7 @@ void pipeline_options_default(struct pipeline_options *o)
 	structure_catalog_default(&o->catalog);
 	o->smooth = true;
 	o->decimate = true;
+	pipeline_print_defaults(&o->print);
 	o->threads = cpus < 1 ? 1 : (cpus > MESH_MAX_THREADS ? MESH_MAX_THREADS : (int)cpus);
 }
 
@@ -528,6 +529,8 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 		if (o->volume_only && s == PIPELINE_VOLUME)
 			break;
 	}
+	if (!o->volume_only && !pipeline_print_run(err, o, res))   /* printcheck.c */
+		goto out;
 	ok = true;
 out:
 	res->peak_rss_bytes = pipeline_peak_rss();
@@ -539,6 +542,7 @@ out:
 
 void pipeline_result_free(struct pipeline_result *res)
 {
+	pipeline_print_free(res);
 	for (size_t i = 0; i < res->nstructures; i++) {
 		mesh_destroy(res->structures[i].mesh);
 		res->structures[i].mesh = NULL;
