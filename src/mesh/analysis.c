@@ -225,6 +225,9 @@ struct bvh_node {
 	double lo[3], hi[3];
 	uint32_t first;   /* leaf: first index into bvh.order; inner: left child (right = +1) */
 	uint32_t count;   /* leaf: triangles; 0: inner */
+	uint32_t end;     /* the node's triangles are order[begin..end): the crossing
+			   * test skips nodes that end before the triangle it tests */
+	uint32_t pad;
 };
 
 struct bvh {
@@ -276,13 +279,25 @@ static void bvh_select(uint32_t *order, const float *key, size_t lo, size_t hi, 
 struct bvh_build_ctx {
 	const float *cen;      /* 3 per triangle */
 	const double *box;     /* 6 per triangle: lo xyz, hi xyz */
-	float *key;
+	float *key;            /* written for disjoint triangles by each half */
+	bool split_root;       /* build the root's two halves in two threads */
 };
 
+struct bvh_half {
+	struct bvh *b;
+	size_t ni, begin, end;
+	const struct bvh_build_ctx *c;
+	size_t next;           /* the next free node of this half's range */
+};
+
+static void *bvh_half_run(void *arg);
+
 static void bvh_build_node(struct bvh *b, size_t ni, size_t begin, size_t end,
-			   const struct bvh_build_ctx *c)
+			   const struct bvh_build_ctx *c, size_t *next)
 {
 	struct bvh_node *n = &b->node[ni];
+
+	n->end = (uint32_t)end;
 	double clo[3] = {DBL_MAX, DBL_MAX, DBL_MAX}, chi[3] = {-DBL_MAX, -DBL_MAX, -DBL_MAX};
 
 	for (int k = 0; k < 3; k++) {
@@ -312,15 +327,33 @@ static void bvh_build_node(struct bvh *b, size_t ni, size_t begin, size_t end,
 	for (size_t i = begin; i < end; i++)
 		c->key[b->order[i]] = c->cen[3 * (size_t)b->order[i] + axis];
 	bvh_select(b->order, c->key, begin, end, mid);
-	size_t left = b->nnode;
-	b->nnode += 2;
+	size_t left = *next;
+	*next += 2;
 	n->first = (uint32_t)left;
 	n->count = 0;
-	bvh_build_node(b, left, begin, mid, c);
-	bvh_build_node(b, left + 1, mid, end, c);
+	if (c->split_root) {
+		/* The two halves in two threads, each numbering its nodes in a
+		 * range of its own (a subtree of m triangles has < 2 m nodes). */
+		struct bvh_half h[2] = {{b, left, begin, mid, c, left + 2},
+					{b, left + 1, mid, end, c, left + 2 + 2 * (mid - begin)}};
+		meshpar_run(2, h, sizeof(h[0]), bvh_half_run);
+		*next = h[1].next;
+		return;
+	}
+	bvh_build_node(b, left, begin, mid, c, next);
+	bvh_build_node(b, left + 1, mid, end, c, next);
 }
 
-static bool bvh_build(struct r3d_err *err, const struct welded *w, struct bvh *b)
+static void *bvh_half_run(void *arg)
+{
+	struct bvh_half *h = arg;
+	struct bvh_build_ctx c = *h->c;
+	c.split_root = false;
+	bvh_build_node(h->b, h->ni, h->begin, h->end, &c, &h->next);
+	return NULL;
+}
+
+static bool bvh_build(struct r3d_err *err, const struct welded *w, int threads, struct bvh *b)
 {
 	float *cen = NULL, *key = NULL;
 	double *box = NULL;
@@ -330,7 +363,7 @@ static bool bvh_build(struct r3d_err *err, const struct welded *w, struct bvh *b
 	b->w = w;
 	b->order = malloc((w->nt + 1) * sizeof(*b->order));
 	/* A binary tree with leaves of >= 1 triangle has < 2 nt nodes. */
-	b->node = malloc((2 * w->nt + 1) * sizeof(*b->node));
+	b->node = malloc((2 * w->nt + 4) * sizeof(*b->node));
 	cen = malloc((w->nt + 1) * 3 * sizeof(*cen));
 	key = malloc((w->nt + 1) * sizeof(*key));
 	box = malloc((w->nt + 1) * 6 * sizeof(*box));
@@ -348,9 +381,9 @@ static bool bvh_build(struct r3d_err *err, const struct welded *w, struct bvh *b
 			box[6 * t + 3 + k] = dmax(a[k], dmax(bb[k], c[k]));
 		}
 	}
-	struct bvh_build_ctx ctx = {cen, box, key};
+	struct bvh_build_ctx ctx = {cen, box, key, threads > 1 && w->nt > 4 * BVH_LEAF};
 	b->nnode = 1;
-	bvh_build_node(b, 0, 0, w->nt, &ctx);
+	bvh_build_node(b, 0, 0, w->nt, &ctx, &b->nnode);
 	ok = true;
 out:
 	if (!ok)
@@ -771,7 +804,10 @@ static void *cross_run(void *arg)
 	uint32_t stack[BVH_STACK];
 
 	cw->first_t = SIZE_MAX;
-	for (size_t t = cw->t0; t < cw->t1; t += cw->step) {
+	/* Triangles in tree order: pair (t, u) is tested once, from the one
+	 * that comes first, and whole subtrees before it are skipped. */
+	for (size_t pos = cw->t0; pos < cw->t1; pos += cw->step) {
+		size_t t = b->order[pos];
 		const uint32_t *tv = w->t + 3 * t;
 		const double *ta[3] = {w->p + 3 * (size_t)tv[0], w->p + 3 * (size_t)tv[1],
 				       w->p + 3 * (size_t)tv[2]};
@@ -784,7 +820,7 @@ static void *cross_run(void *arg)
 		stack[sp++] = 0;
 		while (sp > 0) {
 			const struct bvh_node *n = &b->node[stack[--sp]];
-			if (box_dist2(lo, hi, n->lo, n->hi) > 0)
+			if (n->end <= pos + 1 || box_dist2(lo, hi, n->lo, n->hi) > 0)
 				continue;
 			if (n->count == 0) {
 				if (sp + 2 <= BVH_STACK) {
@@ -797,15 +833,15 @@ static void *cross_run(void *arg)
 				uint32_t u = b->order[n->first + i];
 				const uint32_t *uv = w->t + 3 * (size_t)u;
 				double at[3];
-				if (u <= t || share_vertex(tv, uv))
+				if (n->first + i <= pos || share_vertex(tv, uv))
 					continue;
 				const double *tb[3] = {w->p + 3 * (size_t)uv[0], w->p + 3 * (size_t)uv[1],
 						       w->p + 3 * (size_t)uv[2]};
 				if (!triangles_cross(ta, tb, at))
 					continue;
 				cw->count++;
-				if (t < cw->first_t) {
-					cw->first_t = t;
+				if (pos < cw->first_t) {
+					cw->first_t = pos;
 					memcpy(cw->at, at, sizeof(at));
 				}
 			}
@@ -1119,7 +1155,7 @@ bool mesh_analyse(struct r3d_err *err, const struct mesh *m, int threads,
 	if (!analyse_shells(err, &w, a))
 		goto out;
 	if (w.nt > 0) {
-		if (!bvh_build(err, &w, &b) || !analyse_wall(err, &b, threads, a))
+		if (!bvh_build(err, &w, threads, &b) || !analyse_wall(err, &b, threads, a))
 			goto out;
 		analyse_crossings(&b, threads, a);
 		measure_axes(&w, a);
@@ -1221,7 +1257,7 @@ bool mesh_distance(struct r3d_err *err, const struct mesh *a, const struct mesh 
 	threads = clamp_threads(threads);
 	if (a->ntri == 0 || b->ntri == 0)
 		return r3d_err_set(err, R3D_EINVAL, "distance of an empty mesh");
-	if (!welded_make(err, a, &wa) || !welded_make(err, b, &wb) || !bvh_build(err, &wb, &tree))
+	if (!welded_make(err, a, &wa) || !welded_make(err, b, &wb) || !bvh_build(err, &wb, threads, &tree))
 		goto out;
 	for (int t = 0; t < threads; t++) {
 		memset(&dw[t], 0, sizeof(dw[t]));
