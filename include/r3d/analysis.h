@@ -90,7 +90,9 @@ bool mesh_distance(struct r3d_err *err, const struct mesh *a, const struct mesh 
 /* Removes the shells (as mesh_analyse() finds them) whose signed volume is
  * in [0, min_volume): loose pieces too small to print. Cavities (negative
  * volume) are kept: removing one would fill a void of the solid around it.
- * *dropped: shells removed; unused vertices are dropped. */
+ * When every shell is that small, nothing is removed (a model made only of
+ * small pieces is still the model). *dropped: shells removed; unused
+ * vertices are dropped. */
 bool mesh_drop_small_shells(struct r3d_err *err, struct mesh *m, double min_volume,
 			    size_t *dropped);
 

@@ -98,12 +98,11 @@ static void welded_free(struct welded *w)
 	memset(w, 0, sizeof(*w));
 }
 
-static bool weld_sort(uint32_t *order, size_t n, const float *xyz);
-static int weld_cmp_xyz(const float *xyz, uint32_t a, uint32_t b);
+static bool weld_hash(const struct mesh *m, uint32_t **map, size_t *nv);
 
 static bool welded_make(struct r3d_err *err, const struct mesh *m, struct welded *w)
 {
-	uint32_t *order = NULL, *map = NULL;
+	uint32_t *map = NULL;
 	size_t *cnt = NULL;
 	bool ok = false;
 
@@ -115,20 +114,8 @@ static bool welded_make(struct r3d_err *err, const struct mesh *m, struct welded
 		if (m->tri[i] >= m->nvert)
 			return r3d_err_set(err, R3D_EINVAL, "triangle %zu: vertex index out of range",
 					   i / 3);
-	order = malloc((m->nvert + 1) * sizeof(*order));
-	map = malloc((m->nvert + 1) * sizeof(*map));
-	if (order == NULL || map == NULL)
+	if (!weld_hash(m, &map, &w->nv))
 		goto nomem;
-	for (size_t i = 0; i < m->nvert; i++)
-		order[i] = (uint32_t)i;
-	if (!weld_sort(order, m->nvert, m->xyz))
-		goto nomem;
-	w->nv = 0;
-	for (size_t i = 0; i < m->nvert; i++) {
-		if (i == 0 || weld_cmp_xyz(m->xyz, order[i - 1], order[i]) != 0)
-			w->nv++;
-		map[order[i]] = (uint32_t)(w->nv - 1);
-	}
 	w->nt = m->ntri;
 	w->p = malloc((w->nv + 1) * 3 * sizeof(*w->p));
 	w->t = malloc((w->nt + 1) * 3 * sizeof(*w->t));
@@ -160,51 +147,59 @@ out:
 		welded_free(w);
 	free(cnt);
 	free(map);
-	free(order);
 	return ok;
 }
 
-/* Lexicographic order of two vertex positions. */
-static int weld_cmp_xyz(const float *xyz, uint32_t a, uint32_t b)
+/* The bits of a coordinate, -0 taken as +0 (equal positions weld). */
+static inline uint32_t weld_bits(float x)
 {
-	const float *pa = xyz + 3 * (size_t)a, *pb = xyz + 3 * (size_t)b;
-	for (int k = 0; k < 3; k++) {
-		if (pa[k] < pb[k])
-			return -1;
-		if (pa[k] > pb[k])
-			return 1;
-	}
-	return 0;
+	uint32_t u;
+	if (x == 0.0f)
+		x = 0.0f;
+	memcpy(&u, &x, sizeof(u));
+	return u;
 }
 
-/* Sorts vertex indices by position (a bottom-up merge sort: qsort has no
- * context argument, and a global one would not be thread-safe). */
-static bool weld_sort(uint32_t *order, size_t n, const float *xyz)
+/* *map: for each vertex of m, its welded index 0..*nv-1 (first-seen
+ * order), by an open-addressing hash of the position's bits. On success
+ * the caller frees *map. */
+static bool weld_hash(const struct mesh *m, uint32_t **map, size_t *nv)
 {
-	uint32_t *tmp = malloc((n + 1) * sizeof(*tmp));
-	uint32_t *src = order, *dst = tmp;
+	size_t cap = 16;
+	uint32_t *slot, *out = malloc((m->nvert + 1) * sizeof(*out));
 
-	if (tmp == NULL)
+	while (cap < 2 * m->nvert)
+		cap *= 2;
+	slot = malloc(cap * sizeof(*slot));    /* a vertex index of m, or UINT32_MAX */
+	if (out == NULL || slot == NULL) {
+		free(out);
+		free(slot);
 		return false;
-	for (size_t width = 1; width < n; width *= 2) {
-		for (size_t lo = 0; lo < n; lo += 2 * width) {
-			size_t mid = lo + width < n ? lo + width : n;
-			size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-			size_t i = lo, j = mid, k = lo;
-			while (i < mid && j < hi)
-				dst[k++] = weld_cmp_xyz(xyz, src[j], src[i]) < 0 ? src[j++] : src[i++];
-			while (i < mid)
-				dst[k++] = src[i++];
-			while (j < hi)
-				dst[k++] = src[j++];
-		}
-		uint32_t *s = src;
-		src = dst;
-		dst = s;
 	}
-	if (src != order)
-		memcpy(order, src, n * sizeof(*order));
-	free(tmp);
+	memset(slot, 0xff, cap * sizeof(*slot));
+	*nv = 0;
+	for (size_t i = 0; i < m->nvert; i++) {
+		const float *p = m->xyz + 3 * i;
+		uint32_t a = weld_bits(p[0]), b = weld_bits(p[1]), c = weld_bits(p[2]);
+		uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^
+			     (c * 0x165667b19e3779f9ull);
+		size_t k = (size_t)(h ^ (h >> 29)) & (cap - 1);
+		for (;; k = (k + 1) & (cap - 1)) {
+			uint32_t j = slot[k];
+			if (j == UINT32_MAX) {
+				slot[k] = (uint32_t)i;
+				out[i] = (uint32_t)(*nv)++;
+				break;
+			}
+			const float *q = m->xyz + 3 * (size_t)j;
+			if (q[0] == p[0] && q[1] == p[1] && q[2] == p[2]) {
+				out[i] = out[j];
+				break;
+			}
+		}
+	}
+	free(slot);
+	*map = out;
 	return true;
 }
 
@@ -783,7 +778,7 @@ struct cross_worker {
 	const struct bvh *b;
 	size_t t0, t1, step;    /* triangles t0, t0 + step, ... below t1 */
 	size_t count;
-	size_t first_t;         /* smallest triangle with a crossing, for a stable point */
+	size_t first_t;         /* smallest tree position with a crossing, for a stable point */
 	double at[3];
 };
 
@@ -941,12 +936,15 @@ static void measure_axes(const struct welded *w, struct mesh_analysis *an)
 		lo[i] = DBL_MAX;
 		hi[i] = -DBL_MAX;
 	}
-	for (size_t v = 0; v < w->nv; v++)
+	for (size_t v = 0; v < w->nv; v++) {
+		if (w->vt_off[v + 1] == w->vt_off[v])
+			continue;   /* a vertex no triangle uses is not part of the surface */
 		for (int i = 0; i < 3; i++) {
 			double x = v_dot(w->p + 3 * v, vec[i]);
 			lo[i] = dmin(lo[i], x);
 			hi[i] = dmax(hi[i], x);
 		}
+	}
 	for (int i = 0; i < 3; i++)
 		ext[i] = hi[i] - lo[i];
 	for (int i = 0; i < 3; i++)   /* largest extent first */
@@ -1317,6 +1315,13 @@ bool mesh_drop_small_shells(struct r3d_err *err, struct mesh *m, double min_volu
 	for (size_t s = 0; s < ns; s++)
 		if (vol[s] >= 0 && vol[s] < min_volume)
 			(*dropped)++;
+	for (size_t t = 0; *dropped > 0 && t < w.nt; t++) {
+		double v = vol[shell_of[t]];
+		if (!(v >= 0 && v < min_volume))
+			break;
+		if (t + 1 == w.nt)
+			*dropped = 0;   /* every piece is small: the model is kept whole */
+	}
 	if (*dropped == 0) {
 		ok = true;
 		goto out;

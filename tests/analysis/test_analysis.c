@@ -280,6 +280,22 @@ static void test_cavity_kept(const struct soup *u)
 	mesh_destroy(m);
 }
 
+/* A model made only of small pieces is kept whole. */
+static void test_all_small_kept(const struct soup *u)
+{
+	struct r3d_err err;
+	struct mesh *m = mesh_empty(2 * u->n);
+	const double c1[3] = {0, 0, 0}, c2[3] = {10, 0, 0};
+	size_t dropped = 5;
+
+	mesh_add_sphere(m, u, c1, 2.0, false);
+	mesh_add_sphere(m, u, c2, 1.0, false);
+	CHECK(mesh_drop_small_shells(&err, m, 100.0, &dropped));
+	CHECK(dropped == 0);
+	CHECK(m->ntri == 2 * u->n);
+	mesh_destroy(m);
+}
+
 /* Two overlapping spheres in one mesh cross along a circle. */
 static void test_self_intersection(const struct soup *u)
 {
@@ -365,6 +381,7 @@ int main(void)
 	test_box_extents();
 	test_two_shells(&u4);
 	test_cavity_kept(&u4);
+	test_all_small_kept(&u4);
 	test_self_intersection(&u5);
 	test_distance(&u5, 2);
 	test_distance(&u5, 1);
