@@ -15,8 +15,12 @@
  *     are not counted;
  *   - wall thickness: from every vertex a ray is cast inward, against the
  *     area-weighted vertex normal, to the first triangle of the same mesh
- *     that is not in the vertex's own 1-ring; the hit distance is the local
- *     thickness. The reported minimum is robust to single stray rays: each
+ *     that is not in the vertex's own 1-ring and faces along the ray (where
+ *     the ray leaves the material; a triangle facing back is one the ray
+ *     enters, which only a self-crossing makes); the hit distance is the
+ *     local thickness. Vertices on a triangle of a self-intersection, and
+ *     rays that end on one, are not measured (the crossing is reported
+ *     instead). The reported minimum is robust to single stray rays: each
  *     vertex takes the largest thickness of itself and its 1-ring
  *     neighbours, and the minimum is taken over those (a thin region must
  *     be at least a vertex and its neighbours wide to count);

@@ -705,6 +705,7 @@ static int shell_cmp(const void *a, const void *b)
 
 struct wall_worker {
 	const struct bvh *b;
+	const uint8_t *crossed; /* per triangle: in a self-intersection */
 	const double *normal;   /* 3 * nv, inward unit directions (0 0 0: none) */
 	double *thick;          /* nv */
 	size_t v0, v1;
@@ -712,11 +713,13 @@ struct wall_worker {
 
 /* The thickness at vertex v: the first hit of its inward ray on a
  * triangle outside its 1-ring. */
-static double wall_at_vertex(const struct bvh *b, const double *dirs, uint32_t v)
+static double wall_at_vertex(const struct bvh *b, const uint8_t *crossed, const double *dirs,
+			     uint32_t v)
 {
 	const struct welded *w = b->w;
 	const double *o = w->p + 3 * (size_t)v, *d = dirs + 3 * (size_t)v;
 	double inv[3], best = INFINITY;
+	uint32_t hit = UINT32_MAX;
 	uint32_t stack[BVH_STACK];
 	int sp = 0;
 
@@ -753,20 +756,41 @@ static double wall_at_vertex(const struct bvh *b, const double *dirs, uint32_t v
 			const uint32_t *tv = w->t + 3 * (size_t)t;
 			if (tv[0] == v || tv[1] == v || tv[2] == v)
 				continue;
-			double h = ray_triangle(o, d, w->p + 3 * (size_t)tv[0], w->p + 3 * (size_t)tv[1],
-						w->p + 3 * (size_t)tv[2]);
-			if (h < best)
-				best = h;
+			const double *pa = w->p + 3 * (size_t)tv[0], *pb = w->p + 3 * (size_t)tv[1],
+				     *pc = w->p + 3 * (size_t)tv[2];
+			double h = ray_triangle(o, d, pa, pb, pc);
+			if (h < best) {
+				/* The ray leaves the material through a triangle that
+				 * faces along it; one that faces back is a surface the
+				 * ray enters, which only a self-crossing makes: not a
+				 * wall, it is counted as a self-intersection. */
+				double e1[3], e2[3], fn[3];
+				v_sub(e1, pb, pa);
+				v_sub(e2, pc, pa);
+				v_cross(fn, e1, e2);
+				if (v_dot(fn, d) > 0) {
+					best = h;
+					hit = t;
+				}
+			}
 		}
 	}
-	return best;
+	/* A wall that ends in a self-intersection is not a wall of the solid. */
+	return hit != UINT32_MAX && crossed[hit] ? INFINITY : best;
 }
 
 static void *wall_run(void *arg)
 {
 	struct wall_worker *ww = arg;
-	for (size_t v = ww->v0; v < ww->v1; v++)
-		ww->thick[v] = wall_at_vertex(ww->b, ww->normal, (uint32_t)v);
+	const struct welded *w = ww->b->w;
+	for (size_t v = ww->v0; v < ww->v1; v++) {
+		bool near_crossing = false;
+		for (size_t i = w->vt_off[v]; i < w->vt_off[v + 1]; i++)
+			near_crossing |= ww->crossed[w->vt[i]] != 0;
+		ww->thick[v] = near_crossing ? INFINITY
+					     : wall_at_vertex(ww->b, ww->crossed, ww->normal,
+							      (uint32_t)v);
+	}
 	return NULL;
 }
 
@@ -780,6 +804,9 @@ struct cross_worker {
 	size_t count;
 	size_t first_t;         /* smallest tree position with a crossing, for a stable point */
 	double at[3];
+	uint32_t *tris;         /* both triangles of every crossing found (malloc) */
+	size_t ntris, cap;
+	bool oom;
 };
 
 static bool share_vertex(const uint32_t *a, const uint32_t *b)
@@ -835,6 +862,18 @@ static void *cross_run(void *arg)
 				if (!triangles_cross(ta, tb, at))
 					continue;
 				cw->count++;
+				if (cw->ntris + 2 > cw->cap) {
+					size_t cap = cw->cap < 64 ? 64 : 2 * cw->cap;
+					uint32_t *grown = realloc(cw->tris, cap * sizeof(*grown));
+					if (grown == NULL) {
+						cw->oom = true;
+						continue;
+					}
+					cw->tris = grown;
+					cw->cap = cap;
+				}
+				cw->tris[cw->ntris++] = (uint32_t)t;
+				cw->tris[cw->ntris++] = u;
 				if (pos < cw->first_t) {
 					cw->first_t = pos;
 					memcpy(cw->at, at, sizeof(at));
@@ -1063,8 +1102,8 @@ static bool vertex_inward(struct r3d_err *err, const struct welded *w, double **
 	return true;
 }
 
-static bool analyse_wall(struct r3d_err *err, const struct bvh *b, int threads,
-			 struct mesh_analysis *an)
+static bool analyse_wall(struct r3d_err *err, const struct bvh *b, const uint8_t *crossed,
+			 int threads, struct mesh_analysis *an)
 {
 	const struct welded *w = b->w;
 	struct wall_worker ww[MESH_MAX_THREADS];
@@ -1080,6 +1119,7 @@ static bool analyse_wall(struct r3d_err *err, const struct bvh *b, int threads,
 	}
 	for (int t = 0; t < threads; t++) {
 		ww[t].b = b;
+		ww[t].crossed = crossed;
 		ww[t].normal = dirs;
 		ww[t].thick = thick;
 		ww[t].v0 = w->nv * (size_t)t / (size_t)threads;
@@ -1114,10 +1154,14 @@ out:
 	return ok;
 }
 
-static void analyse_crossings(const struct bvh *b, int threads, struct mesh_analysis *an)
+/* Counts the crossings; *crossed (owned by the caller, free()): 1 for each
+ * triangle in one. */
+static bool analyse_crossings(struct r3d_err *err, const struct bvh *b, int threads,
+			      struct mesh_analysis *an, uint8_t **crossed)
 {
 	struct cross_worker cw[MESH_MAX_THREADS];
 	size_t first = SIZE_MAX;
+	bool ok = true;
 
 	for (int t = 0; t < threads; t++) {
 		memset(&cw[t], 0, sizeof(cw[t]));
@@ -1128,13 +1172,24 @@ static void analyse_crossings(const struct bvh *b, int threads, struct mesh_anal
 	}
 	meshpar_run(threads, cw, sizeof(cw[0]), cross_run);
 	an->self_intersections = 0;
+	*crossed = calloc(b->w->nt + 1, 1);
 	for (int t = 0; t < threads; t++) {
 		an->self_intersections += cw[t].count;
 		if (cw[t].count > 0 && cw[t].first_t < first) {
 			first = cw[t].first_t;
 			memcpy(an->si_at, cw[t].at, sizeof(an->si_at));
 		}
+		for (size_t i = 0; *crossed != NULL && i < cw[t].ntris; i++)
+			(*crossed)[cw[t].tris[i]] = 1;
+		ok = ok && !cw[t].oom;
+		free(cw[t].tris);
 	}
+	if (!ok || *crossed == NULL) {
+		free(*crossed);
+		*crossed = NULL;
+		return r3d_err_set(err, R3D_ENOMEM, "no memory for the self-intersections");
+	}
+	return true;
 }
 
 bool mesh_analyse(struct r3d_err *err, const struct mesh *m, int threads,
@@ -1142,6 +1197,7 @@ bool mesh_analyse(struct r3d_err *err, const struct mesh *m, int threads,
 {
 	struct welded w;
 	struct bvh b;
+	uint8_t *crossed = NULL;
 	double t0 = clock_mono_s();
 	bool ok = false;
 
@@ -1153,14 +1209,16 @@ bool mesh_analyse(struct r3d_err *err, const struct mesh *m, int threads,
 	if (!analyse_shells(err, &w, a))
 		goto out;
 	if (w.nt > 0) {
-		if (!bvh_build(err, &w, threads, &b) || !analyse_wall(err, &b, threads, a))
+		if (!bvh_build(err, &w, threads, &b) ||
+		    !analyse_crossings(err, &b, threads, a, &crossed) ||
+		    !analyse_wall(err, &b, crossed, threads, a))
 			goto out;
-		analyse_crossings(&b, threads, a);
 		measure_axes(&w, a);
 	}
 	a->seconds = clock_mono_s() - t0;
 	ok = true;
 out:
+	free(crossed);
 	bvh_free(&b);
 	welded_free(&w);
 	if (!ok)

@@ -15,7 +15,8 @@ the phantom's analytic truth.
   - self-intersections: an independent Moller interval test finds a
     crossing pair of triangles next to the reported point;
   - wall thickness: VTK's vtkOBBTree ray cast from the reported vertex and
-    its 1-ring gives the reported robust minimum;
+    its 1-ring gives the reported robust minimum, which is not next to a
+    self-intersection;
   - --drop-loose-shells removes exactly the small shells, --min-wall-mm
     flags thin walls.
 
@@ -285,11 +286,17 @@ class PrintE2E(unittest.TestCase):
                 d = -normal[u] / np.linalg.norm(normal[u])
                 hits, ids = vtk.vtkPoints(), vtk.vtkIdList()
                 obb.IntersectWithLine(pts[u], pts[u] + 500.0 * d, hits, ids)
+                # the first hit where the ray leaves the material: a triangle
+                # facing along the ray, outside the vertex's own triangles
                 ts = [np.dot(np.array(hits.GetPoint(i)) - pts[u], d)
-                      for i in range(hits.GetNumberOfPoints()) if ids.GetId(i) not in ring]
+                      for i in range(hits.GetNumberOfPoints())
+                      if ids.GetId(i) not in ring and np.dot(fn[ids.GetId(i)], d) > 0]
                 ts = [t for t in ts if t > 1e-9]
                 return min(ts) if ts else np.inf
             ring_v = set(faces[(faces == v).any(axis=1)].ravel())
+            if p["self_intersections"] > 0:
+                far = np.linalg.norm(at - np.array(p["self_intersection_at_lps_mm"]))
+                self.assertGreater(far, 1.0)
             robust = max(thickness(u) for u in ring_v)
             print("%s: min wall %.4f mm, VTK rays over its 1-ring %.4f mm" %
                   (key, p["min_wall_mm"], robust))
