@@ -26,6 +26,14 @@
 
 #define BVH_LEAF 4            /* triangles per leaf, at most */
 #define BVH_STACK 128         /* traversal stack; depth is ~log2(n / BVH_LEAF) */
+/* Wall rays are first cast only so far: a thicker wall cannot be the
+ * minimum when a thinner one exists, and a ray through a bulky solid (the
+ * body, 300 mm) is the expensive one. The first length is twice the
+ * thinnest wall of a sample (every WALL_SAMPLE_STEP-th vertex, rays of any
+ * length), at least WALL_FIRST_CAP (frame units: mm); only when no wall is
+ * found within it are the rays cast again to any length. */
+#define WALL_FIRST_CAP 10.0
+#define WALL_SAMPLE_STEP 64
 
 /* ------------------------------------------------------------------ */
 /* Small vector helpers                                                */
@@ -707,18 +715,19 @@ struct wall_worker {
 	const struct bvh *b;
 	const uint8_t *crossed; /* per triangle: in a self-intersection */
 	const double *normal;   /* 3 * nv, inward unit directions (0 0 0: none) */
-	double *thick;          /* nv */
+	double cap;             /* hits at or beyond this do not count */
+	double *thick;          /* nv; INFINITY: none found below cap */
 	size_t v0, v1;
 };
 
 /* The thickness at vertex v: the first hit of its inward ray on a
  * triangle outside its 1-ring. */
 static double wall_at_vertex(const struct bvh *b, const uint8_t *crossed, const double *dirs,
-			     uint32_t v)
+			     uint32_t v, double cap)
 {
 	const struct welded *w = b->w;
 	const double *o = w->p + 3 * (size_t)v, *d = dirs + 3 * (size_t)v;
-	double inv[3], best = INFINITY;
+	double inv[3], best = cap;
 	uint32_t hit = UINT32_MAX;
 	uint32_t stack[BVH_STACK];
 	int sp = 0;
@@ -776,7 +785,7 @@ static double wall_at_vertex(const struct bvh *b, const uint8_t *crossed, const 
 		}
 	}
 	/* A wall that ends in a self-intersection is not a wall of the solid. */
-	return hit != UINT32_MAX && crossed[hit] ? INFINITY : best;
+	return hit == UINT32_MAX || crossed[hit] ? INFINITY : best;
 }
 
 static void *wall_run(void *arg)
@@ -789,7 +798,7 @@ static void *wall_run(void *arg)
 			near_crossing |= ww->crossed[w->vt[i]] != 0;
 		ww->thick[v] = near_crossing ? INFINITY
 					     : wall_at_vertex(ww->b, ww->crossed, ww->normal,
-							      (uint32_t)v);
+							      (uint32_t)v, ww->cap);
 	}
 	return NULL;
 }
@@ -1102,6 +1111,8 @@ static bool vertex_inward(struct r3d_err *err, const struct welded *w, double **
 	return true;
 }
 
+static void wall_robust_min(const struct welded *w, const double *thick, struct mesh_analysis *an);
+
 static bool analyse_wall(struct r3d_err *err, const struct bvh *b, const uint8_t *crossed,
 			 int threads, struct mesh_analysis *an)
 {
@@ -1117,17 +1128,39 @@ static bool analyse_wall(struct r3d_err *err, const struct bvh *b, const uint8_t
 		r3d_err_set(err, R3D_ENOMEM, "no memory for wall thickness");
 		goto out;
 	}
-	for (int t = 0; t < threads; t++) {
-		ww[t].b = b;
-		ww[t].crossed = crossed;
-		ww[t].normal = dirs;
-		ww[t].thick = thick;
-		ww[t].v0 = w->nv * (size_t)t / (size_t)threads;
-		ww[t].v1 = w->nv * (size_t)(t + 1) / (size_t)threads;
+	/* First rays up to cap; if the robust minimum is below it,
+	 * it is exact (a vertex with a longer ray in its 1-ring has a robust
+	 * value above the cap); else every ray again, to any length. */
+	double smin = INFINITY;
+	for (size_t v = 0; v < w->nv; v += WALL_SAMPLE_STEP)
+		smin = dmin(smin, wall_at_vertex(b, crossed, dirs, (uint32_t)v, INFINITY));
+	double cap = dmax(WALL_FIRST_CAP, 2.0 * smin);
+	for (int pass = 0; pass < 2 && !an->has_wall; pass++) {
+		for (int t = 0; t < threads; t++) {
+			ww[t].b = b;
+			ww[t].crossed = crossed;
+			ww[t].normal = dirs;
+			ww[t].cap = pass == 0 ? cap : INFINITY;
+			ww[t].thick = thick;
+			ww[t].v0 = w->nv * (size_t)t / (size_t)threads;
+			ww[t].v1 = w->nv * (size_t)(t + 1) / (size_t)threads;
+		}
+		meshpar_run(threads, ww, sizeof(ww[0]), wall_run);
+		wall_robust_min(w, thick, an);
 	}
-	meshpar_run(threads, ww, sizeof(ww[0]), wall_run);
-	/* Robust minimum: each vertex takes the largest thickness over itself
-	 * and its 1-ring; the minimum is over those. */
+	if (!an->has_wall)
+		an->min_wall = 0;
+	ok = true;
+out:
+	free(thick);
+	free(dirs);
+	return ok;
+}
+
+/* Robust minimum: each vertex takes the largest thickness over itself and
+ * its 1-ring; the minimum is over those. */
+static void wall_robust_min(const struct welded *w, const double *thick, struct mesh_analysis *an)
+{
 	an->has_wall = false;
 	an->min_wall = INFINITY;
 	for (size_t v = 0; v < w->nv; v++) {
@@ -1145,13 +1178,6 @@ static bool analyse_wall(struct r3d_err *err, const struct bvh *b, const uint8_t
 			memcpy(an->wall_at, w->p + 3 * v, sizeof(an->wall_at));
 		}
 	}
-	if (!an->has_wall)
-		an->min_wall = 0;
-	ok = true;
-out:
-	free(thick);
-	free(dirs);
-	return ok;
 }
 
 /* Counts the crossings; *crossed (owned by the caller, free()): 1 for each
