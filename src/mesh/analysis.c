@@ -15,6 +15,7 @@
  * workers but read-only arrays; each worker writes its own slice.
  */
 #include <float.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
  * length), at least WALL_FIRST_CAP (frame units: mm); only when no wall is
  * found within it are the rays cast again to any length. */
 #define WALL_FIRST_CAP 10.0
+#define CROSS_TASKS_PER_THREAD 64   /* node pairs shared out per thread */
 #define WALL_SAMPLE_STEP 64
 
 /* ------------------------------------------------------------------ */
@@ -807,11 +809,21 @@ static void *wall_run(void *arg)
 /* Self-intersections                                                  */
 /* ------------------------------------------------------------------ */
 
+/* Self-intersections by a traversal of the tree against itself: node
+ * pairs whose boxes overlap are split until both are leaves, so that each
+ * pair of triangles is looked at once. The pairs of the first levels are
+ * the tasks the workers take, one at a time. */
+struct node_pair {
+	uint32_t a, b;
+};
+
 struct cross_worker {
 	const struct bvh *b;
-	size_t t0, t1, step;    /* triangles t0, t0 + step, ... below t1 */
+	const struct node_pair *tasks;
+	size_t ntasks;
+	atomic_size_t *next;    /* the next task to take, shared */
 	size_t count;
-	size_t first_t;         /* smallest tree position with a crossing, for a stable point */
+	uint64_t first_key;     /* smallest (tree position pair) with a crossing: a stable point */
 	double at[3];
 	uint32_t *tris;         /* both triangles of every crossing found (malloc) */
 	size_t ntris, cap;
@@ -827,68 +839,119 @@ static bool share_vertex(const uint32_t *a, const uint32_t *b)
 	return false;
 }
 
+static inline bool nodes_overlap(const struct bvh_node *x, const struct bvh_node *y)
+{
+	for (int k = 0; k < 3; k++)
+		if (x->lo[k] > y->hi[k] || y->lo[k] > x->hi[k])
+			return false;
+	return true;
+}
+
+/* The pairs a node pair splits into (at most 3), overlapping or not. */
+static int pair_split(const struct bvh *b, struct node_pair p, struct node_pair out[3])
+{
+	const struct bvh_node *na = &b->node[p.a], *nb = &b->node[p.b];
+
+	if (p.a == p.b) {
+		uint32_t l = na->first;
+		out[0] = (struct node_pair){l, l};
+		out[1] = (struct node_pair){l, l + 1};
+		out[2] = (struct node_pair){l + 1, l + 1};
+		return 3;
+	}
+	/* Split the inner one, the larger when both are. */
+	bool split_b = na->count != 0 ||
+		       (nb->count == 0 && nb->end - b->node[nb->first].end >
+					  na->end - b->node[na->first].end);
+	if (split_b) {
+		out[0] = (struct node_pair){p.a, nb->first};
+		out[1] = (struct node_pair){p.a, nb->first + 1};
+	} else {
+		out[0] = (struct node_pair){na->first, p.b};
+		out[1] = (struct node_pair){na->first + 1, p.b};
+	}
+	return 2;
+}
+
+static void cross_note(struct cross_worker *cw, uint32_t ia, uint32_t ib, const double at[3])
+{
+	const struct bvh *b = cw->b;
+	uint32_t lo = ia < ib ? ia : ib, hi = ia < ib ? ib : ia;
+	uint64_t key = (uint64_t)lo << 32 | hi;
+
+	cw->count++;
+	if (cw->ntris + 2 > cw->cap) {
+		size_t cap = cw->cap < 64 ? 64 : 2 * cw->cap;
+		uint32_t *grown = realloc(cw->tris, cap * sizeof(*grown));
+		if (grown == NULL) {
+			cw->oom = true;
+			return;
+		}
+		cw->tris = grown;
+		cw->cap = cap;
+	}
+	cw->tris[cw->ntris++] = b->order[ia];
+	cw->tris[cw->ntris++] = b->order[ib];
+	if (key < cw->first_key) {
+		cw->first_key = key;
+		memcpy(cw->at, at, 3 * sizeof(double));
+	}
+}
+
+/* Two leaves (or one leaf with itself): every pair of their triangles
+ * that share no vertex. */
+static void cross_leaves(struct cross_worker *cw, const struct bvh_node *na,
+			 const struct bvh_node *nb, bool same)
+{
+	const struct welded *w = cw->b->w;
+	const uint32_t *order = cw->b->order;
+
+	for (uint32_t i = 0; i < na->count; i++) {
+		uint32_t ia = na->first + i;
+		const uint32_t *tv = w->t + 3 * (size_t)order[ia];
+		const double *ta[3] = {w->p + 3 * (size_t)tv[0], w->p + 3 * (size_t)tv[1],
+				       w->p + 3 * (size_t)tv[2]};
+		for (uint32_t j = same ? i + 1 : 0; j < nb->count; j++) {
+			uint32_t ib = nb->first + j;
+			const uint32_t *uv = w->t + 3 * (size_t)order[ib];
+			double at[3];
+			if (share_vertex(tv, uv))
+				continue;
+			const double *tb[3] = {w->p + 3 * (size_t)uv[0], w->p + 3 * (size_t)uv[1],
+					       w->p + 3 * (size_t)uv[2]};
+			if (triangles_cross(ta, tb, at))
+				cross_note(cw, ia, ib, at);
+		}
+	}
+}
+
+static void cross_pair(struct cross_worker *cw, struct node_pair p)
+{
+	const struct bvh *b = cw->b;
+	const struct bvh_node *na = &b->node[p.a], *nb = &b->node[p.b];
+	struct node_pair sub[3];
+
+	if (!nodes_overlap(na, nb))
+		return;
+	if (na->count != 0 && nb->count != 0) {
+		cross_leaves(cw, na, nb, p.a == p.b);
+		return;
+	}
+	int n = pair_split(b, p, sub);
+	for (int i = 0; i < n; i++)
+		cross_pair(cw, sub[i]);
+}
+
 static void *cross_run(void *arg)
 {
 	struct cross_worker *cw = arg;
-	const struct bvh *b = cw->b;
-	const struct welded *w = b->w;
-	uint32_t stack[BVH_STACK];
 
-	cw->first_t = SIZE_MAX;
-	/* Triangles in tree order: pair (t, u) is tested once, from the one
-	 * that comes first, and whole subtrees before it are skipped. */
-	for (size_t pos = cw->t0; pos < cw->t1; pos += cw->step) {
-		size_t t = b->order[pos];
-		const uint32_t *tv = w->t + 3 * t;
-		const double *ta[3] = {w->p + 3 * (size_t)tv[0], w->p + 3 * (size_t)tv[1],
-				       w->p + 3 * (size_t)tv[2]};
-		double lo[3], hi[3];
-		int sp = 0;
-		for (int k = 0; k < 3; k++) {
-			lo[k] = dmin(ta[0][k], dmin(ta[1][k], ta[2][k]));
-			hi[k] = dmax(ta[0][k], dmax(ta[1][k], ta[2][k]));
-		}
-		stack[sp++] = 0;
-		while (sp > 0) {
-			const struct bvh_node *n = &b->node[stack[--sp]];
-			if (n->end <= pos + 1 || box_dist2(lo, hi, n->lo, n->hi) > 0)
-				continue;
-			if (n->count == 0) {
-				if (sp + 2 <= BVH_STACK) {
-					stack[sp++] = n->first;
-					stack[sp++] = n->first + 1;
-				}
-				continue;
-			}
-			for (uint32_t i = 0; i < n->count; i++) {
-				uint32_t u = b->order[n->first + i];
-				const uint32_t *uv = w->t + 3 * (size_t)u;
-				double at[3];
-				if (n->first + i <= pos || share_vertex(tv, uv))
-					continue;
-				const double *tb[3] = {w->p + 3 * (size_t)uv[0], w->p + 3 * (size_t)uv[1],
-						       w->p + 3 * (size_t)uv[2]};
-				if (!triangles_cross(ta, tb, at))
-					continue;
-				cw->count++;
-				if (cw->ntris + 2 > cw->cap) {
-					size_t cap = cw->cap < 64 ? 64 : 2 * cw->cap;
-					uint32_t *grown = realloc(cw->tris, cap * sizeof(*grown));
-					if (grown == NULL) {
-						cw->oom = true;
-						continue;
-					}
-					cw->tris = grown;
-					cw->cap = cap;
-				}
-				cw->tris[cw->ntris++] = (uint32_t)t;
-				cw->tris[cw->ntris++] = u;
-				if (pos < cw->first_t) {
-					cw->first_t = pos;
-					memcpy(cw->at, at, sizeof(at));
-				}
-			}
-		}
+	cw->first_key = UINT64_MAX;
+	for (;;) {
+		size_t t = atomic_fetch_add(cw->next, 1);
+		if (t >= cw->ntasks)
+			break;
+		cross_pair(cw, cw->tasks[t]);
 	}
 	return NULL;
 }
@@ -1186,23 +1249,61 @@ static bool analyse_crossings(struct r3d_err *err, const struct bvh *b, int thre
 			      struct mesh_analysis *an, uint8_t **crossed)
 {
 	struct cross_worker cw[MESH_MAX_THREADS];
-	size_t first = SIZE_MAX;
+	uint64_t first = UINT64_MAX;
 	bool ok = true;
+	atomic_size_t next = 0;
+	size_t cap = CROSS_TASKS_PER_THREAD * (size_t)threads * 4, n = 1;
+	struct node_pair *tasks = malloc(cap * sizeof(*tasks));
+	struct node_pair *more = malloc(cap * sizeof(*more));
 
+	*crossed = NULL;
+	if (tasks == NULL || more == NULL) {
+		free(tasks);
+		free(more);
+		return r3d_err_set(err, R3D_ENOMEM, "no memory for the self-intersections");
+	}
+	/* The tasks: the overlapping node pairs of the first levels, split
+	 * breadth-first until there are enough to share out (leaf pairs stay). */
+	tasks[0] = (struct node_pair){0, 0};
+	while (n < CROSS_TASKS_PER_THREAD * (size_t)threads) {
+		size_t m = 0;
+		bool split = false;
+		for (size_t i = 0; i < n; i++) {
+			const struct bvh_node *na = &b->node[tasks[i].a], *nb = &b->node[tasks[i].b];
+			struct node_pair sub[3];
+			int k = 0;
+			if (na->count != 0 && nb->count != 0)
+				sub[k++] = tasks[i];
+			else
+				k = pair_split(b, tasks[i], sub);
+			split |= k > 1;
+			for (int j = 0; j < k; j++)
+				if (m < cap && nodes_overlap(&b->node[sub[j].a], &b->node[sub[j].b]))
+					more[m++] = sub[j];
+		}
+		struct node_pair *swap = tasks;
+		tasks = more;
+		more = swap;
+		n = m;
+		if (!split || 3 * n > cap)
+			break;
+	}
 	for (int t = 0; t < threads; t++) {
 		memset(&cw[t], 0, sizeof(cw[t]));
 		cw[t].b = b;
-		cw[t].t0 = (size_t)t;      /* interleaved: crossings cluster */
-		cw[t].t1 = b->w->nt;
-		cw[t].step = (size_t)threads;
+		cw[t].tasks = tasks;
+		cw[t].ntasks = n;
+		cw[t].next = &next;
 	}
 	meshpar_run(threads, cw, sizeof(cw[0]), cross_run);
+	free(tasks);
+	free(more);
 	an->self_intersections = 0;
 	*crossed = calloc(b->w->nt + 1, 1);
 	for (int t = 0; t < threads; t++) {
 		an->self_intersections += cw[t].count;
-		if (cw[t].count > 0 && cw[t].first_t < first) {
-			first = cw[t].first_t;
+		if (cw[t].count > 0 && cw[t].first_key < first) {
+			first = cw[t].first_key;
 			memcpy(an->si_at, cw[t].at, sizeof(an->si_at));
 		}
 		for (size_t i = 0; *crossed != NULL && i < cw[t].ntris; i++)
