@@ -249,22 +249,26 @@ static void bvh_free(struct bvh *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Partially sorts order[lo..hi) so that order[k] has the k-th smallest
- * key (centroid coordinate) with smaller keys before it (quickselect). */
-static void bvh_select(uint32_t *order, const float *key, size_t lo, size_t hi, size_t k)
+/* Partially sorts order[lo..hi) (and key[lo..hi), key[i] belonging to
+ * order[i]) so that position k has the k-th smallest key (centroid
+ * coordinate) with smaller keys before it (quickselect). */
+static void bvh_select(uint32_t *order, float *key, size_t lo, size_t hi, size_t k)
 {
 	while (hi - lo > 1) {
-		float pivot = key[order[lo + (hi - lo) / 2]];
+		float pivot = key[lo + (hi - lo) / 2];
 		size_t i = lo, j = hi - 1;
 		while (i <= j) {
-			while (key[order[i]] < pivot)
+			while (key[i] < pivot)
 				i++;
-			while (key[order[j]] > pivot)
+			while (key[j] > pivot)
 				j--;
 			if (i <= j) {
 				uint32_t s = order[i];
+				float f = key[i];
 				order[i] = order[j];
 				order[j] = s;
+				key[i] = key[j];
+				key[j] = f;
 				i++;
 				if (j == 0)
 					break;
@@ -284,7 +288,8 @@ static void bvh_select(uint32_t *order, const float *key, size_t lo, size_t hi, 
 struct bvh_build_ctx {
 	const float *cen;      /* 3 per triangle */
 	const double *box;     /* 6 per triangle: lo xyz, hi xyz */
-	float *key;            /* written for disjoint triangles by each half */
+	float *key;            /* key[i]: the split coordinate of order[i]; each half
+				* of the root writes its own range of positions */
 	bool split_root;       /* build the root's two halves in two threads */
 };
 
@@ -330,7 +335,7 @@ static void bvh_build_node(struct bvh *b, size_t ni, size_t begin, size_t end,
 	}
 	size_t mid = begin + (end - begin) / 2;
 	for (size_t i = begin; i < end; i++)
-		c->key[b->order[i]] = c->cen[3 * (size_t)b->order[i] + axis];
+		c->key[i] = c->cen[3 * (size_t)b->order[i] + axis];
 	bvh_select(b->order, c->key, begin, end, mid);
 	size_t left = *next;
 	*next += 2;
