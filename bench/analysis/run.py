@@ -42,7 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_child(cmd):
-    """Runs cmd; returns (stdout, user_s, sys_s, peak_rss_mib)."""
+    """Runs cmd; returns (stdout, user_s, sys_s, peak_rss_mib). Linux keeps
+    the peak RSS across exec, so this (the parent) must stay small."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
@@ -113,10 +114,13 @@ def main():
     ap.add_argument("--vtk-distance-reps", type=int, default=1,
                     help="runs of vtkDistancePolyDataFilter (about a minute each on bone:skin)")
     ap.add_argument("--vtk-mode")
+    ap.add_argument("--write-sphere")
     ap.add_argument("files", nargs="*")
     args = ap.parse_args()
     if args.vtk_mode:
         return vtk_child(args)
+    if args.write_sphere:
+        return write_uv_sphere(args.write_sphere, args.sphere)
     bench = os.path.join(args.build, "src", "mesh", "analysis_bench")
     mesh = os.path.join(args.build, "src", "tools", "recon3d-mesh")
     work = tempfile.mkdtemp(prefix="r3d-bench-analysis-")
@@ -127,7 +131,9 @@ def main():
     # the sphere as an STL too, for VTK (written by ours: analysis_bench reads it back)
     cases = [(k, os.path.join(work, k + ".stl")) for k in keys]
     sphere_stl = os.path.join(work, "sphere.stl")
-    write_uv_sphere(sphere_stl, args.sphere)
+    # in a child: peak RSS is inherited through fork, so this process stays small
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--write-sphere", sphere_stl,
+                    "--sphere", str(args.sphere)], check=True)
     cases.append(("sphere%dk" % (args.sphere // 1000), sphere_stl))
     me = os.path.abspath(__file__)
     print("print-readiness analysis, %d threads, median of %d runs (%s)" %
