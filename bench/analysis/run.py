@@ -32,6 +32,7 @@ never below ours and within 0.1 mm).
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -180,6 +181,7 @@ def main():
             ours["median_s"] / ref["median_s"], ou, os_, vu, vs, ours["mm"], ref["mm"],
             "agree" if ok else "DISAGREE"))
     print("\nall figures agree with VTK" if all_ok else "\nSOME FIGURES DISAGREE")
+    shutil.rmtree(work, ignore_errors=True)
     return 0 if all_ok else 1
 
 
