@@ -126,6 +126,8 @@ struct config_route {
 	bool engine_set;                           /* else [import] engine */
 	char engine[CONFIG_NAME_MAX + 1];          /* "" : none */
 	bool engine_instead;
+	bool distances_set;                        /* else [print] distances */
+	char distances[STRUCTURE_PAIRS_TEXT_MAX];  /* structure pairs, "a:b, c:d" */
 };
 
 /* One [token NAME] section: a bearer token of the HTTP API. */
@@ -192,6 +194,11 @@ struct config {
 	bool import_send_segmentation;
 	char import_engine[CONFIG_NAME_MAX + 1];   /* "" : none */
 	bool import_engine_instead;               /* engine = ...; engine_models = instead */
+	/* [print] (issue 14: docs/printing.md) */
+	double print_min_wall_mm;     /* thinner walls are flagged */
+	double print_min_shell_ml;    /* loose shells below this ... */
+	bool print_drop_loose_shells; /* ... are dropped from the model */
+	char print_distances[STRUCTURE_PAIRS_TEXT_MAX];  /* "a:b, c:d"; "": none */
 	/* [viewer] */
 	bool viewer_enabled;
 	int viewer_link_ttl_days;

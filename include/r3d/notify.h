@@ -53,7 +53,12 @@
  *          {"name": "bone", "label": "bone",       name: the catalogue key;
  *           "code": {"value": "3138006",           label, code: if known (the
  *                    "scheme": "SCT", "meaning": "Bone"},  Segmented Property Type)
- *           "triangles": 251234, "volume_ml": 812.44}]}],
+ *           "triangles": 251234, "volume_ml": 812.44,
+ *           "print": {"printable": true, "thin_wall": false,   if analysed
+ *                     "min_wall_mm": 1.82 | null, "shells": 1,  (docs/printing.md)
+ *                     "self_intersections": 0}}],
+ *        "distances": [{"a": "tumour", "b": "artery", "mm": 4.21}]}],
+ *                                                 if any pair was measured
  *     "destinations": [
  *       {"name": "pacs", "ae_title": "ORTHANC",   ae_title if given
  *        "delivered": 12, "failed": 0}]           objects each destination got
@@ -105,6 +110,7 @@ extern "C" {
 
 #define NOTIFY_MAX_SERIES 256          /* series in one message */
 #define NOTIFY_MAX_STRUCTURES 256      /* structures in one series (STRUCTURE_MAX) */
+#define NOTIFY_MAX_DISTANCES 16        /* distances in one series (STRUCTURE_PAIRS_MAX) */
 #define NOTIFY_MAX_DESTINATIONS 64     /* destinations in one message */
 #define NOTIFY_MAX_STRING 1024         /* bytes of any one string field */
 #define NOTIFY_BODY_MAX (1024 * 1024)  /* bytes of the JSON body */
@@ -148,6 +154,20 @@ struct notify_structure {
 							       * all NULL: none */
 	uint64_t triangles;
 	double volume_ml;     /* finite, >= 0 */
+	/* Print readiness (report.json "print", docs/printing.md); has_print
+	 * false leaves the key out (a report from before the analysis). */
+	bool has_print;
+	bool printable, thin_wall;
+	double min_wall_mm;   /* NAN: none measured (null) */
+	uint32_t shells;
+	uint64_t self_intersections;
+};
+
+/* The shortest distance between two structures' surfaces (report.json
+ * "distances"). */
+struct notify_distance {
+	const char *a, *b;    /* catalogue keys */
+	double mm;            /* finite, >= 0 */
 };
 
 /* Per-stage wall seconds of the series' job; a negative value is "unknown"
@@ -163,6 +183,8 @@ struct notify_series {
 	const struct notify_structure *structures;
 	size_t nstructures;
 	struct notify_stage_seconds seconds;
+	const struct notify_distance *distances;   /* "distances", left out when none */
+	size_t ndistances;
 };
 
 struct notify_destination {

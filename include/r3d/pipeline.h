@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "r3d/analysis.h"
 #include "r3d/err.h"
 #include "r3d/mesh.h"
 #include "r3d/segment.h"
@@ -37,6 +38,19 @@ enum pipeline_stage {
 	PIPELINE_NSTAGES
 };
 const char *pipeline_stage_name(enum pipeline_stage s);
+
+/* Print readiness (issue 14, printcheck.c): what the analysis of each
+ * meshed structure is measured against, and which pairs get a distance. */
+#define PIPELINE_PRINT_MIN_WALL_MM 1.0     /* [print] min_wall_mm */
+#define PIPELINE_PRINT_MIN_SHELL_ML 0.1    /* [print] min_shell_ml */
+struct pipeline_print_options {
+	bool off;                /* true: no analysis (report.json without "print") */
+	double min_wall_mm;      /* a structure thinner than this is flagged thin_wall */
+	double min_shell_ml;     /* loose shells below this ... */
+	bool drop_loose_shells;  /* ... are removed from the model (every output) */
+	char distances[STRUCTURE_PAIRS_TEXT_MAX];  /* "a:b, c:d": pairs measured when
+						    * both are meshed; "": none */
+};
 
 struct pipeline_options {
 	/* The structures: every entry with enabled set is made, in catalogue
@@ -66,6 +80,7 @@ struct pipeline_options {
 	bool decimate;
 	double max_error_mm;     /* decimation error flagged above this (mesh_build_params) */
 	double error_target_mm;  /* below the budget, decimate on within this (0: stop at it) */
+	struct pipeline_print_options print;
 	bool mask_surfaces;      /* mesh every structure from its binary mask alone, as
 				  * a structure without grey levels is (terrace-free
 				  * smoothing within the voxel cell), instead of through
@@ -99,6 +114,21 @@ struct pipeline_structure {
 	 * one bit per source pixel (struct pipeline_seg), NULL when skipped. */
 	uint8_t *seg_bits;
 	size_t seg_voxels;          /* set bits */
+	/* Print readiness (printcheck.c); analysed false when not run. The
+	 * shells are owned (freed by pipeline_result_free()). */
+	bool analysed;
+	struct mesh_analysis analysis;
+	bool thin_wall, printable;
+	double min_wall_limit_mm;
+	size_t loose_shells_dropped;
+	double analysis_ms;
+};
+
+/* The shortest surface-to-surface distance of one pair of structures. */
+struct pipeline_distance {
+	char a[STRUCTURE_KEY_MAX], b[STRUCTURE_KEY_MAX];
+	double mm;
+	double a_lps[3], b_lps[3];  /* the closest points; equal when they touch or cross */
 };
 
 /* One source slice (one frame of an instance), in sorted order. */
@@ -142,6 +172,8 @@ struct pipeline_result {
 	double ms[PIPELINE_NSTAGES];
 	long peak_rss_bytes;
 	struct pipeline_seg seg;    /* keep_masks only */
+	size_t ndistances;
+	struct pipeline_distance distances[STRUCTURE_PAIRS_MAX];
 };
 
 /* Runs every stage on the CT series under dir. Refuses with a clear reason
@@ -160,6 +192,15 @@ bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir,
 
 /* Frees the meshes and the kept masks. */
 void pipeline_result_free(struct pipeline_result *res);
+
+/* Print readiness (printcheck.c), run by pipeline_run_dir() after the mesh
+ * stage: drops loose shells when asked, analyses every meshed structure
+ * (r3d/analysis.h) and measures the distances o->print names. */
+void pipeline_print_defaults(struct pipeline_print_options *p);
+bool pipeline_print_run(struct r3d_err *err, const struct pipeline_options *o,
+			struct pipeline_result *res);
+/* Frees what pipeline_print_run() kept (the shells). */
+void pipeline_print_free(struct pipeline_result *res);
 
 /* Writes the kept masks (o->keep_masks) as one binary DICOM Segmentation at
  * path through bridge_write_segmentation(): one segment per meshed

@@ -121,6 +121,17 @@ bool structure_def_check(struct r3d_err *err, const struct structure_def *d);
  * with a letter. */
 bool structure_key_valid(const char *key);
 
+/* A pair of structure keys, and lists of them as the config writes them
+ * (pairs.c): "a:b, c:d", pairs separated by commas or spaces, each two
+ * valid keys joined by a colon. At most max pairs into pairs[0..*n). */
+#define STRUCTURE_PAIRS_MAX 16          /* pairs in one list */
+#define STRUCTURE_PAIRS_TEXT_MAX 512    /* characters of a list, with the NUL */
+struct structure_pair {
+	char a[STRUCTURE_KEY_MAX], b[STRUCTURE_KEY_MAX];
+};
+bool structure_pairs_parse(struct r3d_err *err, const char *text,
+			   struct structure_pair *pairs, size_t max, size_t *n);
+
 /* Sets one attribute of d from its config text (the keys of a [structure
  * KEY] section): enabled, label, min_hu, max_hu, contrast_min_hu, color,
  * category, type, laterality, region, region_laterality, max_triangles.

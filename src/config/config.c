@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <regex.h>
 #include <ini.h>
 #include <netdb.h>
@@ -57,6 +58,10 @@ static bool set_engine_models(struct r3d_err *err, const struct config_key *key,
 			      struct config *cfg, bool append);
 static bool set_tls_profile(struct r3d_err *err, const struct config_key *key, const char *value,
 			    struct config *cfg, bool append);
+static bool set_print_number(struct r3d_err *err, const struct config_key *key, const char *value,
+			     struct config *cfg, bool append);
+static bool check_pairs(struct r3d_err *err, const struct config_key *key, const char *value,
+			struct config *cfg, bool append);
 
 #define STR_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NUM_FIELD(f) offsetof(struct config, f), 0
@@ -145,6 +150,17 @@ static const struct config_key config_keys[] = {
 	 "name of an [engine NAME] section every CT job is sent to first (empty: none)"},
 	{"import", "engine_models", KEY_SPECIAL, "with", 0, 0, NUM_FIELD(import_engine_instead),
 	 set_engine_models, "with: the engine's segments beside the structures; instead: only the engine's"},
+	{"print", "min_wall_mm", KEY_SPECIAL, "1.0", 0, 50, NUM_FIELD(print_min_wall_mm),
+	 set_print_number, "walls thinner than this (mm) are flagged thin_wall and the model not "
+	 "printable (1.0: what the usual powder and resin printers hold; docs/printing.md)"},
+	{"print", "min_shell_ml", KEY_SPECIAL, "0.1", 0, 1000, NUM_FIELD(print_min_shell_ml),
+	 set_print_number, "a loose shell of less than this (ml) is dropped when drop_loose_shells is true"},
+	{"print", "drop_loose_shells", KEY_BOOL, "false", 0, 0, NUM_FIELD(print_drop_loose_shells), NULL,
+	 "true: loose shells under min_shell_ml are removed from every output (STL, Surface "
+	 "Segmentation, page); report.json counts them"},
+	{"print", "distances", KEY_STR, "", 0, 0, STR_FIELD(print_distances), check_pairs,
+	 "structure pairs whose shortest surface distance goes in report.json, e.g. "
+	 "tumour:artery, kidney:vessels (measured when both are made; a route may set its own)"},
 	{"viewer", "enabled", KEY_BOOL, "false", 0, 0, NUM_FIELD(viewer_enabled), NULL,
 	 "true: the HTTP server shows each study's models at /viewer/<token>; the webhook carries the link"},
 	{"viewer", "link_ttl_days", KEY_INT, "7", 1, 3650, NUM_FIELD(viewer_link_ttl_days), NULL,
@@ -197,6 +213,37 @@ static bool ae_title_valid(const char *s)
 			nonspace = true;
 	}
 	return nonspace;
+}
+
+/* [print] min_wall_mm, min_shell_ml: a decimal number within the key's
+ * bounds, into a double. */
+static bool set_print_number(struct r3d_err *err, const struct config_key *key, const char *value,
+			     struct config *cfg, bool append)
+{
+	char *end = NULL;
+	double v;
+
+	(void)append;
+	v = strtod(value, &end);
+	if (end == value || *end != '\0' || !isfinite(v) || v < (double)key->min ||
+	    v > (double)key->max)
+		return r3d_err_set(err, R3D_EINVAL, "'%s' is not a number from %ld to %ld", value,
+				   key->min, key->max);
+	*(double *)(void *)((char *)cfg + key->offset) = v;
+	return true;
+}
+
+/* [print] distances: a list of structure pairs (r3d/structure.h). */
+static bool check_pairs(struct r3d_err *err, const struct config_key *key, const char *value,
+			struct config *cfg, bool append)
+{
+	struct structure_pair pairs[STRUCTURE_PAIRS_MAX];
+	size_t n;
+
+	(void)key;
+	(void)cfg;
+	(void)append;
+	return structure_pairs_parse(err, value, pairs, STRUCTURE_PAIRS_MAX, &n);
 }
 
 /* [viewer] base_url: an http(s) address (its trailing slash is dropped after loading). */
@@ -830,6 +877,15 @@ static bool route_set(struct r3d_err *err, struct config *cfg, const char *rname
 		if (strcmp(value, "with") != 0 && strcmp(value, "instead") != 0)
 			return r3d_err_set(err, R3D_EINVAL, "'%s' is not with or instead", value);
 		r->engine_instead = strcmp(value, "instead") == 0;
+		return true;
+	}
+	if (strcmp(key, "distances") == 0) {
+		struct structure_pair pairs[STRUCTURE_PAIRS_MAX];
+		size_t n;
+		if (!structure_pairs_parse(err, value, pairs, STRUCTURE_PAIRS_MAX, &n))
+			return false;
+		r->distances_set = true;
+		snprintf(r->distances, sizeof(r->distances), "%s", value);
 		return true;
 	}
 	if (strcmp(key, "calling_ae") == 0)
@@ -1596,6 +1652,7 @@ void config_write_sample(FILE *out)
 		     "# webhook = https://urology.hospital.local/hook   (or none; default: [webhook] url)\n"
 		     "# engine = totalseg                  (or none; default: [import] engine)\n"
 		     "# engine_models = with\n"
+		     "# distances = kidney:vessels       (structure pairs measured; default: [print] distances)\n"
 		     "# [route default]                    (what matched no route: no rules)\n"
 		     "# series = ignore\n");
 	fprintf(out, "\n# External segmentation engines: one [engine NAME] section each; [import]\n"

@@ -122,6 +122,24 @@ static bool check_study(struct r3d_err *err, const struct notify_study *st,
 			if (s->triangles > (uint64_t)INT64_MAX)
 				return r3d_err_set(err, R3D_EINVAL,
 						   "notify: series %zu structure %zu triangle count too large", i, k);
+			if (s->has_print && (s->self_intersections > (uint64_t)INT64_MAX ||
+					     (!isnan(s->min_wall_mm) &&
+					      (!isfinite(s->min_wall_mm) || s->min_wall_mm < 0))))
+				return r3d_err_set(err, R3D_EINVAL,
+						   "notify: series %zu structure %zu: bad print figures", i, k);
+		}
+		if (se->ndistances > NOTIFY_MAX_DISTANCES ||
+		    (se->ndistances > 0 && se->distances == NULL))
+			return r3d_err_set(err, R3D_EINVAL, "notify: series %zu distances missing or "
+					   "more than %d", i, NOTIFY_MAX_DISTANCES);
+		for (size_t k = 0; k < se->ndistances; k++) {
+			const struct notify_distance *d = &se->distances[k];
+			if (!check_string(err, "distance structure", d->a, true) ||
+			    !check_string(err, "distance structure", d->b, true))
+				return r3d_err_prefix(err, "series %zu distance %zu", i, k);
+			if (!isfinite(d->mm) || d->mm < 0)
+				return r3d_err_set(err, R3D_EINVAL, "notify: series %zu distance %zu not "
+						   "finite and >= 0", i, k);
 		}
 	}
 	for (size_t i = 0; i < st->ndestinations; i++) {
@@ -275,9 +293,27 @@ static json_t *series_json(bool *ok, const struct notify_series *se)
 						      jstr(s->code_meaning)));
 		put(ok, js, "triangles", json_integer((json_int_t)s->triangles));
 		put(ok, js, "volume_ml", jreal(s->volume_ml, 100.0));
+		if (s->has_print)
+			put(ok, js, "print",
+			    json_pack("{s:b, s:b, s:o, s:I, s:I}", "printable", s->printable, "thin_wall",
+				      s->thin_wall, "min_wall_mm",
+				      isnan(s->min_wall_mm) ? json_null() : jreal(s->min_wall_mm, 100.0),
+				      "shells", (json_int_t)s->shells, "self_intersections",
+				      (json_int_t)s->self_intersections));
 		append(ok, structs, js);
 	}
 	put(ok, o, "structures", structs);
+	if (se->ndistances > 0) {
+		json_t *dl = json_array();
+		if (dl == NULL)
+			*ok = false;
+		for (size_t k = 0; dl != NULL && k < se->ndistances; k++)
+			append(ok, dl, json_pack("{s:o, s:o, s:o}", "a", jstr(se->distances[k].a), "b",
+						 jstr(se->distances[k].b), "mm",
+						 jreal(se->distances[k].mm, 100.0)));
+		if (dl != NULL)
+			put(ok, o, "distances", dl);
+	}
 	return o;
 }
 

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -129,6 +130,7 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 	struct notify_structure(*structures)[NOTIFIER_MAX_STRUCTURES] =
 		calloc(INDEX_STUDY_MAX_SERIES, sizeof(*structures));
 	struct notify_destination dests[INDEX_STUDY_MAX_DESTINATIONS];
+	struct notify_distance distances[INDEX_STUDY_MAX_SERIES][NOTIFY_MAX_DISTANCES];
 	json_t *reports[INDEX_STUDY_MAX_SERIES] = {0};
 	struct bridge_instance_attrs attrs;
 	struct notify_message msg = {0};
@@ -170,8 +172,30 @@ static void queue_message(struct notifier *n, struct finished_study *fs)
 				ns->code_value = ns->code_scheme = ns->code_meaning = NULL;
 			ns->triangles = (uint64_t)json_integer_value(json_object_get(st, "triangles"));
 			ns->volume_ml = json_number_value(json_object_get(st, "volume_ml"));
+			json_t *pr = json_object_get(st, "print");
+			if (json_is_object(pr)) {
+				json_t *mw = json_object_get(pr, "min_wall_mm");
+				json_int_t si = json_integer_value(json_object_get(pr, "self_intersections"));
+				ns->has_print = true;
+				ns->printable = json_is_true(json_object_get(pr, "printable"));
+				ns->thin_wall = json_is_true(json_object_get(pr, "thin_wall"));
+				ns->min_wall_mm = json_is_number(mw) ? json_number_value(mw) : NAN;
+				ns->shells = (uint32_t)json_array_size(json_object_get(pr, "shells"));
+				ns->self_intersections = si > 0 ? (uint64_t)si : 0;
+			}
 		}
 		s->structures = structures[i];
+		json_t *dl = json_object_get(reports[i], "distances");
+		json_t *dj;
+		json_array_foreach(dl, k, dj) {
+			struct notify_distance *nd = &distances[i][s->ndistances];
+			nd->a = json_string_value(json_object_get(dj, "a"));
+			nd->b = json_string_value(json_object_get(dj, "b"));
+			nd->mm = json_number_value(json_object_get(dj, "mm"));
+			if (nd->a != NULL && nd->b != NULL && s->ndistances < NOTIFY_MAX_DISTANCES)
+				s->ndistances++;
+		}
+		s->distances = distances[i];
 		json_t *t = json_object_get(reports[i], "timings_ms");
 		s->seconds.volume = json_number_value(json_object_get(t, "volume")) / 1e3;
 		s->seconds.segment = json_number_value(json_object_get(t, "segment")) / 1e3;

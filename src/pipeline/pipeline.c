@@ -48,6 +48,7 @@ void pipeline_options_default(struct pipeline_options *o)
 	o->decimate = true;
 	o->max_error_mm = PIPELINE_DEFAULT_MAX_ERROR_MM;
 	o->error_target_mm = PIPELINE_DEFAULT_ERROR_TARGET_MM;
+	pipeline_print_defaults(&o->print);
 	o->threads = cpus < 1 ? 1 : (cpus > MESH_MAX_THREADS ? MESH_MAX_THREADS : (int)cpus);
 }
 
@@ -543,6 +544,8 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 		if (o->volume_only && s == PIPELINE_VOLUME)
 			break;
 	}
+	if (!o->volume_only && !pipeline_print_run(err, o, res))   /* printcheck.c */
+		goto out;
 	ok = true;
 out:
 	res->peak_rss_bytes = pipeline_peak_rss();
@@ -554,6 +557,7 @@ out:
 
 void pipeline_result_free(struct pipeline_result *res)
 {
+	pipeline_print_free(res);
 	for (size_t i = 0; i < res->nstructures; i++) {
 		mesh_destroy(res->structures[i].mesh);
 		res->structures[i].mesh = NULL;

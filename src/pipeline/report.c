@@ -64,6 +64,62 @@ static json_t *structure_json(const struct structure_def *d)
 	return s;
 }
 
+static json_t *vec3_json(const double v[3])
+{
+	return json_pack("[f,f,f]", v[0], v[1], v[2]);
+}
+
+/* "measurements" of a meshed structure (the viewer's contract). */
+static json_t *measurements_json(const struct pipeline_structure *ps)
+{
+	const struct mesh_analysis *a = &ps->analysis;
+	return json_pack("{s:f, s:[f,f,f], s:[o,o,o], s:o}", "volume_ml", a->volume / 1000.0,
+			 "extents_mm", a->extents[0], a->extents[1], a->extents[2],
+			 "axes_lps", vec3_json(a->axes[0]), vec3_json(a->axes[1]),
+			 vec3_json(a->axes[2]), "centroid_lps_mm", vec3_json(a->centroid));
+}
+
+/* "print": what a 3D print lab checks (docs/printing.md). */
+static json_t *print_json(const struct pipeline_structure *ps)
+{
+	const struct mesh_analysis *a = &ps->analysis;
+	json_t *shells = json_array();
+
+	for (size_t i = 0; i < a->nshells; i++)
+		json_array_append_new(shells, json_pack("{s:f, s:I, s:f}", "volume_ml",
+							a->shells[i].volume / 1000.0, "triangles",
+							(json_int_t)a->shells[i].ntri, "area_mm2",
+							a->shells[i].area));
+	return json_pack("{s:o, s:b, s:b, s:b, s:I, s:o, s:o, s:o, s:f, s:b, s:I, s:b, s:f}",
+			 "shells", shells,
+			 "closed", ps->stats.closed,
+			 "manifold", ps->stats.manifold,
+			 "outward", ps->stats.volume > 0,
+			 "self_intersections", (json_int_t)a->self_intersections,
+			 "self_intersection_at_lps_mm",
+			 a->self_intersections > 0 ? vec3_json(a->si_at) : json_null(),
+			 "min_wall_mm", a->has_wall ? json_real(a->min_wall) : json_null(),
+			 "min_wall_at_lps_mm", a->has_wall ? vec3_json(a->wall_at) : json_null(),
+			 "min_wall_limit_mm", ps->min_wall_limit_mm,
+			 "thin_wall", ps->thin_wall,
+			 "loose_shells_dropped", (json_int_t)ps->loose_shells_dropped,
+			 "printable", ps->printable,
+			 "analysis_ms", ps->analysis_ms);
+}
+
+static json_t *distances_json(const struct pipeline_result *res)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < res->ndistances; i++) {
+		const struct pipeline_distance *d = &res->distances[i];
+		json_array_append_new(list, json_pack("{s:s, s:s, s:f, s:o, s:o}", "a", d->a, "b", d->b,
+						      "mm", d->mm, "a_lps_mm", vec3_json(d->a_lps),
+						      "b_lps_mm", vec3_json(d->b_lps)));
+	}
+	return list;
+}
+
 static json_t *report_json(const struct pipeline_result *res)
 {
 	json_t *structures = json_array();
@@ -101,6 +157,10 @@ static json_t *report_json(const struct pipeline_result *res)
 			json_object_set_new(s, "centroid_lps_mm",
 					    json_pack("[f,f,f]", ps->stats.centroid[0],
 						      ps->stats.centroid[1], ps->stats.centroid[2]));
+			if (ps->analysed) {
+				json_object_set_new(s, "measurements", measurements_json(ps));
+				json_object_set_new(s, "print", print_json(ps));
+			}
 			json_object_set_new(s, "segment_ms", json_real(ps->segment_ms));
 			json_object_set_new(s, "mesh_ms", json_real(ps->mesh_ms));
 			if (ps->mesh_times.decimate_target > 0) {
@@ -136,7 +196,7 @@ static json_t *report_json(const struct pipeline_result *res)
 	for (int st = 0; st < PIPELINE_NSTAGES; st++)
 		json_object_set_new(timings, pipeline_stage_name((enum pipeline_stage)st), json_real(res->ms[st]));
 	return json_pack("{s:s, s:s, s:s, s:I, s:{s:[I,I,I], s:[f,f,f], s:[ffff ffff ffff ffff], s:I},"
-			 " s:b, s:s, s:o, s:o, s:I, s:s}",
+			 " s:b, s:s, s:o, s:o, s:o, s:I, s:s}",
 			 "series_instance_uid", res->series_uid,
 			 "study_instance_uid", res->study_uid,
 			 "modality", res->modality,
@@ -154,6 +214,7 @@ static json_t *report_json(const struct pipeline_result *res)
 			 "contrast_enhanced", res->contrast,
 			 "note", res->note,
 			 "structures", structures,
+			 "distances", distances_json(res),
 			 "timings_ms", timings,
 			 "peak_rss_bytes", (json_int_t)res->peak_rss_bytes,
 			 "generator", "recon3d " R3D_VERSION);

@@ -70,7 +70,14 @@ static void usage(FILE *out)
 		"                          0: keep max_triangles)\n"
 		"  --mask-surfaces         mesh each structure from its binary mask alone, not from\n"
 		"                          the CT's grey levels (for comparisons: half a voxel off)\n"
-		"  --threads N             worker threads (default: online CPUs)\n");
+		"  --threads N             worker threads (default: online CPUs)\n"
+		"print readiness (docs/printing.md; defaults from --config's [print] section):\n"
+		"  --min-wall-mm MM        flag walls thinner than this (default 1.0)\n"
+		"  --min-shell-ml ML       loose shells below this are dropped with\n"
+		"                          --drop-loose-shells (default 0.1)\n"
+		"  --drop-loose-shells     remove them from the models\n"
+		"  --distances LIST        structure pairs to measure, e.g. bone:skin,a:b\n"
+		"  --no-print              skip the print-readiness analysis\n");
 }
 
 struct progress_state {
@@ -150,7 +157,8 @@ int main(int argc, char **argv)
 {
 	enum { OPT_STRUCTURES = 1000, OPT_STRUCTURE, OPT_LIST, OPT_CONFIG, OPT_THRESHOLD, OPT_SERIES, OPT_NO_SMOOTH, OPT_NO_DECIMATE, OPT_MASK_SURFACES,
 	       OPT_THREADS, OPT_INTERPOLATE, OPT_SAVE_VOLUME, OPT_SAVE_MASKS, OPT_DICOM_SEG, OPT_SEGMENTATION, OPT_LABELS, OPT_LABEL_TABLE,
-	       OPT_ERROR_TARGET };
+	       OPT_ERROR_TARGET, OPT_MIN_WALL, OPT_MIN_SHELL, OPT_DROP_SHELLS, OPT_DISTANCES,
+	       OPT_NO_PRINT };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"structures", required_argument, NULL, OPT_STRUCTURES},
@@ -171,6 +179,11 @@ int main(int argc, char **argv)
 		{"error-target", required_argument, NULL, OPT_ERROR_TARGET},
 		{"mask-surfaces", no_argument, NULL, OPT_MASK_SURFACES},
 		{"threads", required_argument, NULL, OPT_THREADS},
+		{"min-wall-mm", required_argument, NULL, OPT_MIN_WALL},
+		{"min-shell-ml", required_argument, NULL, OPT_MIN_SHELL},
+		{"drop-loose-shells", no_argument, NULL, OPT_DROP_SHELLS},
+		{"distances", required_argument, NULL, OPT_DISTANCES},
+		{"no-print", no_argument, NULL, OPT_NO_PRINT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -184,7 +197,9 @@ int main(int argc, char **argv)
 	const char *added[STRUCTURE_MAX];
 	char threshold_spec[64];
 	size_t nadded = 0;
-	bool list = false;
+	bool list = false, cli_drop = false;
+	double cli_min_wall = -1, cli_min_shell = -1;
+	const char *cli_distances = NULL;
 	long v;
 	int c;
 
@@ -270,6 +285,27 @@ int main(int argc, char **argv)
 			}
 			o.threads = (int)v;
 			break;
+		case OPT_MIN_WALL:
+		case OPT_MIN_SHELL: {
+			char *end = NULL;
+			double x = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' || !(x >= 0 && x <= 1000)) {
+				fprintf(stderr, "recon3d-mesh: --%s: '%s' is not a number from 0 to 1000\n",
+					c == OPT_MIN_WALL ? "min-wall-mm" : "min-shell-ml", optarg);
+				return 2;
+			}
+			*(c == OPT_MIN_WALL ? &cli_min_wall : &cli_min_shell) = x;
+			break;
+		}
+		case OPT_DROP_SHELLS:
+			cli_drop = true;
+			break;
+		case OPT_DISTANCES:
+			cli_distances = optarg;
+			break;
+		case OPT_NO_PRINT:
+			o.print.off = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -290,6 +326,19 @@ int main(int argc, char **argv)
 		o.error_target_mm = cfg.mesh_error_target_mm;
 	if (config_path != NULL)
 		o.max_error_mm = cfg.mesh_max_error_mm;
+	o.print.min_wall_mm = cli_min_wall >= 0 ? cli_min_wall : cfg.print_min_wall_mm;
+	o.print.min_shell_ml = cli_min_shell >= 0 ? cli_min_shell : cfg.print_min_shell_ml;
+	o.print.drop_loose_shells = cli_drop || cfg.print_drop_loose_shells;
+	if (cli_distances != NULL) {
+		struct structure_pair pairs[STRUCTURE_PAIRS_MAX];
+		size_t npairs;
+		if (!structure_pairs_parse(&err, cli_distances, pairs, STRUCTURE_PAIRS_MAX, &npairs)) {
+			fprintf(stderr, "recon3d-mesh: --distances: %s\n", err.msg);
+			return 2;
+		}
+	}
+	snprintf(o.print.distances, sizeof(o.print.distances), "%s",
+		 cli_distances != NULL ? cli_distances : cfg.print_distances);
 	bool given[STRUCTURE_MAX] = {false};
 	for (size_t i = 0; i < nadded; i++) {
 		const struct structure_def *d = NULL;
@@ -347,7 +396,17 @@ int main(int argc, char **argv)
 			printf("%-8s %9zu triangles %10.1f mL %s\n", ps->def.key, ps->stats.ntri,
 			       ps->stats.volume_ml, ps->stats.closed && ps->stats.manifold ?
 			       "watertight" : "NOT watertight");
+		if (ps->mesh != NULL && ps->analysed)
+			printf("%-8s %s: %zu shells, %zu self-intersections, min wall %.2f mm%s, "
+			       "extents %.1f x %.1f x %.1f mm, %.0f ms\n", "", ps->printable ?
+			       "printable" : "NOT printable", ps->analysis.nshells,
+			       ps->analysis.self_intersections, ps->analysis.min_wall,
+			       ps->thin_wall ? " (thin)" : "", ps->analysis.extents[0],
+			       ps->analysis.extents[1], ps->analysis.extents[2], ps->analysis_ms);
 	}
+	for (size_t i = 0; i < res.ndistances; i++)
+		printf("distance %s:%s %.2f mm\n", res.distances[i].a, res.distances[i].b,
+		       res.distances[i].mm);
 	printf("total    %.0f ms, peak RSS %.0f MiB\n",
 	       res.ms[PIPELINE_SCAN] + res.ms[PIPELINE_LOAD] + res.ms[PIPELINE_VOLUME] +
 		       res.ms[PIPELINE_SEGMENT] + res.ms[PIPELINE_MESH] + res.ms[PIPELINE_WRITE],

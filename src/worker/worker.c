@@ -220,6 +220,12 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	const struct config_route *route = job_route(p->cfg, job);
 	for (size_t i = 0; !import && route->structures_set && i < o.catalog.n; i++)
 		o.catalog.def[i].enabled = route_makes(route, &p->cfg->structures.def[i]);
+	/* Print readiness (issue 14): the [print] section, the route's distances. */
+	o.print.min_wall_mm = p->cfg->print_min_wall_mm;
+	o.print.min_shell_ml = p->cfg->print_min_shell_ml;
+	o.print.drop_loose_shells = p->cfg->print_drop_loose_shells;
+	snprintf(o.print.distances, sizeof(o.print.distances), "%s",
+		 route->distances_set ? route->distances : p->cfg->print_distances);
 	/* only the Segmentation needs them */
 	o.keep_masks = p->cfg->export_segmentation && (!import || p->cfg->import_send_segmentation);
 	if (import) {

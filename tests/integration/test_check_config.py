@@ -207,7 +207,14 @@ class CheckConfig(unittest.TestCase):
                 ("[route kidney]\nModality = CT\ndestinations = urology\n", "destinations = urology",
                  "[route kidney] destinations: no [destination urology] section"),
                 ("[route kidney]\nModality = CT\nengine = totalseg\n", "engine = totalseg",
-                 "[route kidney] engine: no [engine totalseg] section")):
+                 "[route kidney] engine: no [engine totalseg] section"),
+                # print readiness (docs/printing.md): pairs of structure keys
+                ("[route kidney]\nModality = CT\ndistances = kidney-artery\n",
+                 "distances = kidney-artery", "[route kidney] distances: 'kidney-artery' is not a pair"),
+                ("[route kidney]\nModality = CT\ndistances = kidney:Artery\n",
+                 "distances = kidney:Artery", "is not a pair of structure keys"),
+                ("[route kidney]\nModality = CT\ndistances = vessels:vessels\n",
+                 "distances = vessels:vessels", "pairs a structure with itself")):
             with self.subTest(body=body):
                 self.assertRefusedAt(self.structures(body), line, [reason])
         # A valid set of routes is listed by --check-config.
@@ -221,6 +228,24 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("route kidney: series = best; StudyDescription = kidney|renal; ContrastBolusAgent = present"
                       "\n  structures: vessels renal\n", out)
         self.assertIn("route default: series = ignore\n", out)
+
+    def test_print_section(self):
+        """[print] (issue 14): numbers in range, pairs of keys, no unknown key."""
+        for body, line, reason in (
+                ("[print]\nmin_wall_mm = thin\n", "min_wall_mm = thin",
+                 "[print] min_wall_mm: 'thin' is not a number from 0 to 50"),
+                ("[print]\nmin_wall_mm = 60\n", "min_wall_mm = 60", "is not a number from 0 to 50"),
+                ("[print]\nmin_shell_ml = -1\n", "min_shell_ml = -1", "is not a number from 0 to 1000"),
+                ("[print]\ndistances = bone:skin, lungs\n", "distances = bone:skin, lungs",
+                 "'lungs' is not a pair KEY:KEY"),
+                ("[print]\nmin_wall = 1\n", "min_wall = 1", "min_wall")):
+            with self.subTest(body=body):
+                self.assertRefusedAt(self.structures(body), line, [reason])
+        rc, out = check(self.structures(
+            "[print]\nmin_wall_mm = 0.8\nmin_shell_ml = 0.05\ndrop_loose_shells = true\n"
+            "distances = bone:skin, vessels:bone\n\n"
+            "[route kidney]\nStudyDescription = kidney\ndistances = vessels:skin\n"))
+        self.assertEqual(rc, 0, out)
 
     def test_structure_duplicate(self):
         # The same key in two sections of one structure: refused at the second.

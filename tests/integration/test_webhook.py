@@ -33,7 +33,7 @@ class Webhook(unittest.TestCase):
         port = int(recv.stdout.readline().split()[1])
         d = Daemon(pipeline__workers=1, pipeline__stable_seconds=1, retry__initial_delay_s=1,
                    retry__max_delay_s=2, webhook__url="http://127.0.0.1:%d/hook" % port,
-                   webhook__secret=secret)
+                   webhook__secret=secret, print__distances="bone:skin, vessels:bone")
         d.start()
         try:
             r = d.storescu(pancreas_files())
@@ -58,6 +58,31 @@ class Webhook(unittest.TestCase):
             self.assertEqual(series[0]["outcome"], "done")
             self.assertEqual(sorted(s["name"] for s in series[0]["structures"]),
                              ["bone", "lungs", "skin", "vessels"])
+            # Print readiness (docs/printing.md): the body's summary is the
+            # job's report.json, structure by structure, and its distances.
+            reports = [os.path.join(root, "report.json")
+                       for root, _, files in os.walk(os.path.join(d.dir, "results"))
+                       if "report.json" in files]
+            self.assertEqual(len(reports), 1)
+            with open(reports[0]) as f:
+                report = json.load(f)
+            by_key = {s["key"]: s for s in report["structures"] if "print" in s}
+            self.assertEqual(sorted(by_key), ["bone", "lungs", "skin", "vessels"])
+            for s in series[0]["structures"]:
+                p, rp = s["print"], by_key[s["name"]]["print"]
+                self.assertEqual(p["printable"], rp["printable"])
+                self.assertEqual(p["thin_wall"], rp["thin_wall"])
+                self.assertEqual(p["shells"], len(rp["shells"]))
+                self.assertGreaterEqual(p["shells"], 1)
+                self.assertEqual(p["self_intersections"], rp["self_intersections"])
+                self.assertAlmostEqual(p["min_wall_mm"], rp["min_wall_mm"], delta=0.006)
+            self.assertEqual([(x["a"], x["b"]) for x in series[0]["distances"]],
+                             [("bone", "skin"), ("vessels", "bone")])
+            for x, rx in zip(series[0]["distances"], report["distances"]):
+                self.assertAlmostEqual(x["mm"], rx["mm"], delta=0.006)
+                # the closest points are that far apart
+                gap = sum((a - b) ** 2 for a, b in zip(rx["a_lps_mm"], rx["b_lps_mm"])) ** 0.5
+                self.assertAlmostEqual(gap, rx["mm"], delta=1e-3)
             self.assertNotIn("patient_name", body["data"])
             self.assertNotIn("viewer_url", body["data"])   # [viewer] enabled is false by default
             name = dcm_value(src, "0010,0010")

@@ -26,11 +26,12 @@
 #define TOOL_MAX_ATTEMPTS 20
 
 static const struct notify_structure tool_structs[] = {
-	{"bone", NULL, NULL, NULL, NULL, 251234, 812.44},
-	{"lungs", NULL, NULL, NULL, NULL, 88000, 4321.5},
+	{"bone", NULL, NULL, NULL, NULL, 251234, 812.44, false, false, false, 0, 0, 0},
+	{"lungs", NULL, NULL, NULL, NULL, 88000, 4321.5, false, false, false, 0, 0, 0},
 };
 static const struct notify_series tool_series[] = {
-	{"1.2.826.0.1.3680043.8.498.1", NOTIFY_SERIES_DONE, NULL, tool_structs, 2, {0.6, 1.9, 2.3, 0.4}},
+	{"1.2.826.0.1.3680043.8.498.1", NOTIFY_SERIES_DONE, NULL, tool_structs, 2, {0.6, 1.9, 2.3, 0.4},
+	 NULL, 0},
 };
 static const struct notify_destination tool_dests[] = {
 	{"pacs", "ORTHANC", 4, 0},

@@ -135,13 +135,16 @@ static void test_secret_and_sign_refusals(void)
 /* ---- the message ----------------------------------------------------------- */
 
 static const struct notify_structure structs_a[] = {
-	{"bone", "bone of the head", "3138006", "SCT", "Bone", 251234, 812.4449},
-	{"skin", NULL, NULL, NULL, NULL, 100000, 5123.456},
+	{"bone", "bone of the head", "3138006", "SCT", "Bone", 251234, 812.4449,
+	 true, false, true, 0.6049, 3, 14},
+	{"skin", NULL, NULL, NULL, NULL, 100000, 5123.456, false, false, false, 0, 0, 0},
 };
+static const struct notify_distance dists_a[] = {{"bone", "skin", 9.98176}};
 static const struct notify_series series_ok[] = {
-	{"1.2.840.113619.2.55.3.1", NOTIFY_SERIES_DONE, NULL, structs_a, 2, {0.6104, 1.9, 2.25, -1}},
+	{"1.2.840.113619.2.55.3.1", NOTIFY_SERIES_DONE, NULL, structs_a, 2, {0.6104, 1.9, 2.25, -1},
+	 dists_a, 1},
 	{"1.2.840.113619.2.55.3.2", NOTIFY_SERIES_SKIPPED, "fewer than 10 slices", NULL, 0,
-	 {-1, -1, -1, -1}},
+	 {-1, -1, -1, -1}, NULL, 0},
 };
 static const struct notify_destination dests[] = {
 	{"pacs", "ORTHANC", 12, 0},
@@ -234,6 +237,20 @@ static void test_message_fields(void)
 	CHECK(json_object_get(json_array_get(json_object_get(s0, "structures"), 1), "code") == NULL);
 	CHECK(json_integer_value(json_object_get(st0, "triangles")) == 251234);
 	CHECK_NEAR(json_real_value(json_object_get(st0, "volume_ml")), 812.44, 1e-9);
+	/* Print readiness: the compact summary of report.json's "print". */
+	json_t *pr = json_object_get(st0, "print");
+	CHECK(json_is_false(json_object_get(pr, "printable")));
+	CHECK(json_is_true(json_object_get(pr, "thin_wall")));
+	CHECK_NEAR(json_real_value(json_object_get(pr, "min_wall_mm")), 0.60, 1e-9);
+	CHECK(json_integer_value(json_object_get(pr, "shells")) == 3);
+	CHECK(json_integer_value(json_object_get(pr, "self_intersections")) == 14);
+	CHECK(json_object_get(json_array_get(json_object_get(s0, "structures"), 1), "print") == NULL);
+	json_t *dl = json_object_get(s0, "distances");
+	CHECK(json_array_size(dl) == 1);
+	CHECK(str_is(json_object_get(json_array_get(dl, 0), "a"), "bone"));
+	CHECK(str_is(json_object_get(json_array_get(dl, 0), "b"), "skin"));
+	CHECK_NEAR(json_real_value(json_object_get(json_array_get(dl, 0), "mm")), 9.98, 1e-9);
+	CHECK(json_object_get(json_array_get(json_object_get(data, "series"), 1), "distances") == NULL);
 	CHECK(str_is(json_object_get(json_array_get(json_object_get(data, "series"), 1), "reason"),
 		     "fewer than 10 slices"));
 	CHECK(str_is(json_object_get(json_array_get(json_object_get(data, "series"), 1), "outcome"),
@@ -358,8 +375,10 @@ static void test_message_id(void)
 static void test_message_refusals(void)
 {
 	struct notify_study st;
-	struct notify_structure bad_struct = {"bone", NULL, NULL, NULL, NULL, 1, NAN};
-	struct notify_series bad_series = {"1.2.3", NOTIFY_SERIES_DONE, NULL, &bad_struct, 1, {0, 0, 0, 0}};
+	struct notify_structure bad_struct = {"bone", NULL, NULL, NULL, NULL, 1, NAN,
+					      false, false, false, 0, 0, 0};
+	struct notify_series bad_series = {"1.2.3", NOTIFY_SERIES_DONE, NULL, &bad_struct, 1,
+					   {0, 0, 0, 0}, NULL, 0};
 	struct notify_message m;
 	struct r3d_err err;
 	char *long_uid = malloc(NOTIFY_MAX_STRING + 2);
