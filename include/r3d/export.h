@@ -26,13 +26,7 @@
 #define EXPORT_SEG_SERIES_OFFSET 80      /* the Segmentation is series 9080 (previews: 9090) */
 #define EXPORT_SERIES_NUMBER_BASE 9000   /* new series are numbered from here */
 
-struct export_object {
-	char path[PATH_MAX];
-	char sop_instance_uid[BRIDGE_UID_MAX + 1];
-	char description[65];
-};
-
-/* Wall time spent writing each kind of object, for logs and benchmarks. */
+/* The kinds of object; a kind fails or succeeds on its own. */
 enum export_kind {
 	EXPORT_SURFACE_SEGMENTATION,
 	EXPORT_STL,
@@ -41,11 +35,34 @@ enum export_kind {
 	EXPORT_NKINDS
 };
 
+/* "surface_segmentation", "stl", "segmentation", "preview" (logs, report.json,
+ * the jobs API); "?" out of range. */
+const char *export_kind_name(enum export_kind k);
+
+/* The kind of an object from its file name under results_dir/dicom/, or -1. */
+int export_kind_of_path(const char *path);
+
+struct export_object {
+	char path[PATH_MAX];
+	char sop_instance_uid[BRIDGE_UID_MAX + 1];
+	char description[65];
+	enum export_kind kind;
+};
+
 struct export_result {
 	int n;
 	struct export_object obj[EXPORT_MAX_OBJECTS];
-	double ms[EXPORT_NKINDS];
+	double ms[EXPORT_NKINDS];          /* wall time spent writing each kind */
+	double done_at[EXPORT_NKINDS];     /* clock_mono_s() when its last object was written; 0: none */
+	int nfailed;                       /* kinds that failed */
+	char failed[EXPORT_NKINDS][R3D_ERR_MSG_MAX];   /* why each kind failed; "" it did not */
+	bool stopped;                      /* opt->written failed */
 };
+
+/* Called once per object, as soon as its file is complete on disk, from
+ * the thread that wrote it (the caller's or the preview thread: two may
+ * run at once). False (err set) stops the export: the job fails. */
+typedef bool (*export_written_fn)(struct r3d_err *err, void *ctx, const struct export_object *o);
 
 struct export_options {
 	bool surface_segmentation;   /* [export] surface_segmentation */
@@ -54,13 +71,20 @@ struct export_options {
 				      * (needs the pipeline run with keep_masks) */
 	bool preview;                /* [export] preview: one image per view, one series */
 	int preview_size;            /* pixels, square */
+	export_written_fn written;   /* NULL: none; see export_written_fn */
+	void *written_ctx;
 };
 
 /* Writes the objects of res (its STL files must already be in results_dir,
  * as pipeline_write_outputs() leaves them) under results_dir/dicom/. refs:
  * the source series' instances (nrefs >= 1; the first is the source of the
  * patient and study attributes). Structures that were skipped are left out;
- * with none made, nothing is written and out->n is 0. */
+ * with none made, nothing is written and out->n is 0. The previews render
+ * on a thread of their own while the others are written; opt->written hears
+ * of each object the moment it is complete. A kind that fails is recorded
+ * in out->failed[kind] (out->nfailed counts them) and the other kinds are
+ * still written: false only when nothing can be written (no source, no
+ * folder, no memory) or opt->written failed. */
 bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
 		const struct series_ref *refs, int nrefs, const char *results_dir,
 		const struct export_options *opt, struct export_result *out);

@@ -40,13 +40,66 @@ static bool derive(struct r3d_err *err, const char *root, int64_t job_id, const 
 	return bridge_uid_derive(err, root, label, out);
 }
 
+static const char *const kind_names[EXPORT_NKINDS] = {
+	"surface_segmentation", "stl", "segmentation", "preview",
+};
+
+const char *export_kind_name(enum export_kind k)
+{
+	if ((int)k < 0 || k >= EXPORT_NKINDS)
+		return "?";
+	return kind_names[k];
+}
+
+int export_kind_of_path(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base != NULL ? base + 1 : path;
+	if (strcmp(base, "surface-segmentation.dcm") == 0)
+		return EXPORT_SURFACE_SEGMENTATION;
+	if (strcmp(base, "segmentation.dcm") == 0)
+		return EXPORT_SEGMENTATION;
+	if (strncmp(base, "stl-", 4) == 0)
+		return EXPORT_STL;
+	if (strncmp(base, "preview-", 8) == 0)
+		return EXPORT_PREVIEW;
+	return -1;
+}
+
+/* What the writers of one export share. */
+struct export_run {
+	const struct pipeline_result *res;
+	int64_t job_id;
+	const char *dir;                   /* results_dir/dicom */
+	const struct export_options *opt;
+};
+
+/* One object is complete: count it and hand it to opt->written. False:
+ * the caller stops (out->stopped is set, err says why). */
+static bool object_done(struct r3d_err *err, struct export_run *run, struct export_result *out,
+			enum export_kind kind)
+{
+	struct export_object *o = &out->obj[out->n];
+
+	o->kind = kind;
+	out->n++;
+	out->done_at[kind] = clock_mono_s();
+	if (run->opt->written != NULL && !run->opt->written(err, run->opt->written_ctx, o)) {
+		out->stopped = true;
+		return false;
+	}
+	return true;
+}
+
 /* Seven rendered views, one Secondary Capture series. The body surface
  * (the catalogue's body_surface entries: the skin) hides the structures
  * inside it, so it is left out when there are any. */
-static bool export_previews(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
-			    struct bridge_export_info *info, const char *dir,
-			    const struct export_options *opt, struct export_result *out)
+static bool export_previews(struct r3d_err *err, struct export_run *run,
+			    struct bridge_export_info *info, struct export_result *out)
 {
+	const struct pipeline_result *res = run->res;
+	const struct export_options *opt = run->opt;
 	struct preview_mesh meshes[PIPELINE_MAX_STRUCTURES];
 	char series_uid[BRIDGE_UID_MAX + 1], what[96];
 	size_t n = 0, bytes = 0;
@@ -73,7 +126,7 @@ static bool export_previews(struct r3d_err *err, const struct pipeline_result *r
 	rgb = malloc(bytes);
 	if (rgb == NULL)
 		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
-	if (!derive(err, res->series_uid, job_id, "preview series", series_uid))
+	if (!derive(err, res->series_uid, run->job_id, "preview series", series_uid))
 		goto out;
 	info->series_uid = series_uid;
 	info->series_number = EXPORT_SERIES_NUMBER_BASE + 90;
@@ -86,17 +139,17 @@ static bool export_previews(struct r3d_err *err, const struct pipeline_result *r
 				    opt->preview_size, rgb, &pi))
 			goto out;
 		snprintf(what, sizeof(what), "preview %s instance", name);
-		if (!derive(err, res->series_uid, job_id, what, o->sop_instance_uid) ||
-		    !path_fmt(err, o->path, sizeof(o->path), "%s/preview-%s.dcm", dir, name))
+		if (!derive(err, res->series_uid, run->job_id, what, o->sop_instance_uid) ||
+		    !path_fmt(err, o->path, sizeof(o->path), "%s/preview-%s.dcm", run->dir, name))
 			goto out;
 		snprintf(o->description, sizeof(o->description), "3D model: preview (%s)", name);
 		info->sop_instance_uid = o->sop_instance_uid;
 		info->instance_number = v + 1;
 		/* Patient Orientation: the letters at the right and bottom edges. */
 		if (!bridge_write_preview(err, o->path, info, rgb, (uint32_t)opt->preview_size,
-					  (uint32_t)opt->preview_size, name, pi.letters[1], pi.letters[3]))
+					  (uint32_t)opt->preview_size, name, pi.letters[1], pi.letters[3]) ||
+		    !object_done(err, run, out, EXPORT_PREVIEW))
 			goto out;
-		out->n++;
 	}
 	ok = true;
 out:
@@ -108,11 +161,8 @@ out:
  * written: the rasterizer is CPU-bound, the writers mostly too, and the job
  * has the cores to itself by then. */
 struct preview_task {
-	const struct pipeline_result *res;
-	int64_t job_id;
+	struct export_run *run;
 	struct bridge_export_info info;   /* a copy: the series and instance fields are its own */
-	const char *dir;
-	const struct export_options *opt;
 	struct export_result out;         /* the preview objects */
 	struct r3d_err err;
 	bool ok;
@@ -123,9 +173,103 @@ static void *preview_thread(void *arg)
 	struct preview_task *t = arg;
 	double t0 = clock_mono_s();
 
-	t->ok = export_previews(&t->err, t->res, t->job_id, &t->info, t->dir, t->opt, &t->out);
+	t->ok = export_previews(&t->err, t->run, &t->info, &t->out);
 	t->out.ms[EXPORT_PREVIEW] = (clock_mono_s() - t0) * 1e3;
 	return NULL;
+}
+
+/* A kind failed: say why, and go on with the others (unless it was
+ * opt->written that failed). */
+static void kind_failed(struct export_result *out, enum export_kind kind, const struct r3d_err *e)
+{
+	if (out->failed[kind][0] != '\0')
+		return;   /* the first reason is the one that matters */
+	snprintf(out->failed[kind], sizeof(out->failed[kind]), "%s", e->msg);
+	out->nfailed++;
+	log_warn("export", "%s failed: %s", export_kind_name(kind), e->msg);
+}
+
+/* One Surface Segmentation with every structure. */
+static bool write_surface_segmentation(struct r3d_err *err, struct export_run *run,
+				       struct bridge_export_info *info,
+				       const struct bridge_export_structure *st, size_t nst,
+				       struct export_result *out)
+{
+	const struct pipeline_result *res = run->res;
+	struct export_object *o = &out->obj[out->n];
+	char series_uid[BRIDGE_UID_MAX + 1];
+
+	if (!derive(err, res->series_uid, run->job_id, "surface segmentation series", series_uid) ||
+	    !derive(err, res->series_uid, run->job_id, "surface segmentation instance",
+		    o->sop_instance_uid))
+		return false;
+	snprintf(o->description, sizeof(o->description), "3D models (surface segmentation)");
+	if (!path_fmt(err, o->path, sizeof(o->path), "%s/surface-segmentation.dcm", run->dir))
+		return false;
+	info->series_uid = series_uid;
+	info->series_number = EXPORT_SERIES_NUMBER_BASE;
+	info->series_description = o->description;
+	info->sop_instance_uid = o->sop_instance_uid;
+	return bridge_write_surface_segmentation(err, o->path, info, st, nst) &&
+	       object_done(err, run, out, EXPORT_SURFACE_SEGMENTATION);
+}
+
+/* The Encapsulated STL of structure i (its own series). */
+static bool write_stl(struct r3d_err *err, struct export_run *run, struct bridge_export_info *info,
+		      const char *results_dir, const struct structure_def *def, const char *name,
+		      size_t i, struct export_result *out)
+{
+	const struct pipeline_result *res = run->res;
+	struct export_object *o = &out->obj[out->n];
+	char series_uid[BRIDGE_UID_MAX + 1], what[128], stl[PATH_MAX];
+
+	snprintf(what, sizeof(what), "stl %s series", def->key);
+	if (!derive(err, res->series_uid, run->job_id, what, series_uid))
+		return false;
+	snprintf(what, sizeof(what), "stl %s instance", def->key);
+	if (!derive(err, res->series_uid, run->job_id, what, o->sop_instance_uid))
+		return false;
+	snprintf(o->description, sizeof(o->description), "3D model: %s (STL)", def->label);
+	if (!path_fmt(err, o->path, sizeof(o->path), "%s/stl-%s.dcm", run->dir, def->key) ||
+	    !path_fmt(err, stl, sizeof(stl), "%s/%s.stl", results_dir, def->key))
+		return false;
+	info->series_uid = series_uid;
+	info->series_number = EXPORT_SERIES_NUMBER_BASE + 1 + (long)i;
+	info->series_description = o->description;
+	info->sop_instance_uid = o->sop_instance_uid;
+	info->instance_number = 1;
+	info->recognizable = def->body_surface ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
+	return bridge_write_encapsulated_stl(err, o->path, info, name, stl) &&
+	       object_done(err, run, out, EXPORT_STL);
+}
+
+/* One binary Segmentation: the meshed masks on the source slices. */
+static bool write_segmentation(struct r3d_err *err, struct export_run *run,
+			       struct bridge_export_info *info,
+			       const struct structure_def *const *def, size_t nst,
+			       struct export_result *out)
+{
+	const struct pipeline_result *res = run->res;
+	struct export_object *o = &out->obj[out->n];
+	char series_uid[BRIDGE_UID_MAX + 1];
+
+	if (!derive(err, res->series_uid, run->job_id, "segmentation series", series_uid) ||
+	    !derive(err, res->series_uid, run->job_id, "segmentation instance", o->sop_instance_uid))
+		return false;
+	snprintf(o->description, sizeof(o->description), "3D model: segmentation");
+	if (!path_fmt(err, o->path, sizeof(o->path), "%s/segmentation.dcm", run->dir))
+		return false;
+	info->series_uid = series_uid;
+	info->series_number = EXPORT_SERIES_NUMBER_BASE + EXPORT_SEG_SERIES_OFFSET;
+	info->series_description = o->description;
+	info->sop_instance_uid = o->sop_instance_uid;
+	info->instance_number = 1;
+	info->recognizable = BRIDGE_FLAG_NO;
+	for (size_t i = 0; i < nst; i++)
+		if (def[i]->body_surface)
+			info->recognizable = BRIDGE_FLAG_YES;
+	return pipeline_write_segmentation(err, res, info, o->path) &&
+	       object_done(err, run, out, EXPORT_SEGMENTATION);
 }
 
 bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
@@ -139,7 +283,9 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 	const struct structure_def *def[PIPELINE_MAX_STRUCTURES];   /* of st[i] */
 	struct bridge_export_ref *brefs = NULL;
 	struct bridge_export_info info;
-	char dir[PATH_MAX], series_uid[BRIDGE_UID_MAX + 1], what[128], stl[PATH_MAX];
+	struct export_run run = {.res = res, .job_id = job_id, .opt = opt};
+	struct r3d_err e;
+	char dir[PATH_MAX];
 	size_t nst = 0;
 	bool ok = false;
 
@@ -171,6 +317,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		return false;
 	if (!mkdir_p(err, dir))
 		return false;
+	run.dir = dir;
 	brefs = calloc((size_t)nrefs, sizeof(*brefs));
 	if (brefs == NULL)
 		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
@@ -190,87 +337,45 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 			r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
 			goto out;
 		}
-		*pt = (struct preview_task){.res = res, .job_id = job_id, .info = info, .dir = dir,
-					    .opt = opt};
+		*pt = (struct preview_task){.run = &run, .info = info};
 		r3d_err_clear(&pt->err);
 		pt_running = pthread_create(&pt_thread, NULL, preview_thread, pt) == 0;
 		if (!pt_running)   /* no thread to be had: render them here, after the others */
 			log_debug("export", "preview thread not started; rendering in line");
 	}
 
-	/* One Surface Segmentation with every structure. */
-	struct export_object *o = &out->obj[out->n];
+	/* The small objects first: each goes to the outbox as it is done. */
 	double t = clock_mono_s();
-	if (opt->surface_segmentation) {
-		if (!derive(err, res->series_uid, job_id, "surface segmentation series", series_uid) ||
-		    !derive(err, res->series_uid, job_id, "surface segmentation instance",
-			    o->sop_instance_uid))
-			goto out;
-		snprintf(o->description, sizeof(o->description), "3D models (surface segmentation)");
-		if (!path_fmt(err, o->path, sizeof(o->path), "%s/surface-segmentation.dcm", dir))
-			goto out;
-		info.series_uid = series_uid;
-		info.series_number = EXPORT_SERIES_NUMBER_BASE;
-		info.series_description = o->description;
-		info.sop_instance_uid = o->sop_instance_uid;
-		if (!bridge_write_surface_segmentation(err, o->path, &info, st, nst))
-			goto out;
-		out->n++;
+	r3d_err_clear(&e);
+	if (opt->surface_segmentation && !write_surface_segmentation(&e, &run, &info, st, nst, out)) {
+		if (out->stopped)
+			goto fatal;
+		kind_failed(out, EXPORT_SURFACE_SEGMENTATION, &e);
 	}
 	out->ms[EXPORT_SURFACE_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
 	t = clock_mono_s();
-
-	/* One Encapsulated STL per structure, each its own series. */
 	for (size_t i = 0; opt->stl && i < nst; i++) {
-		o = &out->obj[out->n];
-		snprintf(what, sizeof(what), "stl %s series", def[i]->key);
-		if (!derive(err, res->series_uid, job_id, what, series_uid))
-			goto out;
-		snprintf(what, sizeof(what), "stl %s instance", def[i]->key);
-		if (!derive(err, res->series_uid, job_id, what, o->sop_instance_uid))
-			goto out;
-		snprintf(o->description, sizeof(o->description), "3D model: %s (STL)", def[i]->label);
-		if (!path_fmt(err, o->path, sizeof(o->path), "%s/stl-%s.dcm", dir, def[i]->key) ||
-		    !path_fmt(err, stl, sizeof(stl), "%s/%s.stl", results_dir, def[i]->key))
-			goto out;
-		info.series_uid = series_uid;
-		info.series_number = EXPORT_SERIES_NUMBER_BASE + 1 + (long)i;
-		info.series_description = o->description;
-		info.sop_instance_uid = o->sop_instance_uid;
-		info.instance_number = 1;
-		info.recognizable = def[i]->body_surface ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
-		if (!bridge_write_encapsulated_stl(err, o->path, &info, st[i].name, stl))
-			goto out;
-		out->n++;
+		r3d_err_clear(&e);
+		if (!write_stl(&e, &run, &info, results_dir, def[i], st[i].name, i, out)) {
+			if (out->stopped)
+				goto fatal;
+			r3d_err_prefix(&e, "%s", def[i]->key);
+			kind_failed(out, EXPORT_STL, &e);
+		}
 	}
 	out->ms[EXPORT_STL] = (clock_mono_s() - t) * 1e3;
 	t = clock_mono_s();
-	/* One binary Segmentation: the meshed masks on the source slices. */
 	/* Only structures meshed on the CT's own grid have masks on its slices
 	 * (an imported segment lives on its object's grid): none, no SEG. */
 	bool masks = false;
 	for (size_t i = 0; i < res->nstructures; i++)
 		masks |= res->structures[i].mesh != NULL && res->structures[i].seg_bits != NULL;
-	if (opt->segmentation && res->seg.nslices > 0 && masks) {
-		o = &out->obj[out->n];
-		if (!derive(err, res->series_uid, job_id, "segmentation series", series_uid) ||
-		    !derive(err, res->series_uid, job_id, "segmentation instance", o->sop_instance_uid))
-			goto out;
-		snprintf(o->description, sizeof(o->description), "3D model: segmentation");
-		if (!path_fmt(err, o->path, sizeof(o->path), "%s/segmentation.dcm", dir))
-			goto out;
-		info.series_uid = series_uid;
-		info.series_number = EXPORT_SERIES_NUMBER_BASE + EXPORT_SEG_SERIES_OFFSET;
-		info.series_description = o->description;
-		info.sop_instance_uid = o->sop_instance_uid;
-		info.instance_number = 1;
-		info.recognizable = BRIDGE_FLAG_NO;
-		for (size_t i = 0; i < nst; i++)
-			if (def[i]->body_surface)
-				info.recognizable = BRIDGE_FLAG_YES;
-		if (!pipeline_write_segmentation(err, res, &info, o->path))
-			goto out;
-		out->n++;
+	r3d_err_clear(&e);
+	if (opt->segmentation && res->seg.nslices > 0 && masks &&
+	    !write_segmentation(&e, &run, &info, def, nst, out)) {
+		if (out->stopped)
+			goto fatal;
+		kind_failed(out, EXPORT_SEGMENTATION, &e);
 	}
 	out->ms[EXPORT_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
 	if (pt != NULL && !pt_running)
@@ -280,15 +385,22 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		pt_running = false;
 	}
 	if (pt != NULL) {
-		if (!pt->ok) {
-			*err = pt->err;
-			goto out;
-		}
 		for (int i = 0; i < pt->out.n && out->n < EXPORT_MAX_OBJECTS; i++)
 			out->obj[out->n++] = pt->out.obj[i];
 		out->ms[EXPORT_PREVIEW] = pt->out.ms[EXPORT_PREVIEW];
+		out->done_at[EXPORT_PREVIEW] = pt->out.done_at[EXPORT_PREVIEW];
+		if (!pt->ok) {
+			if (pt->out.stopped) {
+				e = pt->err;
+				goto fatal;
+			}
+			kind_failed(out, EXPORT_PREVIEW, &pt->err);
+		}
 	}
 	ok = true;
+	goto out;
+fatal:
+	*err = e;
 out:
 	/* On an early failure the preview thread still owns pt: wait for it. */
 	if (pt_running)

@@ -129,9 +129,9 @@ int main(void)
 
 	/* Outbox: retry a failed row, drop a pending one; a delivery that comes
 	 * back for a dropped row leaves it dropped unless it arrived. */
-	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/a.dcm", "9.1", 1110.0));
-	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/b.dcm", "9.2", 1110.0));
-	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/c.dcm", "9.3", 1110.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/a.dcm", "9.1", "stl", 1110.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/b.dcm", "9.2", "stl", 1110.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/c.dcm", "9.3", "stl", 1110.0));
 	CHECK(index_outbox_result(&err, idx, 1, OUTBOX_FAILED, 7, 1111.0, 0xA700, "refused", 1111.0));
 	CHECK(index_api_outbox_retry(&err, idx, 2, 1112.0, st) == INDEX_API_CONFLICT && strcmp(st, "pending") == 0);
 	CHECK(index_api_outbox_retry(&err, idx, 1, 1112.0, st) == INDEX_API_OK && strcmp(st, "pending") == 0);
