@@ -454,7 +454,7 @@ static void test_dimse_timeout(void)
 
 static struct send_destination dest_for(int port, const char *called)
 {
-	struct send_destination d = {"test", "127.0.0.1", port, called, "RECON3D", 5, 5, 10, NULL};
+	struct send_destination d = {"test", "127.0.0.1", port, called, "RECON3D", 5, 5, 10, NULL, NULL, 0};
 	return d;
 }
 
