@@ -53,7 +53,7 @@ struct export_result {
 	int n;
 	struct export_object obj[EXPORT_MAX_OBJECTS];
 	double ms[EXPORT_NKINDS];          /* wall time spent writing each kind */
-	double done_at[EXPORT_NKINDS];     /* clock_mono_s() when its last object was written; 0: none */
+	double done_at[EXPORT_NKINDS];     /* clock_wall_s() when its last object was written; 0: none */
 	int nfailed;                       /* kinds that failed */
 	char failed[EXPORT_NKINDS][R3D_ERR_MSG_MAX];   /* why each kind failed; "" it did not */
 	bool stopped;                      /* opt->written failed */

@@ -84,7 +84,7 @@ static bool object_done(struct r3d_err *err, struct export_run *run, struct expo
 
 	o->kind = kind;
 	out->n++;
-	out->done_at[kind] = clock_mono_s();
+	out->done_at[kind] = clock_wall_s();
 	if (run->opt->written != NULL && !run->opt->written(err, run->opt->written_ctx, o)) {
 		out->stopped = true;
 		return false;
