@@ -89,4 +89,25 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		const struct series_ref *refs, int nrefs, const char *results_dir,
 		const struct export_options *opt, struct export_result *out);
 
+/* The same, in steps, so that each structure's STL goes out while the next
+ * is meshed: export_begin() before the pipeline runs, export_structure()
+ * as each structure is meshed (pipeline_options.structure_meshed), then
+ * export_finish() for the rest (the Surface Segmentation and the
+ * Segmentation need every structure, the previews draw them all) and
+ * export_end(). out of export_finish() holds every object and outcome,
+ * those of export_structure() included. export_structure() writes
+ * results_dir/<key>.stl itself (pipeline_write_outputs() has not run yet)
+ * and fails only when opt->written does (its own failure is recorded
+ * for export_finish()). One thread at a time per session. On success the
+ * caller owns *out and frees it with export_end(). */
+struct export_session;
+bool export_begin(struct r3d_err *err, int64_t job_id, const struct series_ref *refs, int nrefs,
+		  const char *results_dir, const struct export_options *opt,
+		  struct export_session **out);
+bool export_structure(struct r3d_err *err, struct export_session *x,
+		      const struct pipeline_result *res, size_t i);
+bool export_finish(struct r3d_err *err, struct export_session *x,
+		   const struct pipeline_result *res, struct export_result *out);
+void export_end(struct export_session *x);
+
 #endif

@@ -153,9 +153,10 @@ struct outbox_row {
  * sends only what was not delivered). */
 bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, const char *destination,
 		      const char *path, const char *sop_instance_uid, const char *kind, double now);
-/* A cancelled job: its rows still pending are dropped (those sent stay
- * sent). Returns how many, -1 on error. */
-int index_outbox_drop_job(struct r3d_err *err, struct index *idx, int64_t job_id, double now);
+/* A job cancelled or failed: its rows still pending are dropped, why as
+ * their last error (those sent stay sent). Returns how many, -1 on error. */
+int index_outbox_drop_job(struct r3d_err *err, struct index *idx, int64_t job_id, const char *why,
+			  double now);
 /* Up to max pending rows of destination that are due at now; -1 on error. */
 int index_outbox_due(struct r3d_err *err, struct index *idx, const char *destination, double now,
 		     struct outbox_row *rows, int max);

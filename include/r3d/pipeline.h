@@ -38,6 +38,8 @@ enum pipeline_stage {
 };
 const char *pipeline_stage_name(enum pipeline_stage s);
 
+struct pipeline_result;
+
 struct pipeline_options {
 	/* The structures: every entry with enabled set is made, in catalogue
 	 * order, each from its source (r3d/structure.h). */
@@ -72,6 +74,13 @@ struct pipeline_options {
 	/* Called at the start of each stage; may be NULL. */
 	void (*progress)(void *ctx, enum pipeline_stage stage, const char *what);
 	void *progress_ctx;
+	/* Called as soon as res->structures[i] has its mesh (and its masks, as
+	 * asked), before the next structure is meshed, on the pipeline's
+	 * thread: a job writes and queues that structure's STL while the
+	 * others are made. False (err set) fails the run. May be NULL. */
+	bool (*structure_meshed)(struct r3d_err *err, void *ctx, const struct pipeline_result *res,
+				 size_t i);
+	void *structure_meshed_ctx;
 };
 
 /* The built-in catalogue (every preset on), smoothing and decimation on,

@@ -147,9 +147,15 @@ bool send_batch(struct r3d_err *err, const struct send_destination *dest,
  * return *keep is the association, or NULL when it was lost; the caller
  * ends it with send_keep_close(). stats->associated tells whether one was
  * opened by this call (reused: false, stats->reused true). */
+/* on_item (NULL: none) hears of each item as soon as its outcome is known
+ * (after its C-STORE response), on the calling thread, so that the caller
+ * records a delivery at once rather than at the end of the batch; items
+ * never tried are not reported. */
+typedef void (*send_item_fn)(void *ctx, size_t i, const struct send_item *it);
 bool send_batch_keep(struct r3d_err *err, const struct send_destination *dest,
 		     const struct send_policy *policy, double now, struct send_item *items,
-		     size_t n, struct send_batch_stats *stats, struct bridge_scu **keep);
+		     size_t n, struct send_batch_stats *stats, struct bridge_scu **keep,
+		     send_item_fn on_item, void *on_item_ctx);
 
 /* Releases a kept association (NULL allowed). */
 void send_keep_close(struct bridge_scu *keep);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "r3d/log.h"
+#include "r3d/mesh.h"
 #include "r3d/preview.h"
 #include "r3d/util.h"
 
@@ -272,32 +273,78 @@ static bool write_segmentation(struct r3d_err *err, struct export_run *run,
 	       object_done(err, run, out, EXPORT_SEGMENTATION);
 }
 
-bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
-		const struct series_ref *refs, int nrefs, const char *results_dir,
-		const struct export_options *opt, struct export_result *out)
-{
-	struct preview_task *pt = NULL;
-	pthread_t pt_thread;
-	bool pt_running = false;
-	struct bridge_export_structure st[PIPELINE_MAX_STRUCTURES];
-	const struct structure_def *def[PIPELINE_MAX_STRUCTURES];   /* of st[i] */
-	struct bridge_export_ref *brefs = NULL;
-	struct bridge_export_info info;
-	struct export_run run = {.res = res, .job_id = job_id, .opt = opt};
-	struct r3d_err e;
-	char dir[PATH_MAX];
-	size_t nst = 0;
-	bool ok = false;
+/* ---- a job's export, structure by structure ------------------------- */
 
-	memset(out, 0, sizeof(*out));
+struct export_session {
+	int64_t job_id;
+	const struct export_options *opt;
+	char results_dir[PATH_MAX];
+	char dir[PATH_MAX];                     /* results_dir/dicom */
+	struct bridge_export_ref *brefs;
+	struct bridge_export_info info;         /* the source and refs; the rest per object */
+	bool stl_done[PIPELINE_MAX_STRUCTURES]; /* export_structure() did (or tried) it */
+	struct export_result out;               /* what export_structure() wrote */
+};
+
+bool export_begin(struct r3d_err *err, int64_t job_id, const struct series_ref *refs, int nrefs,
+		  const char *results_dir, const struct export_options *opt,
+		  struct export_session **out)
+{
+	struct export_session *x;
+
+	*out = NULL;
 	if (nrefs < 1)
 		return r3d_err_set(err, R3D_EINVAL, "export: no source instances");
-	for (size_t i = 0; i < res->nstructures; i++) {
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
+	x->job_id = job_id;
+	x->opt = opt;
+	if (!path_fmt(err, x->results_dir, sizeof(x->results_dir), "%s", results_dir) ||
+	    !path_fmt(err, x->dir, sizeof(x->dir), "%s/dicom", results_dir))
+		goto fail;
+	x->brefs = calloc((size_t)nrefs, sizeof(*x->brefs));
+	if (x->brefs == NULL) {
+		r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < nrefs; i++) {
+		x->brefs[i].sop_class_uid = refs[i].sop_class_uid;
+		x->brefs[i].sop_instance_uid = refs[i].sop_instance_uid;
+	}
+	x->info.source_path = refs[0].path;
+	x->info.refs = x->brefs;
+	x->info.nrefs = (size_t)nrefs;
+	x->info.instance_number = 1;
+	*out = x;
+	return true;
+fail:
+	export_end(x);
+	return false;
+}
+
+void export_end(struct export_session *x)
+{
+	if (x == NULL)
+		return;
+	free(x->brefs);
+	free(x);
+}
+
+/* The structures with a mesh, in result order, as the bridge takes them. */
+static size_t export_structures(const struct pipeline_result *res, size_t upto,
+				struct bridge_export_structure *st, const struct structure_def **def,
+				size_t *index)
+{
+	size_t nst = 0;
+
+	for (size_t i = 0; i < upto; i++) {
 		const struct pipeline_structure *ps = &res->structures[i];
 		if (ps->mesh == NULL)
 			continue;
 		bool verified = ps->stats.closed && ps->stats.manifold;
 		def[nst] = &ps->def;
+		index[nst] = i;
 		st[nst] = (struct bridge_export_structure){
 			.name = ps->def.label,
 			.rgb = {ps->def.rgb[0], ps->def.rgb[1], ps->def.rgb[2]},
@@ -311,25 +358,90 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		pipeline_structure_codes(&ps->def, &st[nst].codes);
 		nst++;
 	}
+	return nst;
+}
+
+bool export_structure(struct r3d_err *err, struct export_session *x,
+		      const struct pipeline_result *res, size_t i)
+{
+	struct export_run run = {.res = res, .job_id = x->job_id, .opt = x->opt, .dir = x->dir};
+	const struct pipeline_structure *ps;
+	struct bridge_export_info info = x->info;
+	struct r3d_err e;
+	char stl[PATH_MAX];
+	size_t nth = 0;
+
+	if (i >= res->nstructures || i >= PIPELINE_MAX_STRUCTURES)
+		return r3d_err_set(err, R3D_EINVAL, "export: no structure %zu", i);
+	ps = &res->structures[i];
+	if (!x->opt->stl || ps->mesh == NULL || x->stl_done[i])
+		return true;
+	x->stl_done[i] = true;
+	/* Its series number: its place among the structures with a mesh. */
+	for (size_t k = 0; k < i; k++)
+		nth += res->structures[k].mesh != NULL;
+	r3d_err_clear(&e);
+	double t = clock_mono_s();
+	if (x->out.n >= EXPORT_MAX_OBJECTS) {
+		r3d_err_set(&e, R3D_EINVAL, "too many objects");
+	} else if (!mkdir_p(&e, x->dir) ||
+		   !path_fmt(&e, stl, sizeof(stl), "%s/%s.stl", x->results_dir, ps->def.key) ||
+		   !mesh_stl_write(&e, stl, ps->mesh, ps->def.label) ||
+		   !write_stl(&e, &run, &info, x->results_dir, &ps->def, ps->def.label, nth, &x->out)) {
+		if (x->out.stopped) {
+			*err = e;
+			return r3d_err_prefix(err, "export");
+		}
+	} else {
+		e.code = R3D_OK;
+	}
+	if (e.code != R3D_OK) {
+		r3d_err_prefix(&e, "%s", ps->def.key);
+		kind_failed(&x->out, EXPORT_STL, &e);
+	}
+	x->out.ms[EXPORT_STL] += (clock_mono_s() - t) * 1e3;
+	return true;
+}
+
+/* Appends the objects and outcomes of b to a (b's kinds failing count too). */
+static void result_merge(struct export_result *a, const struct export_result *b)
+{
+	for (int i = 0; i < b->n && a->n < EXPORT_MAX_OBJECTS; i++)
+		a->obj[a->n++] = b->obj[i];
+	for (int k = 0; k < EXPORT_NKINDS; k++) {
+		a->ms[k] += b->ms[k];
+		if (b->done_at[k] > a->done_at[k])
+			a->done_at[k] = b->done_at[k];
+		if (b->failed[k][0] != '\0' && a->failed[k][0] == '\0') {
+			snprintf(a->failed[k], sizeof(a->failed[k]), "%s", b->failed[k]);
+			a->nfailed++;
+		}
+	}
+}
+
+bool export_finish(struct r3d_err *err, struct export_session *x,
+		   const struct pipeline_result *res, struct export_result *out)
+{
+	const struct export_options *opt = x->opt;
+	struct preview_task *pt = NULL;
+	pthread_t pt_thread;
+	bool pt_running = false;
+	struct bridge_export_structure st[PIPELINE_MAX_STRUCTURES];
+	const struct structure_def *def[PIPELINE_MAX_STRUCTURES];   /* of st[i] */
+	size_t index[PIPELINE_MAX_STRUCTURES];                      /* of st[i] in res */
+	struct bridge_export_info info = x->info;
+	struct export_run run = {.res = res, .job_id = x->job_id, .opt = opt, .dir = x->dir};
+	struct r3d_err e;
+	size_t nst;
+	bool ok = false;
+
+	memset(out, 0, sizeof(*out));
+	result_merge(out, &x->out);   /* the STL written while the others were meshed */
+	nst = export_structures(res, res->nstructures, st, def, index);
 	if (nst == 0)
 		return true;
-	if (!path_fmt(err, dir, sizeof(dir), "%s/dicom", results_dir))
+	if (!mkdir_p(err, x->dir))
 		return false;
-	if (!mkdir_p(err, dir))
-		return false;
-	run.dir = dir;
-	brefs = calloc((size_t)nrefs, sizeof(*brefs));
-	if (brefs == NULL)
-		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
-	for (int i = 0; i < nrefs; i++) {
-		brefs[i].sop_class_uid = refs[i].sop_class_uid;
-		brefs[i].sop_instance_uid = refs[i].sop_instance_uid;
-	}
-	memset(&info, 0, sizeof(info));
-	info.source_path = refs[0].path;
-	info.refs = brefs;
-	info.nrefs = (size_t)nrefs;
-	info.instance_number = 1;
 
 	if (opt->preview) {
 		pt = calloc(1, sizeof(*pt));
@@ -355,15 +467,17 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 	out->ms[EXPORT_SURFACE_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
 	t = clock_mono_s();
 	for (size_t i = 0; opt->stl && i < nst; i++) {
+		if (index[i] < PIPELINE_MAX_STRUCTURES && x->stl_done[index[i]])
+			continue;
 		r3d_err_clear(&e);
-		if (!write_stl(&e, &run, &info, results_dir, def[i], st[i].name, i, out)) {
+		if (!write_stl(&e, &run, &info, x->results_dir, def[i], st[i].name, i, out)) {
 			if (out->stopped)
 				goto fatal;
 			r3d_err_prefix(&e, "%s", def[i]->key);
 			kind_failed(out, EXPORT_STL, &e);
 		}
 	}
-	out->ms[EXPORT_STL] = (clock_mono_s() - t) * 1e3;
+	out->ms[EXPORT_STL] += (clock_mono_s() - t) * 1e3;
 	t = clock_mono_s();
 	/* Only structures meshed on the CT's own grid have masks on its slices
 	 * (an imported segment lives on its object's grid): none, no SEG. */
@@ -385,17 +499,13 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 		pt_running = false;
 	}
 	if (pt != NULL) {
-		for (int i = 0; i < pt->out.n && out->n < EXPORT_MAX_OBJECTS; i++)
-			out->obj[out->n++] = pt->out.obj[i];
-		out->ms[EXPORT_PREVIEW] = pt->out.ms[EXPORT_PREVIEW];
-		out->done_at[EXPORT_PREVIEW] = pt->out.done_at[EXPORT_PREVIEW];
-		if (!pt->ok) {
-			if (pt->out.stopped) {
-				e = pt->err;
-				goto fatal;
-			}
-			kind_failed(out, EXPORT_PREVIEW, &pt->err);
+		if (pt->out.stopped) {
+			e = pt->err;
+			goto fatal;
 		}
+		if (!pt->ok)
+			kind_failed(&pt->out, EXPORT_PREVIEW, &pt->err);
+		result_merge(out, &pt->out);
 	}
 	ok = true;
 	goto out;
@@ -406,8 +516,22 @@ out:
 	if (pt_running)
 		pthread_join(pt_thread, NULL);
 	free(pt);
-	free(brefs);
 	if (!ok)
 		r3d_err_prefix(err, "export");
+	return ok;
+}
+
+bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t job_id,
+		const struct series_ref *refs, int nrefs, const char *results_dir,
+		const struct export_options *opt, struct export_result *out)
+{
+	struct export_session *x = NULL;
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	if (!export_begin(err, job_id, refs, nrefs, results_dir, opt, &x))
+		return false;
+	ok = export_finish(err, x, res, out);
+	export_end(x);
 	return ok;
 }

@@ -726,18 +726,20 @@ bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, co
 	return ok;
 }
 
-int index_outbox_drop_job(struct r3d_err *err, struct index *idx, int64_t job_id, double now)
+int index_outbox_drop_job(struct r3d_err *err, struct index *idx, int64_t job_id, const char *why,
+			  double now)
 {
 	sqlite3_stmt *st = NULL;
 	int n = -1;
 
 	pthread_mutex_lock(&idx->lock);
 	if (sqlite3_prepare_v2(idx->db,
-			       "UPDATE outbox SET state = 'dropped', last_error = 'the job was cancelled',"
+			       "UPDATE outbox SET state = 'dropped', last_error = ?3,"
 			       " updated_at = ?2 WHERE job_id = ?1 AND state = 'pending'",
 			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, job_id);
 		sqlite3_bind_double(st, 2, now);
+		sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			n = sqlite3_changes(idx->db);
 	}

@@ -478,6 +478,10 @@ static bool stage_mesh(struct r3d_err *err, struct run *r)
 		}
 		if (!mesh_one(err, r, ps, sm.mask) || !mask_keep(err, r, ps, sm.mask))
 			return false;
+		/* Its STL can go out while the next one is meshed. */
+		if (r->o->structure_meshed != NULL &&
+		    !r->o->structure_meshed(err, r->o->structure_meshed_ctx, res, res->nstructures - 1))
+			return false;
 	}
 	return r->import == NULL || stage_import(err, r);
 }

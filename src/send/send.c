@@ -186,7 +186,8 @@ static bool batch_open(struct r3d_err *err, const struct send_destination *dest,
 
 static bool batch_run(struct r3d_err *err, const struct send_destination *dest,
 		      const struct send_policy *policy, double now, struct send_item *items,
-		      size_t n, struct send_batch_stats *stats, struct bridge_scu **keep)
+		      size_t n, struct send_batch_stats *stats, struct bridge_scu **keep,
+		      send_item_fn on_item, void *on_item_ctx)
 {
 	const char **paths = NULL;
 	struct bridge_scu *scu = NULL;
@@ -286,6 +287,8 @@ static bool batch_run(struct r3d_err *err, const struct send_destination *dest,
 		} else {
 			item_failed(it, &e, policy, now);
 		}
+		if (on_item != NULL)
+			on_item(on_item_ctx, i, it);
 	}
 	if (keep != NULL && bridge_scu_alive(scu)) {
 		*keep = scu;   /* for the next batch */
@@ -317,14 +320,15 @@ bool send_batch(struct r3d_err *err, const struct send_destination *dest,
 		const struct send_policy *policy, double now, struct send_item *items, size_t n,
 		struct send_batch_stats *stats)
 {
-	return batch_run(err, dest, policy, now, items, n, stats, NULL);
+	return batch_run(err, dest, policy, now, items, n, stats, NULL, NULL, NULL);
 }
 
 bool send_batch_keep(struct r3d_err *err, const struct send_destination *dest,
 		     const struct send_policy *policy, double now, struct send_item *items,
-		     size_t n, struct send_batch_stats *stats, struct bridge_scu **keep)
+		     size_t n, struct send_batch_stats *stats, struct bridge_scu **keep,
+		     send_item_fn on_item, void *on_item_ctx)
 {
-	return batch_run(err, dest, policy, now, items, n, stats, keep);
+	return batch_run(err, dest, policy, now, items, n, stats, keep, on_item, on_item_ctx);
 }
 
 void send_keep_close(struct bridge_scu *keep)

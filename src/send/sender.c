@@ -82,6 +82,24 @@ static void apply(struct sender *s, const struct config_destination *d, const st
 		log_error("send", "cannot record a delivery: %s", err.msg);
 }
 
+/* A round's rows and where their outcomes go (the sender thread only). */
+struct round_ctx {
+	struct sender *s;
+	const struct config_destination *d;
+	const struct outbox_row *rows;
+	bool *recorded;
+};
+
+/* One C-STORE answered: its row is updated at once, so that a delivery is
+ * on record (and not sent again after a crash) while the batch goes on. */
+static void item_done(void *arg, size_t i, const struct send_item *it)
+{
+	struct round_ctx *rc = arg;
+
+	apply(rc->s, rc->d, &rc->rows[i], it, clock_wall_s());
+	rc->recorded[i] = true;
+}
+
 static void round_for(struct sender *s, int di)
 {
 	const struct config_destination *d = &s->cfg->destinations[di];
@@ -131,13 +149,18 @@ static void round_for(struct sender *s, int di)
 		.extra_classes = sender_classes,
 		.nextra_classes = sizeof(sender_classes) / sizeof(sender_classes[0]),
 	};
-	if (!send_batch_keep(&err, &dest, &s->policy, now, items, (size_t)n, &stats, &link->scu)) {
+	bool recorded[SENDER_BATCH] = {false};
+	struct round_ctx rc = {.s = s, .d = d, .rows = rows, .recorded = recorded};
+	if (!send_batch_keep(&err, &dest, &s->policy, now, items, (size_t)n, &stats, &link->scu,
+			     item_done, &rc)) {
 		log_error("send", "destination=%s: %s", d->name, err.msg);
 		return;
 	}
 	link->last_used = clock_mono_s();
+	/* The rest: a refused association gives every row the same outcome. */
 	for (int i = 0; i < n; i++)
-		apply(s, d, &rows[i], &items[i], clock_wall_s());
+		if (!recorded[i])
+			apply(s, d, &rows[i], &items[i], clock_wall_s());
 	wake_post(WAKE_FINISHED);   /* that may have been a study's last object */
 }
 

@@ -120,7 +120,7 @@ static void finish_cancelled(struct worker_pool *p, const struct index_job *job,
 			      clock_wall_s()))
 		log_error("worker", "job=%lld: cannot record the outcome: %s", (long long)job->id, err.msg);
 	log_info("worker", "job finished job=%lld series=%s outcome=cancelled seconds=%.2f "
-		 "reason=\"" WORKER_CANCEL_REASON " (%s); nothing queued\"", (long long)job->id,
+		 "reason=\"" WORKER_CANCEL_REASON " (%s); nothing more sent\"", (long long)job->id,
 		 job->series_uid, clock_mono_s() - t0, where);
 }
 
@@ -194,28 +194,24 @@ static bool report_add_exports(struct r3d_err *err, const struct export_result *
 	return ok || r3d_err_set(err, R3D_EIO, "cannot write %s", report_path);
 }
 
-/* The DICOM objects of a done job, each queued for every destination of
- * its route the moment it is written (the sender starts on the first while
- * the others are made). A kind that fails leaves the others alone: its
- * reason goes into *warnings (the job ends done, saying so). Cancelled
- * while writing: nothing more is queued, the job's rows not yet sent are
- * dropped (*cancelled set). */
-static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
-			     const struct pipeline_result *res, const char *results,
-			     const char *report_path, char *warnings, size_t warnings_size,
-			     bool *cancelled)
-{
-	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~280 KB: not on the stack */
-	struct series_ref *refs = NULL;
-	struct queue_ctx q = {.p = p, .job = job, .route = job_route(p->cfg, job)};
-	int nrefs;
-	bool ok = false;
+/* A job's export, from before the pipeline runs (each structure's STL is
+ * written and queued as soon as it is meshed) to its last object. */
+struct job_export {
+	struct queue_ctx q;
+	struct export_options eo;
+	struct series_ref *refs;
+	struct export_session *x;   /* NULL: no session (export_job() at the end) */
+};
 
-	warnings[0] = '\0';
-	if (ex == NULL)
-		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
-	nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
-	struct export_options eo = {
+static void job_export_begin(struct worker_pool *p, const struct index_job *job,
+			     const char *results, struct job_export *je)
+{
+	struct r3d_err err;
+	int nrefs;
+
+	memset(je, 0, sizeof(*je));
+	je->q = (struct queue_ctx){.p = p, .job = job, .route = job_route(p->cfg, job)};
+	je->eo = (struct export_options){
 		.surface_segmentation = p->cfg->export_surface_segmentation,
 		.stl = p->cfg->export_stl,
 		/* An imported object is not sent back as a copy of itself unless asked. */
@@ -224,24 +220,66 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 		.preview = p->cfg->export_preview,
 		.preview_size = p->cfg->export_preview_size,
 		.written = object_queue,
-		.written_ctx = &q,
+		.written_ctx = &je->q,
 	};
+	/* Without a session the objects are all written at the end, and a
+	 * failure here is met again there. */
+	nrefs = index_series_refs(&err, p->idx, job->series_uid, &je->refs);
+	if (nrefs > 0 && !export_begin(&err, job->id, je->refs, nrefs, results, &je->eo, &je->x))
+		je->x = NULL;
+}
+
+static void job_export_end(struct job_export *je)
+{
+	export_end(je->x);
+	free(je->refs);
+}
+
+/* pipeline_options.structure_meshed: that structure's STL, now. */
+static bool structure_export(struct r3d_err *err, void *ctx, const struct pipeline_result *res,
+			     size_t i)
+{
+	struct job_export *je = ctx;
+
+	return je->x == NULL || export_structure(err, je->x, res, i);
+}
+
+/* The DICOM objects of a done job, each queued for every destination of
+ * its route the moment it is written (the sender starts on the first while
+ * the others are made). A kind that fails leaves the others alone: its
+ * reason goes into *warnings (the job ends done, saying so). Cancelled
+ * while writing: nothing more is queued (*cancelled set; the caller drops
+ * the rows not yet sent). */
+static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
+			     struct job_export *je, const struct pipeline_result *res,
+			     const char *results, const char *report_path, char *warnings,
+			     size_t warnings_size, bool *cancelled)
+{
+	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~280 KB: not on the stack */
+	struct series_ref *refs = NULL;
+	int nrefs;
+	bool ok = false;
+
+	warnings[0] = '\0';
 	*cancelled = false;
-	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
-		goto out;
-	if (atomic_load(&q.cancelled) || cancel_requested(p, job)) {
-		int dropped = index_outbox_drop_job(err, p->idx, job->id, clock_wall_s());
-		if (dropped < 0)
+	if (ex == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
+	if (je->x != NULL) {
+		if (!export_finish(err, je->x, res, ex))
 			goto out;
-		log_info("worker", "job=%lld: cancelled while its objects were written: %d queued "
-			 "rows dropped", (long long)job->id, dropped);
+	} else {
+		nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
+		if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &je->eo, ex))
+			goto out;
+	}
+	if (atomic_load(&je->q.cancelled) || cancel_requested(p, job)) {
 		*cancelled = true;
 		ok = true;
 		goto out;
 	}
 	int ndest = 0;
 	for (int d = 0; d < p->cfg->ndestinations; d++)
-		ndest += !q.route->destinations_set || (q.route->destinations & (1u << d)) != 0;
+		ndest += !je->q.route->destinations_set || (je->q.route->destinations & (1u << d)) != 0;
 	if (ex->n > 0)
 		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations "
 			 "(ms: surface_segmentation %.0f stl %.0f segmentation %.0f preview %.0f)",
@@ -262,6 +300,22 @@ out:
 	free(refs);
 	free(ex);
 	return ok;
+}
+
+/* A job that does not end done sends nothing more: its rows not yet sent
+ * are dropped (an STL queued while the job still ran may already be in the
+ * PACS: that stays). */
+static void outbox_drop_unsent(struct worker_pool *p, const struct index_job *job, const char *why)
+{
+	struct r3d_err err;
+	int n = index_outbox_drop_job(&err, p->idx, job->id, why, clock_wall_s());
+
+	if (n < 0)
+		log_error("worker", "job=%lld: cannot drop its outbox rows: %s", (long long)job->id,
+			  err.msg);
+	else if (n > 0)
+		log_info("worker", "job=%lld: %d outbox rows not sent dropped (%s)", (long long)job->id,
+			 n, why);
 }
 
 static void run_job(struct worker_pool *p, const struct index_job *job, int threads)
@@ -368,6 +422,10 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		for (size_t i = 0; engine_instead && i < o.catalog.n; i++)
 			o.catalog.def[i].enabled = false;
 	}
+	struct job_export je;
+	job_export_begin(p, job, results, &je);
+	o.structure_meshed = structure_export;
+	o.structure_meshed_ctx = &je;
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
 		bool cancelled = false;
 		outcome = JOB_DONE;
@@ -379,7 +437,7 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 			outcome = JOB_FAILED;
 		else if (cancel_requested(p, job))
 			outcome = JOB_CANCELLED;   /* before any DICOM object is written */
-		else if (!export_and_queue(&err, p, job, &res, results, report_path, warnings,
+		else if (!export_and_queue(&err, p, job, &je, &res, results, report_path, warnings,
 					   sizeof(warnings), &cancelled))
 			outcome = JOB_FAILED;
 		else if (cancelled)
@@ -413,6 +471,10 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		if (cancel_requested(p, job))
 			outcome = JOB_CANCELLED;
 	}
+	job_export_end(&je);
+	if (outcome != JOB_DONE)
+		outbox_drop_unsent(p, job, outcome == JOB_CANCELLED ? "the job was cancelled" :
+					   "the job did not finish");
 	if (outcome == JOB_CANCELLED) {
 		finish_cancelled(p, job, "at a stage boundary", t0);
 		free(report);
