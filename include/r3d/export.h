@@ -95,9 +95,10 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
  * export_finish() for the rest (the Surface Segmentation and the
  * Segmentation need every structure, the previews draw them all) and
  * export_end(). out of export_finish() holds every object and outcome,
- * those of export_structure() included. export_structure() writes
- * results_dir/<key>.stl itself (pipeline_write_outputs() has not run yet)
- * and fails only when opt->written does (its own failure is recorded
+ * those of export_structure() included. export_structure() and
+ * export_finish() write results_dir/<key>.stl themselves (the job runs
+ * pipeline_write_outputs() after them: it writes the same bytes);
+ * export_structure() fails only when opt->written does (its own failure is recorded
  * for export_finish()). One thread at a time per session. On success the
  * caller owns *out and frees it with export_end(). */
 struct export_session;

@@ -283,6 +283,7 @@ struct export_session {
 	struct bridge_export_ref *brefs;
 	struct bridge_export_info info;         /* the source and refs; the rest per object */
 	bool stl_done[PIPELINE_MAX_STRUCTURES]; /* export_structure() did (or tried) it */
+	bool write_stl_files;                   /* results_dir/<key>.stl is ours to write */
 	struct export_result out;               /* what export_structure() wrote */
 };
 
@@ -316,6 +317,7 @@ bool export_begin(struct r3d_err *err, int64_t job_id, const struct series_ref *
 	x->info.refs = x->brefs;
 	x->info.nrefs = (size_t)nrefs;
 	x->info.instance_number = 1;
+	x->write_stl_files = true;
 	*out = x;
 	return true;
 fail:
@@ -467,9 +469,17 @@ bool export_finish(struct r3d_err *err, struct export_session *x,
 	out->ms[EXPORT_SURFACE_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
 	t = clock_mono_s();
 	for (size_t i = 0; opt->stl && i < nst; i++) {
+		char stl[PATH_MAX];
 		if (index[i] < PIPELINE_MAX_STRUCTURES && x->stl_done[index[i]])
 			continue;
 		r3d_err_clear(&e);
+		if (x->write_stl_files &&
+		    (!path_fmt(&e, stl, sizeof(stl), "%s/%s.stl", x->results_dir, def[i]->key) ||
+		     !mesh_stl_write(&e, stl, res->structures[index[i]].mesh, def[i]->label))) {
+			r3d_err_prefix(&e, "%s", def[i]->key);
+			kind_failed(out, EXPORT_STL, &e);
+			continue;
+		}
 		if (!write_stl(&e, &run, &info, x->results_dir, def[i], st[i].name, i, out)) {
 			if (out->stopped)
 				goto fatal;
@@ -531,6 +541,7 @@ bool export_job(struct r3d_err *err, const struct pipeline_result *res, int64_t 
 	memset(out, 0, sizeof(*out));
 	if (!export_begin(err, job_id, refs, nrefs, results_dir, opt, &x))
 		return false;
+	x->write_stl_files = false;   /* pipeline_write_outputs() left them there */
 	ok = export_finish(err, x, res, out);
 	export_end(x);
 	return ok;

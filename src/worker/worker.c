@@ -252,18 +252,15 @@ static bool structure_export(struct r3d_err *err, void *ctx, const struct pipeli
  * the rows not yet sent). */
 static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
 			     struct job_export *je, const struct pipeline_result *res,
-			     const char *results, const char *report_path, char *warnings,
+			     const char *results, struct export_result *ex, char *warnings,
 			     size_t warnings_size, bool *cancelled)
 {
-	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~280 KB: not on the stack */
 	struct series_ref *refs = NULL;
 	int nrefs;
 	bool ok = false;
 
 	warnings[0] = '\0';
 	*cancelled = false;
-	if (ex == NULL)
-		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
 	if (je->x != NULL) {
 		if (!export_finish(err, je->x, res, ex))
 			goto out;
@@ -295,10 +292,9 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 		snprintf(warnings + n, warnings_size - n, "%s%s failed: %s", n > 0 ? "; " : "",
 			 export_kind_name((enum export_kind)k), ex->failed[k]);
 	}
-	ok = report_add_exports(err, ex, report_path);
+	ok = true;
 out:
 	free(refs);
-	free(ex);
 	return ok;
 }
 
@@ -428,20 +424,27 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	o.structure_meshed_ctx = &je;
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
 		bool cancelled = false;
+		struct export_result *ex = calloc(1, sizeof(*ex));   /* ~280 KB: not on the stack */
 		outcome = JOB_DONE;
 		snprintf(report_path, sizeof(report_path), "%s/report.json", results);
-		if (cancel_requested(p, job))
+		/* The DICOM objects first (the PACS is waiting for them), then the
+		 * files of the results folder and report.json. */
+		if (ex == NULL) {
+			r3d_err_set(&err, R3D_ENOMEM, "export: out of memory");
+			outcome = JOB_FAILED;
+		} else if (cancel_requested(p, job)) {
 			outcome = JOB_CANCELLED;   /* after the pipeline */
-		else if (!pipeline_write_outputs(&err, results, &res) ||
-			 !report_add_selection(&err, p, job, report_path))
+		} else if (!export_and_queue(&err, p, job, &je, &res, results, ex, warnings,
+					     sizeof(warnings), &cancelled)) {
 			outcome = JOB_FAILED;
-		else if (cancel_requested(p, job))
-			outcome = JOB_CANCELLED;   /* before any DICOM object is written */
-		else if (!export_and_queue(&err, p, job, &je, &res, results, report_path, warnings,
-					   sizeof(warnings), &cancelled))
-			outcome = JOB_FAILED;
-		else if (cancelled)
+		} else if (cancelled) {
 			outcome = JOB_CANCELLED;   /* while its objects were written */
+		} else if (!pipeline_write_outputs(&err, results, &res) ||
+			   !report_add_selection(&err, p, job, report_path) ||
+			   !report_add_exports(&err, ex, report_path)) {
+			outcome = JOB_FAILED;
+		}
+		free(ex);
 		if (outcome == JOB_DONE) {
 			report = read_text(report_path, WORKER_REPORT_MAX);
 			if (warnings[0] != '\0')
