@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,89 +94,142 @@ static bool object_done(struct r3d_err *err, struct export_run *run, struct expo
 	return true;
 }
 
-/* Seven rendered views, one Secondary Capture series. The body surface
- * (the catalogue's body_surface entries: the skin) hides the structures
- * inside it, so it is left out when there are any. */
-static bool export_previews(struct r3d_err *err, struct export_run *run,
-			    struct bridge_export_info *info, struct export_result *out)
-{
-	const struct pipeline_result *res = run->res;
-	const struct export_options *opt = run->opt;
+/* Seven rendered views, one Secondary Capture series, shared out view by
+ * view: the preview thread starts on them while the other objects are
+ * written, and the writing thread joins in once it is done, so the two
+ * cores finish together. The body surface (the catalogue's body_surface
+ * entries: the skin) hides the structures inside it, so it is left out
+ * when there are any. */
+struct preview_task {
+	struct export_run *run;
+	struct bridge_export_info info;    /* series fields set; instance fields per view */
+	char series_uid[BRIDGE_UID_MAX + 1];
 	struct preview_mesh meshes[PIPELINE_MAX_STRUCTURES];
-	char series_uid[BRIDGE_UID_MAX + 1], what[96];
-	size_t n = 0, bytes = 0;
-	uint8_t *rgb = NULL;
-	bool ok = false;
+	size_t nmeshes;
+	size_t rgb_bytes;
+	atomic_int next_view;              /* the next view to take */
+	atomic_bool stop;                  /* a view failed or opt->written did: take no more */
+	pthread_mutex_t lock;              /* guards the fields below */
+	struct export_object obj[PREVIEW_NVIEWS];
+	bool written[PREVIEW_NVIEWS];
+	double done_at;
+	double ms;                         /* the views' render and write time, summed */
+	struct r3d_err err;                /* the first failure */
+	bool failed, stopped;              /* a view failed; opt->written failed */
+};
 
-	/* The body surface encloses everything else: draw it only when alone. */
+/* Everything the views share; false (err set) when the previews cannot be
+ * made at all. */
+static bool preview_prepare(struct r3d_err *err, struct preview_task *t)
+{
+	const struct pipeline_result *res = t->run->res;
+	const struct export_options *opt = t->run->opt;
 	bool inner = false, body = false;
+
 	for (size_t i = 0; i < res->nstructures; i++)
 		inner = inner || (res->structures[i].mesh != NULL && !res->structures[i].def.body_surface);
 	for (size_t i = 0; i < res->nstructures; i++) {
 		const struct pipeline_structure *ps = &res->structures[i];
 		if (ps->mesh == NULL || (inner && ps->def.body_surface))
 			continue;
-		meshes[n].mesh = ps->mesh;
-		memcpy(meshes[n].rgb, ps->def.rgb, sizeof(meshes[n].rgb));
+		t->meshes[t->nmeshes].mesh = ps->mesh;
+		memcpy(t->meshes[t->nmeshes].rgb, ps->def.rgb, sizeof(t->meshes[0].rgb));
 		body = body || ps->def.body_surface;
-		n++;
+		t->nmeshes++;
 	}
 	/* A body surface drawn alone shows the face of a head CT. */
-	info->recognizable = body ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
-	if (!size_mul3((size_t)opt->preview_size, (size_t)opt->preview_size, 3, &bytes))
+	t->info.recognizable = body ? BRIDGE_FLAG_YES : BRIDGE_FLAG_NO;
+	if (!size_mul3((size_t)opt->preview_size, (size_t)opt->preview_size, 3, &t->rgb_bytes))
 		return r3d_err_set(err, R3D_EINVAL, "export: preview size");
-	rgb = malloc(bytes);
-	if (rgb == NULL)
-		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
-	if (!derive(err, res->series_uid, run->job_id, "preview series", series_uid))
-		goto out;
-	info->series_uid = series_uid;
-	info->series_number = EXPORT_SERIES_NUMBER_BASE + 90;
-	info->series_description = "3D model: preview";
-	for (int v = 0; v < PREVIEW_NVIEWS; v++) {
-		struct preview_info pi;
-		struct export_object *o = &out->obj[out->n];
-		const char *name = preview_view_name((enum preview_view)v);
-		if (!preview_render(err, meshes, n, (enum preview_view)v, opt->preview_size,
-				    opt->preview_size, rgb, &pi))
-			goto out;
-		snprintf(what, sizeof(what), "preview %s instance", name);
-		if (!derive(err, res->series_uid, run->job_id, what, o->sop_instance_uid) ||
-		    !path_fmt(err, o->path, sizeof(o->path), "%s/preview-%s.dcm", run->dir, name))
-			goto out;
-		snprintf(o->description, sizeof(o->description), "3D model: preview (%s)", name);
-		info->sop_instance_uid = o->sop_instance_uid;
-		info->instance_number = v + 1;
-		/* Patient Orientation: the letters at the right and bottom edges. */
-		if (!bridge_write_preview(err, o->path, info, rgb, (uint32_t)opt->preview_size,
-					  (uint32_t)opt->preview_size, name, pi.letters[1], pi.letters[3]) ||
-		    !object_done(err, run, out, EXPORT_PREVIEW))
-			goto out;
-	}
-	ok = true;
-out:
-	free(rgb);
-	return ok;
+	if (!derive(err, res->series_uid, t->run->job_id, "preview series", t->series_uid))
+		return false;
+	t->info.series_uid = t->series_uid;
+	t->info.series_number = EXPORT_SERIES_NUMBER_BASE + 90;
+	t->info.series_description = "3D model: preview";
+	return true;
 }
 
-/* The previews render on a thread of their own while the other objects are
- * written: the rasterizer is CPU-bound, the writers mostly too, and the job
- * has the cores to itself by then. */
-struct preview_task {
-	struct export_run *run;
-	struct bridge_export_info info;   /* a copy: the series and instance fields are its own */
-	struct export_result out;         /* the preview objects */
-	struct r3d_err err;
-	bool ok;
-};
+/* One view, rendered into rgb and written; its object handed to
+ * opt->written. */
+static bool preview_one(struct r3d_err *err, struct preview_task *t, int v, uint8_t *rgb,
+			bool *stopped)
+{
+	const struct export_run *run = t->run;
+	const struct export_options *opt = run->opt;
+	struct bridge_export_info info = t->info;
+	struct preview_info pi;
+	struct export_object o;
+	const char *name = preview_view_name((enum preview_view)v);
+	char what[96];
+
+	memset(&o, 0, sizeof(o));
+	o.kind = EXPORT_PREVIEW;
+	if (!preview_render(err, t->meshes, t->nmeshes, (enum preview_view)v, opt->preview_size,
+			    opt->preview_size, rgb, &pi))
+		return false;
+	snprintf(what, sizeof(what), "preview %s instance", name);
+	if (!derive(err, run->res->series_uid, run->job_id, what, o.sop_instance_uid) ||
+	    !path_fmt(err, o.path, sizeof(o.path), "%s/preview-%s.dcm", run->dir, name))
+		return false;
+	snprintf(o.description, sizeof(o.description), "3D model: preview (%s)", name);
+	info.sop_instance_uid = o.sop_instance_uid;
+	info.instance_number = v + 1;
+	/* Patient Orientation: the letters at the right and bottom edges. */
+	if (!bridge_write_preview(err, o.path, &info, rgb, (uint32_t)opt->preview_size,
+				  (uint32_t)opt->preview_size, name, pi.letters[1], pi.letters[3]))
+		return false;
+	pthread_mutex_lock(&t->lock);
+	t->obj[v] = o;
+	t->written[v] = true;
+	t->done_at = clock_wall_s();
+	pthread_mutex_unlock(&t->lock);
+	if (opt->written != NULL && !opt->written(err, opt->written_ctx, &t->obj[v])) {
+		*stopped = true;
+		return false;
+	}
+	return true;
+}
+
+/* Takes views until none is left (either thread). */
+static void preview_take(struct preview_task *t)
+{
+	uint8_t *rgb = malloc(t->rgb_bytes);
+	struct r3d_err e;
+	int v;
+
+	r3d_err_clear(&e);
+	if (rgb == NULL)
+		r3d_err_set(&e, R3D_ENOMEM, "export: out of memory");
+	while (rgb != NULL && !atomic_load(&t->stop) &&
+	       (v = atomic_fetch_add(&t->next_view, 1)) < PREVIEW_NVIEWS) {
+		bool stopped = false;
+		double t0 = clock_mono_s();
+		bool ok = preview_one(&e, t, v, rgb, &stopped);
+		pthread_mutex_lock(&t->lock);
+		t->ms += (clock_mono_s() - t0) * 1e3;
+		if (!ok && !t->failed && !t->stopped) {
+			t->err = e;
+			t->failed = !stopped;
+			t->stopped = stopped;
+		}
+		pthread_mutex_unlock(&t->lock);
+		if (!ok)
+			atomic_store(&t->stop, true);
+	}
+	if (rgb == NULL) {
+		pthread_mutex_lock(&t->lock);
+		if (!t->failed && !t->stopped) {
+			t->err = e;
+			t->failed = true;
+		}
+		pthread_mutex_unlock(&t->lock);
+	}
+	free(rgb);
+}
 
 static void *preview_thread(void *arg)
 {
-	struct preview_task *t = arg;
-	double t0 = clock_mono_s();
-
-	t->ok = export_previews(&t->err, t->run, &t->info, &t->out);
-	t->out.ms[EXPORT_PREVIEW] = (clock_mono_s() - t0) * 1e3;
+	preview_take(arg);
 	return NULL;
 }
 
@@ -435,7 +489,7 @@ bool export_finish(struct r3d_err *err, struct export_session *x,
 	struct export_run run = {.res = res, .job_id = x->job_id, .opt = opt, .dir = x->dir};
 	struct r3d_err e;
 	size_t nst;
-	bool ok = false;
+	bool ok = false, prepared = false;
 
 	memset(out, 0, sizeof(*out));
 	result_merge(out, &x->out);   /* the STL written while the others were meshed */
@@ -451,11 +505,18 @@ bool export_finish(struct r3d_err *err, struct export_session *x,
 			r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
 			goto out;
 		}
-		*pt = (struct preview_task){.run = &run, .info = info};
+		pt->run = &run;
+		pt->info = info;
+		pthread_mutex_init(&pt->lock, NULL);
 		r3d_err_clear(&pt->err);
-		pt_running = pthread_create(&pt_thread, NULL, preview_thread, pt) == 0;
-		if (!pt_running)   /* no thread to be had: render them here, after the others */
-			log_debug("export", "preview thread not started; rendering in line");
+		prepared = preview_prepare(&pt->err, pt);
+		if (!prepared) {
+			pt->failed = true;
+		} else {
+			pt_running = pthread_create(&pt_thread, NULL, preview_thread, pt) == 0;
+			if (!pt_running)   /* no thread to be had: render them here, after the others */
+				log_debug("export", "preview thread not started; rendering in line");
+		}
 	}
 
 	/* The small objects first: each goes to the outbox as it is done. */
@@ -502,29 +563,39 @@ bool export_finish(struct r3d_err *err, struct export_session *x,
 		kind_failed(out, EXPORT_SEGMENTATION, &e);
 	}
 	out->ms[EXPORT_SEGMENTATION] = (clock_mono_s() - t) * 1e3;
-	if (pt != NULL && !pt_running)
-		preview_thread(pt);
+	/* Done with the others: help with the views left. */
+	if (prepared)
+		preview_take(pt);
 	if (pt_running) {
 		pthread_join(pt_thread, NULL);
 		pt_running = false;
 	}
 	if (pt != NULL) {
-		if (pt->out.stopped) {
+		if (pt->stopped) {
 			e = pt->err;
 			goto fatal;
 		}
-		if (!pt->ok)
-			kind_failed(&pt->out, EXPORT_PREVIEW, &pt->err);
-		result_merge(out, &pt->out);
+		for (int v = 0; v < PREVIEW_NVIEWS && out->n < EXPORT_MAX_OBJECTS; v++)
+			if (pt->written[v])
+				out->obj[out->n++] = pt->obj[v];
+		out->ms[EXPORT_PREVIEW] = pt->ms;
+		if (pt->done_at > 0)
+			out->done_at[EXPORT_PREVIEW] = pt->done_at;
+		if (pt->failed)
+			kind_failed(out, EXPORT_PREVIEW, &pt->err);
 	}
 	ok = true;
 	goto out;
 fatal:
 	*err = e;
 out:
-	/* On an early failure the preview thread still owns pt: wait for it. */
-	if (pt_running)
+	/* On an early failure the preview thread still owns pt: stop it, wait. */
+	if (pt_running) {
+		atomic_store(&pt->stop, true);
 		pthread_join(pt_thread, NULL);
+	}
+	if (pt != NULL)
+		pthread_mutex_destroy(&pt->lock);
 	free(pt);
 	if (!ok)
 		r3d_err_prefix(err, "export");
