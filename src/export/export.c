@@ -1,7 +1,9 @@
 /*
  * export.c: a job's models as Surface Segmentation, Encapsulated STL,
  * binary Segmentation and Secondary Capture preview objects (see
- * r3d/export.h). Any thread.
+ * r3d/export.h), handed to the caller one by one as each is written. Any
+ * thread; export_finish() starts one preview thread of its own, which calls
+ * opt->written too.
  */
 #include "r3d/export.h"
 

@@ -1,7 +1,10 @@
 /*
  * worker.c: the worker pool (see r3d/worker.h). Each worker thread loops:
- * claim a job -> pipeline_run_dir -> pipeline_write_outputs -> record the
- * outcome. Nothing here holds patient data; logs name job ids and UIDs.
+ * claim a job -> pipeline_run_dir (each structure's STL written and queued
+ * as soon as it is meshed) -> the other DICOM objects, each queued as it is
+ * written (the preview thread of export.c queues its own) ->
+ * pipeline_write_outputs -> record the outcome. Nothing here holds patient
+ * data; logs name job ids and UIDs.
  */
 #include "r3d/worker.h"
 
