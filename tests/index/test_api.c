@@ -156,6 +156,27 @@ int main(void)
 	      oc[0].n[OUTBOX_SENT] == 1 && oc[0].n[OUTBOX_PENDING] == 1);
 	CHECK(strcmp(outbox_state_name(OUTBOX_DROPPED), "dropped") == 0);
 
+	/* Issue 15: a row names its kind; the same job queueing a sent object
+	 * again (run again after a crash) leaves it sent; another job's does
+	 * not; a job that did not finish drops its pending rows only. */
+	CHECK(index_api_outbox(&err, idx, &of_job, &rows) == 3);
+	CHECK(rows != NULL && strcmp(rows[2].kind, "stl") == 0);
+	free(rows);
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/c.dcm", "9.3", "stl", 1115.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/d.dcm", "9.4", "preview", 1115.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/e.dcm", "9.5", "segmentation", 1115.0));
+	CHECK(index_outbox_result(&err, idx, 5, OUTBOX_SENT, 1, 1116.0, 0, NULL, 1116.0));
+	CHECK(index_outbox_drop_job(&err, idx, 3, "the job did not finish", 1117.0) == 2);  /* 9.1, 9.4 */
+	CHECK(index_api_outbox(&err, idx, &of_job, &rows) == 5);
+	CHECK(rows != NULL && strcmp(rows[0].state, "dropped") == 0 &&
+	      strcmp(rows[0].last_error, "the job did not finish") == 0 &&
+	      strcmp(rows[2].state, "sent") == 0 && rows[2].attempts == 1 &&   /* 9.3: not reset */
+	      strcmp(rows[3].state, "dropped") == 0 && strcmp(rows[3].kind, "preview") == 0 &&
+	      strcmp(rows[4].state, "sent") == 0 && strcmp(rows[4].kind, "segmentation") == 0);
+	free(rows);
+	CHECK(index_outbox_add(&err, idx, 2, "pacs", "/r/c.dcm", "9.3", "stl", 1118.0));
+	CHECK(index_outbox_due(&err, idx, "pacs", 1118.0, due, 4) == 1 && due[0].job_id == 2);
+
 	/* Re-run: unknown study; then pending again with the route, and the
 	 * next pass queues a job at once (nothing new arrived). */
 	CHECK(index_api_study_rerun(&err, idx, "7.7", "default", 1200.0) == INDEX_API_NOT_FOUND);
