@@ -82,6 +82,14 @@ def outbox_rows(d):
                           " FROM outbox ORDER BY id").fetchall()
 
 
+def stop_clean(test, d):
+    """Stops the daemon: exit 0, no sanitizer report (the ASan build)."""
+    test.assertEqual(d.stop(), 0, d.log_text()[-2000:])
+    log = d.log_text()
+    test.assertNotIn("Sanitizer", log, log[-4000:])
+    test.assertNotIn("runtime error", log, log[-4000:])
+
+
 class Overlap(unittest.TestCase):
     def setUp(self):
         self.work = tempfile.mkdtemp(prefix="r3d-overlap-")
@@ -152,6 +160,7 @@ class Overlap(unittest.TestCase):
         first_delivery = next(i for i, ln in enumerate(log) if "delivered job=1 " in ln)
         written = next(i for i, ln in enumerate(log) if "DICOM objects written" in ln)
         self.assertLess(first_delivery, written, "\n".join(log[-40:]))
+        stop_clean(self, d)
 
     def test_one_kind_failing_leaves_the_others(self):
         series = os.path.join(self.work, "ct")
@@ -238,6 +247,7 @@ class Overlap(unittest.TestCase):
         self.assertEqual(series_msg["outcome"], "done")
         self.assertIn("surface_segmentation failed", series_msg["warnings"])
         self.assertEqual([x["failed"] for x in data["destinations"]], [1])
+        stop_clean(self, d)
 
 
 if __name__ == "__main__":
