@@ -132,7 +132,9 @@ class EndToEnd(unittest.TestCase):
             deadline = time.time() + 300
             while time.time() < deadline:
                 rows = [x for x in outbox(d) if x[0] == "orthanc"]
-                if len(rows) == OBJECTS and all(x[2] >= 2 for x in rows):
+                # Rows are queued while the job runs (issue 15): its end too.
+                if len(rows) == OBJECTS and all(x[2] >= 2 for x in rows) and \
+                        d.status()["jobs"].get("done") == 1:
                     break
                 time.sleep(0.5)
             rows = [x for x in outbox(d) if x[0] == "orthanc"]
