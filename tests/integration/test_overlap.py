@@ -227,6 +227,8 @@ class Overlap(unittest.TestCase):
         self.assertEqual(job["state"], "done")
         self.assertIn("surface_segmentation failed", job["reason"])
         self.assertIn("surface-segmentation.dcm", job["reason"])
+        recent = d.status()["recent_jobs"]
+        self.assertIn("surface_segmentation failed", recent[0]["reason"], recent)
         seg_rows = [x for x in job["outbox"] if x["kind"] == "segmentation"]
         self.assertEqual([x["state"] for x in seg_rows], ["failed"])
         self.assertIn("not accepted", seg_rows[0]["last_error"])
