@@ -501,6 +501,10 @@ struct bridge_scu_params {
 	int max_pdu;             /* largest PDU we receive; 0: 16384 */
 	const struct bridge_tls *tls;   /* NULL: plain TCP; else DICOM TLS, the server's
 					 * certificate verified against tls->trusted */
+	const char *const *extra_classes;   /* SOP classes proposed besides the files' own,
+					     * each as [Explicit LE, Implicit LE]: an
+					     * association kept open for objects still to come */
+	size_t nextra_classes;
 };
 
 struct bridge_scu_info {
@@ -557,6 +561,11 @@ bool bridge_scu_store(struct r3d_err *err, struct bridge_scu *scu, const char *p
 
 /* True while the association can carry another C-STORE. */
 bool bridge_scu_alive(const struct bridge_scu *scu);
+
+/* True when the file at path can go on this association: its SOP class
+ * was proposed, with a context its transfer syntax can use (an unreadable
+ * file: true, bridge_scu_store() reports it). Reads its meta header. */
+bool bridge_scu_proposes(const struct bridge_scu *scu, const char *path);
 
 /* Releases the association (A-RELEASE; A-ABORT if the release fails) and
  * frees scu. Returns false with err (R3D_ENET) when the release was not

@@ -146,10 +146,17 @@ struct outbox_row {
 	int attempts;
 };
 
-/* Queues path for destination. The same object (SOP Instance UID) queued
- * again for the same destination replaces its row: no second copy. */
+/* Queues path for destination; kind ("stl", "segmentation", ...; NULL:
+ * none) names the kind of object. The same object (SOP Instance UID)
+ * queued again for the same destination replaces its row: no second copy;
+ * a row its own job already sent stays sent (a job run again after a crash
+ * sends only what was not delivered). */
 bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, const char *destination,
-		      const char *path, const char *sop_instance_uid, double now);
+		      const char *path, const char *sop_instance_uid, const char *kind, double now);
+/* A job cancelled or failed: its rows still pending are dropped, why as
+ * their last error (those sent stay sent). Returns how many, -1 on error. */
+int index_outbox_drop_job(struct r3d_err *err, struct index *idx, int64_t job_id, const char *why,
+			  double now);
 /* Up to max pending rows of destination that are due at now; -1 on error. */
 int index_outbox_due(struct r3d_err *err, struct index *idx, const char *destination, double now,
 		     struct outbox_row *rows, int max);
@@ -327,6 +334,7 @@ struct api_outbox {
 	char destination[64];
 	char sop_instance_uid[BRIDGE_UID_MAX + 1];
 	char state[16];
+	char kind[24];                          /* "stl", "segmentation", ...; "" not recorded */
 	int attempts;
 	int dimse_status;                       /* -1: no answer recorded */
 	double next_attempt_at, created_at, updated_at;

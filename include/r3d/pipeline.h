@@ -45,12 +45,16 @@ const char *pipeline_stage_name(enum pipeline_stage s);
 #define PIPELINE_PRINT_MIN_SHELL_ML 0.1    /* [print] min_shell_ml */
 struct pipeline_print_options {
 	bool off;                /* true: no analysis (report.json without "print") */
+	bool deferred;           /* true: pipeline_run_dir() leaves pipeline_print_run()
+				  * to its caller */
 	double min_wall_mm;      /* a structure thinner than this is flagged thin_wall */
 	double min_shell_ml;     /* loose shells below this ... */
 	bool drop_loose_shells;  /* ... are removed from the model (every output) */
 	char distances[STRUCTURE_PAIRS_TEXT_MAX];  /* "a:b, c:d": pairs measured when
 						    * both are meshed; "": none */
 };
+
+struct pipeline_result;
 
 struct pipeline_options {
 	/* The structures: every entry with enabled set is made, in catalogue
@@ -89,6 +93,13 @@ struct pipeline_options {
 	/* Called at the start of each stage; may be NULL. */
 	void (*progress)(void *ctx, enum pipeline_stage stage, const char *what);
 	void *progress_ctx;
+	/* Called as soon as res->structures[i] has its mesh (and its masks, as
+	 * asked), before the next structure is meshed, on the pipeline's
+	 * thread: a job writes and queues that structure's STL while the
+	 * others are made. False (err set) fails the run. May be NULL. */
+	bool (*structure_meshed)(struct r3d_err *err, void *ctx, const struct pipeline_result *res,
+				 size_t i);
+	void *structure_meshed_ctx;
 };
 
 /* The built-in catalogue (every preset on), smoothing and decimation on,
@@ -121,6 +132,7 @@ struct pipeline_structure {
 	bool thin_wall, printable;
 	double min_wall_limit_mm;
 	size_t loose_shells_dropped;
+	bool shells_done;           /* pipeline_print_drop() has seen it */
 	double analysis_ms;
 };
 
@@ -193,10 +205,16 @@ bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir,
 /* Frees the meshes and the kept masks. */
 void pipeline_result_free(struct pipeline_result *res);
 
-/* Print readiness (printcheck.c), run by pipeline_run_dir() after the mesh
- * stage: drops loose shells when asked, analyses every meshed structure
- * (r3d/analysis.h) and measures the distances o->print names. */
+/* Print readiness (printcheck.c). Loose shells are dropped (when asked) from
+ * each structure as it is meshed, before o->structure_meshed sees it, by
+ * pipeline_print_drop(). The analysis of every meshed structure
+ * (r3d/analysis.h) and the distances o->print names are measured by
+ * pipeline_print_run(): at the end of pipeline_run_dir(), or, with
+ * o->print.deferred, by its caller (the worker runs it once the DICOM
+ * objects are on their way: nothing the PACS receives waits for it). */
 void pipeline_print_defaults(struct pipeline_print_options *p);
+bool pipeline_print_drop(struct r3d_err *err, const struct pipeline_options *o,
+			 struct pipeline_structure *ps);
 bool pipeline_print_run(struct r3d_err *err, const struct pipeline_options *o,
 			struct pipeline_result *res);
 /* Frees what pipeline_print_run() kept (the shells). */

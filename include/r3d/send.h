@@ -88,6 +88,9 @@ struct send_destination {
 	int acse_timeout_s;
 	int dimse_timeout_s;
 	const struct bridge_tls *tls;   /* NULL: plain TCP; else DICOM TLS (r3d/bridge.h) */
+	const char *const *extra_classes;   /* SOP classes to propose besides the files' own
+					     * (an association kept for objects to come) */
+	size_t nextra_classes;
 };
 
 enum send_outcome {
@@ -115,6 +118,7 @@ struct send_batch_stats {
 	bool associated;          /* the association was accepted */
 	unsigned delivered, retry, failed, not_tried;
 	bool nodelay;             /* TCP_NODELAY was on for the association */
+	bool reused;              /* send_batch_keep(): the kept association carried the batch */
 	double seconds;           /* from the request to the release */
 };
 
@@ -132,6 +136,29 @@ struct send_batch_stats {
 bool send_batch(struct r3d_err *err, const struct send_destination *dest,
 		const struct send_policy *policy, double now, struct send_item *items, size_t n,
 		struct send_batch_stats *stats);
+
+/* send_batch() on an association kept between calls: *keep NULL opens one
+ * (proposing the files' contexts and dest->extra_classes) and leaves it in
+ * *keep; an open one is used again while it is alive and proposes every
+ * file (bridge_scu_proposes()), else it is released and a new one opened.
+ * When a kept association turns out to be gone before the first file of
+ * the batch got an answer (the peer closed it while idle), that file is
+ * not counted as an attempt and a new association is opened once. On
+ * return *keep is the association, or NULL when it was lost; the caller
+ * ends it with send_keep_close(). stats->associated tells whether one was
+ * opened by this call (reused: false, stats->reused true). */
+/* on_item (NULL: none) hears of each item as soon as its outcome is known
+ * (after its C-STORE response), on the calling thread, so that the caller
+ * records a delivery at once rather than at the end of the batch; items
+ * never tried are not reported. */
+typedef void (*send_item_fn)(void *ctx, size_t i, const struct send_item *it);
+bool send_batch_keep(struct r3d_err *err, const struct send_destination *dest,
+		     const struct send_policy *policy, double now, struct send_item *items,
+		     size_t n, struct send_batch_stats *stats, struct bridge_scu **keep,
+		     send_item_fn on_item, void *on_item_ctx);
+
+/* Releases a kept association (NULL allowed). */
+void send_keep_close(struct bridge_scu *keep);
 
 /* Stable lower-case name of an outcome ("delivered", "retry", ...). */
 const char *send_outcome_name(enum send_outcome o);

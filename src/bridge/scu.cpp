@@ -47,7 +47,8 @@ struct bridge_scu {
 	int dimse_timeout_s;
 	int acse_timeout_s;
 	char peer[SCU_HOST_MAX + 16];   /* "host:port", for messages */
-	std::vector<std::string> proposed_classes;  /* SOP classes of the files at open */
+	std::vector<std::string> proposed_classes;  /* SOP classes of the files at open, and extra */
+	std::vector<std::string> proposed_exact;    /* "class ts": contexts of one syntax */
 	struct bridge_scu_info info;
 };
 
@@ -364,6 +365,9 @@ bool scu_open(struct r3d_err *err, const struct bridge_scu_params *p, const char
 		return r3d_err_set(err, R3D_EINVAL, "no file to send");
 	}
 	build_proposals(metas, &proposals);
+	for (size_t i = 0; i < p->nextra_classes; i++)
+		propose(&proposals, p->extra_classes[i],
+			{UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax});
 	if (proposals.size() > BRIDGE_SCU_MAX_CONTEXTS)
 		return r3d_err_set(err, R3D_EINVAL,
 				   "%zu presentation contexts needed, at most %d per association",
@@ -376,12 +380,14 @@ bool scu_open(struct r3d_err *err, const struct bridge_scu_params *p, const char
 	scu->acse_timeout_s = p->acse_timeout_s;
 	snprintf(scu->peer, sizeof(scu->peer), "%s:%d", p->host, p->port);
 	scu->info.files_readable = (unsigned)metas.size();
-	for (const file_meta &m : metas) {
+	for (const proposal &pr : proposals) {
 		bool seen = false;
 		for (const std::string &c : scu->proposed_classes)
-			seen = seen || c == m.sop_class;
+			seen = seen || c == pr.abstract;
 		if (!seen)
-			scu->proposed_classes.push_back(m.sop_class);
+			scu->proposed_classes.push_back(pr.abstract);
+		if (pr.syntaxes.size() == 1)
+			scu->proposed_exact.push_back(pr.abstract + " " + pr.syntaxes[0]);
 	}
 
 	cond = ASC_initializeNetwork(NET_REQUESTOR, 0, p->acse_timeout_s, &scu->net);
@@ -674,6 +680,24 @@ extern "C" bool bridge_scu_store(struct r3d_err *err, struct bridge_scu *scu, co
 			scu->alive = false;
 		}
 		return r3d_err_set(err, R3D_ENET, "unexpected error while sending %s", path);
+	}
+}
+
+extern "C" bool bridge_scu_proposes(const struct bridge_scu *scu, const char *path)
+{
+	try {
+		file_meta m;
+		struct r3d_err e;
+		bool cls = false, exact = false;
+		if (!read_meta(&e, path, &m))
+			return true;   /* unreadable: bridge_scu_store() says so */
+		for (const std::string &c : scu->proposed_classes)
+			cls = cls || c == m.sop_class;
+		for (const std::string &c : scu->proposed_exact)
+			exact = exact || c == m.sop_class + " " + m.ts;
+		return cls && (exact || ts_uncompressed(m.ts.c_str()) || ts_decodable(m.ts.c_str()));
+	} catch (...) {
+		return false;
 	}
 }
 

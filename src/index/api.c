@@ -280,7 +280,7 @@ int index_api_outbox(struct r3d_err *err, struct index *idx, const struct api_fi
 	if (sqlite3_prepare_v2(idx->db,
 			       "SELECT id, job_id, destination, sop_instance_uid, state, attempts,"
 			       " coalesce(dimse_status, -1), next_attempt_at, created_at, updated_at,"
-			       " coalesce(last_error, '') FROM outbox"
+			       " coalesce(last_error, ''), coalesce(kind, '') FROM outbox"
 			       " WHERE (?1 IS NULL OR state = ?1) AND (?2 = 0 OR job_id = ?2)"
 			       " ORDER BY CASE WHEN ?2 = 0 THEN -id ELSE id END LIMIT ?3",
 			       -1, &st, NULL) != SQLITE_OK) {
@@ -310,6 +310,7 @@ int index_api_outbox(struct r3d_err *err, struct index *idx, const struct api_fi
 		r->created_at = sqlite3_column_double(st, 8);
 		r->updated_at = sqlite3_column_double(st, 9);
 		col_text(st, 10, r->last_error, sizeof(r->last_error));
+		col_text(st, 11, r->kind, sizeof(r->kind));
 	}
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_NOMEM)

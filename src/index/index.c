@@ -160,6 +160,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN route TEXT;"
 	"ALTER TABLE jobs ADD COLUMN selection TEXT;"       /* JSON: the study's series, chosen or why not */
 	"ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;",
+	/* 7 -> 8: overlap (issue 15): rows are queued as each object is written,
+	 * and a kind of object fails on its own: each row names its kind */
+	"ALTER TABLE outbox ADD COLUMN kind TEXT;",
 };
 
 #define INDEX_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -689,19 +692,22 @@ const char *outbox_state_name(enum outbox_state s)
 }
 
 bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, const char *destination,
-		      const char *path, const char *sop_instance_uid, double now)
+		      const char *path, const char *sop_instance_uid, const char *kind, double now)
 {
 	sqlite3_stmt *st = NULL;
 	bool ok;
 
 	pthread_mutex_lock(&idx->lock);
 	ok = sqlite3_prepare_v2(idx->db,
-				"INSERT INTO outbox(job_id, destination, path, sop_instance_uid, state,"
+				"INSERT INTO outbox(job_id, destination, path, sop_instance_uid, kind, state,"
 				" next_attempt_at, created_at, updated_at)"
-				" VALUES(?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5)"
+				" VALUES(?1, ?2, ?3, ?4, ?6, 'pending', ?5, ?5, ?5)"
 				" ON CONFLICT(destination, sop_instance_uid) DO UPDATE SET job_id = ?1,"
-				" path = ?3, state = 'pending', attempts = 0, next_attempt_at = ?5,"
-				" dimse_status = NULL, last_error = NULL, updated_at = ?5",
+				" path = ?3, kind = ?6, state = 'pending', attempts = 0, next_attempt_at = ?5,"
+				" dimse_status = NULL, last_error = NULL, updated_at = ?5"
+				/* The same job run again (after a crash) does not send
+				 * what it already delivered. */
+				" WHERE NOT (outbox.state = 'sent' AND outbox.job_id = ?1)",
 				-1, &st, NULL) == SQLITE_OK;
 	if (ok) {
 		sqlite3_bind_int64(st, 1, job_id);
@@ -709,6 +715,8 @@ bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, co
 		sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, sop_instance_uid, -1, SQLITE_STATIC);
 		sqlite3_bind_double(st, 5, now);
+		if (kind != NULL)
+			sqlite3_bind_text(st, 6, kind, -1, SQLITE_STATIC);
 		ok = sqlite3_step(st) == SQLITE_DONE;
 	}
 	if (!ok)
@@ -716,6 +724,30 @@ bool index_outbox_add(struct r3d_err *err, struct index *idx, int64_t job_id, co
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&idx->lock);
 	return ok;
+}
+
+int index_outbox_drop_job(struct r3d_err *err, struct index *idx, int64_t job_id, const char *why,
+			  double now)
+{
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	pthread_mutex_lock(&idx->lock);
+	if (sqlite3_prepare_v2(idx->db,
+			       "UPDATE outbox SET state = 'dropped', last_error = ?3,"
+			       " updated_at = ?2 WHERE job_id = ?1 AND state = 'pending'",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, job_id);
+		sqlite3_bind_double(st, 2, now);
+		sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			n = sqlite3_changes(idx->db);
+	}
+	if (n < 0)
+		index_sql_fail(err, idx, "dropping a job's outbox rows");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&idx->lock);
+	return n;
 }
 
 int index_outbox_due(struct r3d_err *err, struct index *idx, const char *destination, double now,

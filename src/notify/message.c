@@ -271,6 +271,9 @@ static json_t *series_json(bool *ok, const struct notify_series *se)
 	put(ok, o, "outcome", json_string(notify_series_outcome_name(se->outcome)));
 	if (se->outcome != NOTIFY_SERIES_DONE && se->reason != NULL && se->reason[0] != '\0')
 		put(ok, o, "reason", jstr(se->reason));
+	/* Done, but a kind of object could not be written: which and why. */
+	if (se->outcome == NOTIFY_SERIES_DONE && se->reason != NULL && se->reason[0] != '\0')
+		put(ok, o, "warnings", jstr(se->reason));
 	put_seconds(ok, secs, "volume", se->seconds.volume);
 	put_seconds(ok, secs, "segment", se->seconds.segment);
 	put_seconds(ok, secs, "mesh", se->seconds.mesh);

@@ -492,7 +492,12 @@ static bool stage_mesh(struct r3d_err *err, struct run *r)
 			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason), "%s", sm.reason);
 			continue;
 		}
-		if (!mesh_one(err, r, ps, sm.mask) || !mask_keep(err, r, ps, sm.mask))
+		if (!mesh_one(err, r, ps, sm.mask) || !mask_keep(err, r, ps, sm.mask) ||
+		    !pipeline_print_drop(err, r->o, ps))
+			return false;
+		/* Its STL can go out while the next one is meshed. */
+		if (r->o->structure_meshed != NULL &&
+		    !r->o->structure_meshed(err, r->o->structure_meshed_ctx, res, res->nstructures - 1))
 			return false;
 	}
 	return r->import == NULL || stage_import(err, r);
@@ -544,7 +549,12 @@ bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipelin
 		if (o->volume_only && s == PIPELINE_VOLUME)
 			break;
 	}
-	if (!o->volume_only && !pipeline_print_run(err, o, res))   /* printcheck.c */
+	/* The imported segments' shells too, before anything is exported. */
+	for (size_t i = 0; !o->volume_only && i < res->nstructures; i++) {
+		if (!pipeline_print_drop(err, o, &res->structures[i]))
+			goto out;
+	}
+	if (!o->volume_only && !o->print.deferred && !pipeline_print_run(err, o, res))
 		goto out;
 	ok = true;
 out:

@@ -29,6 +29,25 @@ static struct pipeline_structure *find_made(struct pipeline_result *res, const c
 	return NULL;
 }
 
+bool pipeline_print_drop(struct r3d_err *err, const struct pipeline_options *o,
+			 struct pipeline_structure *ps)
+{
+	const struct pipeline_print_options *po = &o->print;
+
+	if (ps->shells_done)
+		return true;
+	ps->shells_done = true;
+	if (po->off || !po->drop_loose_shells || ps->mesh == NULL || ps->mesh->ntri == 0)
+		return true;
+	if (!mesh_drop_small_shells(err, ps->mesh, po->min_shell_ml * 1000.0,
+				    &ps->loose_shells_dropped))
+		return r3d_err_prefix(err, "%s: dropping loose shells", ps->def.key);
+	/* The model changed: its figures are the printed file's. */
+	if (ps->loose_shells_dropped > 0 && !mesh_check(err, ps->mesh, &ps->stats))
+		return r3d_err_prefix(err, "%s: checking the mesh", ps->def.key);
+	return true;
+}
+
 static bool print_one(struct r3d_err *err, const struct pipeline_options *o,
 		      struct pipeline_structure *ps)
 {
@@ -36,14 +55,6 @@ static bool print_one(struct r3d_err *err, const struct pipeline_options *o,
 	double t0 = clock_mono_s();
 
 	ps->min_wall_limit_mm = po->min_wall_mm;
-	if (po->drop_loose_shells) {
-		if (!mesh_drop_small_shells(err, ps->mesh, po->min_shell_ml * 1000.0,
-					    &ps->loose_shells_dropped))
-			return r3d_err_prefix(err, "%s: dropping loose shells", ps->def.key);
-		/* The model changed: its figures are the printed file's. */
-		if (ps->loose_shells_dropped > 0 && !mesh_check(err, ps->mesh, &ps->stats))
-			return r3d_err_prefix(err, "%s: checking the mesh", ps->def.key);
-	}
 	if (!mesh_analyse(err, ps->mesh, o->threads, &ps->analysis))
 		return r3d_err_prefix(err, "%s: print readiness", ps->def.key);
 	ps->analysed = true;

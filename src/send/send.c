@@ -4,7 +4,9 @@
  * The policy functions are pure arithmetic. send_batch() opens one
  * association through the bridge, sends the files in order and turns each
  * bridge result into an outcome for the caller's outbox row; it keeps no
- * state between calls. Any thread; one batch per thread at a time.
+ * state between calls; send_batch_keep() hands its association back to
+ * the caller for the next batch. Any thread; one batch per thread at a
+ * time.
  */
 #include "r3d/send.h"
 
@@ -147,18 +149,53 @@ static bool dest_check(struct r3d_err *err, const struct send_destination *d)
 	return true;
 }
 
-bool send_batch(struct r3d_err *err, const struct send_destination *dest,
-		const struct send_policy *policy, double now, struct send_item *items, size_t n,
-		struct send_batch_stats *stats)
+/* Opens the association a batch goes on. false with err: the batch or the
+ * destination is unusable; true with *scu NULL: refused or unreachable,
+ * every item has its outcome. */
+static bool batch_open(struct r3d_err *err, const struct send_destination *dest,
+		       const struct send_policy *policy, double now, struct send_item *items,
+		       size_t n, const char **paths, struct bridge_scu **scu)
+{
+	struct bridge_scu_params bp;
+	struct r3d_err e;
+	const char *name = dest->name != NULL ? dest->name : dest->host;
+
+	*scu = NULL;
+	memset(&bp, 0, sizeof(bp));
+	bp.host = dest->host;
+	bp.port = dest->port;
+	bp.called_ae = dest->called_ae;
+	bp.calling_ae = dest->calling_ae;
+	bp.connect_timeout_s = dest->connect_timeout_s;
+	bp.acse_timeout_s = dest->acse_timeout_s;
+	bp.dimse_timeout_s = dest->dimse_timeout_s;
+	bp.tls = dest->tls;
+	bp.extra_classes = dest->extra_classes;
+	bp.nextra_classes = dest->nextra_classes;
+	r3d_err_clear(&e);
+	if (bridge_scu_open(&e, &bp, paths, n, scu))
+		return true;
+	if (e.code == R3D_EINVAL || e.code == R3D_ENOMEM)
+		/* The batch or the destination is unusable as given. */
+		return r3d_err_set(err, e.code, "destination %s: %s", name, e.msg);
+	/* Refused, unreachable, rejected or unreadable: the same for all. */
+	for (size_t i = 0; i < n; i++)
+		item_failed(&items[i], &e, policy, now);
+	return true;
+}
+
+static bool batch_run(struct r3d_err *err, const struct send_destination *dest,
+		      const struct send_policy *policy, double now, struct send_item *items,
+		      size_t n, struct send_batch_stats *stats, struct bridge_scu **keep,
+		      send_item_fn on_item, void *on_item_ctx)
 {
 	const char **paths = NULL;
 	struct bridge_scu *scu = NULL;
-	struct bridge_scu_params bp;
 	struct bridge_scu_info info;
 	struct r3d_err e;
 	double t0 = clock_mono_s();
 	const char *name = dest->name != NULL ? dest->name : dest->host;
-	bool ok = false;
+	bool ok = false, reused = false;
 	size_t bytes;
 
 	memset(stats, 0, sizeof(*stats));
@@ -183,31 +220,31 @@ bool send_batch(struct r3d_err *err, const struct send_destination *dest,
 	for (size_t i = 0; i < n; i++)
 		paths[i] = items[i].path;
 
-	memset(&bp, 0, sizeof(bp));
-	bp.host = dest->host;
-	bp.port = dest->port;
-	bp.called_ae = dest->called_ae;
-	bp.calling_ae = dest->calling_ae;
-	bp.connect_timeout_s = dest->connect_timeout_s;
-	bp.acse_timeout_s = dest->acse_timeout_s;
-	bp.dimse_timeout_s = dest->dimse_timeout_s;
-	bp.tls = dest->tls;
-	r3d_err_clear(&e);
-	if (!bridge_scu_open(&e, &bp, paths, n, &scu)) {
-		if (e.code == R3D_EINVAL || e.code == R3D_ENOMEM) {
-			/* The batch or the destination is unusable as given. */
-			r3d_err_set(err, e.code, "destination %s: %s", name, e.msg);
+	if (keep != NULL && *keep != NULL) {
+		/* The kept association, when it can carry every file. */
+		bool fits = bridge_scu_alive(*keep);
+		for (size_t i = 0; fits && i < n; i++)
+			fits = bridge_scu_proposes(*keep, paths[i]);
+		if (fits) {
+			scu = *keep;
+			reused = true;
+		} else {
+			send_keep_close(*keep);
+		}
+		*keep = NULL;
+	}
+	if (scu == NULL) {
+		if (!batch_open(err, dest, policy, now, items, n, paths, &scu))
+			goto out;
+		if (scu == NULL) {
+			ok = true;
 			goto out;
 		}
-		/* Refused, unreachable, rejected or unreadable: the same for all. */
-		for (size_t i = 0; i < n; i++)
-			item_failed(&items[i], &e, policy, now);
-		ok = true;
-		goto out;
+		bridge_scu_get_info(scu, &info);
+		stats->associated = true;
+		stats->nodelay = info.nodelay;
 	}
-	bridge_scu_get_info(scu, &info);
-	stats->associated = true;
-	stats->nodelay = info.nodelay;
+	stats->reused = reused;
 
 	for (size_t i = 0; i < n; i++) {
 		struct send_item *it = &items[i];
@@ -219,6 +256,25 @@ bool send_batch(struct r3d_err *err, const struct send_destination *dest,
 		}
 		r3d_err_clear(&e);
 		bool delivered = bridge_scu_store(&e, scu, it->path, &res);
+		if (!delivered && reused && i == 0 && !res.responded && !bridge_scu_alive(scu)) {
+			/* The kept association was closed by the peer while idle:
+			 * this is no attempt; a new association, once. */
+			bridge_scu_abort(scu);
+			scu = NULL;
+			reused = false;
+			stats->reused = false;
+			if (!batch_open(err, dest, policy, now, items, n, paths, &scu))
+				goto out;
+			if (scu == NULL) {
+				ok = true;
+				goto out;
+			}
+			bridge_scu_get_info(scu, &info);
+			stats->associated = true;
+			stats->nodelay = info.nodelay;
+			r3d_err_clear(&e);
+			delivered = bridge_scu_store(&e, scu, it->path, &res);
+		}
 		it->responded = res.responded;
 		it->status = res.status;
 		if (delivered) {
@@ -231,12 +287,19 @@ bool send_batch(struct r3d_err *err, const struct send_destination *dest,
 		} else {
 			item_failed(it, &e, policy, now);
 		}
+		if (on_item != NULL)
+			on_item(on_item_ctx, i, it);
 	}
-	/* A release that is not confirmed changes no outcome: every file
-	 * counted as delivered was answered by the peer. */
-	r3d_err_clear(&e);
-	(void)bridge_scu_release(&e, scu);
-	scu = NULL;
+	if (keep != NULL && bridge_scu_alive(scu)) {
+		*keep = scu;   /* for the next batch */
+		scu = NULL;
+	} else {
+		/* A release that is not confirmed changes no outcome: every file
+		 * counted as delivered was answered by the peer. */
+		r3d_err_clear(&e);
+		(void)bridge_scu_release(&e, scu);
+		scu = NULL;
+	}
 	ok = true;
 out:
 	bridge_scu_abort(scu);
@@ -251,4 +314,32 @@ out:
 	}
 	stats->seconds = clock_mono_s() - t0;
 	return ok;
+}
+
+bool send_batch(struct r3d_err *err, const struct send_destination *dest,
+		const struct send_policy *policy, double now, struct send_item *items, size_t n,
+		struct send_batch_stats *stats)
+{
+	return batch_run(err, dest, policy, now, items, n, stats, NULL, NULL, NULL);
+}
+
+bool send_batch_keep(struct r3d_err *err, const struct send_destination *dest,
+		     const struct send_policy *policy, double now, struct send_item *items,
+		     size_t n, struct send_batch_stats *stats, struct bridge_scu **keep,
+		     send_item_fn on_item, void *on_item_ctx)
+{
+	return batch_run(err, dest, policy, now, items, n, stats, keep, on_item, on_item_ctx);
+}
+
+void send_keep_close(struct bridge_scu *keep)
+{
+	struct r3d_err e;
+
+	if (keep == NULL)
+		return;
+	r3d_err_clear(&e);
+	if (!bridge_scu_alive(keep))
+		bridge_scu_abort(keep);
+	else
+		(void)bridge_scu_release(&e, keep);
 }

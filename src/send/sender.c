@@ -1,6 +1,9 @@
 /*
  * sender.c: the sender thread (see r3d/sender.h). One thread serves every
- * destination in turn; one association per destination and round.
+ * destination in turn. Rows come in one by one while a job writes its
+ * objects (the worker wakes this thread for each), so the association to a
+ * destination is kept open between rounds, proposing every class we write,
+ * and released once it has been idle SENDER_KEEP_OPEN_S.
  */
 #include "r3d/sender.h"
 
@@ -16,8 +19,24 @@
 #include "r3d/util.h"
 #include "r3d/wake.h"
 
-#define SENDER_BATCH 64          /* objects per association */
+#define SENDER_BATCH 64          /* objects per round and destination */
 #define SENDER_IDLE_MS 500
+#define SENDER_KEEP_OPEN_S 1.0   /* an idle association is released after this */
+
+/* What export.c writes: proposed on every association, so that one kept
+ * open takes the objects of a job still being written. */
+static const char *const sender_classes[] = {
+	"1.2.840.10008.5.1.4.1.1.66.5",    /* Surface Segmentation */
+	"1.2.840.10008.5.1.4.1.1.104.3",   /* Encapsulated STL */
+	BRIDGE_UID_SEG_STORAGE,            /* Segmentation */
+	"1.2.840.10008.5.1.4.1.1.7",       /* Secondary Capture (previews) */
+};
+
+/* An association kept open to one destination (the sender thread only). */
+struct sender_link {
+	struct bridge_scu *scu;
+	double last_used;        /* clock_mono_s() */
+};
 
 struct sender {
 	const struct config *cfg;
@@ -25,6 +44,7 @@ struct sender {
 	struct send_policy policy;
 	pthread_t thread;
 	atomic_bool stop;
+	struct sender_link link[CONFIG_MAX_DESTINATIONS];
 };
 
 static void apply(struct sender *s, const struct config_destination *d, const struct outbox_row *row,
@@ -62,8 +82,28 @@ static void apply(struct sender *s, const struct config_destination *d, const st
 		log_error("send", "cannot record a delivery: %s", err.msg);
 }
 
-static void round_for(struct sender *s, const struct config_destination *d)
+/* A round's rows and where their outcomes go (the sender thread only). */
+struct round_ctx {
+	struct sender *s;
+	const struct config_destination *d;
+	const struct outbox_row *rows;
+	bool *recorded;
+};
+
+/* One C-STORE answered: its row is updated at once, so that a delivery is
+ * on record (and not sent again after a crash) while the batch goes on. */
+static void item_done(void *arg, size_t i, const struct send_item *it)
 {
+	struct round_ctx *rc = arg;
+
+	apply(rc->s, rc->d, &rc->rows[i], it, clock_wall_s());
+	rc->recorded[i] = true;
+}
+
+static void round_for(struct sender *s, int di)
+{
+	const struct config_destination *d = &s->cfg->destinations[di];
+	struct sender_link *link = &s->link[di];
 	static struct outbox_row rows[SENDER_BATCH];   /* the sender thread only */
 	struct send_item items[SENDER_BATCH];
 	struct send_batch_stats stats;
@@ -75,8 +115,13 @@ static void round_for(struct sender *s, const struct config_destination *d)
 		log_error("send", "cannot read the outbox: %s", err.msg);
 		return;
 	}
-	if (n == 0)
+	if (n == 0) {
+		if (link->scu != NULL && clock_mono_s() - link->last_used >= SENDER_KEEP_OPEN_S) {
+			send_keep_close(link->scu);
+			link->scu = NULL;
+		}
 		return;
+	}
 	memset(items, 0, sizeof(items));
 	for (int i = 0; i < n; i++) {
 		items[i].path = rows[i].path;
@@ -101,13 +146,21 @@ static void round_for(struct sender *s, const struct config_destination *d)
 		.connect_timeout_s = d->connect_timeout_s,
 		.acse_timeout_s = d->acse_timeout_s,
 		.dimse_timeout_s = d->dimse_timeout_s,
+		.extra_classes = sender_classes,
+		.nextra_classes = sizeof(sender_classes) / sizeof(sender_classes[0]),
 	};
-	if (!send_batch(&err, &dest, &s->policy, now, items, (size_t)n, &stats)) {
+	bool recorded[SENDER_BATCH] = {false};
+	struct round_ctx rc = {.s = s, .d = d, .rows = rows, .recorded = recorded};
+	if (!send_batch_keep(&err, &dest, &s->policy, now, items, (size_t)n, &stats, &link->scu,
+			     item_done, &rc)) {
 		log_error("send", "destination=%s: %s", d->name, err.msg);
 		return;
 	}
+	link->last_used = clock_mono_s();
+	/* The rest: a refused association gives every row the same outcome. */
 	for (int i = 0; i < n; i++)
-		apply(s, d, &rows[i], &items[i], clock_wall_s());
+		if (!recorded[i])
+			apply(s, d, &rows[i], &items[i], clock_wall_s());
 	wake_post(WAKE_FINISHED);   /* that may have been a study's last object */
 }
 
@@ -117,10 +170,19 @@ static void *sender_main(void *arg)
 	unsigned long seen = 0;
 
 	while (!atomic_load(&s->stop)) {
-		for (int i = 0; i < s->cfg->ndestinations && !atomic_load(&s->stop); i++)
-			round_for(s, &s->cfg->destinations[i]);
-		/* New objects from a worker end the wait at once. */
-		wake_wait(WAKE_OUTBOX, &seen, SENDER_IDLE_MS);
+		bool open = false;
+		for (int i = 0; i < s->cfg->ndestinations && !atomic_load(&s->stop); i++) {
+			round_for(s, i);
+			open = open || s->link[i].scu != NULL;
+		}
+		/* New objects from a worker end the wait at once; an open
+		 * association is looked at again when it may be released. */
+		wake_wait(WAKE_OUTBOX, &seen,
+			  open ? (int)(SENDER_KEEP_OPEN_S * 1000 / 2) : SENDER_IDLE_MS);
+	}
+	for (int i = 0; i < s->cfg->ndestinations; i++) {
+		send_keep_close(s->link[i].scu);
+		s->link[i].scu = NULL;
 	}
 	return NULL;
 }

@@ -176,9 +176,10 @@ static json_t *job_json(const struct api_job *j)
 
 static json_t *outbox_json(const struct api_outbox *r)
 {
-	return json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:o, s:o, s:f, s:f, s:f}",
+	return json_pack("{s:I, s:I, s:s, s:s, s:o, s:s, s:i, s:o, s:o, s:f, s:f, s:f}",
 			 "id", (json_int_t)r->id, "job_id", (json_int_t)r->job_id,
 			 "destination", r->destination, "sop_instance_uid", r->sop_instance_uid,
+			 "kind", text_or_null(r->kind),
 			 "state", r->state, "attempts", r->attempts,
 			 "dimse_status", r->dimse_status >= 0 ? json_integer(r->dimse_status) : json_null(),
 			 "last_error", text_or_null(r->last_error),

@@ -1,7 +1,10 @@
 /*
  * worker.c: the worker pool (see r3d/worker.h). Each worker thread loops:
- * claim a job -> pipeline_run_dir -> pipeline_write_outputs -> record the
- * outcome. Nothing here holds patient data; logs name job ids and UIDs.
+ * claim a job -> pipeline_run_dir (each structure's STL written and queued
+ * as soon as it is meshed) -> the other DICOM objects, each queued as it is
+ * written (the preview thread of export.c queues its own) ->
+ * pipeline_write_outputs -> record the outcome. Nothing here holds patient
+ * data; logs name job ids and UIDs.
  */
 #include "r3d/worker.h"
 
@@ -97,9 +100,9 @@ static bool report_add_selection(struct r3d_err *err, struct worker_pool *p, con
 
 /* True when the jobs API asked the job to stop (POST /api/jobs/{id}/cancel).
  * A worker looks at each stage boundary: after the engine, after the
- * pipeline, before the DICOM objects are written and before they are
- * queued. Past the last look the job is done: a destination gets all of
- * a job's objects or none. */
+ * pipeline, before the DICOM objects are written and before each is
+ * queued. Cancelled while they are written, the rows not yet sent are
+ * dropped: what a destination already has stays there. */
 static bool cancel_requested(struct worker_pool *p, const struct index_job *job)
 {
 	struct r3d_err err;
@@ -120,25 +123,98 @@ static void finish_cancelled(struct worker_pool *p, const struct index_job *job,
 			      clock_wall_s()))
 		log_error("worker", "job=%lld: cannot record the outcome: %s", (long long)job->id, err.msg);
 	log_info("worker", "job finished job=%lld series=%s outcome=cancelled seconds=%.2f "
-		 "reason=\"" WORKER_CANCEL_REASON " (%s); nothing queued\"", (long long)job->id,
+		 "reason=\"" WORKER_CANCEL_REASON " (%s); nothing more sent\"", (long long)job->id,
 		 job->series_uid, clock_mono_s() - t0, where);
 }
 
-/* The DICOM objects of a done job, queued for every destination of its
- * route; none when the job is cancelled once they are written (*cancelled
- * set). */
-static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
-			     const struct pipeline_result *res, const char *results, bool *cancelled)
-{
-	struct export_result *ex = calloc(1, sizeof(*ex));   /* ~275 KB: not on the stack */
-	struct series_ref *refs = NULL;
-	int nrefs;
-	bool ok = false;
+/* What export_and_queue() hands to the export, for object_queue(). */
+struct queue_ctx {
+	struct worker_pool *p;
+	const struct index_job *job;
+	const struct config_route *route;
+	atomic_bool cancelled;      /* seen once: nothing more is queued */
+	atomic_int queued;          /* objects queued (for every destination of the route) */
+};
 
-	if (ex == NULL)
-		return r3d_err_set(err, R3D_ENOMEM, "export: out of memory");
-	nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
-	struct export_options eo = {
+/* One object is written: its outbox rows, one per destination of the
+ * route, and the sender woken, while the others are still being made.
+ * Called from the export's threads (two at once): the index and the wake
+ * take their own locks. A cancelled job queues nothing more. */
+static bool object_queue(struct r3d_err *err, void *arg, const struct export_object *o)
+{
+	struct queue_ctx *q = arg;
+	const struct config *cfg = q->p->cfg;
+
+	if (atomic_load(&q->cancelled))
+		return true;
+	if (cancel_requested(q->p, q->job)) {
+		atomic_store(&q->cancelled, true);
+		return true;
+	}
+	for (int d = 0; d < cfg->ndestinations; d++) {
+		if (q->route->destinations_set && (q->route->destinations & (1u << d)) == 0)
+			continue;
+		if (!index_outbox_add(err, q->p->idx, q->job->id, cfg->destinations[d].name, o->path,
+				      o->sop_instance_uid, export_kind_name(o->kind), clock_wall_s()))
+			return false;
+	}
+	atomic_fetch_add(&q->queued, 1);
+	wake_post(WAKE_OUTBOX);
+	return true;
+}
+
+/* report.json gets what the export did, kind by kind: objects written,
+ * wall time, when the last one was written, and why a kind failed. */
+static bool report_add_exports(struct r3d_err *err, const struct export_result *ex,
+			       const char *report_path)
+{
+	json_error_t je;
+	json_t *root = json_load_file(report_path, 0, &je);
+	json_t *all = json_object();
+	bool ok;
+
+	if (root == NULL || all == NULL) {
+		json_decref(root);
+		json_decref(all);
+		return r3d_err_set(err, R3D_EIO, "report.json: %s", root == NULL ? je.text : "no memory");
+	}
+	for (int k = 0; k < EXPORT_NKINDS; k++) {
+		int n = 0;
+		for (int i = 0; i < ex->n; i++)
+			n += ex->obj[i].kind == (enum export_kind)k;
+		json_t *o = json_pack("{s:i, s:f}", "objects", n, "ms", ex->ms[k]);
+		if (o == NULL)
+			continue;
+		if (ex->done_at[k] > 0)
+			json_object_set_new(o, "last_written_at", json_real(ex->done_at[k]));
+		if (ex->failed[k][0] != '\0')
+			json_object_set_new(o, "error", json_string(ex->failed[k]));
+		json_object_set_new(all, export_kind_name((enum export_kind)k), o);
+	}
+	json_object_set_new(root, "exports", all);
+	ok = json_dump_file(root, report_path, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) == 0;
+	json_decref(root);
+	return ok || r3d_err_set(err, R3D_EIO, "cannot write %s", report_path);
+}
+
+/* A job's export, from before the pipeline runs (each structure's STL is
+ * written and queued as soon as it is meshed) to its last object. */
+struct job_export {
+	struct queue_ctx q;
+	struct export_options eo;
+	struct series_ref *refs;
+	struct export_session *x;   /* NULL: no session (export_job() at the end) */
+};
+
+static void job_export_begin(struct worker_pool *p, const struct index_job *job,
+			     const char *results, struct job_export *je)
+{
+	struct r3d_err err;
+	int nrefs;
+
+	memset(je, 0, sizeof(*je));
+	je->q = (struct queue_ctx){.p = p, .job = job, .route = job_route(p->cfg, job)};
+	je->eo = (struct export_options){
 		.surface_segmentation = p->cfg->export_surface_segmentation,
 		.stl = p->cfg->export_stl,
 		/* An imported object is not sent back as a copy of itself unless asked. */
@@ -146,28 +222,64 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 				(job->import_path[0] == '\0' || p->cfg->import_send_segmentation),
 		.preview = p->cfg->export_preview,
 		.preview_size = p->cfg->export_preview_size,
+		.written = object_queue,
+		.written_ctx = &je->q,
 	};
+	/* Without a session the objects are all written at the end, and a
+	 * failure here is met again there. */
+	nrefs = index_series_refs(&err, p->idx, job->series_uid, &je->refs);
+	if (nrefs > 0 && !export_begin(&err, job->id, je->refs, nrefs, results, &je->eo, &je->x))
+		je->x = NULL;
+}
+
+static void job_export_end(struct job_export *je)
+{
+	export_end(je->x);
+	free(je->refs);
+}
+
+/* pipeline_options.structure_meshed: that structure's STL, now. */
+static bool structure_export(struct r3d_err *err, void *ctx, const struct pipeline_result *res,
+			     size_t i)
+{
+	struct job_export *je = ctx;
+
+	return je->x == NULL || export_structure(err, je->x, res, i);
+}
+
+/* The DICOM objects of a done job, each queued for every destination of
+ * its route the moment it is written (the sender starts on the first while
+ * the others are made). A kind that fails leaves the others alone: its
+ * reason goes into *warnings (the job ends done, saying so). Cancelled
+ * while writing: nothing more is queued (*cancelled set; the caller drops
+ * the rows not yet sent). */
+static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const struct index_job *job,
+			     struct job_export *je, const struct pipeline_result *res,
+			     const char *results, struct export_result *ex, char *warnings,
+			     size_t warnings_size, bool *cancelled)
+{
+	struct series_ref *refs = NULL;
+	int nrefs;
+	bool ok = false;
+
+	warnings[0] = '\0';
 	*cancelled = false;
-	if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &eo, ex))
-		goto out;
-	if (cancel_requested(p, job)) {
+	if (je->x != NULL) {
+		if (!export_finish(err, je->x, res, ex))
+			goto out;
+	} else {
+		nrefs = index_series_refs(err, p->idx, job->series_uid, &refs);
+		if (nrefs < 0 || !export_job(err, res, job->id, refs, nrefs, results, &je->eo, ex))
+			goto out;
+	}
+	if (atomic_load(&je->q.cancelled) || cancel_requested(p, job)) {
 		*cancelled = true;
 		ok = true;
 		goto out;
 	}
-	const struct config_route *route = job_route(p->cfg, job);
 	int ndest = 0;
 	for (int d = 0; d < p->cfg->ndestinations; d++)
-		ndest += !route->destinations_set || (route->destinations & (1u << d)) != 0;
-	for (int i = 0; i < ex->n; i++) {
-		for (int d = 0; d < p->cfg->ndestinations; d++) {
-			if (route->destinations_set && (route->destinations & (1u << d)) == 0)
-				continue;
-			if (!index_outbox_add(err, p->idx, job->id, p->cfg->destinations[d].name,
-					      ex->obj[i].path, ex->obj[i].sop_instance_uid, clock_wall_s()))
-				goto out;
-		}
-	}
+		ndest += !je->q.route->destinations_set || (je->q.route->destinations & (1u << d)) != 0;
 	if (ex->n > 0)
 		log_info("worker", "job=%lld: %d DICOM objects written, queued for %d destinations "
 			 "(ms: surface_segmentation %.0f stl %.0f segmentation %.0f preview %.0f)",
@@ -176,11 +288,33 @@ static bool export_and_queue(struct r3d_err *err, struct worker_pool *p, const s
 			 ex->ms[EXPORT_SEGMENTATION], ex->ms[EXPORT_PREVIEW]);
 	if (p->cfg->export_segmentation && res->seg.nslices == 0)
 		log_info("worker", "job=%lld: no segmentation: the masks were not kept", (long long)job->id);
+	for (int k = 0; k < EXPORT_NKINDS; k++) {
+		size_t n = strlen(warnings);
+		if (ex->failed[k][0] == '\0' || n + 8 >= warnings_size)
+			continue;
+		snprintf(warnings + n, warnings_size - n, "%s%s failed: %s", n > 0 ? "; " : "",
+			 export_kind_name((enum export_kind)k), ex->failed[k]);
+	}
 	ok = true;
 out:
 	free(refs);
-	free(ex);
 	return ok;
+}
+
+/* A job that does not end done sends nothing more: its rows not yet sent
+ * are dropped (an STL queued while the job still ran may already be in the
+ * PACS: that stays). */
+static void outbox_drop_unsent(struct worker_pool *p, const struct index_job *job, const char *why)
+{
+	struct r3d_err err;
+	int n = index_outbox_drop_job(&err, p->idx, job->id, why, clock_wall_s());
+
+	if (n < 0)
+		log_error("worker", "job=%lld: cannot drop its outbox rows: %s", (long long)job->id,
+			  err.msg);
+	else if (n > 0)
+		log_info("worker", "job=%lld: %d outbox rows not sent dropped (%s)", (long long)job->id,
+			 n, why);
 }
 
 static void run_job(struct worker_pool *p, const struct index_job *job, int threads)
@@ -192,6 +326,7 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 	char results[PATH_MAX];
 	char report_path[PATH_MAX + 16];
 	char *report = NULL;
+	char warnings[R3D_ERR_MSG_MAX] = "";
 	enum job_state outcome;
 	const char *reason = NULL;
 	double t0 = clock_mono_s();
@@ -294,23 +429,39 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		for (size_t i = 0; engine_instead && i < o.catalog.n; i++)
 			o.catalog.def[i].enabled = false;
 	}
+	struct job_export je;
+	job_export_begin(p, job, results, &je);
+	o.structure_meshed = structure_export;
+	o.print.deferred = true;   /* after the DICOM objects, before report.json */
+	o.structure_meshed_ctx = &je;
 	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
 		bool cancelled = false;
+		struct export_result *ex = calloc(1, sizeof(*ex));   /* ~280 KB: not on the stack */
 		outcome = JOB_DONE;
 		snprintf(report_path, sizeof(report_path), "%s/report.json", results);
-		if (cancel_requested(p, job))
+		/* The DICOM objects first (the PACS is waiting for them), then the
+		 * files of the results folder and report.json. */
+		if (ex == NULL) {
+			r3d_err_set(&err, R3D_ENOMEM, "export: out of memory");
+			outcome = JOB_FAILED;
+		} else if (cancel_requested(p, job)) {
 			outcome = JOB_CANCELLED;   /* after the pipeline */
-		else if (!pipeline_write_outputs(&err, results, &res) ||
-			 !report_add_selection(&err, p, job, report_path))
+		} else if (!export_and_queue(&err, p, job, &je, &res, results, ex, warnings,
+					     sizeof(warnings), &cancelled)) {
 			outcome = JOB_FAILED;
-		else if (cancel_requested(p, job))
-			outcome = JOB_CANCELLED;   /* before any DICOM object is written */
-		else if (!export_and_queue(&err, p, job, &res, results, &cancelled))
+		} else if (cancelled) {
+			outcome = JOB_CANCELLED;   /* while its objects were written */
+		} else if (!pipeline_print_run(&err, &o, &res) ||
+			   !pipeline_write_outputs(&err, results, &res) ||
+			   !report_add_selection(&err, p, job, report_path) ||
+			   !report_add_exports(&err, ex, report_path)) {
 			outcome = JOB_FAILED;
-		else if (cancelled)
-			outcome = JOB_CANCELLED;   /* written, not queued */
+		}
+		free(ex);
 		if (outcome == JOB_DONE) {
 			report = read_text(report_path, WORKER_REPORT_MAX);
+			if (warnings[0] != '\0')
+				reason = warnings;   /* done, with the kinds that failed */
 		} else if (outcome == JOB_FAILED) {
 			reason = err.msg;
 		}
@@ -351,6 +502,10 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		if (cancel_requested(p, job))
 			outcome = JOB_CANCELLED;
 	}
+	job_export_end(&je);
+	if (outcome != JOB_DONE)
+		outbox_drop_unsent(p, job, outcome == JOB_CANCELLED ? "the job was cancelled" :
+					   "the job did not finish");
 	if (outcome == JOB_CANCELLED) {
 		finish_cancelled(p, job, "at a stage boundary", t0);
 		free(report);
@@ -363,6 +518,10 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		log_info(module, "job finished job=%lld series=%s outcome=%s seconds=%.2f",
 			 (long long)job->id, job->series_uid, job_state_name(outcome),
 			 clock_mono_s() - t0);
+	else if (outcome == JOB_DONE)
+		log_warn(module, "job finished job=%lld series=%s outcome=done seconds=%.2f "
+			 "warnings=\"%s\"", (long long)job->id, job->series_uid, clock_mono_s() - t0,
+			 reason);
 	else
 		log_warn(module, "job finished job=%lld series=%s outcome=%s seconds=%.2f reason=\"%s\"",
 			 (long long)job->id, job->series_uid, job_state_name(outcome),

@@ -129,9 +129,9 @@ int main(void)
 
 	/* Outbox: retry a failed row, drop a pending one; a delivery that comes
 	 * back for a dropped row leaves it dropped unless it arrived. */
-	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/a.dcm", "9.1", 1110.0));
-	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/b.dcm", "9.2", 1110.0));
-	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/c.dcm", "9.3", 1110.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/a.dcm", "9.1", "stl", 1110.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/b.dcm", "9.2", "stl", 1110.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/c.dcm", "9.3", "stl", 1110.0));
 	CHECK(index_outbox_result(&err, idx, 1, OUTBOX_FAILED, 7, 1111.0, 0xA700, "refused", 1111.0));
 	CHECK(index_api_outbox_retry(&err, idx, 2, 1112.0, st) == INDEX_API_CONFLICT && strcmp(st, "pending") == 0);
 	CHECK(index_api_outbox_retry(&err, idx, 1, 1112.0, st) == INDEX_API_OK && strcmp(st, "pending") == 0);
@@ -155,6 +155,27 @@ int main(void)
 	CHECK(index_outbox_counts(&err, idx, oc, 2) == 1 && oc[0].n[OUTBOX_DROPPED] == 1 &&
 	      oc[0].n[OUTBOX_SENT] == 1 && oc[0].n[OUTBOX_PENDING] == 1);
 	CHECK(strcmp(outbox_state_name(OUTBOX_DROPPED), "dropped") == 0);
+
+	/* Issue 15: a row names its kind; the same job queueing a sent object
+	 * again (run again after a crash) leaves it sent; another job's does
+	 * not; a job that did not finish drops its pending rows only. */
+	CHECK(index_api_outbox(&err, idx, &of_job, &rows) == 3);
+	CHECK(rows != NULL && strcmp(rows[2].kind, "stl") == 0);
+	free(rows);
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/c.dcm", "9.3", "stl", 1115.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/d.dcm", "9.4", "preview", 1115.0));
+	CHECK(index_outbox_add(&err, idx, 3, "pacs", "/r/e.dcm", "9.5", "segmentation", 1115.0));
+	CHECK(index_outbox_result(&err, idx, 5, OUTBOX_SENT, 1, 1116.0, 0, NULL, 1116.0));
+	CHECK(index_outbox_drop_job(&err, idx, 3, "the job did not finish", 1117.0) == 2);  /* 9.1, 9.4 */
+	CHECK(index_api_outbox(&err, idx, &of_job, &rows) == 5);
+	CHECK(rows != NULL && strcmp(rows[0].state, "dropped") == 0 &&
+	      strcmp(rows[0].last_error, "the job did not finish") == 0 &&
+	      strcmp(rows[2].state, "sent") == 0 && rows[2].attempts == 1 &&   /* 9.3: not reset */
+	      strcmp(rows[3].state, "dropped") == 0 && strcmp(rows[3].kind, "preview") == 0 &&
+	      strcmp(rows[4].state, "sent") == 0 && strcmp(rows[4].kind, "segmentation") == 0);
+	free(rows);
+	CHECK(index_outbox_add(&err, idx, 2, "pacs", "/r/c.dcm", "9.3", "stl", 1118.0));
+	CHECK(index_outbox_due(&err, idx, "pacs", 1118.0, due, 4) == 1 && due[0].job_id == 2);
 
 	/* Re-run: unknown study; then pending again with the route, and the
 	 * next pass queues a job at once (nothing new arrived). */

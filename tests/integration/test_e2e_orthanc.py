@@ -132,7 +132,9 @@ class EndToEnd(unittest.TestCase):
             deadline = time.time() + 300
             while time.time() < deadline:
                 rows = [x for x in outbox(d) if x[0] == "orthanc"]
-                if len(rows) == OBJECTS and all(x[2] >= 2 for x in rows):
+                # Rows are queued while the job runs (issue 15): its end too.
+                if len(rows) == OBJECTS and all(x[2] >= 2 for x in rows) and \
+                        d.status()["jobs"].get("done") == 1:
                     break
                 time.sleep(0.5)
             rows = [x for x in outbox(d) if x[0] == "orthanc"]
@@ -279,9 +281,10 @@ class EndToEnd(unittest.TestCase):
                 time.sleep(0.05)
             d.kill()
             d.start()
+            # The objects go out while the job still runs (issue 15): wait for both.
             d.wait_for(lambda s: any(x["name"] == "orthanc" and x["sent"] == OBJECTS
-                                     for x in s["destinations"]), timeout=300,
-                       what="objects delivered after the restart")
+                                     for x in s["destinations"]) and s["jobs"].get("done") == 1,
+                       timeout=300, what="objects delivered after the restart, the job done")
             st = d.status()
             self.assertEqual((st["jobs"]["done"], sum(st["jobs"].values())), (1, 1))
             with d.db() as db:
@@ -323,8 +326,8 @@ class EndToEnd(unittest.TestCase):
             r = d.storescu(pancreas_files())
             self.assertEqual(r.returncode, 0, r.stderr[-1500:])
             st = d.wait_for(lambda s: s["jobs"].get("failed", 0) > 0 or
-                            any(x["name"] == "orthanc" and x["sent"] == objects
-                                for x in s["destinations"]),
+                            (any(x["name"] == "orthanc" and x["sent"] == objects
+                                 for x in s["destinations"]) and s["jobs"].get("done") == 1),
                             timeout=120, what="the job's objects delivered to Orthanc")
             with d.db() as db:
                 jobs = db.execute("SELECT id, state, coalesce(reason, '') FROM jobs").fetchall()

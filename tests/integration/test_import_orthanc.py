@@ -92,8 +92,10 @@ class ImportEndToEnd(unittest.TestCase):
                               " j.import_instance_id IS NOT NULL FROM jobs j ORDER BY j.id").fetchall()
 
     def wait_delivered(self, n, what):
-        return self.d.wait_for(lambda s: any(x["name"] == "orthanc" and x["sent"] >= n
-                                             for x in s["destinations"])
+        # The objects go out while a job still runs (issue 15): its end too.
+        return self.d.wait_for(lambda s: (any(x["name"] == "orthanc" and x["sent"] >= n
+                                              for x in s["destinations"])
+                                          and not s["jobs"].get("running"))
                                or s["jobs"].get("failed", 0) > 0,
                                timeout=120, what=what)
 

@@ -41,7 +41,7 @@ static void sleep_s(double s)
 int main(int argc, char **argv)
 {
 	struct send_policy pol = {1.0, 1.0, 2, SEND_JITTER_NONE};
-	struct send_destination d = {"cli", NULL, 0, NULL, NULL, 5, 10, 30, NULL};
+	struct send_destination d = {"cli", NULL, 0, NULL, NULL, 5, 10, 30, NULL, NULL, 0};
 	struct send_item *items = NULL, *pending = NULL;
 	struct r3d_err err;
 	bool retry_mode = false;

@@ -454,7 +454,7 @@ static void test_dimse_timeout(void)
 
 static struct send_destination dest_for(int port, const char *called)
 {
-	struct send_destination d = {"test", "127.0.0.1", port, called, "RECON3D", 5, 5, 10, NULL};
+	struct send_destination d = {"test", "127.0.0.1", port, called, "RECON3D", 5, 5, 10, NULL, NULL, 0};
 	return d;
 }
 
@@ -578,6 +578,49 @@ static void test_batches(void)
 	CHECK(!send_batch(&err, &d, &pol, now, items, 0, &st) && err.code == R3D_EINVAL);
 }
 
+/* send_batch_keep(): one association carries batch after batch; one the
+ * peer closed while idle is reopened without counting an attempt. */
+static void test_keep(void)
+{
+	struct send_policy pol = {2.0, 60.0, 5, SEND_JITTER_NONE};
+	struct send_item items[NFILES];
+	struct send_batch_stats st;
+	struct r3d_err err;
+	struct bridge_scu *keep = NULL;
+	const double now = 1000.0;
+	static const char *const extra[] = {"1.2.840.10008.5.1.4.1.1.7"};
+
+	peer_set(PEER_ACCEPT, 0, 0, 0);
+	struct send_destination d = dest_for(peer.port, "TESTPEER");
+	d.extra_classes = extra;
+	d.nextra_classes = 1;
+	unsigned before = atomic_load(&peer.associations);
+	items_init(items, file_list(), 2, 0);
+	CHECK(send_batch_keep(&err, &d, &pol, now, items, 2, &st, &keep, NULL, NULL));
+	CHECK(st.associated && !st.reused && st.delivered == 2 && keep != NULL);
+	/* the next batch on the same association */
+	items_init(items, file_list() + 2, 2, 0);
+	CHECK(send_batch_keep(&err, &d, &pol, now, items, 2, &st, &keep, NULL, NULL));
+	CHECK(!st.associated && st.reused && st.delivered == 2 && keep != NULL);
+	CHECK(atomic_load(&peer.associations) == before + 1);
+
+	/* the peer drops the idle association: the next batch opens another,
+	 * and the first file's failed try on the dead one is no attempt */
+	atomic_store(&peer.abort_after, 1);
+	struct timespec ts = {1, 500 * 1000000L};   /* the peer looks once a second */
+	nanosleep(&ts, NULL);
+	atomic_store(&peer.abort_after, 0);
+	items_init(items, file_list(), 2, 0);
+	CHECK(send_batch_keep(&err, &d, &pol, now, items, 2, &st, &keep, NULL, NULL));
+	CHECK(st.associated && !st.reused && st.delivered == 2 && keep != NULL);
+	CHECK(items[0].outcome == SEND_DELIVERED && items[1].outcome == SEND_DELIVERED);
+	CHECK(atomic_load(&peer.associations) == before + 2);
+	send_keep_close(keep);
+	keep = NULL;
+	fprintf(stderr, "keep: %u associations for 3 batches, the second reused\n",
+		atomic_load(&peer.associations) - before);
+}
+
 int main(void)
 {
 	struct r3d_err err;
@@ -611,6 +654,7 @@ int main(void)
 	test_unreachable();
 	test_dimse_timeout();
 	test_batches();
+	test_keep();
 
 	atomic_store(&peer.stop, true);
 	pthread_join(peer.thread, NULL);
