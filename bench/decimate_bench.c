@@ -72,16 +72,6 @@ out:
 	return m;
 }
 
-static struct mesh *copy(struct r3d_err *err, const struct mesh *m)
-{
-	struct mesh *c = mesh_create(err, m->nvert, m->ntri);
-	if (c != NULL) {
-		memcpy(c->xyz, m->xyz, 3 * sizeof(float) * m->nvert);
-		memcpy(c->tri, m->tri, 3 * sizeof(uint32_t) * m->ntri);
-	}
-	return c;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -105,7 +95,7 @@ static bool report(struct r3d_err *err, const char *who, const struct mesh *orig
 {
 	struct mesh_stats st;
 	struct mesh_distance d;
-	struct mesh *w = copy(err, m);
+	struct mesh *w = mesh_copy(err, m);
 	bool ok = false;
 
 	if (w == NULL)
@@ -235,7 +225,7 @@ int main(int argc, char **argv)
 	/* meshoptimizer alone, no error bound. */
 	{
 		struct rusage r0, r1;
-		struct mesh *c = copy(&err, orig);
+		struct mesh *c = mesh_copy(&err, orig);
 		if (c == NULL)
 			goto fail;
 		getrusage(RUSAGE_SELF, &r0);
@@ -261,7 +251,7 @@ int main(int argc, char **argv)
 		getrusage(RUSAGE_SELF, &r0);
 		for (long r = -1; r < reps; r++) {
 			mesh_destroy(m);
-			m = copy(&err, orig);
+			m = mesh_copy(&err, orig);
 			if (m == NULL)
 				goto fail;
 			double s = clock_mono_s();

@@ -124,17 +124,6 @@ static void bench_cpu(const char *what, int threads, const struct rusage *r0, lo
 	       (bench_tv(r1.ru_stime) - bench_tv(r0->ru_stime)) / (double)runs);
 }
 
-static struct mesh *bench_copy(struct r3d_err *err, const struct mesh *m)
-{
-	struct mesh *c = mesh_create(err, m->nvert, m->ntri);
-
-	if (c != NULL) {
-		memcpy(c->xyz, m->xyz, 3 * sizeof(float) * m->nvert);
-		memcpy(c->tri, m->tri, 3 * sizeof(uint32_t) * m->ntri);
-	}
-	return c;
-}
-
 int main(int argc, char **argv)
 {
 	struct r3d_err err = {0};
@@ -257,7 +246,7 @@ int main(int argc, char **argv)
 	double raw_volume = st.volume;
 
 	{
-		struct mesh *c = bench_copy(&err, raw);
+		struct mesh *c = mesh_copy(&err, raw);
 		struct mesh_smooth_params sp;
 		if (c == NULL)
 			goto fail;
@@ -295,7 +284,7 @@ int main(int argc, char **argv)
 			struct rusage r0;
 			getrusage(RUSAGE_SELF, &r0);
 			for (int r = -1; r < BENCH_DECIMATE_REPS; r++) {
-				struct mesh *c = bench_copy(&err, raw);
+				struct mesh *c = mesh_copy(&err, raw);
 				if (c == NULL)
 					goto fail;
 				double s = clock_mono_s();

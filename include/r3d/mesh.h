@@ -96,6 +96,9 @@ struct mesh_volume {
  * (both set as the counts; contents zeroed). The caller owns the result
  * and frees it with mesh_destroy(). */
 struct mesh *mesh_create(struct r3d_err *err, size_t nvert, size_t ntri);
+/* A copy of m (vertices and triangles). The caller owns the result and
+ * frees it with mesh_destroy(). */
+struct mesh *mesh_copy(struct r3d_err *err, const struct mesh *m);
 void mesh_destroy(struct mesh *m);
 
 /* Scratch memory of mesh_isosurface() (bit rows, ~nx*ny*nz/8 bytes, and

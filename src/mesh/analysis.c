@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meshgeom.h"
 #include "meshpar.h"
 #include "r3d/analysis.h"
 #include "r3d/util.h"
@@ -493,53 +494,6 @@ static bool triangles_cross(const double *const ta[3], const double *const tb[3]
 	return false;
 }
 
-/* The point of triangle (a, b, c) closest to p (Ericson, Real-Time
- * Collision Detection, 5.1.5). */
-static void closest_on_triangle(const double p[3], const double a[3], const double b[3],
-				const double c[3], double r[3])
-{
-	double ab[3], ac[3], ap[3], bp[3], cp[3];
-	v_sub(ab, b, a);
-	v_sub(ac, c, a);
-	v_sub(ap, p, a);
-	double d1 = v_dot(ab, ap), d2 = v_dot(ac, ap);
-	if (d1 <= 0 && d2 <= 0) {
-		memcpy(r, a, 3 * sizeof(double));
-		return;
-	}
-	v_sub(bp, p, b);
-	double d3 = v_dot(ab, bp), d4 = v_dot(ac, bp);
-	if (d3 >= 0 && d4 <= d3) {
-		memcpy(r, b, 3 * sizeof(double));
-		return;
-	}
-	double vc = d1 * d4 - d3 * d2;
-	if (vc <= 0 && d1 >= 0 && d3 <= 0) {
-		v_lerp(r, a, b, d1 / (d1 - d3));
-		return;
-	}
-	v_sub(cp, p, c);
-	double d5 = v_dot(ab, cp), d6 = v_dot(ac, cp);
-	if (d6 >= 0 && d5 <= d6) {
-		memcpy(r, c, 3 * sizeof(double));
-		return;
-	}
-	double vb = d5 * d2 - d1 * d6;
-	if (vb <= 0 && d2 >= 0 && d6 <= 0) {
-		v_lerp(r, a, c, d2 / (d2 - d6));
-		return;
-	}
-	double va = d3 * d6 - d5 * d4;
-	if (va <= 0 && (d4 - d3) >= 0 && (d5 - d6) >= 0) {
-		v_lerp(r, b, c, (d4 - d3) / ((d4 - d3) + (d5 - d6)));
-		return;
-	}
-	double denom = 1.0 / (va + vb + vc);
-	double v = vb * denom, w = vc * denom;
-	for (int k = 0; k < 3; k++)
-		r[k] = a[k] + ab[k] * v + ac[k] * w;
-}
-
 static double clamp01(double x)
 {
 	return x < 0 ? 0 : (x > 1 ? 1 : x);
@@ -595,14 +549,14 @@ static double triangles_dist2(const double *const ta[3], const double *const tb[
 		return 0.0;
 	}
 	for (int i = 0; i < 3; i++) {
-		closest_on_triangle(ta[i], tb[0], tb[1], tb[2], c2);
+		meshgeom_closest_on_triangle(ta[i], tb[0], tb[1], tb[2], c2);
 		double d = v_dist2(ta[i], c2);
 		if (d < best) {
 			best = d;
 			memcpy(pa, ta[i], sizeof(c1));
 			memcpy(pb, c2, sizeof(c2));
 		}
-		closest_on_triangle(tb[i], ta[0], ta[1], ta[2], c1);
+		meshgeom_closest_on_triangle(tb[i], ta[0], ta[1], ta[2], c1);
 		d = v_dist2(tb[i], c1);
 		if (d < best) {
 			best = d;

@@ -12,17 +12,6 @@
 #include "r3d/mesh.h"
 #include "r3d/util.h"
 
-static struct mesh *mesh_clone(struct r3d_err *err, const struct mesh *m)
-{
-	struct mesh *c = mesh_create(err, m->nvert, m->ntri);
-
-	if (c == NULL)
-		return NULL;
-	memcpy(c->xyz, m->xyz, 3 * sizeof(float) * m->nvert);
-	memcpy(c->tri, m->tri, 3 * sizeof(uint32_t) * m->ntri);
-	return c;
-}
-
 /* Decimates *mp to the budget and measures the error against the
  * undecimated surface. The collapses keep a closed 2-manifold so by
  * construction; should the check, welded by position as an STL is read,
@@ -39,7 +28,7 @@ static bool build_decimate(struct r3d_err *err, struct mesh **mp,
 	tm->decimate_target = p->max_tri;
 	if ((*mp)->ntri <= p->max_tri && !(p->error_target_mm > 0))
 		return mesh_decimate(err, *mp, p->max_tri, p->error_target_mm, p->threads, &tm->decimate);
-	orig = mesh_clone(err, *mp);
+	orig = mesh_copy(err, *mp);
 	if (orig == NULL)
 		goto out;
 	if (!mesh_decimate(err, *mp, p->max_tri, p->error_target_mm, p->threads, &tm->decimate) ||

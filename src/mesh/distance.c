@@ -136,10 +136,10 @@ static double dot3(const double a[3], const double b[3])
 	return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
-double meshgeom_point_triangle_d2(const double p[3], const double a[3], const double b[3],
-				const double c[3])
+void meshgeom_closest_on_triangle(const double p[3], const double a[3], const double b[3],
+				  const double c[3], double q[3])
 {
-	double ab[3], ac[3], ap[3], bp[3], cp[3], q[3];
+	double ab[3], ac[3], ap[3], bp[3], cp[3];
 	for (int k = 0; k < 3; k++) {
 		ab[k] = b[k] - a[k];
 		ac[k] = c[k] - a[k];
@@ -148,39 +148,52 @@ double meshgeom_point_triangle_d2(const double p[3], const double a[3], const do
 		cp[k] = p[k] - c[k];
 	}
 	double d1 = dot3(ab, ap), d2 = dot3(ac, ap);
-	if (d1 <= 0 && d2 <= 0)
-		return dot3(ap, ap);
+	if (d1 <= 0 && d2 <= 0) {
+		memcpy(q, a, 3 * sizeof(double));
+		return;
+	}
 	double d3 = dot3(ab, bp), d4 = dot3(ac, bp);
-	if (d3 >= 0 && d4 <= d3)
-		return dot3(bp, bp);
+	if (d3 >= 0 && d4 <= d3) {
+		memcpy(q, b, 3 * sizeof(double));
+		return;
+	}
 	double vc = d1 * d4 - d3 * d2;
 	if (vc <= 0 && d1 >= 0 && d3 <= 0) {
 		double v = d1 / (d1 - d3);
 		for (int k = 0; k < 3; k++)
 			q[k] = a[k] + v * ab[k];
-		goto done;
+		return;
 	}
 	double d5 = dot3(ab, cp), d6 = dot3(ac, cp);
-	if (d6 >= 0 && d5 <= d6)
-		return dot3(cp, cp);
+	if (d6 >= 0 && d5 <= d6) {
+		memcpy(q, c, 3 * sizeof(double));
+		return;
+	}
 	double vb = d5 * d2 - d1 * d6;
 	if (vb <= 0 && d2 >= 0 && d6 <= 0) {
 		double w = d2 / (d2 - d6);
 		for (int k = 0; k < 3; k++)
 			q[k] = a[k] + w * ac[k];
-		goto done;
+		return;
 	}
 	double va = d3 * d6 - d5 * d4;
 	if (va <= 0 && (d4 - d3) >= 0 && (d5 - d6) >= 0) {
 		double w = (d4 - d3) / ((d4 - d3) + (d5 - d6));
 		for (int k = 0; k < 3; k++)
 			q[k] = b[k] + w * (c[k] - b[k]);
-		goto done;
+		return;
 	}
 	double den = 1.0 / (va + vb + vc), v = vb * den, w = vc * den;
 	for (int k = 0; k < 3; k++)
 		q[k] = a[k] + ab[k] * v + ac[k] * w;
-done:
+}
+
+double meshgeom_point_triangle_d2(const double p[3], const double a[3], const double b[3],
+				  const double c[3])
+{
+	double q[3];
+
+	meshgeom_closest_on_triangle(p, a, b, c, q);
 	for (int k = 0; k < 3; k++)
 		q[k] -= p[k];
 	return dot3(q, q);

@@ -5,6 +5,8 @@
  */
 #include <stdlib.h>
 
+#include <string.h>
+
 #include "r3d/mesh.h"
 #include "r3d/util.h"
 
@@ -47,6 +49,17 @@ out:
 		m = NULL;
 	}
 	return m;
+}
+
+struct mesh *mesh_copy(struct r3d_err *err, const struct mesh *m)
+{
+	struct mesh *c = mesh_create(err, m->nvert, m->ntri);
+
+	if (c != NULL) {
+		memcpy(c->xyz, m->xyz, 3 * sizeof(float) * m->nvert);
+		memcpy(c->tri, m->tri, 3 * sizeof(uint32_t) * m->ntri);
+	}
+	return c;
 }
 
 void mesh_destroy(struct mesh *m)
