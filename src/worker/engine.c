@@ -1,6 +1,6 @@
 /*
  * engine.c: external segmentation engines (see r3d/engine.h): a slot per
- * running command, fork + execvp without a shell, a time limit enforced on
+ * running command, posix_spawnp without a shell, a time limit enforced on
  * the command's whole process group, and the search of its output folder.
  */
 #include "r3d/engine.h"
@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,30 +275,49 @@ bool engine_run(struct r3d_err *err, struct engine_slots *slots, const struct co
 		slot_give(slots, slot);
 		goto out;
 	}
-	double t0 = clock_mono_s();
-	pid_t pid = fork();
-	if (pid == 0) {
-		/* The child: its own process group (the time limit ends all of
-		 * it), the three descriptors, nothing else inherited. */
-		setpgid(0, 0);
-		dup2(fd_in, 0);
-		dup2(fd_out, 1);
-		dup2(fd_err, 2);
-		closefrom(3);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
-		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+	/* posix_spawn, not fork: in a threaded process only async-signal-safe
+	 * calls may follow a fork, and a child that reported its failed exec
+	 * with stdio could hang on a lock another thread held (seen under
+	 * ASan). posix_spawn reports a failed exec to us as its return value.
+	 * The child: its own process group (the time limit ends all of it),
+	 * the three descriptors, nothing else inherited, SIGPIPE default. */
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t dflt;
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE);
+	int rc = posix_spawn_file_actions_init(&fa);
+	if (rc == 0)
+		rc = posix_spawnattr_init(&attr);
+	if (rc == 0) {
+		if (posix_spawn_file_actions_adddup2(&fa, fd_in, 0) != 0 ||
+		    posix_spawn_file_actions_adddup2(&fa, fd_out, 1) != 0 ||
+		    posix_spawn_file_actions_adddup2(&fa, fd_err, 2) != 0 ||
+		    posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0 ||
+		    posix_spawnattr_setpgroup(&attr, 0) != 0 ||
+		    posix_spawnattr_setsigdefault(&attr, &dflt) != 0 ||
+		    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF) != 0)
+			rc = ENOMEM;
 	}
+	double t0 = clock_mono_s();
+	pid_t pid = -1;
+	if (rc == 0)
+		rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
 	close(fd_in);
 	close(fd_out);
-	close(fd_err);
-	if (pid < 0) {
-		r3d_err_set(err, R3D_EIO, "engine %s: cannot start a process: %s", e->name, strerror(errno));
+	if (rc != 0) {
+		/* The reason goes where the command's own would have: its stderr
+		 * log, beside the job's other files. */
+		dprintf(fd_err, "cannot run %s: %s\n", argv[0], strerror(rc));
+		close(fd_err);
+		r3d_err_set(err, R3D_EIO, "engine %s could not be started: cannot run %s: %s", e->name,
+			    argv[0], strerror(rc));
 		slot_give(slots, slot);
 		goto out;
 	}
-	setpgid(pid, pid);   /* also here: no race with the child's own call */
+	close(fd_err);
 	log_info("engine", "engine started engine=%s pid=%d", e->name, (int)pid);
 	int status = 0;
 	bool timed_out = false, stopped = false;

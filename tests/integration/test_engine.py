@@ -16,7 +16,7 @@ bone sphere, its affine made from the DICOM geometry by hand.
   overlapped.
 - Failures, each with its reason on the job and in /status: a command that
   exits 3 (its status and last stderr line), one that dies of SIGSEGV, one that is gone (at start
-  recon3d refuses to start; removed later, the job fails with status 127),
+  recon3d refuses to start; removed later, the job fails: could not be started),
   one that writes nothing, one that outlives timeout_s (killed with the
   child it started).
 """
@@ -260,8 +260,8 @@ class Engine(unittest.TestCase):
         d.start()
         self.daemons.append(d)
         os.unlink(prog)
-        self.check_failure(d, "engine phantom exited with status 127; its last line: "
-                              "cannot run %s: No such file or directory" % prog)
+        self.check_failure(d, "engine phantom could not be started: cannot run %s: "
+                              "No such file or directory" % prog)
 
     def test_engine_timeout(self):
         pidfile = os.path.join(self.work, "child.pid")
