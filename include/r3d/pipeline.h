@@ -209,12 +209,16 @@ void pipeline_result_free(struct pipeline_result *res);
  * each structure as it is meshed, before o->structure_meshed sees it, by
  * pipeline_print_drop(). The analysis of every meshed structure
  * (r3d/analysis.h) and the distances o->print names are measured by
- * pipeline_print_run(): at the end of pipeline_run_dir(), or, with
- * o->print.deferred, by its caller (the worker runs it once the DICOM
- * objects are on their way: nothing the PACS receives waits for it). */
+ * pipeline_print_run(): at the end of pipeline_run_dir() (each structure
+ * by pipeline_print_one() as soon as it is meshed, while the others are),
+ * or, with o->print.deferred, by its caller (the worker runs it once the
+ * DICOM objects are on their way: nothing the PACS receives waits for it).
+ * pipeline_print_one() does nothing for a structure already analysed. */
 void pipeline_print_defaults(struct pipeline_print_options *p);
 bool pipeline_print_drop(struct r3d_err *err, const struct pipeline_options *o,
 			 struct pipeline_structure *ps);
+bool pipeline_print_one(struct r3d_err *err, const struct pipeline_options *o,
+			struct pipeline_structure *ps);
 bool pipeline_print_run(struct r3d_err *err, const struct pipeline_options *o,
 			struct pipeline_result *res);
 /* Frees what pipeline_print_run() kept (the shells). */

@@ -39,6 +39,9 @@ double clock_wall_s(void);
  * On success the caller owns the result and frees it with bigbuf_free(p, size). */
 void *bigbuf_alloc(struct r3d_err *err, size_t size);
 void bigbuf_free(void *p, size_t size);
+/* Unmaps the freed buffers bigbuf_free() kept for reuse (a worker, after
+ * each job: the process gives the memory back). */
+void bigbuf_trim(void);
 
 /* Reads a small secret file (a token, a webhook secret) whole into buf:
  * a regular file of at most size - 2 bytes without NUL bytes, NUL-terminated,

@@ -1,12 +1,14 @@
 /*
- * util.c: checked arithmetic, number parsing, clocks, huge-page buffers and
- * directories (see r3d/util.h). Any thread.
+ * util.c: checked arithmetic, number parsing, clocks, huge-page buffers (with
+ * a small cache of freed ones) and directories (see r3d/util.h). Any thread.
  */
 #include "r3d/util.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -101,28 +103,118 @@ double clock_wall_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Freed buffers are kept for the next bigbuf_alloc() (up to
+ * BIGBUF_CACHE_SLOTS of them, BIGBUF_CACHE_MAX_BYTES in all, until
+ * bigbuf_trim()): the first touch of fresh memory (a page fault, the kernel
+ * zeroing the page, and under a hypervisor the host backing it) costs
+ * several times clearing memory that is already there; a mesh build
+ * allocates and frees the same few sizes once per structure. A buffer
+ * taken from the cache may be larger than asked for (at most twice, in
+ * BIGBUF_ROUND steps); the live table remembers its size for the free. */
+#define BIGBUF_ROUND ((size_t)2 << 20)
+#define BIGBUF_CACHE_SLOTS 16
+#define BIGBUF_CACHE_MAX_BYTES ((size_t)1 << 30)
+#define BIGBUF_LIVE_SLOTS 256
+
+struct bigbuf_map {
+	void *p;
+	size_t cap;
+};
+
+static pthread_mutex_t bigbuf_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bigbuf_map bigbuf_live[BIGBUF_LIVE_SLOTS];
+static struct bigbuf_map bigbuf_cached[BIGBUF_CACHE_SLOTS];
+static size_t bigbuf_cached_bytes;
+
+static size_t bigbuf_cap(size_t size)
+{
+	size_t n = size == 0 ? 1 : size;
+
+	return n > SIZE_MAX - BIGBUF_ROUND ? n : (n + BIGBUF_ROUND - 1) / BIGBUF_ROUND * BIGBUF_ROUND;
+}
+
+/* Under the lock: a free slot of the live table, or NULL. */
+static struct bigbuf_map *bigbuf_live_slot(void *p)
+{
+	for (size_t i = 0; i < BIGBUF_LIVE_SLOTS; i++) {
+		if (bigbuf_live[i].p == p)
+			return &bigbuf_live[i];
+	}
+	return NULL;
+}
+
 void *bigbuf_alloc(struct r3d_err *err, size_t size)
 {
-	void *p;
+	size_t cap = bigbuf_cap(size);
+	void *p = NULL;
 
-	if (size == 0)
-		size = 1;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pthread_mutex_lock(&bigbuf_lock);
+	struct bigbuf_map *live = bigbuf_live_slot(NULL), *best = NULL;
+	for (size_t i = 0; live != NULL && i < BIGBUF_CACHE_SLOTS; i++) {
+		struct bigbuf_map *c = &bigbuf_cached[i];
+		if (c->p != NULL && c->cap >= cap && c->cap / 2 <= cap && (best == NULL || c->cap < best->cap))
+			best = c;
+	}
+	if (best != NULL) {
+		p = best->p;
+		*live = *best;
+		bigbuf_cached_bytes -= best->cap;
+		best->p = NULL;
+	}
+	pthread_mutex_unlock(&bigbuf_lock);
+	if (p != NULL) {
+		memset(p, 0, size);
+		return p;
+	}
+	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		r3d_err_set(err, R3D_ENOMEM, "cannot map %zu bytes: %s", size, strerror(errno));
 		return NULL;
 	}
 #ifdef MADV_HUGEPAGE
 	/* Where transparent huge pages are offered, a first touch costs ~20x less. */
-	(void)madvise(p, size, MADV_HUGEPAGE);
+	(void)madvise(p, cap, MADV_HUGEPAGE);
 #endif
 	return p;
 }
 
 void bigbuf_free(void *p, size_t size)
 {
-	if (p != NULL)
-		munmap(p, size == 0 ? 1 : size);
+	struct bigbuf_map m = {p, bigbuf_cap(size)};
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&bigbuf_lock);
+	struct bigbuf_map *live = bigbuf_live_slot(p);
+	if (live != NULL) {
+		m.cap = live->cap;
+		live->p = NULL;
+	}
+	for (size_t i = 0; i < BIGBUF_CACHE_SLOTS && m.p != NULL; i++) {
+		if (bigbuf_cached[i].p == NULL && bigbuf_cached_bytes + m.cap <= BIGBUF_CACHE_MAX_BYTES) {
+			bigbuf_cached[i] = m;
+			bigbuf_cached_bytes += m.cap;
+			m.p = NULL;
+		}
+	}
+	pthread_mutex_unlock(&bigbuf_lock);
+	if (m.p != NULL)
+		munmap(m.p, m.cap);
+}
+
+void bigbuf_trim(void)
+{
+	struct bigbuf_map drop[BIGBUF_CACHE_SLOTS];
+
+	pthread_mutex_lock(&bigbuf_lock);
+	memcpy(drop, bigbuf_cached, sizeof(drop));
+	memset(bigbuf_cached, 0, sizeof(bigbuf_cached));
+	bigbuf_cached_bytes = 0;
+	pthread_mutex_unlock(&bigbuf_lock);
+	for (size_t i = 0; i < BIGBUF_CACHE_SLOTS; i++) {
+		if (drop[i].p != NULL)
+			munmap(drop[i].p, drop[i].cap);
+	}
 }
 
 bool mkdir_p(struct r3d_err *err, const char *path)

@@ -11,6 +11,7 @@
 #include "r3d/pipeline.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,10 +176,7 @@ struct run {
 	struct volume *vol;
 	struct segment_ctx *sctx;
 	struct segment_result sres;    /* the presets' masks */
-	struct segment_cc *cc;         /* threshold structures: components */
-	uint8_t *scratch, *scratch2;   /* threshold structures: one mask at a time */
-	size_t scratch_bytes;
-	struct mesh_iso_work *work;
+	struct mesh_iso_work *work;    /* the imported segments' isosurfaces */
 	struct segobj *import;         /* o->segmentation (read before the scan) or o->labels */
 	void (*import_free)(struct segobj *);  /* its reader's free */
 };
@@ -188,9 +186,6 @@ static void run_free(struct run *r)
 	if (r->import != NULL)
 		r->import_free(r->import);
 	mesh_iso_work_destroy(r->work);
-	bigbuf_free(r->scratch2, r->scratch2 != NULL ? r->scratch_bytes : 0);
-	bigbuf_free(r->scratch, r->scratch != NULL ? r->scratch_bytes : 0);
-	segment_cc_destroy(r->cc);
 	segment_ctx_destroy(r->sctx);
 	volume_destroy(r->vol);
 	bridge_series_free(r->series);
@@ -306,10 +301,21 @@ struct structure_mask {
 	char reason[SEGMENT_REASON_MAX];
 };
 
+/* One thread of the mesh stage: what it needs of its own. */
+struct mesher {
+	struct mesh_stage *st;
+	struct mesh_iso_work *work;
+	struct segment_cc *cc;         /* threshold structures: components */
+	uint8_t *scratch, *scratch2;   /* threshold structures: one mask at a time */
+	size_t scratch_bytes;
+	struct pipeline_structure ps;  /* the structure being made, copied in and out
+					* under the stage's lock */
+};
+
 /* A threshold entry: voxels in its range, in 26-connected components of at
- * least PIPELINE_THRESHOLD_MIN_VOXELS, into the run's scratch mask. */
-static bool source_threshold(struct r3d_err *err, struct run *r, const struct structure_def *d,
-			     struct structure_mask *out)
+ * least PIPELINE_THRESHOLD_MIN_VOXELS, into the mesher's scratch mask. */
+static bool source_threshold(struct r3d_err *err, struct run *r, struct mesher *m,
+			     const struct structure_def *d, struct structure_mask *out)
 {
 	const struct volume *vol = r->vol;
 	size_t n = 0;
@@ -317,23 +323,23 @@ static bool source_threshold(struct r3d_err *err, struct run *r, const struct st
 
 	if (!size_mul3(vol->nx, vol->ny, vol->nz, &n))
 		return r3d_err_set(err, R3D_EINVAL, "volume too large");
-	if (r->scratch == NULL) {
-		r->scratch_bytes = n;
-		r->scratch = bigbuf_alloc(err, n);
-		r->scratch2 = r->scratch != NULL ? bigbuf_alloc(err, n) : NULL;
-		if (r->scratch2 == NULL)
+	if (m->scratch == NULL) {
+		m->scratch_bytes = n;
+		m->scratch = bigbuf_alloc(err, n);
+		m->scratch2 = m->scratch != NULL ? bigbuf_alloc(err, n) : NULL;
+		if (m->scratch2 == NULL)
 			return false;
 	}
-	if (r->cc == NULL && !segment_cc_create(err, r->o->threads, &r->cc))
+	if (m->cc == NULL && !segment_cc_create(err, r->o->threads, &m->cc))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		r->scratch2[i] = vol->hu[i] >= lo && vol->hu[i] <= hi;
-	if (!segment_cc_label(err, r->cc, r->scratch2, vol->nx, vol->ny, vol->nz, 26))
+		m->scratch2[i] = vol->hu[i] >= lo && vol->hu[i] <= hi;
+	if (!segment_cc_label(err, m->cc, m->scratch2, vol->nx, vol->ny, vol->nz, 26))
 		return false;
-	segment_cc_paint_min_size(r->cc, PIPELINE_THRESHOLD_MIN_VOXELS, r->scratch);
+	segment_cc_paint_min_size(m->cc, PIPELINE_THRESHOLD_MIN_VOXELS, m->scratch);
 	for (size_t i = 0; i < n; i++)
-		out->voxels += r->scratch[i];
-	out->mask = r->scratch;
+		out->voxels += m->scratch[i];
+	out->mask = m->scratch;
 	if (out->voxels == 0)
 		snprintf(out->reason, sizeof(out->reason), "no component of %d voxels in %s",
 			 PIPELINE_THRESHOLD_MIN_VOXELS, d->has_min && d->has_max ? "the HU range" :
@@ -342,8 +348,8 @@ static bool source_threshold(struct r3d_err *err, struct run *r, const struct st
 }
 
 /* The mask of entry d from its source. */
-static bool structure_mask(struct r3d_err *err, struct run *r, const struct structure_def *d,
-			   struct structure_mask *out)
+static bool structure_mask(struct r3d_err *err, struct run *r, struct mesher *m,
+			   const struct structure_def *d, struct structure_mask *out)
 {
 	double t0 = clock_mono_s();
 
@@ -361,7 +367,7 @@ static bool structure_mask(struct r3d_err *err, struct run *r, const struct stru
 			snprintf(out->reason, sizeof(out->reason), "no voxels");
 		return true;
 	case STRUCTURE_THRESHOLD:
-		if (!source_threshold(err, r, d, out))
+		if (!source_threshold(err, r, m, d, out))
 			return false;
 		out->ms = (clock_mono_s() - t0) * 1e3;
 		return true;
@@ -410,8 +416,8 @@ static bool mask_keep(struct r3d_err *err, const struct run *r, struct pipeline_
 /* One structure's surface: through the CT's grey-level crossing of its HU
  * range where it has one (the mask decides what is inside), else from the
  * mask alone with smoothing kept within each vertex's voxel cell. */
-static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structure *ps,
-		     const uint8_t *mask)
+static bool mesh_one(struct r3d_err *err, struct run *r, struct mesh_iso_work *work, int threads,
+		     struct pipeline_structure *ps, const uint8_t *mask)
 {
 	const struct volume *vol = r->vol;
 	struct mesh_volume mv = {mask, MESH_SCALAR_U8, vol->nx, vol->ny, vol->nz, NULL, 0, 0};
@@ -420,7 +426,7 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 
 	mesh_build_defaults(&bp);
 	bp.iso = 0.5;
-	bp.threads = r->o->threads;
+	bp.threads = threads;
 	memcpy(bp.affine, r->res->affine, sizeof(bp.affine));
 	bp.smooth = r->o->smooth;
 	ps->grey = !r->o->mask_surfaces &&
@@ -432,13 +438,12 @@ static bool mesh_one(struct r3d_err *err, struct run *r, struct pipeline_structu
 	} else {
 		mesh_build_mask_smoothing(&bp);
 	}
-	bp.smoothing.threads = r->o->threads;
+	bp.smoothing.threads = threads;
 	bp.max_tri = r->o->decimate ? ps->def.max_triangles : 0;
 	bp.max_error_mm = r->o->max_error_mm;
 	bp.error_target_mm = r->o->error_target_mm;
-	if (!mesh_build(err, &mv, &bp, r->work, &ps->mesh, &ps->stats, &ps->mesh_times))
+	if (!mesh_build(err, &mv, &bp, work, &ps->mesh, &ps->stats, &ps->mesh_times))
 		return r3d_err_prefix(err, "meshing %s", ps->def.key);
-	pipeline_note_decimation(r->res, ps, &bp);
 	ps->mesh_ms = (clock_mono_s() - t0) * 1e3;
 	return true;
 }
@@ -465,42 +470,163 @@ static bool stage_import(struct r3d_err *err, struct run *r)
 	return import_mesh(err, r->import, &pg, r->o, r->work, r->res);
 }
 
-/* Every enabled entry, in catalogue order: its mask, its surface. */
+/* The mesh stage's shared state. Structures are taken in catalogue order
+ * by up to o->threads meshers at once (each with o->threads threads of its
+ * own inside: the kernels are the same as when meshing one at a time, so
+ * the meshes are too, and a mesher that is left alone uses every core);
+ * everything a mesher writes into the result is written under the lock,
+ * and structure_meshed sees the structures in catalogue order, each once,
+ * all earlier ones done. */
+struct mesh_stage {
+	struct run *r;
+	pthread_mutex_t lock;
+	size_t first, n;       /* res->structures[first .. first + n): this stage's */
+	size_t next;           /* the next one to take */
+	size_t announced;      /* the ones given to structure_meshed */
+	bool done[PIPELINE_MAX_STRUCTURES];
+	bool failed;
+	struct r3d_err err;    /* the first failure */
+};
+
+/* Under the lock: what is done, in order, to structure_meshed. */
+static bool stage_announce(struct r3d_err *err, struct mesh_stage *st)
+{
+	const struct pipeline_options *o = st->r->o;
+
+	while (st->announced < st->n && st->done[st->announced]) {
+		size_t i = st->first + st->announced++;
+		if (st->r->res->structures[i].mesh != NULL && o->structure_meshed != NULL &&
+		    !o->structure_meshed(err, o->structure_meshed_ctx, st->r->res, i))
+			return false;
+	}
+	return true;
+}
+
+/* One structure: its mask, its surface (a structure without voxels is
+ * skipped with the reason), its kept mask, its loose shells. */
+static bool mesher_one(struct r3d_err *err, struct mesher *m, size_t i)
+{
+	struct mesh_stage *st = m->st;
+	struct run *r = st->r;
+	struct pipeline_structure *ps = &m->ps;
+	struct structure_mask sm;
+	bool ok;
+
+	pthread_mutex_lock(&st->lock);
+	*ps = r->res->structures[i];
+	pthread_mutex_unlock(&st->lock);
+	if (!structure_mask(err, r, m, &ps->def, &sm))
+		return false;
+	ps->segment_ms = sm.ms;
+	if (sm.mask == NULL || sm.voxels == 0) {
+		snprintf(ps->skipped_reason, sizeof(ps->skipped_reason), "%s", sm.reason);
+	} else if (!mesh_one(err, r, m->work, r->o->threads, ps, sm.mask) ||
+		   !pipeline_print_drop(err, r->o, ps) ||
+		   (!r->o->print.deferred && !pipeline_print_one(err, r->o, ps))) {
+		mesh_analysis_free(&ps->analysis);
+		mesh_destroy(ps->mesh);
+		return false;
+	}
+	pthread_mutex_lock(&st->lock);
+	r->res->structures[i] = *ps;
+	ok = ps->mesh == NULL || mask_keep(err, r, &r->res->structures[i], sm.mask);
+	if (ok && ps->mesh != NULL) {
+		struct mesh_build_params bp = {.max_tri = r->o->decimate ? ps->def.max_triangles : 0,
+					       .max_error_mm = r->o->max_error_mm};
+		pipeline_note_decimation(r->res, &r->res->structures[i], &bp);
+	}
+	st->done[i - st->first] = true;
+	/* Its STL can go out while the others are meshed. */
+	ok = ok && stage_announce(err, st);
+	pthread_mutex_unlock(&st->lock);
+	return ok;
+}
+
+static void *mesher_main(void *arg)
+{
+	struct mesher *m = arg;
+	struct mesh_stage *st = m->st;
+	struct r3d_err err;
+
+	r3d_err_clear(&err);
+	for (;;) {
+		size_t i;
+		pthread_mutex_lock(&st->lock);
+		i = st->failed || st->next >= st->n ? SIZE_MAX : st->first + st->next++;
+		pthread_mutex_unlock(&st->lock);
+		if (i == SIZE_MAX)
+			break;
+		if (m->work == NULL && (m->work = mesh_iso_work_create(&err)) == NULL)
+			goto failed;
+		if (!mesher_one(&err, m, i))
+			goto failed;
+	}
+	return NULL;
+failed:
+	pthread_mutex_lock(&st->lock);
+	if (!st->failed) {
+		st->failed = true;
+		st->err = err;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+/* Every enabled entry: its mask, its surface. */
 static bool stage_mesh(struct r3d_err *err, struct run *r)
 {
 	const struct structure_catalog *cat = &r->o->catalog;
 	struct pipeline_result *res = r->res;
+	struct mesh_stage st;
+	struct mesher m[MESH_MAX_THREADS];
+	pthread_t tid[MESH_MAX_THREADS];
+	bool started[MESH_MAX_THREADS] = {false};
+	int nm;
 
 	if (r->o->save_masks != NULL && !mkdir_p(err, r->o->save_masks))
 		return false;
-	r->work = mesh_iso_work_create(err);
-	if (r->work == NULL)
-		return false;
+	memset(&st, 0, sizeof(st));
+	st.r = r;
+	st.first = res->nstructures;
 	for (size_t i = 0; i < cat->n; i++) {
-		struct structure_mask sm;
 		struct pipeline_structure *ps;
-
 		if (!cat->def[i].enabled)
 			continue;
 		ps = &res->structures[res->nstructures++];
 		ps->def = cat->def[i];
 		ps->range_lo = ps->range_hi = NAN;
-		if (!structure_mask(err, r, &ps->def, &sm))
-			return false;
-		ps->segment_ms = sm.ms;
-		if (sm.mask == NULL || sm.voxels == 0) {
-			snprintf(ps->skipped_reason, sizeof(ps->skipped_reason), "%s", sm.reason);
-			continue;
-		}
-		if (!mesh_one(err, r, ps, sm.mask) || !mask_keep(err, r, ps, sm.mask) ||
-		    !pipeline_print_drop(err, r->o, ps))
-			return false;
-		/* Its STL can go out while the next one is meshed. */
-		if (r->o->structure_meshed != NULL &&
-		    !r->o->structure_meshed(err, r->o->structure_meshed_ctx, res, res->nstructures - 1))
-			return false;
 	}
-	return r->import == NULL || stage_import(err, r);
+	st.n = res->nstructures - st.first;
+	nm = st.n < (size_t)r->o->threads ? (int)st.n : r->o->threads;
+	if (nm > 0) {
+		pthread_mutex_init(&st.lock, NULL);
+		memset(m, 0, sizeof(m[0]) * (size_t)nm);
+		for (int t = 0; t < nm; t++)
+			m[t].st = &st;
+		for (int t = 1; t < nm; t++)
+			started[t] = pthread_create(&tid[t], NULL, mesher_main, &m[t]) == 0;
+		mesher_main(&m[0]);
+		for (int t = 1; t < nm; t++) {
+			if (started[t])
+				pthread_join(tid[t], NULL);
+		}
+		/* A mesher that could not start: the others took its share. */
+		for (int t = 0; t < nm; t++) {
+			mesh_iso_work_destroy(m[t].work);
+			bigbuf_free(m[t].scratch2, m[t].scratch2 != NULL ? m[t].scratch_bytes : 0);
+			bigbuf_free(m[t].scratch, m[t].scratch != NULL ? m[t].scratch_bytes : 0);
+			segment_cc_destroy(m[t].cc);
+		}
+		pthread_mutex_destroy(&st.lock);
+		if (st.failed) {
+			*err = st.err;
+			return false;
+		}
+	}
+	if (r->import == NULL)
+		return true;
+	r->work = mesh_iso_work_create(err);
+	return r->work != NULL && stage_import(err, r);
 }
 
 bool pipeline_run_dir(struct r3d_err *err, const char *dir, const struct pipeline_options *o,

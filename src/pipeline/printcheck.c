@@ -4,10 +4,15 @@
  * dropped on request, each meshed structure analysed (src/mesh/analysis.c),
  * the flags a 3D print lab reads (thin_wall, printable), and the shortest
  * distance of the pairs the config names. report.c writes it all into
- * report.json. Called by pipeline_run_dir() on the run's thread; the
- * analysis starts up to o->threads - 1 threads of its own.
+ * report.json. Called by pipeline_run_dir() (pipeline_print_one() by each
+ * mesher thread of its mesh stage, as a structure is made) and by the
+ * worker (pipeline_print_run(), deferred); pipeline_print_run() analyses
+ * up to o->threads structures at once, each analysis starting up to
+ * o->threads - 1 threads of its own.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "r3d/pipeline.h"
@@ -48,12 +53,14 @@ bool pipeline_print_drop(struct r3d_err *err, const struct pipeline_options *o,
 	return true;
 }
 
-static bool print_one(struct r3d_err *err, const struct pipeline_options *o,
-		      struct pipeline_structure *ps)
+bool pipeline_print_one(struct r3d_err *err, const struct pipeline_options *o,
+			struct pipeline_structure *ps)
 {
 	const struct pipeline_print_options *po = &o->print;
 	double t0 = clock_mono_s();
 
+	if (po->off || ps->analysed || ps->mesh == NULL || ps->mesh->ntri == 0)
+		return true;
 	ps->min_wall_limit_mm = po->min_wall_mm;
 	if (!mesh_analyse(err, ps->mesh, o->threads, &ps->analysis))
 		return r3d_err_prefix(err, "%s: print readiness", ps->def.key);
@@ -65,18 +72,70 @@ static bool print_one(struct r3d_err *err, const struct pipeline_options *o,
 	return true;
 }
 
+/* The structures not yet analysed, up to o->threads at once. */
+struct print_stage {
+	const struct pipeline_options *o;
+	struct pipeline_result *res;
+	pthread_mutex_t lock;
+	size_t next;
+	bool failed;
+	struct r3d_err err;
+};
+
+static void *print_main(void *arg)
+{
+	struct print_stage *st = arg;
+	struct r3d_err err;
+
+	for (;;) {
+		pthread_mutex_lock(&st->lock);
+		size_t i = st->failed || st->next >= st->res->nstructures ? SIZE_MAX : st->next++;
+		pthread_mutex_unlock(&st->lock);
+		if (i == SIZE_MAX)
+			return NULL;
+		r3d_err_clear(&err);
+		if (!pipeline_print_one(&err, st->o, &st->res->structures[i])) {
+			pthread_mutex_lock(&st->lock);
+			if (!st->failed) {
+				st->failed = true;
+				st->err = err;
+			}
+			pthread_mutex_unlock(&st->lock);
+			return NULL;
+		}
+	}
+}
+
 bool pipeline_print_run(struct r3d_err *err, const struct pipeline_options *o,
 			struct pipeline_result *res)
 {
 	struct structure_pair pairs[STRUCTURE_PAIRS_MAX];
-	size_t npairs = 0;
+	size_t npairs = 0, todo = 0;
+	struct print_stage st = {.o = o, .res = res};
+	pthread_t tid[MESH_MAX_THREADS];
+	bool started[MESH_MAX_THREADS] = {false};
+	int nt;
 
 	if (o->print.off)
 		return true;
-	for (size_t i = 0; i < res->nstructures; i++) {
-		struct pipeline_structure *ps = &res->structures[i];
-		if (ps->mesh != NULL && ps->mesh->ntri > 0 && !print_one(err, o, ps))
+	for (size_t i = 0; i < res->nstructures; i++)
+		todo += !res->structures[i].analysed && res->structures[i].mesh != NULL &&
+			res->structures[i].mesh->ntri > 0;
+	nt = todo < (size_t)o->threads ? (int)todo : o->threads;
+	if (nt > 0) {
+		pthread_mutex_init(&st.lock, NULL);
+		for (int t = 1; t < nt; t++)
+			started[t] = pthread_create(&tid[t], NULL, print_main, &st) == 0;
+		print_main(&st);
+		for (int t = 1; t < nt; t++) {
+			if (started[t])
+				pthread_join(tid[t], NULL);
+		}
+		pthread_mutex_destroy(&st.lock);
+		if (st.failed) {
+			*err = st.err;
 			return false;
+		}
 	}
 	if (!structure_pairs_parse(err, o->print.distances, pairs, STRUCTURE_PAIRS_MAX, &npairs))
 		return r3d_err_prefix(err, "[print] distances");

@@ -503,6 +503,8 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 			outcome = JOB_CANCELLED;
 	}
 	job_export_end(&je);
+	/* The buffers the mesh stage kept for reuse go back to the system. */
+	bigbuf_trim();
 	if (outcome != JOB_DONE)
 		outbox_drop_unsent(p, job, outcome == JOB_CANCELLED ? "the job was cancelled" :
 					   "the job did not finish");
