@@ -331,10 +331,11 @@ static bool collapse_shape_ok(const struct collapse *c, uint32_t from, uint32_t 
 		}
 		cross_sub(o[1], o[2], o[0], n0);
 		cross_sub(nw[1], nw[2], nw[0], n1);
+		/* Squared, without the roots: d > cos * l0 * l1 and d > 0. */
 		double d = n0[0] * n1[0] + n0[1] * n1[1] + n0[2] * n1[2];
-		double l0 = sqrt(n0[0] * n0[0] + n0[1] * n0[1] + n0[2] * n0[2]);
-		double l1 = sqrt(n1[0] * n1[0] + n1[1] * n1[1] + n1[2] * n1[2]);
-		if (!(d > COLLAPSE_MIN_COS * l0 * l1))
+		double l0 = n0[0] * n0[0] + n0[1] * n0[1] + n0[2] * n0[2];
+		double l1 = n1[0] * n1[0] + n1[1] * n1[1] + n1[2] * n1[2];
+		if (!(d > 0 && d * d > COLLAPSE_MIN_COS * COLLAPSE_MIN_COS * l0 * l1))
 			return false;
 		double emax = 0;
 		for (int k = 0; k < 3; k++) {
@@ -343,7 +344,7 @@ static bool collapse_shape_ok(const struct collapse *c, uint32_t from, uint32_t 
 				   (a[2] - b[2]) * (a[2] - b[2]);
 			emax = e > emax ? e : emax;
 		}
-		if (!(l1 >= COLLAPSE_MIN_SHAPE * emax))
+		if (!(l1 >= COLLAPSE_MIN_SHAPE * COLLAPSE_MIN_SHAPE * emax * emax))
 			return false;
 	}
 	return true;
