@@ -230,8 +230,13 @@ static bool stage_load(struct r3d_err *err, struct run *r)
 	size_t nslices = 0;
 	const struct volume_slice *slices;
 
-	if (!bridge_series_load(err, r->scan, r->which, (unsigned)r->o->threads, &r->series))
+	size_t preloaded = 0;
+
+	if (!bridge_series_load_preloaded(err, r->scan, r->which, (unsigned)r->o->threads,
+					  r->o->preload, &r->series, &preloaded))
 		return false;
+	r->res->instances_preloaded = preloaded;
+	r->res->instances_read = info->instances - preloaded;
 	slices = bridge_series_slices(r->series, &nslices);
 	r->res->slices = nslices;
 	return !(r->o->keep_masks && nslices > 0 &&
