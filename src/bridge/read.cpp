@@ -10,7 +10,9 @@
  * Threads: called by job worker threads and the offline command; one
  * bridge_series_load() may start up to `threads` - 1 helper threads that
  * each decode whole files into their own buffers (no shared mutable state)
- * and are joined before it returns. The decoders are registered once under
+ * and are joined before it returns. Files the pre-loader decoded before
+ * (bridge_series_load_preloaded, preload.cpp) are taken on the calling
+ * thread first; the helpers decode the others. The decoders are registered once under
  * std::call_once (bridge_init registering them first is harmless: DCMTK
  * ignores a second registration).
  */

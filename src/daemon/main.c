@@ -1,6 +1,7 @@
 /*
  * main.c: the recon3d daemon. Reads the config, opens the index, starts the
- * status endpoint and the queue thread, then runs the DICOM receiver on the
+ * status endpoint, the queue thread, the pre-loader (r3d/preload.h), the
+ * workers, the sender and the notifier, then runs the DICOM receiver on the
  * main thread until SIGTERM or SIGINT. Signal handlers only set a flag.
  *
  *   recon3d [-c FILE] [--check-config] [--print-default-config] [--version]
