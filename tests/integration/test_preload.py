@@ -18,6 +18,10 @@ every file.
   same pushes, and differs from a run of the original series (so stale
   pixels would be caught). With a cap of 1 MB, the job takes what fits and
   reads the rest, still identical.
+- Nothing breaks: a series with a malformed instance (its Pixel Data cut in
+  half) is skipped with the same reason with the pre-loader on and off; a
+  daemon stopped while the job waits (workers = 0) and started again with a
+  worker reads every file and makes the same meshes.
 """
 import json
 import os
@@ -35,6 +39,15 @@ from r3dtest import Daemon, pancreas_files, main  # noqa: E402
 PHANTOM = os.environ.get("R3D_PHANTOM_BIN", "recon3d-phantom")
 PYTHON = "/usr/bin/python3"   # Debian's, with pydicom
 LOAD_LINE = re.compile(r"job=(\d+): load: (\d+) instances from the pre-loader, (\d+) read from their files")
+
+# Pixel Data cut in half: the header is fine, the pixels are not all there.
+TRUNCATE = r"""
+import sys
+import pydicom
+ds = pydicom.dcmread(sys.argv[1])
+ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+ds.save_as(sys.argv[2])
+"""
 
 # A bright block in one slice, same SOP Instance UID: what a modality sends
 # again after a correction.
@@ -69,6 +82,9 @@ class Run:
 
     def finish(self, test, timeout):
         self.d.wait_for(lambda s: s["jobs"].get("done") == 1, timeout=timeout, what="the job done")
+        return self.collect(test)
+
+    def collect(self, test):
         with self.d.db() as db:
             job_id, results = db.execute("SELECT id, results_dir FROM jobs WHERE state = 'done'").fetchone()
         with open(os.path.join(results, "report.json")) as f:
@@ -137,11 +153,53 @@ class Preload(unittest.TestCase):
         self.assertEqual(rev.logged, (n, 0), "the pre-loader did not feed the job")
         rev.same_as(self, off)
 
-    def test_resent_instance_is_read_anew(self):
+    def phantom(self):
         series = os.path.join(self.work, "phantom")
-        subprocess.run([PHANTOM, "--out", series, "--size", "128", "--slices", "64",
-                        "--spacing", "1.5,1.5,2"], check=True, capture_output=True)
-        files = sorted(os.path.join(series, f) for f in os.listdir(series) if f.endswith(".dcm"))
+        if not os.path.isdir(series):
+            subprocess.run([PHANTOM, "--out", series, "--size", "128", "--slices", "64",
+                            "--spacing", "1.5,1.5,2"], check=True, capture_output=True)
+        return sorted(os.path.join(series, f) for f in os.listdir(series) if f.endswith(".dcm"))
+
+    def test_malformed_instance_and_restart(self):
+        files = self.phantom()
+        n = len(files)
+        broken = os.path.join(self.work, "broken.dcm")
+        subprocess.run([PYTHON, "-c", TRUNCATE, files[n // 3], broken], check=True)
+        with_broken = [broken if i == n // 3 else f for i, f in enumerate(files)]
+        reasons = []
+        for name, mb in (("broken-on", 512), ("broken-off", 0)):
+            r = self.run_of(name, mb, "bone")
+            r.push(self, with_broken)
+            r.d.wait_for(lambda s: s["jobs"].get("skipped") == 1, timeout=300, what="the job skipped")
+            with r.d.db() as db:
+                reasons.append(db.execute("SELECT reason FROM jobs").fetchone()[0])
+            self.assertEqual(r.d.stop(), 0)
+            self.assertNotIn("Sanitizer", r.d.log_text())
+        self.assertIn("Pixel Data", reasons[0])
+        self.assertEqual(reasons[0], reasons[1])
+
+        # Received, then a restart before the job runs: every file is read.
+        first = self.run_of("restart", 512, "bone")
+        first.d.conf["pipeline"]["workers"] = 0
+        first.d.write_conf()
+        first.d.stop()
+        first.d.start()
+        first.push(self, files)
+        first.d.wait_for(lambda s: s["jobs"].get("queued") == 1, timeout=60, what="the job queued")
+        first.d.stop()
+        first.d.conf["pipeline"]["workers"] = 1
+        first.d.write_conf()
+        first.d.start()
+        first.finish(self, 300)
+        self.assertEqual(first.logged, (0, n))
+        normal = self.run_of("normal", 512, "bone")
+        normal.push(self, files)
+        normal.finish(self, 300)
+        self.assertEqual(normal.logged, (n, 0))
+        first.same_as(self, normal)
+
+    def test_resent_instance_is_read_anew(self):
+        files = self.phantom()
         changed = os.path.join(self.work, "changed.dcm")
         subprocess.run([PYTHON, "-c", PAINT, files[len(files) // 2], changed], check=True)
         n = len(files)
