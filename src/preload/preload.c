@@ -16,7 +16,6 @@
  */
 #include "r3d/preload.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -201,9 +200,10 @@ void preloader_stop(struct preloader *pl)
 	}
 	bridge_preload_get_stats(pl->cache, &st);
 	log_info("preload", "pre-loader stopped: %llu files decoded, %llu over the cap, %llu not "
-		 "decodable, %llu series dropped unclaimed", (unsigned long long)st.files_kept,
-		 (unsigned long long)st.files_refused, (unsigned long long)st.files_failed,
-		 (unsigned long long)st.series_evicted);
+		 "decodable, %llu series dropped unclaimed, %llu offers over the queue's %d",
+		 (unsigned long long)st.files_kept, (unsigned long long)st.files_refused,
+		 (unsigned long long)st.files_failed, (unsigned long long)st.series_evicted,
+		 pl->queue_full, PRELOAD_QUEUE_MAX);
 	bridge_preload_destroy(pl->cache);
 	pthread_cond_destroy(&pl->changed);
 	pthread_mutex_destroy(&pl->lock);
