@@ -277,6 +277,69 @@ const char *bridge_series_transfer_syntax(const struct bridge_series *s, size_t 
 void bridge_series_free(struct bridge_series *s);
 
 /* ===================================================================== */
+/* Pre-loaded series: decoded while they arrive (issue 15)               */
+/* ===================================================================== */
+
+/* The pre-loader's cache (src/bridge/preload.cpp): each instance of a series
+ * that may become a job is decoded when it is stored, before the study is
+ * stable, and kept in memory per series, at most cap_bytes in all. A job
+ * takes its series' decoded files (bridge_preload_take) and its load stage
+ * uses them for exactly the files it would have read: a file is matched by
+ * its inode, size, mtime and ctime (as stat() gives them now) and its name,
+ * so a replaced file (the receiver writes a new file and renames it over
+ * the old: a new inode) or a file changed in any way is read again. The
+ * result is the same as reading every file (the same decoder ran on the
+ * same bytes). Every function takes the cache's lock; any thread. */
+struct bridge_preload;       /* the cache */
+struct bridge_preload_set;   /* one series' decoded files, owned by one job */
+
+struct bridge_preload_stats {
+	size_t bytes;              /* held now */
+	size_t files;              /* decoded files held now */
+	size_t series;             /* series held now */
+	uint64_t files_kept;       /* decoded and kept, since the start */
+	uint64_t files_refused;    /* not kept: the cap was reached */
+	uint64_t files_failed;     /* could not be decoded (the job reads and reports them) */
+	uint64_t series_evicted;   /* dropped unclaimed: idle too long, or for room */
+};
+
+/* On success the caller owns *out and frees it with bridge_preload_destroy(). */
+bool bridge_preload_create(struct r3d_err *err, size_t cap_bytes, struct bridge_preload **out);
+void bridge_preload_destroy(struct bridge_preload *p);
+
+/* Decodes the file at path, an instance of series series_uid, and keeps it,
+ * replacing what was kept for the same path. estimate_bytes (its decoded
+ * size from its header) is checked against the cap before decoding: to
+ * make room, whole series other than this one that received nothing for
+ * evict_idle_s are dropped, least recently fed first. now: a monotonic
+ * clock, seconds. Returns 1 kept, 0 not kept (no room, or the file changed
+ * while it was read), -1 not decodable (err says why). */
+int bridge_preload_file(struct r3d_err *err, struct bridge_preload *p, const char *series_uid,
+			const char *path, size_t estimate_bytes, double now, double evict_idle_s);
+
+/* Drops every series that received nothing for idle_s (its job did not
+ * claim it); returns how many. */
+size_t bridge_preload_expire(struct bridge_preload *p, double now, double idle_s);
+
+/* Takes series_uid's decoded files out of the cache: the caller owns the
+ * set (NULL: none held) and frees it with bridge_preload_set_free(). */
+struct bridge_preload_set *bridge_preload_take(struct bridge_preload *p, const char *series_uid);
+/* Drops what is held for series_uid. */
+void bridge_preload_drop(struct bridge_preload *p, const char *series_uid);
+void bridge_preload_get_stats(struct bridge_preload *p, struct bridge_preload_stats *out);
+
+/* Decoded files in the set (not yet used by a load). NULL: 0. */
+size_t bridge_preload_set_files(const struct bridge_preload_set *s);
+void bridge_preload_set_free(struct bridge_preload_set *s);
+
+/* bridge_series_load(), taking the files set holds (may be NULL) instead
+ * of reading them: they leave the set. *from_set: files taken from it. The
+ * series is the same as bridge_series_load() makes. */
+bool bridge_series_load_preloaded(struct r3d_err *err, const struct bridge_scan *scan, size_t i,
+				  unsigned threads, struct bridge_preload_set *set,
+				  struct bridge_series **out, size_t *from_set);
+
+/* ===================================================================== */
 /* Writing DICOM objects: phantoms and results (issues 3 and 4)          */
 /* ===================================================================== */
 

@@ -173,6 +173,7 @@ struct config {
 	int stable_seconds;
 	int workers;
 	int min_slices;
+	long preload_mb;            /* [pipeline] preload_mb: 0 = no pre-loader */
 	double mesh_max_error_mm;   /* [mesh] max_decimation_error_mm */
 	double mesh_error_target_mm; /* [mesh] error_target_mm */
 	/* [http] */

@@ -55,6 +55,7 @@ struct pipeline_print_options {
 };
 
 struct pipeline_result;
+struct bridge_preload_set;   /* r3d/bridge.h */
 
 struct pipeline_options {
 	/* The structures: every entry with enabled set is made, in catalogue
@@ -90,6 +91,11 @@ struct pipeline_options {
 				  * smoothing within the voxel cell), instead of through
 				  * the CT's grey-level crossing; for comparisons */
 	int threads;             /* 1..MESH_MAX_THREADS */
+	/* Files of the series decoded before the run (the daemon's pre-loader,
+	 * r3d/preload.h): the load stage takes those that are exactly the
+	 * files it would read, and reads the others. Taken files leave the set;
+	 * the caller still owns and frees it. NULL: every file is read. */
+	struct bridge_preload_set *preload;
 	/* Called at the start of each stage; may be NULL. */
 	void (*progress)(void *ctx, enum pipeline_stage stage, const char *what);
 	void *progress_ctx;
@@ -174,6 +180,8 @@ struct pipeline_result {
 	size_t series_in_folder;    /* series found by the scan */
 	size_t files_skipped;       /* files that were not DICOM */
 	size_t slices;
+	size_t instances_preloaded; /* files the load stage took from o->preload */
+	size_t instances_read;      /* files it read and decoded itself */
 	size_t dims[3];
 	double spacing_mm[3];
 	double affine[16];          /* voxel index -> LPS mm, row-major */

@@ -48,6 +48,11 @@ void receiver_shutdown(struct receiver *r, int grace_s);
 
 void receiver_free(struct receiver *r);
 
+/* Each CT image stored from now on is offered to pl (NULL: none). Main
+ * thread, before receiver_run(); pl must outlive receiver_shutdown(). */
+struct preloader;
+void receiver_set_preloader(struct receiver *r, struct preloader *pl);
+
 void receiver_stats(const struct receiver *r, struct receive_stats *out);
 
 /* The absolute storage folder in use. */

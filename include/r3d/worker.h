@@ -22,9 +22,12 @@
 #include "r3d/pipeline.h"
 
 struct worker_pool;
+struct preloader;
 
+/* pl (may be NULL): the pre-loader a job takes its series' decoded images
+ * from (r3d/preload.h); it must outlive worker_pool_stop(). */
 bool worker_pool_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
-		       struct worker_pool **out);
+		       struct preloader *pl, struct worker_pool **out);
 
 /* Lets every worker finish the job it is running, then joins them. */
 void worker_pool_stop(struct worker_pool *pool);

@@ -10,7 +10,9 @@
  * Threads: called by job worker threads and the offline command; one
  * bridge_series_load() may start up to `threads` - 1 helper threads that
  * each decode whole files into their own buffers (no shared mutable state)
- * and are joined before it returns. The decoders are registered once under
+ * and are joined before it returns. Files the pre-loader decoded before
+ * (bridge_series_load_preloaded, preload.cpp) are taken on the calling
+ * thread first; the helpers decode the others. The decoders are registered once under
  * std::call_once (bridge_init registering them first is harmless: DCMTK
  * ignores a second registration).
  */
@@ -49,6 +51,7 @@ extern "C" {
 }
 
 #include "bridge_util.h"
+#include "read_int.h"
 
 #define READ_HEADER_BYTES 4096   /* elements longer than this are not loaded while scanning */
 #define READ_MAX_FRAMES 4096     /* frames in one instance */
@@ -61,16 +64,6 @@ struct bridge_scan {
 	};
 	std::vector<entry> series;
 	size_t skipped = 0;
-};
-
-struct bridge_series {
-	std::vector<std::string> labels;            /* per file: name for messages */
-	std::vector<std::string> sop_uids;          /* per file */
-	std::vector<std::string> sop_classes;       /* per file */
-	std::vector<std::string> xfers;             /* per file: transfer syntax UID */
-	std::vector<std::vector<uint16_t>> pixels;  /* per file: all frames */
-	std::vector<volume_slice> slices;
-	std::vector<size_t> slice_file;
 };
 
 namespace {
@@ -769,6 +762,12 @@ void series_link(bridge_series &s)
 
 } // namespace
 
+bool r3d_read::file_decode(struct r3d_err *err, const std::string &path, bridge_series &out)
+{
+	decoders_register();
+	return file_load(err, path, out);
+}
+
 extern "C" bool bridge_scan_dir(struct r3d_err *err, const char *dir, struct bridge_scan **out)
 {
 	*out = nullptr;
@@ -832,7 +831,7 @@ void series_append(bridge_series &s, bridge_series &part)
  * datasets; DCMTK's codecs and OpenJPEG keep no shared mutable state per
  * decode). The first failing file in path order is reported. */
 bool series_read(struct r3d_err *err, const std::vector<std::string> &paths, unsigned threads,
-		 bridge_series &out)
+		 struct bridge_preload_set *set, bridge_series &out, size_t *from_set)
 {
 	size_t n = paths.size();
 	std::vector<bridge_series> parts(n);
@@ -840,11 +839,22 @@ bool series_read(struct r3d_err *err, const std::vector<std::string> &paths, uns
 	std::vector<char> done(n, 0);
 	std::atomic<size_t> next(0);
 	std::atomic<bool> failed(false);
+
+	/* The pre-loaded files first (one thread: the set is not shared). */
+	*from_set = 0;
+	for (size_t i = 0; set != nullptr && i < n; i++) {
+		if (r3d_read::preload_set_take_file(set, paths[i], parts[i])) {
+			done[i] = 1;
+			(*from_set)++;
+		}
+	}
 	auto work = [&]() {
 		for (;;) {
 			size_t i = next.fetch_add(1);
 			if (i >= n || failed.load())
 				return;
+			if (done[i] != 0)
+				continue;   /* pre-loaded */
 			memset(&errs[i], 0, sizeof(errs[i]));
 			bool ok;
 			try {
@@ -864,7 +874,7 @@ bool series_read(struct r3d_err *err, const std::vector<std::string> &paths, uns
 	std::vector<std::thread> pool;
 	if (threads > BRIDGE_READ_MAX_THREADS)
 		threads = BRIDGE_READ_MAX_THREADS;
-	for (unsigned t = 1; t < threads && t < n; t++)
+	for (unsigned t = 1; t < threads && t < n - *from_set; t++)
 		pool.emplace_back(work);
 	work();
 	for (std::thread &t : pool)
@@ -891,13 +901,24 @@ bool series_read(struct r3d_err *err, const std::vector<std::string> &paths, uns
 extern "C" bool bridge_series_load(struct r3d_err *err, const struct bridge_scan *scan, size_t i,
 				   unsigned threads, struct bridge_series **out)
 {
+	size_t from_set = 0;
+
+	return bridge_series_load_preloaded(err, scan, i, threads, nullptr, out, &from_set);
+}
+
+extern "C" bool bridge_series_load_preloaded(struct r3d_err *err, const struct bridge_scan *scan,
+					     size_t i, unsigned threads,
+					     struct bridge_preload_set *set,
+					     struct bridge_series **out, size_t *from_set)
+{
 	*out = nullptr;
+	*from_set = 0;
 	if (i >= scan->series.size())
 		return r3d_err_set(err, R3D_EINVAL, "no series %zu in the scan", i);
 	try {
 		decoders_register();
 		std::unique_ptr<bridge_series> s(new bridge_series);
-		if (!series_read(err, scan->series[i].paths, threads, *s))
+		if (!series_read(err, scan->series[i].paths, threads, set, *s, from_set))
 			return false;
 		series_link(*s);
 		*out = s.release();

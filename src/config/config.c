@@ -114,6 +114,8 @@ static const struct config_key config_keys[] = {
 	 "reconstruction jobs run at once (0: jobs wait in the queue, e.g. to pause processing)"},
 	{"pipeline", "min_slices", KEY_INT, "20", 1, 4096, NUM_FIELD(min_slices), NULL,
 	 "a single-frame CT series needs at least this many images to become a job"},
+	{"pipeline", "preload_mb", KEY_LONG, "512", 0, 65536, NUM_FIELD(preload_mb), NULL,
+	 "MB of CT images decoded while their study arrives, so its job need not read the files back (0: off); 512 holds a 1000-slice 512x512 series"},
 	{"mesh", "error_target_mm", KEY_DOUBLE, "0.05", 0, 10, NUM_FIELD(mesh_error_target_mm), NULL,
 	 "under max_triangles, decimation goes on while each collapse stays this close to the "
 	 "surface it replaces (0: keep max_triangles)"},

@@ -1,6 +1,7 @@
 /*
  * main.c: the recon3d daemon. Reads the config, opens the index, starts the
- * status endpoint and the queue thread, then runs the DICOM receiver on the
+ * status endpoint, the queue thread, the pre-loader (r3d/preload.h), the
+ * workers, the sender and the notifier, then runs the DICOM receiver on the
  * main thread until SIGTERM or SIGINT. Signal handlers only set a flag.
  *
  *   recon3d [-c FILE] [--check-config] [--print-default-config] [--version]
@@ -24,6 +25,7 @@
 #include "r3d/log.h"
 #include "r3d/notifier.h"
 #include "r3d/notify.h"
+#include "r3d/preload.h"
 #include "r3d/receive.h"
 #include "r3d/sender.h"
 #include "r3d/status.h"
@@ -115,6 +117,7 @@ static int run_daemon(struct config *cfg)
 	struct status_server *status = NULL;
 	struct receiver *recv = NULL;
 	struct worker_pool *workers = NULL;
+	struct preloader *preload = NULL;
 	struct sender *sender = NULL;
 	struct notifier *notifier = NULL;
 	struct queue_thread_ctx qctx;
@@ -180,7 +183,11 @@ static int run_daemon(struct config *cfg)
 		goto out;
 	}
 	queue_started = true;
-	if (!worker_pool_start(&err, cfg, idx, &workers)) {
+	if (!preloader_start(&err, cfg, &preload)) {
+		log_error("main", "%s", err.msg);
+		goto out;
+	}
+	if (!worker_pool_start(&err, cfg, idx, preload, &workers)) {
 		log_error("main", "%s", err.msg);
 		goto out;
 	}
@@ -194,6 +201,7 @@ static int run_daemon(struct config *cfg)
 		goto out;
 	}
 	status_set_receiver(status, recv);
+	receiver_set_preloader(recv, preload);
 	sd_notifyf(0, "READY=1\nSTATUS=listening on port %d as %s", cfg->dicom_port, cfg->ae_title);
 	log_info("main", "ready");
 	receiver_run(recv, &stop_requested);
@@ -215,6 +223,7 @@ out:
 		log_info("main", "waiting for running jobs to finish");
 		worker_pool_stop(workers);
 	}
+	preloader_stop(preload);   /* after the receiver and the workers: nobody offers or takes */
 	sender_stop(sender);
 	notifier_stop(notifier);
 	status_stop(status);

@@ -259,6 +259,10 @@ bool pipeline_write_outputs(struct r3d_err *err, const char *out_dir, struct pip
 	report = report_json(res);
 	if (report == NULL)
 		return r3d_err_set(err, R3D_ENOMEM, "cannot build report.json");
+	/* Where the load stage got its files: the pre-loader or the disk. */
+	json_object_set_new(report, "load", json_pack("{s:I, s:I}", "instances_preloaded",
+						      (json_int_t)res->instances_preloaded,
+						      "instances_read", (json_int_t)res->instances_read));
 	snprintf(path, sizeof(path), "%s/report.json", out_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (json_dump_file(report, tmp, JSON_INDENT(2) | JSON_ENSURE_ASCII) != 0) {

@@ -4,7 +4,7 @@
  * gets a detached thread that serves it through the bridge and stores every
  * instance: temporary file (written by the bridge) -> parse the index
  * attributes -> rename into <dir>/<study>/<series>/<sop>.dcm -> index row ->
- * answer success. Anything that fails on the way answers a failure status
+ * offered to the pre-loader (r3d/preload.h: a queue push) -> answer success. Anything that fails on the way answers a failure status
  * and loses nothing that was stored before.
  */
 #include "r3d/receive.h"
@@ -23,6 +23,7 @@
 
 #include "r3d/bridge.h"
 #include "r3d/log.h"
+#include "r3d/preload.h"
 #include "r3d/util.h"
 
 #define RECEIVE_ACCEPT_POLL_MS 500
@@ -32,6 +33,7 @@ struct receiver {
 	const struct config *cfg;
 	struct index *idx;
 	struct bridge_net *net;
+	struct preloader *preload;   /* may be NULL; set before receiver_run() */
 	char storage_dir[PATH_MAX];
 	char tmp_dir[PATH_MAX];
 
@@ -187,6 +189,8 @@ static uint16_t receive_store(void *ctx, const struct bridge_store_req *req, cha
 	if (old_path[0] != '\0' && unlink(old_path) != 0 && errno != ENOENT)
 		log_warn("receive", "cannot remove replaced copy sop=%s: %s", a.sop_instance_uid,
 			 strerror(errno));
+	/* Decoded now, while the rest of the study arrives (a queue push). */
+	preloader_offer(r->preload, &a, final_path);
 	atomic_fetch_add(&r->bytes_received, (long long)req->bytes);
 	atomic_fetch_add(&r->instances_stored, 1);
 	log_info("receive", "instance stored sop=%s series=%s bytes=%llu ts=%s", a.sop_instance_uid,
@@ -482,6 +486,11 @@ void receiver_shutdown(struct receiver *r, int grace_s)
 			pthread_cond_wait(&r->changed, &r->lock);
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+void receiver_set_preloader(struct receiver *r, struct preloader *pl)
+{
+	r->preload = pl;
 }
 
 void receiver_free(struct receiver *r)

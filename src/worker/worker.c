@@ -22,6 +22,7 @@
 #include "r3d/engine.h"
 #include "r3d/export.h"
 #include "r3d/log.h"
+#include "r3d/preload.h"
 #include "r3d/route.h"
 #include "r3d/util.h"
 #include "r3d/wake.h"
@@ -39,6 +40,7 @@ struct worker_pool {
 	pthread_t threads[WORKER_MAX];
 	atomic_bool stop;
 	struct engine_slots *engines;
+	struct preloader *preload;   /* may be NULL */
 	pthread_mutex_t lock;   /* guards the stats below */
 	struct worker_stats stats;
 };
@@ -429,13 +431,25 @@ static void run_job(struct worker_pool *p, const struct index_job *job, int thre
 		for (size_t i = 0; engine_instead && i < o.catalog.n; i++)
 			o.catalog.def[i].enabled = false;
 	}
+	/* The images the pre-loader decoded while the study arrived (not with
+	 * an engine: it has read the files by now). */
+	struct bridge_preload_set *pre = engine == NULL ? preloader_take(p->preload, job->series_uid) :
+							  NULL;
+	o.preload = pre;
 	struct job_export je;
 	job_export_begin(p, job, results, &je);
 	o.structure_meshed = structure_export;
 	o.print.deferred = true;   /* after the DICOM objects, before report.json */
 	o.structure_meshed_ctx = &je;
-	if (pipeline_run_dir(&err, job->series_dir, &o, &res)) {
+	bool ran = pipeline_run_dir(&err, job->series_dir, &o, &res);
+	bridge_preload_set_free(pre);   /* what the load stage did not take */
+	preloader_done(p->preload, job->series_uid);
+	if (ran) {
 		bool cancelled = false;
+		log_info(module, "job=%lld: load: %zu instances from the pre-loader, %zu read from "
+			 "their files, %.0f ms (volume %.0f ms)", (long long)job->id,
+			 res.instances_preloaded, res.instances_read, res.ms[PIPELINE_LOAD],
+			 res.ms[PIPELINE_VOLUME]);
 		struct export_result *ex = calloc(1, sizeof(*ex));   /* ~280 KB: not on the stack */
 		outcome = JOB_DONE;
 		snprintf(report_path, sizeof(report_path), "%s/report.json", results);
@@ -569,7 +583,7 @@ static void *worker_main(void *arg)
 }
 
 bool worker_pool_start(struct r3d_err *err, const struct config *cfg, struct index *idx,
-		       struct worker_pool **out)
+		       struct preloader *pl, struct worker_pool **out)
 {
 	struct worker_pool *p;
 
@@ -581,6 +595,7 @@ bool worker_pool_start(struct r3d_err *err, const struct config *cfg, struct ind
 		return r3d_err_set(err, R3D_ENOMEM, "worker pool: out of memory");
 	p->cfg = cfg;
 	p->idx = idx;
+	p->preload = pl;
 	if (!engine_slots_new(err, cfg, &p->engines)) {
 		free(p);
 		return false;
