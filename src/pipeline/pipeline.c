@@ -493,11 +493,9 @@ struct mesh_stage {
 	struct run *r;
 	pthread_mutex_t lock;
 	size_t first, n;       /* res->structures[first .. first + n): this stage's */
-	size_t next;           /* the next one to take */
 	size_t announced;      /* the ones given to structure_meshed */
 	bool done[PIPELINE_MAX_STRUCTURES];
-	bool failed;
-	struct r3d_err err;    /* the first failure */
+	struct mesher m[MESH_MAX_THREADS];   /* one per thread of pipeline_each() */
 };
 
 /* Under the lock: what is done, in order, to structure_meshed. */
@@ -554,34 +552,15 @@ static bool mesher_one(struct r3d_err *err, struct mesher *m, size_t i)
 	return ok;
 }
 
-static void *mesher_main(void *arg)
+/* pipeline_each(): this stage's structure i, by thread t. */
+static bool mesher_each(struct r3d_err *err, void *ctx, int t, size_t i)
 {
-	struct mesher *m = arg;
-	struct mesh_stage *st = m->st;
-	struct r3d_err err;
+	struct mesh_stage *st = ctx;
+	struct mesher *m = &st->m[t];
 
-	r3d_err_clear(&err);
-	for (;;) {
-		size_t i;
-		pthread_mutex_lock(&st->lock);
-		i = st->failed || st->next >= st->n ? SIZE_MAX : st->first + st->next++;
-		pthread_mutex_unlock(&st->lock);
-		if (i == SIZE_MAX)
-			break;
-		if (m->work == NULL && (m->work = mesh_iso_work_create(&err)) == NULL)
-			goto failed;
-		if (!mesher_one(&err, m, i))
-			goto failed;
-	}
-	return NULL;
-failed:
-	pthread_mutex_lock(&st->lock);
-	if (!st->failed) {
-		st->failed = true;
-		st->err = err;
-	}
-	pthread_mutex_unlock(&st->lock);
-	return NULL;
+	if (m->work == NULL && (m->work = mesh_iso_work_create(err)) == NULL)
+		return false;
+	return mesher_one(err, m, st->first + i);
 }
 
 /* Every enabled entry: its mask, its surface. */
@@ -589,17 +568,16 @@ static bool stage_mesh(struct r3d_err *err, struct run *r)
 {
 	const struct structure_catalog *cat = &r->o->catalog;
 	struct pipeline_result *res = r->res;
-	struct mesh_stage st;
-	struct mesher m[MESH_MAX_THREADS];
-	pthread_t tid[MESH_MAX_THREADS];
-	bool started[MESH_MAX_THREADS] = {false};
-	int nm;
+	struct mesh_stage *st;
+	bool ok;
 
 	if (r->o->save_masks != NULL && !mkdir_p(err, r->o->save_masks))
 		return false;
-	memset(&st, 0, sizeof(st));
-	st.r = r;
-	st.first = res->nstructures;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return r3d_err_set(err, R3D_ENOMEM, "out of memory");
+	st->r = r;
+	st->first = res->nstructures;
 	for (size_t i = 0; i < cat->n; i++) {
 		struct pipeline_structure *ps;
 		if (!cat->def[i].enabled)
@@ -608,33 +586,22 @@ static bool stage_mesh(struct r3d_err *err, struct run *r)
 		ps->def = cat->def[i];
 		ps->range_lo = ps->range_hi = NAN;
 	}
-	st.n = res->nstructures - st.first;
-	nm = st.n < (size_t)r->o->threads ? (int)st.n : r->o->threads;
-	if (nm > 0) {
-		pthread_mutex_init(&st.lock, NULL);
-		memset(m, 0, sizeof(m[0]) * (size_t)nm);
-		for (int t = 0; t < nm; t++)
-			m[t].st = &st;
-		for (int t = 1; t < nm; t++)
-			started[t] = pthread_create(&tid[t], NULL, mesher_main, &m[t]) == 0;
-		mesher_main(&m[0]);
-		for (int t = 1; t < nm; t++) {
-			if (started[t])
-				pthread_join(tid[t], NULL);
-		}
-		/* A mesher that could not start: the others took its share. */
-		for (int t = 0; t < nm; t++) {
-			mesh_iso_work_destroy(m[t].work);
-			bigbuf_free(m[t].scratch2, m[t].scratch2 != NULL ? m[t].scratch_bytes : 0);
-			bigbuf_free(m[t].scratch, m[t].scratch != NULL ? m[t].scratch_bytes : 0);
-			segment_cc_destroy(m[t].cc);
-		}
-		pthread_mutex_destroy(&st.lock);
-		if (st.failed) {
-			*err = st.err;
-			return false;
-		}
+	st->n = res->nstructures - st->first;
+	for (int t = 0; t < MESH_MAX_THREADS; t++)
+		st->m[t].st = st;
+	pthread_mutex_init(&st->lock, NULL);
+	ok = pipeline_each(err, r->o->threads, st->n, mesher_each, st);
+	for (int t = 0; t < MESH_MAX_THREADS; t++) {
+		struct mesher *m = &st->m[t];
+		mesh_iso_work_destroy(m->work);
+		bigbuf_free(m->scratch2, m->scratch2 != NULL ? m->scratch_bytes : 0);
+		bigbuf_free(m->scratch, m->scratch != NULL ? m->scratch_bytes : 0);
+		segment_cc_destroy(m->cc);
 	}
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+	if (!ok)
+		return false;
 	if (r->import == NULL)
 		return true;
 	r->work = mesh_iso_work_create(err);

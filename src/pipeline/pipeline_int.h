@@ -57,4 +57,11 @@ long pipeline_peak_rss(void);
 void pipeline_note_decimation(struct pipeline_result *res, const struct pipeline_structure *ps,
 			      const struct mesh_build_params *bp);
 
+/* Calls fn(err, ctx, t, i) for every i in 0..n-1, each once, on up to
+ * nthreads threads (t in 0..nthreads-1: the calling thread's number, for
+ * state of its own); the first failure stops the others taking more and
+ * is returned in *err. (each.c) */
+typedef bool (*pipeline_each_fn)(struct r3d_err *err, void *ctx, int t, size_t i);
+bool pipeline_each(struct r3d_err *err, int nthreads, size_t n, pipeline_each_fn fn, void *ctx);
+
 #endif

@@ -11,9 +11,9 @@
  * o->threads - 1 threads of its own.
  */
 #include <math.h>
-#include <pthread.h>
-#include <stdint.h>
 #include <string.h>
+
+#include "pipeline_int.h"
 
 #include "r3d/pipeline.h"
 #include "r3d/util.h"
@@ -72,71 +72,32 @@ bool pipeline_print_one(struct r3d_err *err, const struct pipeline_options *o,
 	return true;
 }
 
-/* The structures not yet analysed, up to o->threads at once. */
-struct print_stage {
+struct print_each_ctx {
 	const struct pipeline_options *o;
 	struct pipeline_result *res;
-	pthread_mutex_t lock;
-	size_t next;
-	bool failed;
-	struct r3d_err err;
 };
 
-static void *print_main(void *arg)
+/* pipeline_each(): structure i. */
+static bool print_each(struct r3d_err *err, void *ctx, int t, size_t i)
 {
-	struct print_stage *st = arg;
-	struct r3d_err err;
+	struct print_each_ctx *pc = ctx;
 
-	for (;;) {
-		pthread_mutex_lock(&st->lock);
-		size_t i = st->failed || st->next >= st->res->nstructures ? SIZE_MAX : st->next++;
-		pthread_mutex_unlock(&st->lock);
-		if (i == SIZE_MAX)
-			return NULL;
-		r3d_err_clear(&err);
-		if (!pipeline_print_one(&err, st->o, &st->res->structures[i])) {
-			pthread_mutex_lock(&st->lock);
-			if (!st->failed) {
-				st->failed = true;
-				st->err = err;
-			}
-			pthread_mutex_unlock(&st->lock);
-			return NULL;
-		}
-	}
+	(void)t;
+	return pipeline_print_one(err, pc->o, &pc->res->structures[i]);
 }
 
 bool pipeline_print_run(struct r3d_err *err, const struct pipeline_options *o,
 			struct pipeline_result *res)
 {
 	struct structure_pair pairs[STRUCTURE_PAIRS_MAX];
-	size_t npairs = 0, todo = 0;
-	struct print_stage st = {.o = o, .res = res};
-	pthread_t tid[MESH_MAX_THREADS];
-	bool started[MESH_MAX_THREADS] = {false};
-	int nt;
+	size_t npairs = 0;
+	struct print_each_ctx pc = {o, res};
 
 	if (o->print.off)
 		return true;
-	for (size_t i = 0; i < res->nstructures; i++)
-		todo += !res->structures[i].analysed && res->structures[i].mesh != NULL &&
-			res->structures[i].mesh->ntri > 0;
-	nt = todo < (size_t)o->threads ? (int)todo : o->threads;
-	if (nt > 0) {
-		pthread_mutex_init(&st.lock, NULL);
-		for (int t = 1; t < nt; t++)
-			started[t] = pthread_create(&tid[t], NULL, print_main, &st) == 0;
-		print_main(&st);
-		for (int t = 1; t < nt; t++) {
-			if (started[t])
-				pthread_join(tid[t], NULL);
-		}
-		pthread_mutex_destroy(&st.lock);
-		if (st.failed) {
-			*err = st.err;
-			return false;
-		}
-	}
+	/* Up to o->threads structures at once (those analysed are skipped). */
+	if (!pipeline_each(err, o->threads, res->nstructures, print_each, &pc))
+		return false;
 	if (!structure_pairs_parse(err, o->print.distances, pairs, STRUCTURE_PAIRS_MAX, &npairs))
 		return r3d_err_prefix(err, "[print] distances");
 	res->ndistances = 0;
