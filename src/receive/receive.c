@@ -4,8 +4,9 @@
  * gets a detached thread that serves it through the bridge and stores every
  * instance: temporary file (written by the bridge) -> parse the index
  * attributes -> rename into <dir>/<study>/<series>/<sop>.dcm -> index row ->
- * offered to the pre-loader (r3d/preload.h: a queue push) -> answer success. Anything that fails on the way answers a failure status
- * and loses nothing that was stored before.
+ * offered to the pre-loader (r3d/preload.h: a queue push) -> answer
+ * success. Anything that fails on the way answers a failure status and
+ * loses nothing that was stored before.
  */
 #include "r3d/receive.h"
 
