@@ -423,10 +423,96 @@ out:
 	return NULL;
 }
 
+/* Rings of triangles around the vertices two slabs shared that make the
+ * band of the last passes: next to a locked vertex a slab leaves its full
+ * resolution (an edge with a locked end never collapses), and a few rings
+ * further the slab's own decimation has reached its density. */
+#define DECIMATE_SEAM_RINGS 4
+
+/* The last passes over the joined mesh m: only the triangles within
+ * DECIMATE_SEAM_RINGS rings of a vertex the slabs shared (owner ==
+ * DECIMATE_SHARED) are simplified, with the vertices they share with the
+ * rest locked, to the part of the target the rest leaves. st->reached and
+ * st->budget_tri are those of the whole mesh. owner and slab (m->nvert and
+ * at least m->ntri bytes) are reused as scratch. */
+static bool decimate_seam(struct r3d_err *err, struct mesh *m, uint8_t *owner, uint8_t *slab,
+			  size_t target, double max_dev, struct collapse_stats *st)
+{
+	struct decimate_worker w;
+	size_t rest = 0, n = 0;
+
+	/* owner becomes the ring of each vertex: 1 shared, r + 1 within r
+	 * rings, 0 further. */
+	for (size_t v = 0; v < m->nvert; v++)
+		owner[v] = owner[v] == DECIMATE_SHARED;
+	for (uint8_t r = 1; r <= DECIMATE_SEAM_RINGS; r++) {
+		for (size_t t = 0; t < m->ntri; t++) {
+			const uint32_t *f = m->tri + 3 * t;
+			if (owner[f[0]] != r && owner[f[1]] != r && owner[f[2]] != r)
+				continue;
+			for (int k = 0; k < 3; k++) {
+				if (owner[f[k]] == 0)
+					owner[f[k]] = (uint8_t)(r + 1);
+			}
+		}
+	}
+	/* Band triangles (slab 0): a vertex within DECIMATE_SEAM_RINGS - 1
+	 * rings; owner becomes 0 (band only), 1 (rest only) or shared. */
+	for (size_t t = 0; t < m->ntri; t++) {
+		const uint32_t *f = m->tri + 3 * t;
+		bool band = false;
+		for (int k = 0; k < 3; k++)
+			band = band || (owner[f[k]] >= 1 && owner[f[k]] <= DECIMATE_SEAM_RINGS);
+		slab[t] = band ? 0 : 1;
+		n += band;
+	}
+	memset(owner, DECIMATE_SHARED - 1, m->nvert);
+	for (size_t t = 0; t < m->ntri; t++) {
+		for (int k = 0; k < 3; k++) {
+			uint8_t *o = owner + m->tri[3 * t + k];
+			if (*o == DECIMATE_SHARED - 1)
+				*o = slab[t];
+			else if (*o != slab[t])
+				*o = DECIMATE_SHARED;
+		}
+	}
+	rest = m->ntri - n;
+	memset(&w, 0, sizeof(w));
+	w.m = m;
+	w.slab = slab;
+	w.owner = owner;
+	w.id = 0;
+	w.target = target > rest + 4 ? target - rest : 4;
+	w.max_dev = max_dev;
+	if (n > 0) {
+		decimate_slab(&w);
+		if (w.failed) {
+			*err = w.err;
+			return false;
+		}
+	}
+	/* The rest in place, in order, then the band's triangles. */
+	size_t k = 0;
+	for (size_t t = 0; t < m->ntri; t++) {
+		if (slab[t] == 1) {
+			memmove(m->tri + 3 * k, m->tri + 3 * t, 3 * sizeof(*m->tri));
+			k++;
+		}
+	}
+	if (n > 0)
+		memcpy(m->tri + 3 * k, w.out, w.nout * sizeof(*m->tri));
+	m->ntri = k + w.nout / 3;
+	free(w.out);
+	*st = w.cs;
+	st->reached = m->ntri <= target;
+	st->budget_tri = n > 0 ? rest + w.cs.budget_tri : m->ntri;
+	return true;
+}
+
 /* Simplifies m in place with nthreads threads: the triangles are split into
  * slabs of equal count along the longest axis, each slab is simplified with
- * its cut locked, then the joined mesh (a full-resolution strip remains
- * along each cut) gets one last pass to the budget. */
+ * its cut locked, then the band along each cut (a full-resolution strip
+ * remains there) gets the last passes to the budget (decimate_seam). */
 static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target, double max_dev,
 			      int nthreads, struct collapse_stats *cs)
 {
@@ -505,7 +591,9 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 		cs->rejected_shape += wk[t].cs.rejected_shape;
 		cs->passes = wk[t].cs.passes > cs->passes ? wk[t].cs.passes : cs->passes;
 	}
-	/* Join (total <= 3 * m->ntri) and make the last pass over the whole. */
+	/* Join (total <= 3 * m->ntri); then the band along the cuts, still at
+	 * full resolution next to the locked vertices, gets the last passes,
+	 * and only when that leaves the budget unreached the whole. */
 	total = 0;
 	for (int t = 0; t < nthreads; t++) {
 		memcpy(m->tri + total, wk[t].out, wk[t].nout * sizeof(*m->tri));
@@ -513,11 +601,23 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 	}
 	m->ntri = total / 3;
 	struct collapse_stats last;
-	size_t kept;
-	if (!collapse_simplify(err, m->xyz, m->nvert, m->tri, m->ntri, NULL, target, max_dev, &kept,
-			       &last))
+	memset(&last, 0, sizeof(last));
+	if (!decimate_seam(err, m, owner, slab, target, max_dev, &last))
 		goto out;
-	m->ntri = kept;
+	if (!last.reached) {
+		size_t kept;
+		struct collapse_stats whole;
+		if (!collapse_simplify(err, m->xyz, m->nvert, m->tri, m->ntri, NULL, target,
+				       max_dev, &kept, &whole))
+			goto out;
+		m->ntri = kept;
+		last.collapses += whole.collapses;
+		last.rejected_link += whole.rejected_link;
+		last.rejected_shape += whole.rejected_shape;
+		last.passes += whole.passes;
+		last.reached = whole.reached;
+		last.budget_tri = whole.budget_tri;
+	}
 	cs->collapses += last.collapses;
 	cs->rejected_link += last.rejected_link;
 	cs->rejected_shape += last.rejected_shape;
