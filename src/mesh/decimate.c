@@ -358,6 +358,30 @@ struct decimate_worker {
 	struct r3d_err err;
 };
 
+/* owner[v]: the slab of the triangles using vertex v, DECIMATE_SHARED when
+ * they are in two slabs, DECIMATE_SHARED - 1 when none uses it. */
+static void decimate_owners(const struct mesh *m, const uint8_t *slab, uint8_t *owner)
+{
+	memset(owner, DECIMATE_SHARED - 1, m->nvert);
+	for (size_t t = 0; t < m->ntri; t++) {
+		for (int k = 0; k < 3; k++) {
+			uint8_t *o = owner + m->tri[3 * t + k];
+			if (*o == DECIMATE_SHARED - 1)
+				*o = slab[t];
+			else if (*o != slab[t])
+				*o = DECIMATE_SHARED;
+		}
+	}
+}
+
+/* Adds the collapses of s (a later step) to d. */
+static void decimate_stats_add(struct collapse_stats *d, const struct collapse_stats *s)
+{
+	d->collapses += s->collapses;
+	d->rejected_link += s->rejected_link;
+	d->rejected_shape += s->rejected_shape;
+}
+
 /* Simplifies one slab with the vertices it shares with another slab locked,
  * so neighbouring slabs keep identical vertices along the cut and the union
  * stays closed. Its own vertices are disjoint from the other slabs', so the
@@ -466,16 +490,7 @@ static bool decimate_seam(struct r3d_err *err, struct mesh *m, uint8_t *owner, u
 		slab[t] = band ? 0 : 1;
 		n += band;
 	}
-	memset(owner, DECIMATE_SHARED - 1, m->nvert);
-	for (size_t t = 0; t < m->ntri; t++) {
-		for (int k = 0; k < 3; k++) {
-			uint8_t *o = owner + m->tri[3 * t + k];
-			if (*o == DECIMATE_SHARED - 1)
-				*o = slab[t];
-			else if (*o != slab[t])
-				*o = DECIMATE_SHARED;
-		}
-	}
+	decimate_owners(m, slab, owner);
 	rest = m->ntri - n;
 	memset(&w, 0, sizeof(w));
 	w.m = m;
@@ -555,7 +570,6 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 		run += hist[b];
 	}
 	size_t count[MESH_MAX_THREADS] = {0};
-	memset(owner, DECIMATE_SHARED - 1, m->nvert); /* not yet seen */
 	for (size_t t = 0; t < m->ntri; t++) {
 		const uint32_t *f = m->tri + 3 * t;
 		double c = (m->xyz[3 * (size_t)f[0] + axis] + m->xyz[3 * (size_t)f[1] + axis] +
@@ -563,14 +577,8 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 		size_t b = (size_t)((c - lo[axis]) * scale);
 		slab[t] = bin_slab[b < DECIMATE_BINS ? b : DECIMATE_BINS - 1];
 		count[slab[t]]++;
-		for (int k = 0; k < 3; k++) {
-			uint8_t *o = owner + f[k];
-			if (*o == DECIMATE_SHARED - 1)
-				*o = slab[t];
-			else if (*o != slab[t])
-				*o = DECIMATE_SHARED;
-		}
 	}
+	decimate_owners(m, slab, owner);
 	for (int t = 0; t < nthreads; t++) {
 		wk[t].m = m;
 		wk[t].slab = slab;
@@ -586,9 +594,7 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 			goto out;
 		}
 		total += wk[t].nout;
-		cs->collapses += wk[t].cs.collapses;
-		cs->rejected_link += wk[t].cs.rejected_link;
-		cs->rejected_shape += wk[t].cs.rejected_shape;
+		decimate_stats_add(cs, &wk[t].cs);
 		cs->passes = wk[t].cs.passes > cs->passes ? wk[t].cs.passes : cs->passes;
 	}
 	/* Join (total <= 3 * m->ntri); then the band along the cuts, still at
@@ -611,16 +617,12 @@ static bool decimate_threaded(struct r3d_err *err, struct mesh *m, size_t target
 				       max_dev, &kept, &whole))
 			goto out;
 		m->ntri = kept;
-		last.collapses += whole.collapses;
-		last.rejected_link += whole.rejected_link;
-		last.rejected_shape += whole.rejected_shape;
+		decimate_stats_add(&last, &whole);
 		last.passes += whole.passes;
 		last.reached = whole.reached;
 		last.budget_tri = whole.budget_tri;
 	}
-	cs->collapses += last.collapses;
-	cs->rejected_link += last.rejected_link;
-	cs->rejected_shape += last.rejected_shape;
+	decimate_stats_add(cs, &last);
 	cs->passes += last.passes;
 	cs->reached = last.reached;
 	cs->budget_tri = last.budget_tri;
